@@ -1,0 +1,45 @@
+"""The ``heartbeat-operator`` command line.
+
+Each subcommand lives in the module that owns it; that module exposes
+``configure(parser)`` (add its arguments) and ``main(args) -> int`` (exit status).
+Modules are imported only when their subcommand runs, so ``simulate`` never loads kopf.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# subcommand -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("heartbeat_operator.running", "run the operator (watches, receiver, metrics)"),
+    "simulate": ("heartbeat_operator.simulating", "dry-run a monitor spec against events"),
+    "schedule": ("heartbeat_operator.scheduling_cli", "print a cron schedule's next due times"),
+    "dev": ("heartbeat_operator.devcluster.cli", "the local control plane: up, down, status, env"),
+}
+
+
+def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="heartbeat-operator")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Only the chosen subcommand's module is imported (the others may pull heavy deps).
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        sub = commands.add_parser(name, help=help_text)
+        if name == chosen:
+            module = importlib.import_module(module_name)
+            module.configure(sub)
+            sub.set_defaults(entry=module.main)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
+    return int(args.entry(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
