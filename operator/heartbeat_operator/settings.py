@@ -1,0 +1,571 @@
+"""The one settings object: built once from flags and environment, then passed down.
+
+``Settings`` is frozen and grouped by concern, like kopf's ``OperatorSettings``: each
+field says its unit, its default and why it has that value (usually a DESIGN item).
+Nothing here reads ``os.environ`` at import time: ``build_settings(args, environ)`` takes
+the environment as a parameter, so tests pass a plain dict.
+
+Every command-line flag of ``heartbeat-operator run`` also reads ``HEARTBEAT_<NAME>``
+(``--metrics-port`` -> ``HEARTBEAT_METRICS_PORT``); a flag on the command line wins over
+the environment, the environment over the default. Repeatable flags (``--namespace``,
+``--metrics-label``) take a comma-separated list from the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+__all__ = [
+    "SERVICEACCOUNT_NAMESPACE_FILE",
+    "JobsSettings",
+    "LeadershipSettings",
+    "MetricsSettings",
+    "MonitorMetrics",
+    "ReceiverSettings",
+    "ServerSettings",
+    "Settings",
+    "SettingsError",
+    "WatchingSettings",
+    "WriterSettings",
+    "add_arguments",
+    "build_settings",
+    "default_identity",
+]
+
+MonitorMetrics = Literal["full", "minimal"]
+
+#: Where a pod finds its own namespace (the ServiceAccount volume Kubernetes mounts).
+SERVICEACCOUNT_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+ENV_PREFIX = "HEARTBEAT_"
+
+
+class SettingsError(ValueError):
+    """A flag or environment variable has a value the operator cannot use."""
+
+
+def default_identity() -> str:
+    """``<hostname>_<pid>``: the Lease holder identity of DESIGN 9.1."""
+    return f"{socket.gethostname()}_{os.getpid()}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerSettings:
+    """The two HTTP listeners (DESIGN 9.2)."""
+
+    host: str = "0.0.0.0"
+    """Address both listeners bind to. Default all interfaces (a pod's only one)."""
+
+    port: int = 8080
+    """Ping receiver port (``/ping``, ``/hb``, ``/v1/heartbeats``, ``/healthz``, ``/readyz``).
+    Default 8080 (DESIGN 9.2). 0 picks a free port (tests)."""
+
+    metrics_port: int = 8081
+    """Metrics port (``/metrics``, ``/healthz``, ``/readyz``). Default 8081 (DESIGN 9.2)."""
+
+    external_url: str = ""
+    """Base URL users' jobs reach the receiver at, without a trailing slash; the Secret's
+    ``url`` is this + ``/ping/<token>``. Default ``http://127.0.0.1:<port>`` (DESIGN 9.2;
+    the Helm chart sets the Service's address)."""
+
+    internal_url: str | None = None
+    """In-cluster base URL (the Service address). When set, the Secret also gets
+    ``internal-url`` (DESIGN 9.2). Default unset."""
+
+    shutdown_timeout: float = 8.0
+    """Seconds, after SIGTERM, that in-flight requests get to finish before connections are
+    closed. Default 8 s: the process must exit within 10 s (DESIGN 9.20)."""
+
+    def __post_init__(self) -> None:
+        # The default external URL depends on the port: fill it in once, here, so every
+        # way of building the object (flags, tests, defaults) gives the same answer.
+        url = self.external_url or f"http://127.0.0.1:{self.port}"
+        object.__setattr__(self, "external_url", url.rstrip("/"))
+        if self.internal_url is not None:
+            object.__setattr__(self, "internal_url", self.internal_url.rstrip("/") or None)
+
+    def external_ping_url(self, token: str) -> str:
+        """The Secret's ``url`` key for ``token``."""
+        return f"{self.external_url}/ping/{token}"
+
+    def internal_ping_url(self, token: str) -> str | None:
+        """The Secret's ``internal-url`` key for ``token``, or None when not configured."""
+        return None if self.internal_url is None else f"{self.internal_url}/ping/{token}"
+
+
+@dataclasses.dataclass(frozen=True)
+class WatchingSettings:
+    """What the replica watches and who it is (DESIGN 9.1, 9.2)."""
+
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to watch for monitors and CronJobs. Empty (the default) means all
+    namespaces, cluster-wide (DESIGN 9.2 ``--namespace``)."""
+
+    lease_namespace: str = "default"
+    """Namespace of the leadership Lease. Default: the pod's own namespace
+    (``POD_NAMESPACE`` or the ServiceAccount namespace file), else ``default`` (DESIGN 9.1)."""
+
+    identity: str = dataclasses.field(default_factory=default_identity)
+    """This replica's Lease holder identity. Default ``<hostname>_<pid>`` (DESIGN 9.1)."""
+
+    api_fresh_window: float = 10.0
+    """Seconds: ``/readyz`` needs an answer from the API server within this window.
+    Default 10 s (DESIGN 9.2)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ReceiverSettings:
+    """Limits of the ping receiver (DESIGN 3 and 9.13)."""
+
+    body_limit: int = 10_000
+    """Bytes of a POST/PUT body kept (cut, then decoded as UTF-8 with replacement); sent to
+    clients as ``Ping-Body-Limit``. Default 10,000 (DESIGN 3)."""
+
+    max_body: int = 1024 * 1024
+    """Bytes: larger bodies are refused with 413. Default 1 MiB (DESIGN 9.13)."""
+
+    read_timeout: float = 10.0
+    """Seconds allowed for reading the request's headers, and again for its body; slower
+    clients get 408. Default 10 s (DESIGN 9.13)."""
+
+    max_connections: int = 1000
+    """Open connections per replica on the ping port; more wait in the kernel's backlog.
+    Default 1,000 (DESIGN 9.13)."""
+
+    index_miss_wait: float = 2.0
+    """Seconds a ping for an unknown token waits for the token index before its 404, so a
+    brand-new monitor's first ping is not lost. Default 2 s (DESIGN 9.9)."""
+
+    max_index_waits: int = 64
+    """Index-miss waits at once; beyond it an unknown token is answered 404 at once.
+    Default 64 (DESIGN 9.9)."""
+
+    write_timeout: float = 5.0
+    """Seconds a ping waits for its status write; then 503 ``Retry-After: 5`` and nothing is
+    counted. Default 5 s (DESIGN 9.13)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class WriterSettings:
+    """The per-monitor group-commit status writer (DESIGN 6 and 9.8)."""
+
+    writes_per_second: float = 5.0
+    """Status writes per second per monitor (token bucket rate). Default 5 (DESIGN 9.8)."""
+
+    write_burst: int = 10
+    """Token bucket size for the rate above. Default 10 (DESIGN 9.8)."""
+
+    max_waiting_pings: int = 50
+    """Pings waiting for one monitor's next write; beyond it 429 ``Retry-After: 1``.
+    Default 50 (DESIGN 9.8)."""
+
+    max_writes_in_flight: int = 64
+    """Status writes in flight per replica. Default 64 (DESIGN 9.8)."""
+
+    deadline_delay: float = 0.5
+    """Seconds the leader waits after a deadline before writing its transition, so a ping in
+    flight at that instant lands first. Default 0.5 s (DESIGN 9.3)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LeadershipSettings:
+    """The Lease that picks the one replica writing what time changes (DESIGN 9.1)."""
+
+    lease_name: str = "heartbeat-operator"
+    """Name of the ``coordination.k8s.io/v1`` Lease. Default ``heartbeat-operator``."""
+
+    lease_duration: float = 8.0
+    """Seconds, ``spec.leaseDurationSeconds``. Default 8 s (DESIGN 9.1)."""
+
+    renew_interval: float = 2.0
+    """Seconds between renewals by the holder. Default 2 s (DESIGN 9.1)."""
+
+    renew_deadline: float = 6.0
+    """Seconds without a successful renewal after which a leader stops leading (and keeps
+    serving pings). Default 6 s (DESIGN 9.1), less than the duration so two never lead."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricsSettings:
+    """What the scrape-time collector exports (DESIGN 5 and 9.14)."""
+
+    label_allowlist: tuple[str, ...] = ()
+    """Monitor label keys copied into ``heartbeat_monitor_info`` as ``label_<key>``.
+    Default none (labels may hold anything; only what the user allows becomes a series)."""
+
+    monitor_metrics: MonitorMetrics = "full"
+    """``full`` exports every per-monitor series; ``minimal`` only state, up and next due
+    (DESIGN 9.14), for large fleets."""
+
+
+@dataclasses.dataclass(frozen=True)
+class JobsSettings:
+    """CronJob auto-wiring (DESIGN 4 and 9.11)."""
+
+    exit_codes: bool = True
+    """List a failed Job's Pods once to report the container's exit code. Needs RBAC
+    ``pods list`` (DESIGN 9.17); off, a Job failure carries no exit code. Default on."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything a replica is configured with, grouped by concern."""
+
+    server: ServerSettings = dataclasses.field(default_factory=ServerSettings)
+    watching: WatchingSettings = dataclasses.field(default_factory=WatchingSettings)
+    receiver: ReceiverSettings = dataclasses.field(default_factory=ReceiverSettings)
+    writer: WriterSettings = dataclasses.field(default_factory=WriterSettings)
+    leadership: LeadershipSettings = dataclasses.field(default_factory=LeadershipSettings)
+    metrics: MetricsSettings = dataclasses.field(default_factory=MetricsSettings)
+    jobs: JobsSettings = dataclasses.field(default_factory=JobsSettings)
+
+
+# --- flags and environment ------------------------------------------------------------
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be a port number, 0-65535")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
+def _url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http:// or https:// URL")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or fragment")
+    return text
+
+
+def _text(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return text.strip()
+
+
+def _monitor_metrics(text: str) -> str:
+    if text not in ("full", "minimal"):
+        raise ValueError("must be 'full' or 'minimal'")
+    return text
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Flag:
+    flag: str  # "--metrics-port"
+    group: str  # Settings attribute: "server"
+    field: str  # attribute within the group: "metrics_port"
+    parse: Callable[[str], Any]
+    help: str
+    repeatable: bool = False
+    boolean: bool = False
+
+    @property
+    def dest(self) -> str:
+        return self.flag.removeprefix("--").replace("-", "_")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.dest.upper()
+
+
+_FLAGS: tuple[_Flag, ...] = (
+    _Flag("--host", "server", "host", _text, "address to bind both ports to (0.0.0.0)"),
+    _Flag("--port", "server", "port", _port, "ping receiver port (8080)"),
+    _Flag("--metrics-port", "server", "metrics_port", _port, "metrics port (8081)"),
+    _Flag(
+        "--external-url",
+        "server",
+        "external_url",
+        _url,
+        "base URL jobs ping; the Secret's url is this + /ping/<token> (http://127.0.0.1:<port>)",
+    ),
+    _Flag(
+        "--internal-url",
+        "server",
+        "internal_url",
+        _url,
+        "in-cluster base URL; adds internal-url to each Secret (unset)",
+    ),
+    _Flag(
+        "--shutdown-timeout",
+        "server",
+        "shutdown_timeout",
+        _positive_float,
+        "seconds in-flight requests get after SIGTERM (8)",
+    ),
+    _Flag(
+        "--namespace",
+        "watching",
+        "namespaces",
+        _text,
+        "namespace to watch; repeat for several (default: all)",
+        repeatable=True,
+    ),
+    _Flag(
+        "--lease-namespace",
+        "watching",
+        "lease_namespace",
+        _text,
+        "namespace of the leadership Lease (the pod's namespace, else default)",
+    ),
+    _Flag("--identity", "watching", "identity", _text, "Lease holder identity (<hostname>_<pid>)"),
+    _Flag(
+        "--body-limit",
+        "receiver",
+        "body_limit",
+        _non_negative_int,
+        "bytes of a ping body kept (10000)",
+    ),
+    _Flag("--max-body", "receiver", "max_body", _positive_int, "bytes: larger bodies get 413"),
+    _Flag(
+        "--read-timeout",
+        "receiver",
+        "read_timeout",
+        _positive_float,
+        "seconds for headers and for the body, else 408 (10)",
+    ),
+    _Flag(
+        "--max-connections",
+        "receiver",
+        "max_connections",
+        _positive_int,
+        "connections per replica on the ping port (1000)",
+    ),
+    _Flag(
+        "--index-miss-wait",
+        "receiver",
+        "index_miss_wait",
+        _positive_float,
+        "seconds an unknown token waits for the index before 404 (2)",
+    ),
+    _Flag(
+        "--max-index-waits",
+        "receiver",
+        "max_index_waits",
+        _positive_int,
+        "index-miss waits at once (64)",
+    ),
+    _Flag(
+        "--write-timeout",
+        "receiver",
+        "write_timeout",
+        _positive_float,
+        "seconds a ping waits for its write, else 503 (5)",
+    ),
+    _Flag(
+        "--writes-per-second",
+        "writer",
+        "writes_per_second",
+        _positive_float,
+        "status writes per second per monitor (5)",
+    ),
+    _Flag("--write-burst", "writer", "write_burst", _positive_int, "write burst per monitor (10)"),
+    _Flag(
+        "--max-waiting-pings",
+        "writer",
+        "max_waiting_pings",
+        _positive_int,
+        "pings waiting for one monitor before 429 (50)",
+    ),
+    _Flag(
+        "--max-writes-in-flight",
+        "writer",
+        "max_writes_in_flight",
+        _positive_int,
+        "status writes in flight per replica (64)",
+    ),
+    _Flag("--lease-name", "leadership", "lease_name", _text, "Lease name (heartbeat-operator)"),
+    _Flag(
+        "--monitor-metrics",
+        "metrics",
+        "monitor_metrics",
+        _monitor_metrics,
+        "per-monitor series: full or minimal (full)",
+    ),
+    _Flag(
+        "--metrics-label",
+        "metrics",
+        "label_allowlist",
+        _text,
+        "monitor label key exported in heartbeat_monitor_info; repeatable",
+        repeatable=True,
+    ),
+    _Flag(
+        "--exit-codes",
+        "jobs",
+        "exit_codes",
+        _boolean,
+        "list a failed Job's Pods for its exit code (on)",
+        boolean=True,
+    ),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``run`` subcommand's settings flags. Every default is None: "not given", so
+    ``build_settings`` can fall back to ``HEARTBEAT_<NAME>`` and then the field default."""
+    group = parser.add_argument_group(
+        "settings", "each flag can also be set as HEARTBEAT_<NAME> (the flag wins)"
+    )
+    for flag in _FLAGS:
+        help_text = f"{flag.help} [env {flag.env}]"
+        if flag.boolean:
+            group.add_argument(
+                flag.flag,
+                dest=flag.dest,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=help_text,
+            )
+        elif flag.repeatable:
+            group.add_argument(
+                flag.flag,
+                dest=flag.dest,
+                action="append",
+                type=_argparse_type(flag),
+                default=None,
+                help=help_text,
+            )
+        else:
+            group.add_argument(
+                flag.flag,
+                dest=flag.dest,
+                type=_argparse_type(flag),
+                default=None,
+                help=help_text,
+            )
+
+
+def _argparse_type(flag: _Flag) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return flag.parse(text)
+        except ValueError as exc:
+            # argparse turns ArgumentTypeError into "argument --port: <message>".
+            raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+
+    convert.__name__ = flag.dest
+    return convert
+
+
+def _from_environment(flag: _Flag, environ: Mapping[str, str]) -> Any:
+    raw = environ.get(flag.env)
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        if flag.repeatable:
+            items = [item for item in (part.strip() for part in raw.split(",")) if item]
+            return [flag.parse(item) for item in items] or None
+        return flag.parse(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{flag.env}={raw!r}: {exc}") from None
+
+
+def _pod_namespace(environ: Mapping[str, str], namespace_file: Path) -> str:
+    from_env = environ.get("POD_NAMESPACE", "").strip()
+    if from_env:
+        return from_env
+    try:
+        from_file = namespace_file.read_text(encoding="utf-8").strip()
+    except OSError:
+        from_file = ""
+    return from_file or "default"
+
+
+def build_settings(
+    args: argparse.Namespace | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    namespace_file: Path = SERVICEACCOUNT_NAMESPACE_FILE,
+) -> Settings:
+    """Build the one ``Settings``: flag, else ``HEARTBEAT_<NAME>``, else the default.
+
+    ``args`` is what ``add_arguments``' flags parsed to (missing attributes count as not
+    given); ``environ`` defaults to the process environment, read here and only here.
+    Raises ``SettingsError`` for an environment value that does not parse, or for
+    settings that contradict each other.
+    """
+    if environ is None:
+        environ = os.environ
+    given: dict[str, dict[str, Any]] = {}
+    for flag in _FLAGS:
+        value = getattr(args, flag.dest, None) if args is not None else None
+        if value is None:
+            value = _from_environment(flag, environ)
+        if value is None:
+            continue
+        if flag.repeatable:
+            value = tuple(dict.fromkeys(value))  # keep order, drop repeats
+        given.setdefault(flag.group, {})[flag.field] = value
+
+    watching = given.setdefault("watching", {})
+    if "lease_namespace" not in watching:
+        watching["lease_namespace"] = _pod_namespace(environ, namespace_file)
+
+    settings = Settings(
+        server=ServerSettings(**given.get("server", {})),
+        watching=WatchingSettings(**given.get("watching", {})),
+        receiver=ReceiverSettings(**given.get("receiver", {})),
+        writer=WriterSettings(**given.get("writer", {})),
+        leadership=LeadershipSettings(**given.get("leadership", {})),
+        metrics=MetricsSettings(**given.get("metrics", {})),
+        jobs=JobsSettings(**given.get("jobs", {})),
+    )
+    _check(settings)
+    return settings
+
+
+def _check(settings: Settings) -> None:
+    receiver = settings.receiver
+    if receiver.body_limit > receiver.max_body:
+        raise SettingsError(
+            f"body limit ({receiver.body_limit} bytes) exceeds the hard body cap "
+            f"({receiver.max_body} bytes)"
+        )
+    server = settings.server
+    if server.port != 0 and server.port == server.metrics_port:
+        raise SettingsError(f"--port and --metrics-port are both {server.port}")
+
+
+def flag_names() -> Sequence[str]:
+    """Every settings flag, e.g. for docs and the Helm chart's tests."""
+    return [flag.flag for flag in _FLAGS]

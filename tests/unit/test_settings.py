@@ -1,0 +1,251 @@
+"""Settings: defaults, flags, HEARTBEAT_<NAME> environment, and which one wins."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from heartbeat_operator.settings import (
+    Settings,
+    SettingsError,
+    add_arguments,
+    build_settings,
+    flag_names,
+)
+
+
+@pytest.fixture
+def no_file(tmp_path: Path) -> Path:
+    return tmp_path / "absent"
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="run")
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def build(argv: list[str], environ: dict[str, str] | None = None, **kwargs: Path) -> Settings:
+    return build_settings(parse(argv), environ or {}, **kwargs)
+
+
+def test_defaults_match_the_design(no_file: Path) -> None:
+    settings = build([], namespace_file=no_file)
+    assert settings.server.host == "0.0.0.0"
+    assert settings.server.port == 8080
+    assert settings.server.metrics_port == 8081
+    assert settings.server.external_url == "http://127.0.0.1:8080"
+    assert settings.server.internal_url is None
+    assert settings.watching.namespaces == ()
+    assert settings.watching.lease_namespace == "default"
+    assert settings.watching.identity == f"{socket.gethostname()}_{os.getpid()}"
+    assert settings.receiver.body_limit == 10_000
+    assert settings.receiver.max_body == 1024 * 1024
+    assert settings.receiver.read_timeout == 10.0
+    assert settings.receiver.max_connections == 1000
+    assert settings.receiver.index_miss_wait == 2.0
+    assert settings.receiver.max_index_waits == 64
+    assert settings.receiver.write_timeout == 5.0
+    assert settings.writer.writes_per_second == 5.0
+    assert settings.writer.write_burst == 10
+    assert settings.writer.max_waiting_pings == 50
+    assert settings.writer.max_writes_in_flight == 64
+    assert settings.writer.deadline_delay == 0.5
+    assert settings.leadership.lease_name == "heartbeat-operator"
+    assert settings.leadership.lease_duration == 8.0
+    assert settings.leadership.renew_interval == 2.0
+    assert settings.leadership.renew_deadline == 6.0
+    assert settings.metrics.monitor_metrics == "full"
+    assert settings.metrics.label_allowlist == ()
+    assert settings.jobs.exit_codes is True
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.server.port = 1  # type: ignore[misc]
+
+
+def test_external_url_default_follows_the_port(no_file: Path) -> None:
+    settings = build(["--port", "9090"], namespace_file=no_file)
+    assert settings.server.external_url == "http://127.0.0.1:9090"
+    assert settings.server.external_ping_url("tok") == "http://127.0.0.1:9090/ping/tok"
+    assert settings.server.internal_ping_url("tok") is None
+
+
+def test_urls_lose_a_trailing_slash(no_file: Path) -> None:
+    settings = build(
+        ["--external-url", "https://hb.example.com/", "--internal-url", "http://svc.ns:8080/"],
+        namespace_file=no_file,
+    )
+    assert settings.server.external_ping_url("t") == "https://hb.example.com/ping/t"
+    assert settings.server.internal_ping_url("t") == "http://svc.ns:8080/ping/t"
+
+
+def test_every_flag_reads_its_environment_variable(no_file: Path) -> None:
+    environ = {
+        "HEARTBEAT_HOST": "127.0.0.1",
+        "HEARTBEAT_PORT": "18080",
+        "HEARTBEAT_METRICS_PORT": "18081",
+        "HEARTBEAT_EXTERNAL_URL": "https://ping.example.org",
+        "HEARTBEAT_INTERNAL_URL": "http://hb.ops.svc:8080",
+        "HEARTBEAT_NAMESPACE": "ops, batch,ops",
+        "HEARTBEAT_LEASE_NAMESPACE": "hb-system",
+        "HEARTBEAT_IDENTITY": "replica-a",
+        "HEARTBEAT_BODY_LIMIT": "2048",
+        "HEARTBEAT_MAX_BODY": "4096",
+        "HEARTBEAT_READ_TIMEOUT": "3.5",
+        "HEARTBEAT_MAX_CONNECTIONS": "10",
+        "HEARTBEAT_WRITE_TIMEOUT": "1",
+        "HEARTBEAT_WRITES_PER_SECOND": "2",
+        "HEARTBEAT_WRITE_BURST": "4",
+        "HEARTBEAT_MAX_WAITING_PINGS": "7",
+        "HEARTBEAT_MAX_WRITES_IN_FLIGHT": "8",
+        "HEARTBEAT_LEASE_NAME": "hb-lease",
+        "HEARTBEAT_MONITOR_METRICS": "minimal",
+        "HEARTBEAT_METRICS_LABEL": "team,tier",
+        "HEARTBEAT_EXIT_CODES": "false",
+    }
+    settings = build([], environ, namespace_file=no_file)
+    assert settings.server.host == "127.0.0.1"
+    assert settings.server.port == 18080
+    assert settings.server.metrics_port == 18081
+    assert settings.server.external_url == "https://ping.example.org"
+    assert settings.server.internal_url == "http://hb.ops.svc:8080"
+    assert settings.watching.namespaces == ("ops", "batch")
+    assert settings.watching.lease_namespace == "hb-system"
+    assert settings.watching.identity == "replica-a"
+    assert settings.receiver.body_limit == 2048
+    assert settings.receiver.max_body == 4096
+    assert settings.receiver.read_timeout == 3.5
+    assert settings.receiver.max_connections == 10
+    assert settings.receiver.write_timeout == 1.0
+    assert settings.writer.writes_per_second == 2.0
+    assert settings.writer.write_burst == 4
+    assert settings.writer.max_waiting_pings == 7
+    assert settings.writer.max_writes_in_flight == 8
+    assert settings.leadership.lease_name == "hb-lease"
+    assert settings.metrics.monitor_metrics == "minimal"
+    assert settings.metrics.label_allowlist == ("team", "tier")
+    assert settings.jobs.exit_codes is False
+
+
+def test_flag_wins_over_environment(no_file: Path) -> None:
+    environ = {
+        "HEARTBEAT_PORT": "18080",
+        "HEARTBEAT_NAMESPACE": "from-env",
+        "HEARTBEAT_EXIT_CODES": "false",
+    }
+    settings = build(
+        ["--port", "9000", "--namespace", "a", "--namespace", "b", "--exit-codes"],
+        environ,
+        namespace_file=no_file,
+    )
+    assert settings.server.port == 9000
+    assert settings.server.external_url == "http://127.0.0.1:9000"
+    assert settings.watching.namespaces == ("a", "b")
+    assert settings.jobs.exit_codes is True
+
+
+def test_empty_environment_value_means_unset(no_file: Path) -> None:
+    settings = build([], {"HEARTBEAT_PORT": "", "HEARTBEAT_NAMESPACE": " "}, namespace_file=no_file)
+    assert settings.server.port == 8080
+    assert settings.watching.namespaces == ()
+
+
+def test_lease_namespace_from_pod_namespace_env(tmp_path: Path) -> None:
+    namespace_file = tmp_path / "namespace"
+    namespace_file.write_text("from-file\n")
+    settings = build([], {"POD_NAMESPACE": "from-env"}, namespace_file=namespace_file)
+    assert settings.watching.lease_namespace == "from-env"
+
+
+def test_lease_namespace_from_serviceaccount_file(tmp_path: Path) -> None:
+    namespace_file = tmp_path / "namespace"
+    namespace_file.write_text("from-file\n")
+    settings = build([], {}, namespace_file=namespace_file)
+    assert settings.watching.lease_namespace == "from-file"
+
+
+def test_lease_namespace_flag_wins_over_pod_namespace(tmp_path: Path) -> None:
+    namespace_file = tmp_path / "namespace"
+    namespace_file.write_text("from-file\n")
+    settings = build(
+        ["--lease-namespace", "chosen"],
+        {"POD_NAMESPACE": "from-env"},
+        namespace_file=namespace_file,
+    )
+    assert settings.watching.lease_namespace == "chosen"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("HEARTBEAT_PORT", "http"),
+        ("HEARTBEAT_PORT", "70000"),
+        ("HEARTBEAT_BODY_LIMIT", "-1"),
+        ("HEARTBEAT_READ_TIMEOUT", "0"),
+        ("HEARTBEAT_EXTERNAL_URL", "ftp://x"),
+        ("HEARTBEAT_EXTERNAL_URL", "not a url"),
+        ("HEARTBEAT_MONITOR_METRICS", "some"),
+        ("HEARTBEAT_EXIT_CODES", "maybe"),
+    ],
+)
+def test_bad_environment_value_names_the_variable(no_file: Path, name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        build([], {name: value}, namespace_file=no_file)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--port", "x"],
+        ["--metrics-port", "-5"],
+        ["--monitor-metrics", "everything"],
+        ["--external-url", "127.0.0.1:8080"],
+        ["--write-timeout", "nan"],
+    ],
+)
+def test_bad_flag_value_is_a_usage_error(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse(argv)
+    assert exc.value.code == 2
+    assert argv[0] in capsys.readouterr().err
+
+
+def test_body_limit_above_hard_cap_is_refused(no_file: Path) -> None:
+    with pytest.raises(SettingsError, match="body limit"):
+        build(["--body-limit", "2000", "--max-body", "1000"], namespace_file=no_file)
+
+
+def test_same_port_twice_is_refused(no_file: Path) -> None:
+    with pytest.raises(SettingsError, match="metrics-port"):
+        build(["--port", "9000", "--metrics-port", "9000"], namespace_file=no_file)
+
+
+def test_design_flags_exist() -> None:
+    for flag in (
+        "--host",
+        "--port",
+        "--metrics-port",
+        "--external-url",
+        "--internal-url",
+        "--namespace",
+        "--lease-namespace",
+        "--monitor-metrics",
+        "--metrics-label",
+        "--body-limit",
+    ):
+        assert flag in flag_names()
+
+
+def test_build_settings_without_args_uses_environment_only(no_file: Path) -> None:
+    settings = build_settings(None, {"HEARTBEAT_PORT": "1234"}, namespace_file=no_file)
+    assert settings.server.port == 1234
