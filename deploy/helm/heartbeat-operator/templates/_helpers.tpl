@@ -1,0 +1,111 @@
+{{/* Chart name, cut to the 63 characters a label value allows. */}}
+{{- define "heartbeat-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name of the release's objects. */}}
+{{- define "heartbeat-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Labels every object carries. */}}
+{{- define "heartbeat-operator.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "heartbeat-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: heartbeat-operator
+{{- end }}
+
+{{/* Labels that select the operator Pods (never change them: Deployment selectors are immutable). */}}
+{{- define "heartbeat-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "heartbeat-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The ServiceAccount the operator runs as. */}}
+{{- define "heartbeat-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "heartbeat-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Name of the metrics Service. */}}
+{{- define "heartbeat-operator.metricsName" -}}
+{{- printf "%s-metrics" (include "heartbeat-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The Lease's namespace (DESIGN 9.1): a value, else the release namespace. */}}
+{{- define "heartbeat-operator.leaseNamespace" -}}
+{{- default .Release.Namespace .Values.leaseNamespace }}
+{{- end }}
+
+{{/* The in-cluster address of the ping Service. */}}
+{{- define "heartbeat-operator.internalURL" -}}
+{{- printf "http://%s.%s.svc:%d" (include "heartbeat-operator.fullname" .) .Release.Namespace (int .Values.service.port) }}
+{{- end }}
+
+{{/* The ping URL base written into token Secrets (DESIGN 9.2): the value, else the ping Service. */}}
+{{- define "heartbeat-operator.externalURL" -}}
+{{- default (include "heartbeat-operator.internalURL" .) .Values.externalURL | trimSuffix "/" }}
+{{- end }}
+
+{{/* The image reference. */}}
+{{- define "heartbeat-operator.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/*
+What the operator does in each namespace it watches (DESIGN 9.17), shared by the
+ClusterRole (all namespaces) and the per-namespace Roles (watchNamespaces). Never a
+wildcard, never list or watch of Secrets: the operator reads a Secret by name.
+*/}}
+{{- define "heartbeat-operator.namespacedRules" -}}
+# Monitors: watched; created, patched (server-side apply) and deleted for annotated CronJobs.
+- apiGroups: ["heartbeat.dev"]
+  resources: ["heartbeatmonitors"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Status is replaced whole with the object's resourceVersion (DESIGN 9.3).
+- apiGroups: ["heartbeat.dev"]
+  resources: ["heartbeatmonitors/status"]
+  verbs: ["get", "update", "patch"]
+# Token Secrets: read by name, created, and given the url keys (DESIGN 9.9).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "create", "patch"]
+# Annotated CronJobs and their Jobs are watched, never written (DESIGN 9.12).
+- apiGroups: ["batch"]
+  resources: ["cronjobs", "jobs"]
+  verbs: ["get", "list", "watch"]
+{{- if .Values.jobExitCodes }}
+# A failed Job's Pods are listed once for the exit code (DESIGN 9.11).
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
+{{- end }}
+# One Event per transition (DESIGN 9.6).
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+{{- end }}
+
+{{/* Cluster-scoped reads kopf needs to watch (DESIGN 9.17); no Role can grant them. */}}
+{{- define "heartbeat-operator.clusterRules" -}}
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  verbs: ["list", "watch"]
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
+{{- end }}
