@@ -1,0 +1,497 @@
+"""Prometheus metrics: the scrape-time monitor collector and each replica's own counters.
+
+What lives here (DESIGN section 5, section 9 item 14, docs/metrics.md):
+
+- ``MonitorCollector``: a prometheus_client ``Collector`` that reads the monitor table
+  (seam 3 of docs/architecture.md) at scrape time and yields every per-monitor series from
+  the monitors' ``status`` (and ``spec`` for ``mode`` only). Only the leader exports
+  them; every replica exports ``heartbeat_leader``.
+- ``Metrics``: everything one replica exports — the collector above, the receiver's
+  request counter and latency histogram (``observe``), the Kubernetes API write counters
+  (``api_write``) — and ``render()`` / ``make_metrics_handler()`` for ``/metrics``.
+
+No label ever carries a token or free text: namespaces, names, states, modes, ping kinds,
+route classes, verbs, resources, status codes and allow-listed Kubernetes label values
+(which the API server already restricts to 63 characters of ``[A-Za-z0-9._-]``).
+
+The per-monitor part is written straight to the text format rather than through
+prometheus_client's sample objects: a scrape of 10,000 monitors is ~180,000 samples and
+must stay well under 200 ms (bench/bench_metrics.py, bench/README.md).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+__all__ = [
+    "CONTENT_TYPE",
+    "MONITOR_STATES",
+    "PING_KINDS",
+    "ROUTE_CLASSES",
+    "Metrics",
+    "MonitorCollector",
+    "MonitorSnapshot",
+    "info_label_name",
+    "make_metrics_handler",
+]
+
+#: The exposition format served at /metrics (Prometheus text format 0.0.4).
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+
+#: The closed set of states (DESIGN section 2); ``heartbeat_monitor_state`` is one-hot over it.
+MONITOR_STATES: tuple[str, ...] = ("New", "Healthy", "Grace", "Down", "Paused")
+
+#: Ping kinds as ``status.pingCounts`` keys them (DESIGN seam 1: ``Ping.kind``).
+PING_KINDS: tuple[str, ...] = ("success", "start", "fail", "log", "exit")
+
+#: Receiver route classes (DESIGN 9.14); anything else is counted as ``other``.
+ROUTE_CLASSES: tuple[str, ...] = ("ping", "hb", "v1", "probe", "other")
+
+MonitorMetricsMode = Literal["full", "minimal"]
+
+# Latency buckets for the receiver: a ping is answered after its status write (DESIGN 9.3),
+# so the interesting range is one API round trip (ms) up to the 5 s write timeout (9.13)
+# and the 10 s body-read timeout.
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+
+_KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")  # a pingCounts key safe as a label value
+_LABEL_CHARS_RE = re.compile(r"[^a-zA-Z0-9_]")
+
+
+class MonitorSnapshot(NamedTuple):
+    """One row of the monitor table (seam 3). The kube side may pass any object with these
+    attributes, or plain 5-tuples in this order."""
+
+    namespace: str
+    name: str
+    labels: Mapping[str, str]
+    spec: Mapping[str, Any]
+    status: Mapping[str, Any]
+
+
+class SnapshotLike(Protocol):
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def labels(self) -> Mapping[str, str] | None: ...
+    @property
+    def spec(self) -> Mapping[str, Any] | None: ...
+    @property
+    def status(self) -> Mapping[str, Any] | None: ...
+
+
+MonitorSource = Callable[[], Iterable[Any]]
+
+
+def info_label_name(key: str) -> str:
+    """The ``heartbeat_monitor_info`` label for a Kubernetes label key.
+
+    Like kube-state-metrics: ``label_`` + the key with every character outside
+    ``[a-zA-Z0-9_]`` replaced by ``_`` (``app.kubernetes.io/team`` ->
+    ``label_app_kubernetes_io_team``).
+    """
+    return "label_" + _LABEL_CHARS_RE.sub("_", key)
+
+
+# --- the per-monitor text ------------------------------------------------------------------
+
+# (status field, metric name, help). Each series is absent while its field is unset
+# (DESIGN 9.14). Order is the exposition order.
+_TIMESTAMPS: tuple[tuple[str, str, str], ...] = (
+    (
+        "lastPingTime",
+        "heartbeat_monitor_last_ping_timestamp_seconds",
+        "Time of the monitor's latest ping of any kind (status.lastPingTime), Unix seconds.",
+    ),
+    (
+        "lastSuccessTime",
+        "heartbeat_monitor_last_success_timestamp_seconds",
+        "Time of the latest successful run finish (status.lastSuccessTime), Unix seconds.",
+    ),
+    (
+        "lastFailureTime",
+        "heartbeat_monitor_last_failure_timestamp_seconds",
+        "Time of the latest failed run finish (status.lastFailureTime), Unix seconds.",
+    ),
+    (
+        "nextDueTime",
+        "heartbeat_monitor_next_due_timestamp_seconds",
+        "When the next ping is expected (status.nextDueTime), Unix seconds.",
+    ),
+)
+_NUMBERS: tuple[tuple[str, str, str], ...] = (
+    (
+        "lastDurationSeconds",
+        "heartbeat_monitor_last_duration_seconds",
+        "Duration of the latest finished run with a known start (status.lastDurationSeconds).",
+    ),
+    (
+        "lastExitCode",
+        "heartbeat_monitor_last_exit_code",
+        "Exit code of the latest finish that carried one (status.lastExitCode).",
+    ),
+    (
+        "consecutiveFailures",
+        "heartbeat_monitor_consecutive_failures",
+        "Failed or missed runs in a row (status.consecutiveFailures).",
+    ),
+)
+_STATE = "heartbeat_monitor_state"
+_UP = "heartbeat_monitor_up"
+_NEXT_DUE = "heartbeat_monitor_next_due_timestamp_seconds"
+_PINGS = "heartbeat_pings_total"
+_MISSED = "heartbeat_missed_runs_total"
+_INFO = "heartbeat_monitor_info"
+_LEADER = "heartbeat_leader"
+
+_HELP: dict[str, tuple[str, str]] = {
+    _STATE: ("gauge", "1 for the monitor's current state (status.state), 0 for the others."),
+    _UP: ("gauge", "0 while the monitor is Down (and its spec can be evaluated), else 1."),
+    **{metric: ("gauge", text) for _, metric, text in _TIMESTAMPS + _NUMBERS},
+    _PINGS: (
+        "counter",
+        "Pings recorded since creation, by kind (status.pingCounts).",
+    ),
+    _MISSED: ("counter", "Slots that passed without a ping since creation (status.missedRuns)."),
+    _INFO: ("gauge", "Always 1: the monitor's mode and its allow-listed Kubernetes labels."),
+}
+
+
+def _escape(value: str) -> str:
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return value
+
+
+def _number(value: object) -> str | None:
+    """Text for a numeric status field, or None when it is unset or not a number."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "+Inf" if value > 0 else "-Inf"
+        return repr(value)
+    return None
+
+
+def _timestamp(value: object) -> str | None:
+    """Unix seconds for a status time (``YYYY-MM-DDTHH:MM:SS[.mmm]Z``), None if unset/bad."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:  # DESIGN 9.18 writes UTC with "Z"; never guess a local zone
+        return None
+    seconds = parsed.timestamp()
+    return str(int(seconds)) if seconds.is_integer() else repr(seconds)
+
+
+def _ready_false(status: Mapping[str, Any]) -> bool:
+    conditions = status.get("conditions")
+    if not isinstance(conditions, list):
+        return False
+    for condition in conditions:
+        if isinstance(condition, Mapping) and condition.get("type") == "Ready":
+            return condition.get("status") == "False"
+    return False
+
+
+def _mode(spec: Mapping[str, Any]) -> str:
+    if spec.get("schedule"):
+        return "cron"
+    if spec.get("period"):
+        return "period"
+    return "unknown"
+
+
+def _unpack(row: Any) -> tuple[str, str, Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]]:
+    if hasattr(row, "namespace"):
+        return (
+            row.namespace,
+            row.name,
+            row.labels or {},
+            row.spec or {},
+            row.status or {},
+        )
+    namespace, name, labels, spec, status = row
+    return namespace, name, labels or {}, spec or {}, status or {}
+
+
+class _Families:
+    """Per-metric line buffers, so the output is grouped by family as the format requires."""
+
+    def __init__(self, label_keys: Sequence[str], minimal: bool) -> None:
+        self.minimal = minimal
+        self.state: list[str] = []
+        self.up: list[str] = []
+        self.numbers: dict[str, list[str]] = {metric: [] for _, metric, _ in _TIMESTAMPS + _NUMBERS}
+        self.pings: list[str] = []
+        self.missed: list[str] = []
+        self.info: list[str] = []
+        # allow-listed keys -> their label names; the first key wins a sanitizing collision
+        names: dict[str, str] = {}
+        for key in label_keys:
+            label = info_label_name(key)
+            if label not in names.values():
+                names[key] = label
+        self.info_labels = list(names.items())
+
+    def add(self, row: Any) -> None:
+        namespace, name, labels, spec, status = _unpack(row)
+        ident = f'namespace="{_escape(namespace)}",name="{_escape(name)}"'
+        state = status.get("state")
+        if state in MONITOR_STATES:
+            for candidate in MONITOR_STATES:
+                self.state.append(
+                    f'{_STATE}{{{ident},state="{candidate}"}} {1 if candidate == state else 0}\n'
+                )
+            # DESIGN 9.7: while Ready=False nothing alerts, even if the kept state is Down.
+            down = state == "Down" and not _ready_false(status)
+            self.up.append(f"{_UP}{{{ident}}} {0 if down else 1}\n")
+        if self.minimal:
+            value = _timestamp(status.get("nextDueTime"))
+            if value is not None:
+                self.numbers[_NEXT_DUE].append(f"{_NEXT_DUE}{{{ident}}} {value}\n")
+            return
+        for field, metric, _ in _TIMESTAMPS:
+            value = _timestamp(status.get(field))
+            if value is not None:
+                self.numbers[metric].append(f"{metric}{{{ident}}} {value}\n")
+        for field, metric, _ in _NUMBERS:
+            value = _number(status.get(field))
+            if value is not None:
+                self.numbers[metric].append(f"{metric}{{{ident}}} {value}\n")
+        counts = status.get("pingCounts")
+        if isinstance(counts, Mapping):
+            for kind in sorted(counts):
+                value = _number(counts[kind])
+                if value is not None and isinstance(kind, str) and _KIND_RE.match(kind):
+                    self.pings.append(f'{_PINGS}{{{ident},kind="{kind}"}} {value}\n')
+        value = _number(status.get("missedRuns"))
+        if value is not None:
+            self.missed.append(f"{_MISSED}{{{ident}}} {value}\n")
+        extra = "".join(
+            f',{label}="{_escape(str(labels.get(key, "")))}"' for key, label in self.info_labels
+        )
+        self.info.append(f'{_INFO}{{{ident},mode="{_mode(spec)}"{extra}}} 1\n')
+
+    def text(self) -> str:
+        parts: list[str] = []
+
+        def family(metric: str, lines: list[str]) -> None:
+            if lines:
+                kind, text = _HELP[metric]
+                parts.append(f"# HELP {metric} {text}\n# TYPE {metric} {kind}\n")
+                parts.extend(lines)
+
+        family(_STATE, self.state)
+        family(_UP, self.up)
+        for metric, lines in self.numbers.items():
+            family(metric, lines)
+        family(_PINGS, self.pings)
+        family(_MISSED, self.missed)
+        family(_INFO, self.info)
+        return "".join(parts)
+
+
+def _leader_text(leader: bool) -> str:
+    return (
+        f"# HELP {_LEADER} 1 on the replica that holds the leader Lease, 0 on the others.\n"
+        f"# TYPE {_LEADER} gauge\n{_LEADER} {1 if leader else 0}\n"
+    )
+
+
+class MonitorCollector(Collector):
+    """Per-monitor series from the monitor table, computed at scrape time (seam 3).
+
+    ``monitors()`` returns the table's rows (``MonitorSnapshot`` or anything with the same
+    attributes); ``is_leader()`` says whether this replica leads: followers export only
+    ``heartbeat_leader 0``. ``label_keys`` is the allow-list of Kubernetes label keys
+    copied onto ``heartbeat_monitor_info``; ``mode="minimal"`` keeps only state, up and
+    next due (``--monitor-metrics=minimal``).
+    """
+
+    def __init__(
+        self,
+        monitors: MonitorSource,
+        is_leader: Callable[[], bool],
+        *,
+        label_keys: Sequence[str] = (),
+        mode: MonitorMetricsMode = "full",
+    ) -> None:
+        if mode not in ("full", "minimal"):
+            raise ValueError(f"monitor metrics mode must be 'full' or 'minimal', not {mode!r}")
+        self._monitors = monitors
+        self._is_leader = is_leader
+        self._label_keys = tuple(label_keys)
+        self._minimal = mode == "minimal"
+
+    def text(self) -> str:
+        """The collector's exposition text (Prometheus text format 0.0.4)."""
+        leader = bool(self._is_leader())
+        out = _leader_text(leader)
+        if not leader:
+            return out
+        families = _Families(self._label_keys, self._minimal)
+        for row in self._monitors():
+            families.add(row)
+        return out + families.text()
+
+    def describe(self) -> list[Metric]:
+        # Nothing to describe up front: the series depend on the table at scrape time, and
+        # an empty describe() keeps the registry from calling collect() at registration.
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        """The same series as ``text()``, as prometheus_client metric families.
+
+        For registries that use the standard exposition (e.g. ``generate_latest``); the
+        operator's /metrics uses the faster ``text()``.
+        """
+        from prometheus_client.parser import text_string_to_metric_families
+
+        leader = GaugeMetricFamily(
+            _LEADER, "1 on the replica that holds the leader Lease, 0 on the others."
+        )
+        is_leader = bool(self._is_leader())
+        leader.add_metric([], 1 if is_leader else 0)
+        yield leader
+        if is_leader:
+            families = _Families(self._label_keys, self._minimal)
+            for row in self._monitors():
+                families.add(row)
+            yield from text_string_to_metric_families(families.text())
+
+
+# --- one replica's metrics ----------------------------------------------------------------
+
+
+class Metrics:
+    """Everything one replica exports at /metrics.
+
+    Build one per process and pass its methods down: the receiver's middleware calls
+    ``observe(route_class, code, seconds)`` once per request; the Kubernetes client calls
+    ``api_write(verb, resource, code)`` once per write attempt (``code`` is the HTTP status,
+    or a short error class such as ``"timeout"`` or ``"connection"`` when no response came).
+    The metrics port serves ``make_metrics_handler(metrics)`` or ``metrics.render()``.
+    """
+
+    def __init__(
+        self,
+        monitors: MonitorSource,
+        is_leader: Callable[[], bool],
+        *,
+        label_keys: Sequence[str] = (),
+        monitor_metrics: MonitorMetricsMode = "full",
+    ) -> None:
+        self.monitors = MonitorCollector(
+            monitors, is_leader, label_keys=label_keys, mode=monitor_metrics
+        )
+        # The replica's own counters live in a registry of their own, so a process can
+        # build several Metrics (tests, benchmarks) without duplicate-name errors.
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._requests = Counter(
+            "heartbeat_http_requests",
+            "Requests answered by this replica's receiver, by route class and status code.",
+            ["route", "code"],
+            registry=self.registry,
+        )
+        self._latency = Histogram(
+            "heartbeat_http_request_duration_seconds",
+            "Time from request to response in this replica's receiver (a ping is answered "
+            "once its status write succeeded), by route class and status code.",
+            ["route", "code"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._writes = Counter(
+            "heartbeat_kube_api_writes",
+            "Write requests this replica sent to the Kubernetes API, by verb, resource and "
+            "response code.",
+            ["verb", "resource", "code"],
+            registry=self.registry,
+        )
+        self._write_errors = Counter(
+            "heartbeat_kube_api_write_errors",
+            "Kubernetes API writes that failed (a 4xx/5xx response or no response), by verb, "
+            "resource and code; 409 conflicts are retried from a fresh read.",
+            ["verb", "resource", "code"],
+            registry=self.registry,
+        )
+
+    def observe(self, route_class: str, code: int | str, seconds: float) -> None:
+        """Count one receiver request. Unknown route classes count as ``other``."""
+        route = route_class if route_class in ROUTE_CLASSES else "other"
+        label = _code_label(code)
+        self._requests.labels(route, label).inc()
+        self._latency.labels(route, label).observe(max(seconds, 0.0))
+
+    def api_write(self, verb: str, resource: str, code: int | str) -> None:
+        """Count one write to the Kubernetes API and, unless it succeeded, one error.
+
+        ``verb`` is e.g. ``create``, ``update``, ``patch``, ``delete``; ``resource`` the plural
+        (``heartbeatmonitors/status``, ``events``, ``secrets``, ``leases``).
+        """
+        label = _code_label(code)
+        verb = verb if _KIND_RE.match(verb) else "other"
+        resource = resource if _RESOURCE_RE.match(resource) else "other"
+        self._writes.labels(verb, resource, label).inc()
+        if not (label.isdigit() and 200 <= int(label) < 300):
+            self._write_errors.labels(verb, resource, label).inc()
+
+    def render(self) -> tuple[bytes, str]:
+        """The /metrics body and its content type."""
+        body = self.monitors.text().encode() + generate_latest(self.registry)
+        return body, CONTENT_TYPE
+
+
+_RESOURCE_RE = re.compile(r"^[a-z][a-z0-9.]{0,62}(/[a-z]{1,32})?$")
+_ERROR_CLASS_RE = re.compile(r"^[a-z][a-z_]{0,31}$")
+
+
+def _code_label(code: int | str) -> str:
+    """An HTTP status code as a label value; anything else becomes a short error class."""
+    if isinstance(code, int) and not isinstance(code, bool) and 100 <= code <= 599:
+        return str(code)
+    if isinstance(code, str) and (
+        (code.isdigit() and 100 <= int(code) <= 599) or _ERROR_CLASS_RE.match(code)
+    ):
+        return code
+    return "other"
+
+
+def make_metrics_handler(
+    metrics: Metrics,
+) -> Callable[[web.Request], Any]:
+    """An aiohttp handler serving ``metrics.render()`` (GET/HEAD /metrics on port 8081)."""
+    from aiohttp import web
+
+    async def handle_metrics(request: web.Request) -> web.StreamResponse:
+        body, content_type = metrics.render()
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = content_type
+        return response
+
+    return handle_metrics
