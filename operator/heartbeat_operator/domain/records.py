@@ -1,0 +1,350 @@
+"""``Record``: everything the state machine keeps, living in ``status`` (DESIGN 9.4).
+
+``Record.to_status()`` gives the record's part of ``status`` in camelCase with the formats
+of DESIGN 9.18 (times ``YYYY-MM-DDTHH:MM:SS[.mmm]Z``, durations as seconds, a field with
+no value absent — never null, 0 or ""); ``Record.from_status(status)`` reads it back, so
+a new leader resumes exactly where the last writer stopped. ``statuses.render_status``
+adds ``state``'s conditions, ``nextDueTime``, ``alertTime`` and the token fields.
+
+Machine-internal fields beyond DESIGN section 2's list: ``stateReason``, ``stateMessage``,
+``stateSince`` (when ``state`` last changed: the ``Healthy`` condition's transition time),
+``failureReason`` (the latest failed slot's reason, restored on resume),
+``pauseCause`` and ``runningChangedAt`` (the ``Running`` condition's transition time).
+
+``referenceTime`` is the anchor the next slot is computed from: the latest finishing
+ping or start (an early cron ping's tick, fine print 10), the time the monitor became
+active, or — after a missed slot — that slot's due time (DESIGN section 2).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from heartbeat_operator.domain.timefmt import TimeFormatError, format_time, parse_time
+
+MAX_OPEN_RUNS = 20
+MAX_REPORTED_JOBS = 20
+MAX_RECENT_TRANSITIONS = 10
+MAX_RECENT_PINGS = 10
+RECENT_PING_BODY_BYTES = 256  # DESIGN 9.8
+MAX_MESSAGE_CHARS = 512  # keeps status (apart from lastOutput) under 16 KiB
+
+STATES = ("New", "Healthy", "Grace", "Down", "Paused")
+
+
+def cut_utf8(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes, never splitting a character."""
+    raw = text.encode("utf-8")
+    if len(raw) <= limit:
+        return text
+    return raw[:limit].decode("utf-8", errors="ignore")
+
+
+@dataclass(slots=True)
+class OpenRun:
+    """A started run not finished yet: ``{runId, startTime, timedOut}``."""
+
+    run_id: str | None
+    start_time: datetime
+    timed_out: bool = False
+
+    def to_status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"startTime": format_time(self.start_time)}
+        if self.run_id is not None:
+            out["runId"] = self.run_id
+        if self.timed_out:
+            out["timedOut"] = True
+        return out
+
+
+@dataclass(slots=True)
+class ReportedJob:
+    """A Job ping already recorded: ``{uid, phase}`` (DESIGN 9.10).
+
+    ``phase`` is ``start``, ``success`` or ``fail``; ``ignored`` marks a Job that started
+    before ``activeSince`` (its later pings are ignored too).
+    """
+
+    uid: str
+    phase: str
+
+    def to_status(self) -> dict[str, Any]:
+        return {"uid": self.uid, "phase": self.phase}
+
+
+@dataclass(slots=True)
+class TransitionRecord:
+    """One entry of ``recentTransitions``: ``{time, state, reason, message}``."""
+
+    time: datetime
+    state: str
+    reason: str
+    message: str
+
+    def to_status(self) -> dict[str, Any]:
+        return {
+            "time": format_time(self.time),
+            "state": self.state,
+            "reason": self.reason,
+            "message": self.message,
+        }
+
+
+@dataclass(slots=True)
+class PingRecord:
+    """One entry of ``recentPings`` (body cut to 256 bytes)."""
+
+    time: datetime
+    kind: str
+    exit_code: int | None = None
+    duration_seconds: float | None = None
+    run_id: str | None = None
+    body: str | None = None
+
+    def to_status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"time": format_time(self.time), "kind": self.kind}
+        if self.exit_code is not None:
+            out["exitCode"] = self.exit_code
+        if self.duration_seconds is not None:
+            out["durationSeconds"] = self.duration_seconds
+        if self.run_id is not None:
+            out["runId"] = self.run_id
+        if self.body:
+            out["body"] = self.body
+        return out
+
+
+@dataclass(slots=True)
+class Output:
+    """``lastOutput``: the latest ping that carried a body, whole."""
+
+    time: datetime
+    kind: str
+    body: str
+
+    def to_status(self) -> dict[str, Any]:
+        return {"time": format_time(self.time), "kind": self.kind, "body": self.body}
+
+
+@dataclass(slots=True)
+class Record:
+    """The state machine's memory. ``apply`` never mutates a record it is given."""
+
+    active_since: datetime
+    reference_time: datetime
+    state: str = "New"
+    state_reason: str = "AwaitingFirstPing"
+    state_message: str = ""
+    state_since: datetime | None = None
+    paused_since: datetime | None = None
+    pause_cause: str | None = None
+    failure_reason: str | None = None
+    success_streak: int = 0
+    consecutive_failures: int = 0
+    ping_count: int = 0
+    missed_runs: int = 0
+    ping_counts: dict[str, int] = field(default_factory=dict)
+    last_ping_time: datetime | None = None
+    last_success_time: datetime | None = None
+    last_failure_time: datetime | None = None
+    last_start_time: datetime | None = None
+    last_exit_code: int | None = None
+    last_duration_seconds: float | None = None
+    running_changed_at: datetime | None = None
+    open_runs: list[OpenRun] = field(default_factory=list)
+    reported_jobs: list[ReportedJob] = field(default_factory=list)
+    recent_transitions: list[TransitionRecord] = field(default_factory=list)
+    recent_pings: list[PingRecord] = field(default_factory=list)
+    last_output: Output | None = None
+
+    @classmethod
+    def new(cls, active_since: datetime) -> Record:
+        """A monitor that became active at ``active_since`` (its creation): state New."""
+        return cls(active_since=active_since, reference_time=active_since, state_since=active_since)
+
+    def copy(self) -> Record:
+        """A deep copy (``apply`` works on one)."""
+        return copy.deepcopy(self)
+
+    @property
+    def running(self) -> bool:
+        """Whether a started run is open and not judged ``RunTimeout``."""
+        return any(not r.timed_out for r in self.open_runs)
+
+    @property
+    def last_transition_time(self) -> datetime:
+        """The latest transition's time (``activeSince`` if none): inputs clamp to it."""
+        if self.recent_transitions:
+            return self.recent_transitions[0].time
+        return self.active_since
+
+    def to_status(self) -> dict[str, Any]:
+        """The record's fields of ``status``, camelCase, unset fields absent."""
+        out: dict[str, Any] = {
+            "state": self.state,
+            "stateReason": self.state_reason,
+            "activeSince": format_time(self.active_since),
+            "referenceTime": format_time(self.reference_time),
+            "successStreak": self.success_streak,
+            "consecutiveFailures": self.consecutive_failures,
+            "pingCount": self.ping_count,
+            "missedRuns": self.missed_runs,
+        }
+        if self.state_message:
+            out["stateMessage"] = self.state_message
+        optional_times = {
+            "stateSince": self.state_since,
+            "pausedSince": self.paused_since,
+            "lastPingTime": self.last_ping_time,
+            "lastSuccessTime": self.last_success_time,
+            "lastFailureTime": self.last_failure_time,
+            "lastStartTime": self.last_start_time,
+            "runningChangedAt": self.running_changed_at,
+        }
+        for key, value in optional_times.items():
+            if value is not None:
+                out[key] = format_time(value)
+        if self.pause_cause:
+            out["pauseCause"] = self.pause_cause
+        if self.failure_reason:
+            out["failureReason"] = self.failure_reason
+        if self.last_exit_code is not None:
+            out["lastExitCode"] = self.last_exit_code
+        if self.last_duration_seconds is not None:
+            out["lastDurationSeconds"] = self.last_duration_seconds
+        counts = {k: v for k, v in sorted(self.ping_counts.items()) if v}
+        if counts:
+            out["pingCounts"] = counts
+        if self.open_runs:
+            out["openRuns"] = [r.to_status() for r in self.open_runs]
+        if self.reported_jobs:
+            out["reportedJobs"] = [j.to_status() for j in self.reported_jobs]
+        if self.recent_transitions:
+            out["recentTransitions"] = [t.to_status() for t in self.recent_transitions]
+        if self.recent_pings:
+            out["recentPings"] = [p.to_status() for p in self.recent_pings]
+        if self.last_output is not None:
+            out["lastOutput"] = self.last_output.to_status()
+        return out
+
+    @classmethod
+    def from_status(
+        cls, status: Mapping[str, Any] | None, *, active_since: datetime | None = None
+    ) -> Record:
+        """Read a record back from ``status``.
+
+        ``active_since`` (the creation time) is used when ``status`` has no
+        ``activeSince`` (a monitor never written yet); without either, ``ValueError``.
+        Malformed entries are dropped rather than failing the whole record.
+        """
+        st: Mapping[str, Any] = status or {}
+        active = _time(st.get("activeSince")) or active_since
+        if active is None:
+            raise ValueError("status has no activeSince and no creation time was given")
+        if _time(st.get("activeSince")) is None:
+            return cls.new(active)
+        rec = cls(active_since=active, reference_time=_time(st.get("referenceTime")) or active)
+        state = st.get("state")
+        rec.state = state if state in STATES else "New"
+        rec.state_reason = _str(st.get("stateReason")) or _default_reason(rec.state)
+        rec.state_message = _str(st.get("stateMessage")) or ""
+        rec.state_since = _time(st.get("stateSince"))
+        rec.paused_since = _time(st.get("pausedSince"))
+        rec.pause_cause = _str(st.get("pauseCause"))
+        rec.failure_reason = _str(st.get("failureReason"))
+        rec.success_streak = _int(st.get("successStreak")) or 0
+        rec.consecutive_failures = _int(st.get("consecutiveFailures")) or 0
+        rec.ping_count = _int(st.get("pingCount")) or 0
+        rec.missed_runs = _int(st.get("missedRuns")) or 0
+        counts = st.get("pingCounts")
+        if isinstance(counts, Mapping):
+            rec.ping_counts = {str(k): v for k, v in counts.items() if _int(v) is not None}
+        rec.last_ping_time = _time(st.get("lastPingTime"))
+        rec.last_success_time = _time(st.get("lastSuccessTime"))
+        rec.last_failure_time = _time(st.get("lastFailureTime"))
+        rec.last_start_time = _time(st.get("lastStartTime"))
+        rec.last_exit_code = _int(st.get("lastExitCode"))
+        rec.last_duration_seconds = _num(st.get("lastDurationSeconds"))
+        rec.running_changed_at = _time(st.get("runningChangedAt"))
+        for item in _items(st.get("openRuns")):
+            start = _time(item.get("startTime"))
+            if start is not None:
+                rec.open_runs.append(
+                    OpenRun(_str(item.get("runId")), start, item.get("timedOut") is True)
+                )
+        for item in _items(st.get("reportedJobs")):
+            uid, phase = _str(item.get("uid")), _str(item.get("phase"))
+            if uid and phase:
+                rec.reported_jobs.append(ReportedJob(uid, phase))
+        for item in _items(st.get("recentTransitions")):
+            t = _time(item.get("time"))
+            if t is not None:
+                rec.recent_transitions.append(
+                    TransitionRecord(
+                        t,
+                        _str(item.get("state")) or "",
+                        _str(item.get("reason")) or "",
+                        _str(item.get("message")) or "",
+                    )
+                )
+        for item in _items(st.get("recentPings")):
+            t = _time(item.get("time"))
+            if t is not None:
+                rec.recent_pings.append(
+                    PingRecord(
+                        t,
+                        _str(item.get("kind")) or "",
+                        _int(item.get("exitCode")),
+                        _num(item.get("durationSeconds")),
+                        _str(item.get("runId")),
+                        _str(item.get("body")),
+                    )
+                )
+        out = st.get("lastOutput")
+        if isinstance(out, Mapping):
+            t = _time(out.get("time"))
+            body = _str(out.get("body"))
+            if t is not None and body is not None:
+                rec.last_output = Output(t, _str(out.get("kind")) or "", body)
+        return rec
+
+
+def _default_reason(state: str) -> str:
+    return {"New": "AwaitingFirstPing", "Healthy": "PingReceived", "Paused": "Paused"}.get(
+        state, "Late"
+    )
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return parse_time(value)
+    except TimeFormatError:
+        return None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if isinstance(value, float) else value
+
+
+def _items(value: Any) -> list[Mapping[str, Any]]:
+    if not isinstance(value, list):
+        return []
+    return [v for v in value if isinstance(v, Mapping)]
