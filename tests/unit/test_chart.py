@@ -1,0 +1,525 @@
+"""The Helm chart, rendered by the pinned helm binary, and the Dockerfile it runs.
+
+What a user of the chart would notice: `helm lint`/`helm template` are clean with the
+defaults and with every option on; a misspelled value fails; the operator Pods are
+hardened; the flags the Deployment passes are flags the operator accepts and mean what the
+values say; RBAC is exactly DESIGN 9.17; the chart's copies of the CRDs and alert rules are
+the sources in deploy/; the default image is the one the Dockerfile builds.
+
+helm comes from hack/build-helm.sh (built from its Go module and cached outside the tree;
+the first build takes about a minute, later runs find the binary).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import tomllib
+from collections.abc import Iterator, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from heartbeat_operator.settings import add_arguments, build_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "deploy" / "helm" / "heartbeat-operator"
+KUBE_VERSION = "1.34.4"  # the local control plane's; the chart needs >= 1.29
+
+# Every optional object on, plus the values that change what the Deployment and RBAC say.
+ALL_ON: dict[str, Any] = {
+    "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+    "prometheusRule": {"enabled": True},
+    "grafanaDashboard": {"enabled": True},
+    "ingress": {
+        "enabled": True,
+        "className": "nginx",
+        "tls": [{"secretName": "heartbeat-tls", "hosts": ["heartbeat.example.com"]}],
+    },
+    "networkPolicy": {"enabled": True},
+    "externalURL": "https://heartbeat.example.com",
+    "metricsLabels": ["team"],
+}
+
+# DESIGN 9.17, as (apiGroup, resource, verb). Anything else the ClusterRole grants fails.
+NAMESPACED_GRANTS = {
+    *(
+        ("heartbeat.dev", "heartbeatmonitors", v)
+        for v in ("get", "list", "watch", "create", "patch", "delete")
+    ),
+    *(("heartbeat.dev", "heartbeatmonitors/status", v) for v in ("get", "update", "patch")),
+    *(("", "secrets", v) for v in ("get", "create", "patch")),
+    *(("batch", r, v) for r in ("cronjobs", "jobs") for v in ("get", "list", "watch")),
+    ("", "events", "create"),
+}
+EXIT_CODE_GRANTS = {("", "pods", "list")}
+CLUSTER_GRANTS = {
+    *(("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")),
+    *(("", "namespaces", v) for v in ("list", "watch")),
+}
+LEASE_GRANTS = {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def helm() -> str:
+    """The pinned helm binary, built by hack/build-helm.sh if it is not cached yet."""
+    done = subprocess.run(
+        [str(ROOT / "hack" / "build-helm.sh")],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    assert done.returncode == 0, f"hack/build-helm.sh failed:\n{done.stderr}"
+    return done.stdout.strip().splitlines()[-1]
+
+
+def run_helm(helm: str, *args: str, values: Mapping[str, Any] | None = None) -> str:
+    cmd = [helm, *args]
+    if values is not None:
+        cmd += ["--values", "-"]
+    done = subprocess.run(
+        cmd,
+        input=json.dumps(values) if values is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise HelmError(done.stdout + done.stderr)
+    return done.stdout + done.stderr
+
+
+class HelmError(Exception):
+    pass
+
+
+def render(helm: str, values: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    out = run_helm(
+        helm,
+        "template",
+        "hb",
+        str(CHART),
+        "--namespace",
+        "heartbeat-system",
+        "--kube-version",
+        KUBE_VERSION,
+        "--include-crds",
+        values=values or {},
+    )
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [
+        d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
+    ]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+def grants(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    out = set()
+    for rule in rules:
+        assert "resourceNames" not in rule and "nonResourceURLs" not in rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                for verb in rule["verbs"]:
+                    out.add((group, resource, verb))
+    return out
+
+
+def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    deployment = one(docs, "Deployment")
+    (c,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert isinstance(c, dict)
+    return c
+
+
+def settings_from(c: dict[str, Any], env: Mapping[str, str] | None = None) -> Any:
+    """Parse the container's args with the operator's own flags, as `run` would."""
+    assert c["args"][0] == "run"
+    parser = argparse.ArgumentParser(prog="heartbeat-operator run", exit_on_error=False)
+    add_arguments(parser)
+    args = parser.parse_args(c["args"][1:])
+    return build_settings(args, dict(env or {}), namespace_file=Path("/nonexistent"))
+
+
+# --- helm lint and template -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{}, ALL_ON, {**ALL_ON, "watchNamespaces": ["team-a", "team-b"], "jobExitCodes": False}],
+    ids=["defaults", "all-on", "all-on-namespaced"],
+)
+def test_lint_is_clean(helm: str, values: dict[str, Any]) -> None:
+    out = run_helm(
+        helm, "lint", "--strict", str(CHART), "--kube-version", KUBE_VERSION, values=values
+    )
+    assert "1 chart(s) linted, 0 chart(s) failed" in out
+    # Not even INFO lines (a missing icon, say): clean means clean.
+    assert not re.search(r"\[(INFO|WARNING|ERROR)\]", out), out
+
+
+def test_defaults_render_the_core_objects_and_nothing_optional(helm: str) -> None:
+    kinds = sorted(d["kind"] for d in render(helm))
+    assert kinds == sorted(
+        [
+            "CustomResourceDefinition",
+            "ServiceAccount",
+            "ClusterRole",  # the operator's
+            "ClusterRole",  # aggregated to view
+            "ClusterRole",  # aggregated to edit
+            "ClusterRoleBinding",
+            "Role",  # the Lease
+            "RoleBinding",
+            "Service",  # pings
+            "Service",  # metrics
+            "Deployment",
+            "PodDisruptionBudget",
+        ]
+    )
+
+
+def test_every_option_renders(helm: str) -> None:
+    kinds = {d["kind"] for d in render(helm, ALL_ON)}
+    assert {"ServiceMonitor", "PrometheusRule", "ConfigMap", "Ingress", "NetworkPolicy"} <= kinds
+
+
+def test_chart_needs_kubernetes_1_29(helm: str) -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["kubeVersion"] == ">=1.29.0-0"
+    with pytest.raises(HelmError, match="kubeVersion"):
+        run_helm(helm, "template", "hb", str(CHART), "--kube-version", "1.28.9")
+
+
+# --- values and their schema ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        ({"replicaCont": 3}, "replicaCont"),
+        ({"image": {"repository": "x", "tagg": "1"}}, "tagg"),
+        ({"serviceMonitor": {"enabeld": True}}, "enabeld"),
+        ({"monitorMetrics": "some"}, "monitorMetrics"),
+        ({"externalURL": "heartbeat.example.com"}, "externalURL"),
+        ({"replicaCount": "two"}, "replicaCount"),
+    ],
+)
+def test_schema_rejects_misspelled_and_invalid_values(
+    helm: str, values: dict[str, Any], complaint: str
+) -> None:
+    with pytest.raises(HelmError, match=complaint):
+        render(helm, values)
+
+
+def _leaf_paths(lines: list[str]) -> Iterator[tuple[str, bool]]:
+    """(dotted key, documented) for every leaf key in values.yaml: documented when a
+    comment sits right above the key or above one of its parents."""
+    stack: list[tuple[int, str, bool]] = []  # (indent, key, documented)
+    previous = ""
+    entries: list[tuple[str, bool, int]] = []
+    for line in lines:
+        match = re.match(r"^(\s*)([A-Za-z_][A-Za-z0-9_]*):", line)
+        if match:
+            indent = len(match.group(1))
+            while stack and stack[-1][0] >= indent:
+                stack.pop()
+            documented = previous.lstrip().startswith("#") or any(d for _, _, d in stack)
+            path = ".".join([k for _, k, _ in stack] + [match.group(2)])
+            entries.append((path, documented, indent))
+            stack.append((indent, match.group(2), documented))
+        if line.strip():
+            previous = line
+    for i, (path, documented, indent) in enumerate(entries):
+        has_children = i + 1 < len(entries) and entries[i + 1][2] > indent
+        if not has_children:  # a leaf: the value a user sets
+            yield path, documented
+
+
+def test_every_value_is_commented() -> None:
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    undocumented = [path for path, documented in _leaf_paths(lines) if not documented]
+    assert undocumented == []
+
+
+def test_schema_and_values_name_the_same_keys() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    schema = json.loads((CHART / "values.schema.json").read_text())
+
+    def walk(v: Mapping[str, Any], s: Mapping[str, Any], where: str) -> None:
+        assert s.get("additionalProperties") is False, f"{where or 'top'} accepts unknown keys"
+        props = s["properties"]
+        assert set(v) == set(props) - {"global"}, where
+        for key, value in v.items():
+            sub = props[key]
+            assert "description" in sub, f"{where}{key} has no description"
+            if isinstance(value, dict) and sub.get("additionalProperties") is False:
+                walk(value, sub, f"{where}{key}.")
+
+    walk(values, schema, "")
+
+
+# --- the Deployment ---------------------------------------------------------------------
+
+
+def test_deployment_is_hardened(helm: str) -> None:
+    docs = render(helm)
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert one(docs, "Deployment")["spec"]["replicas"] == 2
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["serviceAccountName"] == "hb-heartbeat-operator"
+    c = container(docs)
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert c["resources"]["requests"].keys() >= {"cpu", "memory"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "ping"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "ping"}
+    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"ping": 8080, "metrics": 8081}
+    env = {e["name"]: e for e in c["env"]}
+    assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+
+
+def test_default_flags_point_pings_at_the_service(helm: str) -> None:
+    settings = settings_from(container(render(helm)), {"POD_NAMESPACE": "heartbeat-system"})
+    service_url = "http://hb-heartbeat-operator.heartbeat-system.svc:8080"
+    assert settings.server.external_url == service_url
+    assert settings.server.internal_url == service_url
+    assert (settings.server.host, settings.server.port) == ("0.0.0.0", 8080)
+    assert settings.server.metrics_port == 8081
+    assert settings.watching.namespaces == ()
+    assert settings.watching.lease_namespace == "heartbeat-system"
+    assert settings.jobs.exit_codes is True
+    assert settings.metrics.monitor_metrics == "full"
+
+
+def test_values_become_the_operators_settings(helm: str) -> None:
+    values = {
+        **ALL_ON,
+        "watchNamespaces": ["team-a", "team-b"],
+        "leaseNamespace": "ops",
+        "jobExitCodes": False,
+        "monitorMetrics": "minimal",
+    }
+    settings = settings_from(container(render(helm, values)))
+    assert settings.server.external_url == "https://heartbeat.example.com"
+    assert settings.server.internal_url == "http://hb-heartbeat-operator.heartbeat-system.svc:8080"
+    assert settings.watching.namespaces == ("team-a", "team-b")
+    assert settings.watching.lease_namespace == "ops"
+    assert settings.jobs.exit_codes is False
+    assert settings.metrics.monitor_metrics == "minimal"
+    assert settings.metrics.label_allowlist == ("team",)
+
+
+def test_services_for_pings_and_metrics(helm: str) -> None:
+    docs = render(helm)
+    ping = one(docs, "Service", "hb-heartbeat-operator")
+    metrics = one(docs, "Service", "hb-heartbeat-operator-metrics")
+    assert [(p["port"], p["targetPort"]) for p in ping["spec"]["ports"]] == [(8080, "ping")]
+    assert [(p["port"], p["targetPort"]) for p in metrics["spec"]["ports"]] == [(8081, "metrics")]
+    pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    for service in (ping, metrics):
+        assert service["spec"]["selector"].items() <= pod_labels.items()
+    pdb = one(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+
+
+# --- RBAC, exactly DESIGN 9.17 ----------------------------------------------------------
+
+
+def test_cluster_role_is_exactly_the_design(helm: str) -> None:
+    docs = render(helm)
+    role = one(docs, "ClusterRole", "hb-heartbeat-operator")
+    assert grants(role["rules"]) == NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS
+    binding = one(docs, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == "hb-heartbeat-operator"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "hb-heartbeat-operator", "namespace": "heartbeat-system"}
+    ]
+
+
+def test_no_pods_grant_without_exit_codes(helm: str) -> None:
+    role = one(render(helm, {"jobExitCodes": False}), "ClusterRole", "hb-heartbeat-operator")
+    assert grants(role["rules"]) == NAMESPACED_GRANTS | CLUSTER_GRANTS
+
+
+def test_lease_role_in_the_release_or_lease_namespace(helm: str) -> None:
+    for values, namespace in (({}, "heartbeat-system"), ({"leaseNamespace": "ops"}, "ops")):
+        docs = render(helm, values)
+        role = one(docs, "Role", "hb-heartbeat-operator-leader-election")
+        assert role["metadata"]["namespace"] == namespace
+        assert grants(role["rules"]) == LEASE_GRANTS
+        binding = one(docs, "RoleBinding", "hb-heartbeat-operator-leader-election")
+        assert binding["metadata"]["namespace"] == namespace
+
+
+def test_watch_namespaces_switch_to_roles(helm: str) -> None:
+    docs = render(helm, {"watchNamespaces": ["team-a", "team-b"]})
+    cluster_role = one(docs, "ClusterRole", "hb-heartbeat-operator")
+    assert grants(cluster_role["rules"]) == CLUSTER_GRANTS
+    roles = [
+        d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == "hb-heartbeat-operator"
+    ]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    for role in roles:
+        assert grants(role["rules"]) == NAMESPACED_GRANTS | EXIT_CODE_GRANTS
+    bindings = [
+        d
+        for d in docs
+        if d["kind"] == "RoleBinding" and d["metadata"]["name"] == "hb-heartbeat-operator"
+    ]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+
+
+def test_no_wildcards_and_no_secret_listing_anywhere(helm: str) -> None:
+    docs = render(helm, {**ALL_ON, "watchNamespaces": ["team-a"]}) + render(helm, ALL_ON)
+    for doc in docs:
+        if doc["kind"] in ("ClusterRole", "Role"):
+            for group, resource, verb in grants(doc["rules"]):
+                assert "*" not in (group, resource, verb), doc["metadata"]["name"]
+                assert not (resource == "secrets" and verb in ("list", "watch"))
+
+
+def test_aggregated_roles_never_grant_status(helm: str) -> None:
+    docs = render(helm)
+    view = one(docs, "ClusterRole", "hb-heartbeat-operator-view")
+    edit = one(docs, "ClusterRole", "hb-heartbeat-operator-edit")
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert grants(view["rules"]) == {
+        ("heartbeat.dev", "heartbeatmonitors", v) for v in ("get", "list", "watch")
+    }
+    assert {r for _, r, _ in grants(edit["rules"])} == {"heartbeatmonitors"}
+    off = render(helm, {"rbac": {"create": True, "aggregateToDefaultRoles": False}})
+    assert [d for d in off if d["kind"] == "ClusterRole"] == [
+        one(off, "ClusterRole", "hb-heartbeat-operator")
+    ]
+
+
+# --- optional monitoring objects and their copies ---------------------------------------
+
+
+def test_service_monitor_honors_labels(helm: str) -> None:
+    docs = render(helm, ALL_ON)
+    monitor = one(docs, "ServiceMonitor")
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["honorLabels"] is True
+    assert endpoint["port"] == "metrics"
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    metrics = one(docs, "Service", "hb-heartbeat-operator-metrics")
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= metrics["metadata"]["labels"].items()
+    )
+
+
+def test_prometheus_rule_holds_the_shipped_rules(helm: str) -> None:
+    rule = one(render(helm, ALL_ON), "PrometheusRule")
+    shipped = yaml.safe_load((CHART / "files" / "heartbeat-rules.yaml").read_text())
+    assert rule["spec"]["groups"] == shipped["groups"]
+    alerts = {r.get("alert") for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert {"HeartbeatMonitorDown", "HeartbeatMonitorLate", "HeartbeatOperatorAbsent"} <= alerts
+
+
+def test_chart_rules_are_a_copy_of_deploy_prometheus() -> None:
+    source = ROOT / "deploy" / "prometheus" / "heartbeat-rules.yaml"
+    copy = CHART / "files" / "heartbeat-rules.yaml"
+    assert copy.read_text() == source.read_text(), (
+        f"the chart's rules differ from their source: cp {source.relative_to(ROOT)} "
+        f"{copy.relative_to(ROOT)}"
+    )
+
+
+def test_chart_crds_are_copies_of_deploy_crds() -> None:
+    sources = sorted((ROOT / "deploy" / "crds").glob("*.yaml"))
+    copies = sorted((CHART / "crds").glob("*.yaml"))
+    assert sources, "deploy/crds/ holds no CRD"
+    assert [p.name for p in copies] == [p.name for p in sources]
+    for source, copy in zip(sources, copies, strict=True):
+        assert copy.read_text() == source.read_text(), (
+            f"{copy.relative_to(ROOT)} differs from its source: cp deploy/crds/*.yaml "
+            f"{(CHART / 'crds').relative_to(ROOT)}/"
+        )
+
+
+def test_grafana_dashboard_is_valid_json(helm: str) -> None:
+    config_map = one(render(helm, ALL_ON), "ConfigMap")
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(config_map["data"]["heartbeat-operator.json"])
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    assert any("heartbeat_monitor_up" in e for e in exprs)
+    assert any("heartbeat_leader" in e for e in exprs)
+
+
+def test_ingress_routes_only_pings(helm: str) -> None:
+    ingress = one(render(helm, ALL_ON), "Ingress")
+    (rule,) = ingress["spec"]["rules"]
+    paths = {p["path"] for p in rule["http"]["paths"]}
+    assert paths == {"/ping/", "/hb/", "/v1/heartbeats/"}
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+
+
+def test_network_policy_admits_pings_and_scrapes_only(helm: str) -> None:
+    policy = one(render(helm, ALL_ON), "NetworkPolicy")
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    by_port = {r["ports"][0]["port"]: r for r in policy["spec"]["ingress"]}
+    assert set(by_port) == {"ping", "metrics"}
+    assert "from" not in by_port["ping"]  # pings come from anywhere
+    assert by_port["metrics"]["from"]  # scrapes only from the monitoring peers
+
+
+# --- the image ----------------------------------------------------------------------------
+
+
+@cache
+def dockerfile() -> str:
+    return (ROOT / "Dockerfile").read_text()
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    hadolint = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "hadolint"
+    exe = str(hadolint) if hadolint.exists() else "hadolint"
+    done = subprocess.run(
+        [exe, str(ROOT / "Dockerfile")], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_dockerfile_is_pinned_multi_stage_and_non_root() -> None:
+    text = dockerfile()
+    base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", text, re.M)
+    assert base, "the base image is one pinned ARG"
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-[a-z]+(@sha256:[0-9a-f]{64})?", base.group(1))
+    assert len(re.findall(r"^FROM ", text, re.M)) == 2
+    users = re.findall(r"^USER (\S+)$", text, re.M)
+    assert users and not users[-1].startswith(("0", "root"))
+    assert re.search(r'^ENTRYPOINT \["heartbeat-operator"\]$', text, re.M)
+    assert re.search(r'^CMD \["run"\]$', text, re.M)
+
+
+def test_chart_default_image_is_the_dockerfiles(helm: str) -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    label = re.search(r'org\.opencontainers\.image\.version="([^"]+)"', dockerfile())
+    assert label and label.group(1) == project["version"] == chart["appVersion"]
+    assert re.search(
+        r"docker build -t heartbeat-operator:" + re.escape(label.group(1)), dockerfile()
+    )
+    assert container(render(helm))["image"] == f"heartbeat-operator:{chart['appVersion']}"
+    # The user the pod runs as is the image's.
+    pod = one(render(helm), "Deployment")["spec"]["template"]["spec"]
+    assert re.search(rf"^USER {pod['securityContext']['runAsUser']}:", dockerfile(), re.M)
