@@ -1,0 +1,56 @@
+"""Ping bodies (DESIGN 3 and 9.13): read under a hard cap, keep the first bytes, decode.
+
+A body is read to its end (so the client gets a definite answer) but only its first
+``body_limit`` bytes are kept in memory; past ``max_body`` bytes the reply is 413.
+"""
+
+from __future__ import annotations
+
+from aiohttp import StreamReader
+
+
+class BodyTooLarge(Exception):
+    """The body is larger than the hard cap: HTTP 413."""
+
+
+async def read_capped(content: StreamReader, *, keep: int, max_body: int) -> bytes:
+    """Read the whole body; return its first ``keep`` bytes. Raise ``BodyTooLarge`` past
+    ``max_body`` bytes (stopping there: the rest is never read)."""
+    kept = bytearray()
+    total = 0
+    async for chunk in content.iter_any():
+        total += len(chunk)
+        if total > max_body:
+            raise BodyTooLarge(f"body over {max_body} bytes")
+        if len(kept) < keep:
+            kept += chunk[: keep - len(kept)]
+    return bytes(kept)
+
+
+def _incomplete_tail(data: bytes) -> int:
+    """How many bytes at the end of ``data`` are a UTF-8 sequence cut short (0-3)."""
+    # Look back at most 3 bytes for the lead byte of the last sequence.
+    for back in range(1, min(4, len(data) + 1)):
+        byte = data[-back]
+        if byte & 0b1100_0000 == 0b1000_0000:  # continuation byte: keep looking
+            continue
+        if byte & 0b1110_0000 == 0b1100_0000:
+            needed = 2
+        elif byte & 0b1111_0000 == 0b1110_0000:
+            needed = 3
+        elif byte & 0b1111_1000 == 0b1111_0000:
+            needed = 4
+        else:  # ASCII or an invalid lead byte: nothing is cut short
+            return 0
+        return back if back < needed else 0
+    return 0
+
+
+def decode_body(data: bytes, limit: int) -> str | None:
+    """Cut at ``limit`` bytes, drop an incomplete trailing UTF-8 sequence, then decode
+    with replacement (DESIGN 9.13). An empty body is ``None`` (the ping carries none)."""
+    data = data[:limit]
+    data = data[: len(data) - _incomplete_tail(data)]
+    if not data:
+        return None
+    return data.decode("utf-8", errors="replace")

@@ -1,0 +1,33 @@
+"""The route tables of the two listeners (DESIGN 3 and 9.2).
+
+Ping routes take every method and check it in the view, so that a wrong method is a
+405 and a malformed path a 400 from one place, before any token lookup.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from heartbeat_operator.receiver import views
+
+
+def ping_routes() -> list[web.RouteDef]:
+    """Port 8080: pings (three URL families) and the probes."""
+    return [
+        web.route("*", "/ping", views.ping),
+        web.route("*", "/ping/{tail:.*}", views.ping),
+        web.route("*", "/hb", views.ping),
+        web.route("*", "/hb/{tail:.*}", views.ping),
+        web.route("*", "/v1/heartbeats/{tail:.*}", views.ping_v1),
+        web.route("*", "/healthz", views.healthz),
+        web.route("*", "/readyz", views.readyz),
+    ]
+
+
+def metrics_routes(metrics: views.MetricsHandler) -> list[web.RouteDef]:
+    """Port 8081: ``/metrics`` and the probes."""
+    return [
+        web.route("*", "/metrics", metrics),
+        web.route("*", "/healthz", views.healthz),
+        web.route("*", "/readyz", views.readyz),
+    ]

@@ -1,0 +1,160 @@
+"""Views: HTTP request in, domain ``Ping`` to the recorder, HTTP response out.
+
+Domain and recorder outcomes become HTTP statuses here and only here (DESIGN 3, 9.8,
+9.13): ``UnknownToken`` 404, ``Overloaded`` 429 ``Retry-After: 1``, ``WriteTimeout`` 503
+``Retry-After: 5``. Every check on the request comes before the token lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import cast
+
+from aiohttp import web
+
+from heartbeat_operator.domain.inputs import Ping
+from heartbeat_operator.receiver import keys
+from heartbeat_operator.receiver.bodies import BodyTooLarge, decode_body, read_capped
+from heartbeat_operator.receiver.paths import (
+    PathError,
+    RouteClass,
+    is_possible_token,
+    parse_ping_path,
+    parse_run_id,
+)
+from heartbeat_operator.recording import Overloaded, UnknownToken, WriteTimeout
+
+PING_METHODS = ("GET", "HEAD", "POST", "PUT")
+V1_METHODS = ("POST",)
+PROBE_METHODS = ("GET", "HEAD")
+_BODY_METHODS = ("POST", "PUT")
+
+
+def text(status: int, body: str, headers: dict[str, str] | None = None) -> web.Response:
+    """A short ``text/plain`` reply; every reply of the receiver has this shape."""
+    return web.Response(status=status, text=body, headers=headers)
+
+
+def not_found() -> web.Response:
+    return text(404, "not found")
+
+
+def method_not_allowed(method: str, allowed: tuple[str, ...]) -> web.Response:
+    return text(405, f"method {method} not allowed", {"Allow": ", ".join(allowed)})
+
+
+def _closing(response: web.Response) -> web.Response:
+    # The rest of the request was not read: the connection cannot be reused.
+    response.force_close()
+    return response
+
+
+async def ping(request: web.Request) -> web.StreamResponse:
+    """``/ping/<t>…`` and ``/hb/<t>…``: every method in ``PING_METHODS``."""
+    route: RouteClass = "hb" if request.path.startswith("/hb") else "ping"
+    return await _ping(request, route, PING_METHODS)
+
+
+async def ping_v1(request: web.Request) -> web.StreamResponse:
+    """``POST /v1/heartbeats/<t>/ping``: the other seed's form."""
+    return await _ping(request, "v1", V1_METHODS)
+
+
+async def _ping(
+    request: web.Request, route: RouteClass, methods: tuple[str, ...]
+) -> web.StreamResponse:
+    settings = request.app[keys.RECEIVER_SETTINGS]
+    if request.method not in methods:
+        return method_not_allowed(request.method, methods)
+    try:
+        where = parse_ping_path(route, request.match_info.get("tail", ""))
+        run_id = parse_run_id(request.query.getall("rid", []))
+    except PathError as exc:
+        return text(400, f"bad request: {exc}")
+    if not is_possible_token(where.token):
+        return not_found()  # no monitor can have this token: no lookup needed
+
+    body: str | None = None
+    if request.method in _BODY_METHODS and request.body_exists:
+        length = request.content_length
+        if length is not None and length > settings.max_body:
+            return _closing(text(413, f"request body over {settings.max_body} bytes"))
+        try:
+            async with asyncio.timeout(settings.read_timeout):
+                raw = await read_capped(
+                    request.content, keep=settings.body_limit, max_body=settings.max_body
+                )
+        except BodyTooLarge:
+            return _closing(text(413, f"request body over {settings.max_body} bytes"))
+        except TimeoutError:
+            return _closing(text(408, "request timeout: the body took too long"))
+        body = decode_body(raw, settings.body_limit)
+
+    event = Ping(
+        time=request.app[keys.CLOCK](),  # accepted now (DESIGN 9.3): the request is complete
+        kind=where.kind,
+        exit_code=where.exit_code,
+        run_id=run_id,
+        body=body,
+    )
+    try:
+        await request.app[keys.RECORDER].record(where.token, event)
+    except UnknownToken:
+        return not_found()
+    except Overloaded:
+        reason = "too many pings waiting for this monitor; retry in 1 s"
+        return text(429, reason, {"Retry-After": "1"})
+    except WriteTimeout:
+        reason = "the ping was not recorded in time; retry in 5 s"
+        return text(503, reason, {"Retry-After": "5"})
+    return text(200, "OK")
+
+
+async def healthz(request: web.Request) -> web.StreamResponse:
+    """200 while the process serves (DESIGN 9.2)."""
+    if request.method not in PROBE_METHODS:
+        return method_not_allowed(request.method, PROBE_METHODS)
+    return text(200, "OK")
+
+
+async def readyz(request: web.Request) -> web.StreamResponse:
+    """200 when ready, 503 before that and from shutdown on (DESIGN 9.2, 9.20)."""
+    if request.method not in PROBE_METHODS:
+        return method_not_allowed(request.method, PROBE_METHODS)
+    health = request.app[keys.HEALTH]
+    if health.ready():
+        return text(200, "OK")
+    reason = "shutting down" if health.stopping else "not ready"
+    return text(503, reason)
+
+
+MetricsSource = Callable[[], tuple[bytes, str]]
+MetricsHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def metrics_view(source: MetricsSource | MetricsHandler) -> MetricsHandler:
+    """The ``/metrics`` view from either an aiohttp handler or a ``() -> (body, type)``."""
+    if _is_handler(source):
+        handler = cast(MetricsHandler, source)
+    else:
+        render = cast(MetricsSource, source)
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            body, content_type = render()
+            response = web.Response(body=body)
+            response.headers["Content-Type"] = content_type
+            return response
+
+    async def handle_metrics(request: web.Request) -> web.StreamResponse:
+        if request.method not in PROBE_METHODS:
+            return method_not_allowed(request.method, PROBE_METHODS)
+        return await handler(request)
+
+    return handle_metrics
+
+
+def _is_handler(source: object) -> bool:
+    call = getattr(source, "__call__", None)  # noqa: B004 - also an instance's async __call__
+    return inspect.iscoroutinefunction(source) or inspect.iscoroutinefunction(call)
