@@ -3,16 +3,57 @@
 ``apply(spec, record, input, now)`` folds one input and returns the new record with the
 transitions it made (one per Event to post); ``view(spec, record, now)`` says what the
 monitor looks like at ``now`` and when that can next change without new input.
+
+The state is a function of the record's counters and its reference time:
+
+- Paused while ``pausedSince`` is set;
+- else the *base* state: Down while ``consecutiveFailures >= failureThreshold`` (and not
+  yet left by ``successThreshold`` successes), Grace with the failure's reason while
+  ``0 < consecutiveFailures``, Healthy once a run has finished, New before;
+- a New or Healthy monitor whose slot is past ``nextDueTime`` is Grace(``Late``) (a
+  failure reason outranks ``Late``, fine print 3).
+
+Deadlines (the slot's due time, its alert time, each open run's ``maxRuntime``) are
+settled in time order, each at its exact time; an input first settles every deadline
+strictly before its own time, so a ping at a deadline is on time (fine print 9, 13).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from heartbeat_operator.domain.inputs import Input
-from heartbeat_operator.domain.records import Record
+from heartbeat_operator.domain.durations import format_duration
+from heartbeat_operator.domain.inputs import Input, Pause, Ping, Resume, SpecEdit, Tick
+from heartbeat_operator.domain.records import (
+    MAX_MESSAGE_CHARS,
+    MAX_OPEN_RUNS,
+    MAX_RECENT_PINGS,
+    MAX_RECENT_TRANSITIONS,
+    MAX_REPORTED_JOBS,
+    RECENT_PING_BODY_BYTES,
+    OpenRun,
+    Output,
+    PingRecord,
+    Record,
+    ReportedJob,
+    TransitionRecord,
+    cut_utf8,
+)
+from heartbeat_operator.domain.schedules import Slot
 from heartbeat_operator.domain.specs import MonitorSpec
+from heartbeat_operator.domain.timefmt import format_clock, seconds
+
+# Fine print 10: in cron mode a start or finish up to 60 s before a tick counts for it.
+EARLY_PING_WINDOW = timedelta(seconds=60)
+_EPSILON = timedelta(microseconds=1)
+
+# How many lines of a failure's body go into its Event message, and how long each may be.
+_BODY_LINES = 3
+_BODY_LINE_CHARS = 120
+
+NORMAL = "Normal"
+WARNING = "Warning"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +96,17 @@ class View:
     running: bool
 
 
+@dataclass(frozen=True, slots=True)
+class _Deadline:
+    time: datetime
+    order: int  # 0 late, 1 missed, 2 run timeout: ties settle in this order
+    slot: Slot | None = None
+    run: OpenRun | None = None
+
+
+# --------------------------------------------------------------------------- entry points
+
+
 def apply(
     spec: MonitorSpec, record: Record, input: Input, now: datetime
 ) -> tuple[Record, list[Transition]]:
@@ -63,14 +115,478 @@ def apply(
     Every input first settles the deadlines strictly before its time (like ``Tick``): a
     ping, pause or resume at the same instant as a deadline is applied first. An input
     time earlier than the record's latest transition is clamped to it (DESIGN 9.3).
-    ``now`` is the caller's clock, used only to clamp times in the future... (unused
-    otherwise; the input's time rules). ``SpecEdit`` is folded with the *new* spec; fold a
-    ``Tick`` at the edit time with the old spec first.
+    ``now`` is the caller's clock; the machine reads times only from inputs (it is
+    accepted so every caller passes the same shape and for future checks).
+    ``SpecEdit`` is folded with the *new* spec; fold a ``Tick`` at the edit time with the
+    old spec first.
     """
-    raise NotImplementedError
+    del now  # the input's own time rules (DESIGN 9.3); see the docstring
+    rec = record.copy()
+    out: list[Transition] = []
+    at = max(input.time, rec.last_transition_time)
+    if isinstance(input, SpecEdit):
+        _spec_edit(spec, rec, at, out)
+        return rec, out
+    _settle(spec, rec, at, out)
+    if isinstance(input, Ping):
+        _ping(spec, rec, input, at, out)
+    elif isinstance(input, Pause):
+        _pause(rec, input, at, out)
+    elif isinstance(input, Resume):
+        _resume(spec, rec, input, at, out)
+    else:
+        assert isinstance(input, Tick)
+    return rec, out
 
 
 def view(spec: MonitorSpec, record: Record, now: datetime) -> View:
     """The monitor at ``now``: deadlines before ``now`` that ``record`` has not settled yet
     are settled on a copy first, so the answer never depends on when the last Tick ran."""
-    raise NotImplementedError
+    rec = record
+    if rec.paused_since is not None:
+        return View(rec.state, rec.state_reason, rec.state_message, None, None, None, False)
+    slot = spec.slots.next_slot(rec.reference_time)
+    deadline = _next_deadline(spec, rec, slot)
+    if deadline is not None and deadline.time < now:
+        rec = rec.copy()
+        _settle(spec, rec, now, [])
+        if rec.paused_since is not None:  # pragma: no cover - settling never pauses
+            return View(rec.state, rec.state_reason, rec.state_message, None, None, None, False)
+        slot = spec.slots.next_slot(rec.reference_time)
+        deadline = _next_deadline(spec, rec, slot)
+    message = rec.state_message
+    if not message:
+        message = _awaiting_message(spec, rec, slot)
+    return View(
+        state=rec.state,
+        reason=rec.state_reason,
+        message=message,
+        next_due_time=slot.due if slot is not None else None,
+        alert_time=slot.alert(spec.grace) if slot is not None else None,
+        next_change_at=deadline.time if deadline is not None else None,
+        running=rec.running,
+    )
+
+
+# --------------------------------------------------------------------------- deadlines
+
+
+def _next_deadline(spec: MonitorSpec, rec: Record, slot: Slot | None) -> _Deadline | None:
+    if rec.paused_since is not None:
+        return None
+    best: _Deadline | None = None
+    if slot is not None:
+        if rec.state in ("New", "Healthy"):
+            best = _Deadline(slot.due, 0, slot=slot)
+        else:
+            best = _Deadline(slot.alert(spec.grace), 1, slot=slot)
+    if spec.max_runtime is not None:
+        for run in rec.open_runs:
+            if run.timed_out:
+                continue
+            t = run.start_time + spec.max_runtime
+            if best is None or t < best.time:
+                best = _Deadline(t, 2, run=run)
+    return best
+
+
+def _settle(spec: MonitorSpec, rec: Record, until: datetime, out: list[Transition]) -> None:
+    """Fire every deadline strictly before ``until``, in time order."""
+    while True:
+        slot = spec.slots.next_slot(rec.reference_time) if rec.paused_since is None else None
+        deadline = _next_deadline(spec, rec, slot)
+        if deadline is None or deadline.time >= until:
+            return
+        at = max(deadline.time, rec.last_transition_time)
+        if deadline.order == 0:
+            assert deadline.slot is not None
+            _go_late(spec, rec, deadline.slot, at, out)
+        elif deadline.order == 1:
+            assert deadline.slot is not None
+            _miss(spec, rec, deadline.slot, at, out)
+        else:
+            assert deadline.run is not None
+            _time_out(spec, rec, deadline.run, at, out)
+
+
+def _go_late(
+    spec: MonitorSpec, rec: Record, slot: Slot, at: datetime, out: list[Transition]
+) -> None:
+    message = (
+        f"{_since(rec)}; expected by {format_clock(slot.due)} + grace "
+        f"{format_duration(spec.grace)} (missed after {format_clock(slot.alert(spec.grace))})"
+    )
+    _transition(rec, out, at, "Grace", "Late", message, "Late", NORMAL)
+
+
+def _miss(spec: MonitorSpec, rec: Record, slot: Slot, at: datetime, out: list[Transition]) -> None:
+    reason = "Missed" if _ever_pinged(rec) else "NeverPinged"
+    message = (
+        f"{_since(rec)}; expected by {format_clock(slot.due)} + grace {format_duration(spec.grace)}"
+    )
+    rec.missed_runs += 1
+    # DESIGN section 2: after a miss the next slot is due one period (or the next tick)
+    # after the missed one's due time.
+    rec.reference_time = max(rec.reference_time, slot.due)
+    _fail_slot(spec, rec, at, reason, message, out)
+
+
+def _time_out(
+    spec: MonitorSpec, rec: Record, run: OpenRun, at: datetime, out: list[Transition]
+) -> None:
+    was_running = rec.running
+    run.timed_out = True
+    if was_running and not rec.running:
+        rec.running_changed_at = at
+    assert spec.max_runtime is not None
+    rid = f" (rid {run.run_id})" if run.run_id else ""
+    message = (
+        f"run started at {format_clock(run.start_time)}{rid} did not finish within "
+        f"maxRuntime {format_duration(spec.max_runtime)}"
+    )
+    _fail_slot(spec, rec, at, "RunTimeout", message, out)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _ping(spec: MonitorSpec, rec: Record, ping: Ping, at: datetime, out: list[Transition]) -> None:
+    if ping.job is not None and not _admit_job(rec, ping):
+        return
+    paused = rec.paused_since is not None
+    run: OpenRun | None = None
+    duration: timedelta | None = None
+    if ping.finishes and not paused:
+        run = _close_run(rec, ping.run_id)
+        if run is not None:
+            duration = max(at - run.start_time, timedelta(0))
+    _record_ping(rec, ping, at, duration)
+    if paused or ping.kind == "log":
+        return  # fine print 8: recorded, changes nothing else; a log ping changes nothing
+    if ping.kind == "start":
+        _start(spec, rec, ping, at, out)
+    else:
+        _finish(spec, rec, ping, at, run, duration, out)
+
+
+def _admit_job(rec: Record, ping: Ping) -> bool:
+    """DESIGN 9.10: each Job ping exactly once; old Jobs ignored."""
+    assert ping.job is not None
+    uid, phase = ping.job
+    listed = [j.phase for j in rec.reported_jobs if j.uid == uid]
+    if phase in listed or "ignored" in listed:
+        return False
+    if phase == "start" and ping.time < rec.active_since:
+        _report_job(rec, uid, "ignored")
+        return False
+    if phase != "start" and not listed and ping.time < rec.reference_time:
+        return False
+    _report_job(rec, uid, phase)
+    return True
+
+
+def _report_job(rec: Record, uid: str, phase: str) -> None:
+    rec.reported_jobs.append(ReportedJob(uid, phase))
+    del rec.reported_jobs[:-MAX_REPORTED_JOBS]
+
+
+def _record_ping(rec: Record, ping: Ping, at: datetime, duration: timedelta | None) -> None:
+    rec.ping_count += 1
+    rec.ping_counts[ping.kind] = rec.ping_counts.get(ping.kind, 0) + 1
+    rec.last_ping_time = at
+    body = ping.body or None
+    rec.recent_pings.insert(
+        0,
+        PingRecord(
+            time=at,
+            kind=ping.kind,
+            exit_code=ping.exit_code,
+            duration_seconds=seconds(duration) if duration is not None else None,
+            run_id=ping.run_id,
+            body=cut_utf8(body, RECENT_PING_BODY_BYTES) if body else None,
+        ),
+    )
+    del rec.recent_pings[MAX_RECENT_PINGS:]
+    if body:
+        rec.last_output = Output(at, ping.kind, body)
+
+
+def _close_run(rec: Record, run_id: str | None) -> OpenRun | None:
+    """Fine print 5: by id, else the most recent open run of any kind."""
+    if not rec.open_runs:
+        return None
+    if run_id is not None:
+        for i, run in enumerate(rec.open_runs):
+            if run.run_id == run_id:
+                return rec.open_runs.pop(i)
+        return None
+    latest = max(range(len(rec.open_runs)), key=lambda i: rec.open_runs[i].start_time)
+    return rec.open_runs.pop(latest)
+
+
+def _anchor(spec: MonitorSpec, at: datetime) -> datetime:
+    """The reference time a start or finish at ``at`` gives (fine print 10: early pings)."""
+    if spec.is_cron:
+        slot = spec.slots.next_slot(at)
+        if slot is not None and slot.due - at <= EARLY_PING_WINDOW:
+            return slot.due
+    return at
+
+
+def _start(spec: MonitorSpec, rec: Record, ping: Ping, at: datetime, out: list[Transition]) -> None:
+    ref = _anchor(spec, at)
+    if ping.scheduled_time is not None:
+        # DESIGN 9.10: a Job's start counts for the slot it was scheduled for, if that
+        # slot is not over (else for the current one).
+        named = spec.slots.next_slot(ping.scheduled_time - _EPSILON)
+        if (
+            named is not None
+            and named.due == ping.scheduled_time
+            and named.due > rec.reference_time
+            and at <= named.alert(spec.grace)
+        ):
+            ref = named.due
+    rec.reference_time = max(rec.reference_time, ref)
+    was_running = rec.running
+    # Fine print 5 and 13: a start replaces an open run with the same id, or (without an
+    # id) any open run that has no id.
+    rec.open_runs = [r for r in rec.open_runs if r.run_id != ping.run_id]
+    rec.open_runs.append(OpenRun(ping.run_id, at))
+    del rec.open_runs[:-MAX_OPEN_RUNS]
+    rec.last_start_time = at
+    if not was_running:
+        rec.running_changed_at = at
+    if rec.state == "Grace" and rec.state_reason == "Late":
+        state, reason = _base_state(spec, rec)
+        started = f"run started at {format_clock(at)}"
+        if state == "New":
+            # Fine print 13: a start in the first slot's Late window returns to New.
+            message = f"{started}; the first run has begun, awaiting its finish"
+            _transition(rec, out, at, "New", "AwaitingFirstPing", message, None, NORMAL)
+        else:
+            message = f"{started}; {_next_expected(spec, rec)}"
+            _transition(rec, out, at, state, reason, message, "Recovered", NORMAL)
+
+
+def _finish(
+    spec: MonitorSpec,
+    rec: Record,
+    ping: Ping,
+    at: datetime,
+    run: OpenRun | None,
+    duration: timedelta | None,
+    out: list[Transition],
+) -> None:
+    failure: str | None = "Failed" if ping.failed else None
+    if (
+        failure is None
+        and spec.min_runtime is not None
+        and duration is not None
+        and duration < spec.min_runtime
+    ):
+        failure = "RanTooFast"
+    rec.reference_time = max(rec.reference_time, _anchor(spec, at))
+    rec.last_exit_code = ping.exit_code
+    rec.last_duration_seconds = seconds(duration) if duration is not None else None
+    if failure is None:
+        rec.last_success_time = at
+    else:
+        rec.last_failure_time = at
+    if run is not None and run.timed_out:
+        return  # fine print 6 and 13: a late finish is recorded and changes no state
+    if run is not None and not rec.running:
+        rec.running_changed_at = at
+    if failure is None:
+        _succeed(spec, rec, at, duration, out)
+        return
+    if failure == "RanTooFast":
+        assert spec.min_runtime is not None and duration is not None
+        message = (
+            f"run finished in {_human_seconds(duration)}, faster than minRuntime "
+            f"{format_duration(spec.min_runtime)}"
+        )
+    else:
+        message = _failure_message(ping, at)
+    _fail_slot(spec, rec, at, failure, message, out)
+
+
+def _succeed(
+    spec: MonitorSpec, rec: Record, at: datetime, duration: timedelta | None, out: list[Transition]
+) -> None:
+    rec.success_streak += 1
+    took = f" in {_human_seconds(duration)}" if duration is not None else ""
+    what = f"success at {format_clock(at)}{took}"
+    if rec.state == "Down":
+        if rec.success_streak < spec.success_threshold:
+            return  # fine print 7: leaving Down takes successThreshold successes
+        rec.consecutive_failures = 0
+        message = (
+            f"{what}; {rec.success_streak} of successThreshold {spec.success_threshold}; "
+            f"{_next_expected(spec, rec)}"
+        )
+        _transition(rec, out, at, "Healthy", "PingReceived", message, "Recovered", NORMAL)
+        return
+    rec.consecutive_failures = 0
+    message = f"{what}; {_next_expected(spec, rec)}"
+    if rec.state == "New":
+        _transition(rec, out, at, "Healthy", "PingReceived", message, "FirstPing", NORMAL)
+    elif rec.state != "Healthy":
+        _transition(rec, out, at, "Healthy", "PingReceived", message, "Recovered", NORMAL)
+
+
+def _fail_slot(
+    spec: MonitorSpec, rec: Record, at: datetime, reason: str, message: str, out: list[Transition]
+) -> None:
+    """A slot counted as failed: one Warning Event, also while already Down (DESIGN 9.7)."""
+    rec.consecutive_failures += 1
+    rec.success_streak = 0
+    rec.failure_reason = reason
+    state = "Down" if rec.consecutive_failures >= spec.failure_threshold else "Grace"
+    if rec.state == "Down":
+        state = "Down"  # leaving Down takes successes, not edits or counters
+    counted = f"{rec.consecutive_failures} of failureThreshold {spec.failure_threshold}"
+    _transition(rec, out, at, state, reason, f"{message}; {counted}", reason, WARNING, force=True)
+
+
+def _pause(rec: Record, pause: Pause, at: datetime, out: list[Transition]) -> None:
+    if rec.paused_since is not None:
+        return
+    was_running = rec.running
+    rec.paused_since = at
+    rec.pause_cause = pause.cause
+    rec.open_runs = []  # fine print 8: pausing forgets open runs
+    if was_running:
+        rec.running_changed_at = at
+    message = f"paused by {pause.cause}; pings are recorded but change no state"
+    _transition(rec, out, at, "Paused", "Paused", message, "Paused", NORMAL)
+
+
+def _resume(
+    spec: MonitorSpec, rec: Record, resume: Resume, at: datetime, out: list[Transition]
+) -> None:
+    if rec.paused_since is None:
+        return
+    rec.paused_since = None
+    rec.pause_cause = None
+    # Fine print 8: active again from the resume; counters and the state they give are
+    # kept, lateness is not.
+    rec.active_since = at
+    rec.reference_time = at
+    state, reason = _base_state(spec, rec)
+    message = f"resumed ({resume.cause} cleared); {_next_expected(spec, rec)}"
+    _transition(rec, out, at, state, reason, message, "Resumed", NORMAL, force=True)
+
+
+def _spec_edit(spec: MonitorSpec, rec: Record, at: datetime, out: list[Transition]) -> None:
+    """DESIGN 9.19: an edit keeps counters and the reference time and never alerts."""
+    if rec.paused_since is not None:
+        return
+    slot = spec.slots.next_slot(rec.reference_time)
+    if slot is None or slot.alert(spec.grace) <= at:
+        rec.active_since = at
+        rec.reference_time = at
+        slot = spec.slots.next_slot(at)
+    if rec.state == "Down" and rec.consecutive_failures < spec.failure_threshold:
+        reason = rec.failure_reason or "Missed"
+        message = (
+            f"spec edited: {rec.consecutive_failures} of failureThreshold {spec.failure_threshold}"
+        )
+        _transition(rec, out, at, "Grace", reason, message, None, NORMAL)
+    late = slot is not None and slot.due < at
+    if rec.state == "Grace" and rec.state_reason == "Late" and not late:
+        state, reason = _base_state(spec, rec)
+        message = f"spec edited; {_next_expected(spec, rec)}"
+        _transition(rec, out, at, state, reason, message, None, NORMAL)
+    elif rec.state in ("New", "Healthy") and late:
+        assert slot is not None
+        _go_late(spec, rec, slot, at, out)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _base_state(spec: MonitorSpec, rec: Record) -> tuple[str, str]:
+    """The state the counters give, without lateness (resume, a start ending Late)."""
+    failure = rec.failure_reason or "Missed"
+    if rec.consecutive_failures >= spec.failure_threshold:
+        return "Down", failure
+    if rec.consecutive_failures > 0:
+        return "Grace", failure
+    if rec.last_success_time is not None or rec.last_failure_time is not None:
+        return "Healthy", "PingReceived"
+    return "New", "AwaitingFirstPing"
+
+
+def _transition(
+    rec: Record,
+    out: list[Transition],
+    at: datetime,
+    state: str,
+    reason: str,
+    message: str,
+    event_reason: str | None,
+    event_type: str,
+    *,
+    force: bool = False,
+) -> None:
+    if not force and state == rec.state and reason == rec.state_reason:
+        return
+    message = message[:MAX_MESSAGE_CHARS]
+    if state != rec.state:
+        rec.state_since = at
+    rec.state = state
+    rec.state_reason = reason
+    rec.state_message = message
+    rec.recent_transitions.insert(0, TransitionRecord(at, state, reason, message))
+    del rec.recent_transitions[MAX_RECENT_TRANSITIONS:]
+    out.append(Transition(at, state, reason, message, event_reason, event_type))
+
+
+def _ever_pinged(rec: Record) -> bool:
+    """Fine print 2: whether a success, fail, exit-code or start ping ever arrived."""
+    counts = rec.ping_counts
+    return any(counts.get(k, 0) for k in ("success", "fail", "exit", "start"))
+
+
+def _since(rec: Record) -> str:
+    times = [t for t in (rec.last_start_time, rec.last_success_time, rec.last_failure_time) if t]
+    if times:
+        return f"no ping since {format_clock(max(times))}"
+    return f"no ping yet (active since {format_clock(rec.active_since)})"
+
+
+def _next_expected(spec: MonitorSpec, rec: Record) -> str:
+    slot = spec.slots.next_slot(rec.reference_time)
+    if slot is None:
+        return "the schedule has no further runs"
+    return f"next expected by {format_clock(slot.due)}"
+
+
+def _awaiting_message(spec: MonitorSpec, rec: Record, slot: Slot | None) -> str:
+    if rec.state == "New":
+        if slot is None:
+            return "awaiting the first ping; the schedule has no further runs"
+        return f"awaiting the first ping; first run expected by {format_clock(slot.due)}"
+    return ""
+
+
+def _human_seconds(value: timedelta) -> str:
+    return f"{seconds(value)}s"
+
+
+def _failure_message(ping: Ping, at: datetime) -> str:
+    parts = [f"run failed at {format_clock(at)}"]
+    if ping.exit_code is not None:
+        parts.append(f"exit code {ping.exit_code}")
+    elif ping.exit_code_unknown:
+        parts.append("exit code unknown (Pod gone)")
+    elif ping.kind == "fail":
+        parts.append("fail ping")
+    if ping.run_id:
+        parts.append(f"rid {ping.run_id}")
+    message = ", ".join(parts)
+    if ping.body:
+        lines = [ln.strip()[:_BODY_LINE_CHARS] for ln in ping.body.splitlines() if ln.strip()]
+        if lines:
+            message += ": " + " | ".join(lines[:_BODY_LINES])
+    return message

@@ -167,8 +167,19 @@ class Record:
         return cls(active_since=active_since, reference_time=active_since, state_since=active_since)
 
     def copy(self) -> Record:
-        """A deep copy (``apply`` works on one)."""
-        return copy.deepcopy(self)
+        """A copy safe to change (``apply`` works on one).
+
+        Entries of ``reported_jobs``, ``recent_transitions``, ``recent_pings`` and
+        ``last_output`` are never changed in place, so their lists are copied shallowly;
+        open runs are (``timed_out``), so they are copied too.
+        """
+        out = copy.copy(self)
+        out.ping_counts = dict(self.ping_counts)
+        out.open_runs = [OpenRun(r.run_id, r.start_time, r.timed_out) for r in self.open_runs]
+        out.reported_jobs = list(self.reported_jobs)
+        out.recent_transitions = list(self.recent_transitions)
+        out.recent_pings = list(self.recent_pings)
+        return out
 
     @property
     def running(self) -> bool:

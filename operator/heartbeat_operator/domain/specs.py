@@ -118,9 +118,13 @@ def parse_spec(raw: Mapping[str, Any], *, name: str | None = None) -> MonitorSpe
     time_zone = raw.get("timeZone")
     period = _duration(raw, "period")
     if schedule is not None and period is not None:
-        raise SpecError("InvalidSpec", "spec.period", "set exactly one of spec.schedule and spec.period")
+        raise SpecError(
+            "InvalidSpec", "spec.period", "set exactly one of spec.schedule and spec.period"
+        )
     if schedule is None and period is None:
-        raise SpecError("InvalidSpec", "spec.schedule", "set exactly one of spec.schedule and spec.period")
+        raise SpecError(
+            "InvalidSpec", "spec.schedule", "set exactly one of spec.schedule and spec.period"
+        )
     if time_zone is not None and schedule is None:
         raise SpecError("InvalidSpec", "spec.timeZone", "spec.timeZone needs spec.schedule")
     if schedule is not None and not isinstance(schedule, str):
@@ -144,7 +148,9 @@ def parse_spec(raw: Mapping[str, Any], *, name: str | None = None) -> MonitorSpe
         raise SpecError("InvalidSpec", "spec.paused", "spec.paused must be true or false")
     secret = raw.get("tokenSecretName")
     if secret is not None and (not isinstance(secret, str) or not secret):
-        raise SpecError("InvalidSpec", "spec.tokenSecretName", "spec.tokenSecretName must be a name")
+        raise SpecError(
+            "InvalidSpec", "spec.tokenSecretName", "spec.tokenSecretName must be a name"
+        )
     if secret is None and name:
         secret = f"{name}-heartbeat"
     return MonitorSpec(

@@ -7,13 +7,16 @@ unchanged, else takes the time the rules give.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from heartbeat_operator.domain.records import Record
+from heartbeat_operator.domain.machine import view
+from heartbeat_operator.domain.records import MAX_MESSAGE_CHARS, Record
 from heartbeat_operator.domain.specs import MonitorSpec, SpecError
+from heartbeat_operator.domain.timefmt import TimeFormatError, format_time, parse_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,4 +66,108 @@ def render_status(
     While ``ready.status != "True"``: ``nextDueTime``/``alertTime`` absent, ``Healthy``
     Unknown ``InvalidSpec``, the state keeps its last value (``Paused`` if paused).
     """
-    raise NotImplementedError
+    status = record.to_status()
+    evaluable = isinstance(spec, MonitorSpec) and ready.status == "True"
+    next_due: datetime | None = None
+    alert: datetime | None = None
+    if isinstance(spec, MonitorSpec):
+        v = view(spec, record, now)
+        state, reason, message, running = v.state, v.reason, v.message, v.running
+        next_due, alert = v.next_due_time, v.alert_time
+    else:
+        state, reason, message = record.state, record.state_reason, record.state_message
+        running = record.running
+    if record.paused_since is not None or (paused and not evaluable):
+        state = "Paused"
+    previous_conditions = _conditions_by_type(previous)
+
+    if not evaluable:
+        healthy = ("Unknown", "InvalidSpec", ready.message)
+    elif state == "Paused":
+        healthy = ("Unknown", "Paused", message or "paused")
+    elif state == "New":
+        healthy = ("Unknown", "AwaitingFirstPing", message)
+    elif state == "Down":
+        healthy = ("False", reason, message)
+    else:
+        healthy = ("True", reason, message)
+    healthy_since = record.state_since if evaluable and record.state_since else now
+    prior = previous_conditions.get("Healthy")
+    if prior is not None and prior.get("reason") == "InvalidSpec":
+        healthy_since = now  # the spec became valid again now
+
+    if running:
+        starts = [r.start_time for r in record.open_runs if not r.timed_out]
+        run_cond = ("True", "Started", f"a run started at {format_time(max(starts))} is open")
+    else:
+        run_cond = ("False", "Idle", "no run is open")
+    running_since = record.running_changed_at or record.active_since
+
+    conditions = [
+        _condition(
+            "Ready",
+            (ready.status, ready.reason, ready.message),
+            now,
+            generation,
+            previous_conditions,
+        ),
+        _condition("Healthy", healthy, healthy_since, generation, previous_conditions),
+        _condition("Running", run_cond, running_since, generation, previous_conditions),
+    ]
+    out: dict[str, Any] = {"observedGeneration": generation}
+    out.update(status)
+    out["state"] = state
+    out["conditions"] = conditions
+    if evaluable and next_due is not None and alert is not None:
+        out["nextDueTime"] = format_time(next_due)
+        out["alertTime"] = format_time(alert)
+    if token_hash:
+        out["tokenHash"] = token_hash
+    if token_secret_name is None and isinstance(spec, MonitorSpec):
+        token_secret_name = spec.token_secret_name
+    if token_secret_name:
+        out["tokenSecretName"] = token_secret_name
+    return out
+
+
+def _conditions_by_type(previous: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
+    if not previous:
+        return {}
+    conditions = previous.get("conditions")
+    if not isinstance(conditions, list):
+        return {}
+    return {
+        c["type"]: c
+        for c in conditions
+        if isinstance(c, Mapping) and isinstance(c.get("type"), str)
+    }
+
+
+def _condition(
+    kind: str,
+    value: tuple[str, str, str],
+    since: datetime,
+    generation: int,
+    previous: Mapping[str, Mapping[str, Any]],
+) -> dict[str, Any]:
+    """A metav1.Condition; ``lastTransitionTime`` kept while ``status`` is unchanged."""
+    status, reason, message = value
+    transition = format_time(since)
+    prior = previous.get(kind)
+    if prior is not None:
+        kept = prior.get("lastTransitionTime")
+        if isinstance(kept, str) and kept:
+            if prior.get("status") == status:
+                transition = kept
+            else:
+                # never earlier than the transition it replaces
+                with contextlib.suppress(TimeFormatError):
+                    transition = format_time(max(since, parse_time(kept)))
+    return {
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message[:MAX_MESSAGE_CHARS] if message else reason,
+        "lastTransitionTime": transition,
+        "observedGeneration": generation,
+    }
