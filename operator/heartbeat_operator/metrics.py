@@ -328,7 +328,9 @@ class MonitorCollector(Collector):
 
     ``monitors()`` returns the table's rows (``MonitorSnapshot`` or anything with the same
     attributes); ``is_leader()`` says whether this replica leads: followers export only
-    ``heartbeat_leader 0``. ``label_keys`` is the allow-list of Kubernetes label keys
+    ``heartbeat_leader 0``. A row whose ``deleting`` attribute is true (the kube table's
+    ``MonitorEntry`` of an object with a deletionTimestamp) is skipped: a monitor on its way
+    out never pages. ``label_keys`` is the allow-list of Kubernetes label keys
     copied onto ``heartbeat_monitor_info``; ``mode="minimal"`` keeps only state, up and
     next due (``--monitor-metrics=minimal``).
     """
@@ -356,7 +358,8 @@ class MonitorCollector(Collector):
             return out
         families = _Families(self._label_keys, self._minimal)
         for row in self._monitors():
-            families.add(row)
+            if not getattr(row, "deleting", False):
+                families.add(row)
         return out + families.text()
 
     def describe(self) -> list[Metric]:
@@ -381,7 +384,8 @@ class MonitorCollector(Collector):
         if is_leader:
             families = _Families(self._label_keys, self._minimal)
             for row in self._monitors():
-                families.add(row)
+                if not getattr(row, "deleting", False):
+                    families.add(row)
             yield from text_string_to_metric_families(families.text())
 
 

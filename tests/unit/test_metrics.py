@@ -493,3 +493,28 @@ async def test_aiohttp_handler_serves_the_text(table: Table, metrics: Metrics) -
         assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
         s = parse(await response.text())
     assert series(s, "heartbeat_monitor_up", namespace="ops", name="m") == 1
+
+
+def test_reads_the_kube_monitor_table_and_skips_monitors_being_deleted() -> None:
+    """Seam 3 with the kube side's own rows (kube.monitors.MonitorEntry)."""
+    from heartbeat_operator.kube.monitors import MonitorTable
+
+    table = MonitorTable()
+    for name, deleting in (("kept", False), ("leaving", True)):
+        metadata: dict[str, Any] = {
+            "namespace": "ops",
+            "name": name,
+            "uid": f"uid-{name}",
+            "resourceVersion": "1",
+            "labels": {"team": "storage"},
+        }
+        if deleting:
+            metadata["deletionTimestamp"] = "2026-11-25T04:00:00Z"
+        table.upsert(
+            {"metadata": metadata, "spec": {"schedule": "@daily"}, "status": {"state": "Down"}}
+        )
+    s = scrape(Metrics(table.snapshots, lambda: True, label_keys=["team"]))
+    assert series(s, "heartbeat_monitor_up", namespace="ops", name="kept") == 0
+    assert series(s, "heartbeat_monitor_info", namespace="ops", name="kept", mode="cron",
+                  label_team="storage") == 1  # fmt: skip
+    assert not any(("name", "leaving") in labels for _, labels in s)
