@@ -19,6 +19,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from heartbeat_operator.receiver.paths import redact_text
+
 _HEADER_END = (b"\r\n\r\n", b"\n\n")
 
 
@@ -31,6 +33,24 @@ def _raw_response(status: str, body: bytes, extra: tuple[tuple[str, str], ...] =
         *(f"{name}: {value}" for name, value in extra),
     ]
     return ("\r\n".join(headers) + "\r\n\r\n").encode("ascii") + body
+
+
+class _RedactingRequestHandler(web.RequestHandler):
+    """aiohttp's handler, except that its own 400 replies to unparseable requests (which
+    quote the request line back) carry no token (DESIGN 3: never in an error)."""
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if message is not None:
+            message = redact_text(message)
+        return super().handle_error(request, status, exc, message)
 
 
 class ConnectionGuards:
@@ -62,6 +82,9 @@ class ConnectionGuards:
             self.refused += 1
             return _RefusedProtocol(self.extra_headers)
         handler = make_handler()
+        # Same slots, one method more: aiohttp builds the handler (with all its options),
+        # we only change how it words its own error replies.
+        handler.__class__ = _RedactingRequestHandler
         guarded = GuardedProtocol(handler, self)
         self._by_handler[handler] = guarded
         return guarded

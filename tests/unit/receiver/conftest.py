@@ -98,7 +98,9 @@ AppFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 @pytest.fixture
 def make_client(
-    aiohttp_client: Callable[[web.Application], Awaitable[TestClient[web.Request, web.Application]]],
+    aiohttp_client: Callable[
+        [web.Application], Awaitable[TestClient[web.Request, web.Application]]
+    ],
     recorder: FakeRecorder,
     clock: FakeClock,
     observed: Observed,

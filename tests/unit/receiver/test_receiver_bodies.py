@@ -38,7 +38,7 @@ async def test_20kb_body_keeps_exactly_the_first_10000_bytes(
 async def test_small_body_is_kept_whole_and_kind_unchanged(
     client: Client, recorder: FakeRecorder
 ) -> None:
-    assert await post(client, "backup failed: disk full\n".encode()) == 200
+    assert await post(client, b"backup failed: disk full\n") == 200
     [(_, ping)] = recorder.pings
     assert (ping.kind, ping.body) == ("fail", "backup failed: disk full\n")
 
@@ -89,9 +89,7 @@ async def test_exactly_one_mib_is_accepted(client: Client, recorder: FakeRecorde
     assert kept_body(recorder) == "x" * 10_000
 
 
-async def test_over_one_mib_is_413_and_not_recorded(
-    client: Client, recorder: FakeRecorder
-) -> None:
+async def test_over_one_mib_is_413_and_not_recorded(client: Client, recorder: FakeRecorder) -> None:
     status = await post(client, b"x" * (1024 * 1024 + 1))
     assert status == 413
     assert recorder.calls == 0

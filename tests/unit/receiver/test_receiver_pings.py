@@ -74,7 +74,9 @@ async def test_v1_route_is_a_success_ping(client: Client, recorder: FakeRecorder
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "HEAD", "DELETE"])
-async def test_v1_route_takes_only_post(client: Client, recorder: FakeRecorder, method: str) -> None:
+async def test_v1_route_takes_only_post(
+    client: Client, recorder: FakeRecorder, method: str
+) -> None:
     status, _, headers = await call(client, method, f"/v1/heartbeats/{TOKEN}/ping")
     assert status == 405
     assert headers["Allow"] == "POST"
@@ -244,7 +246,9 @@ async def test_healthz_is_200(client: Client) -> None:
     assert headers["Ping-Body-Limit"] == "10000"
 
 
-async def test_readyz_follows_readiness_then_shutdown(make_client: AppFactory, health: Health) -> None:
+async def test_readyz_follows_readiness_then_shutdown(
+    make_client: AppFactory, health: Health
+) -> None:
     client = await make_client()
     status, _, _ = await call(client, "GET", "/readyz")
     assert status == 200
