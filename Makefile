@@ -1,0 +1,52 @@
+# Two commands a new machine needs (README): `make run` and `make test`.
+# Everything they need is built or installed here, from the project's own files.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: test run bench setup venv test-deps controlplane lint pytest
+
+## test: virtualenv, test tools, Debian test deps, control plane; lint, types, layers, tests
+test: setup lint pytest
+
+## run: the local control plane, the CRD, examples/ applied, the operator in the foreground
+run: setup
+	bash hack/run-dev.sh
+
+## bench: every bench/bench_*.py against the local control plane (results: bench/README.md)
+bench: setup
+	@shopt -s nullglob; scripts=(bench/bench_*.py); \
+	if ((! $${#scripts[@]})); then echo "no benchmarks yet (bench/bench_*.py)"; fi; \
+	for script in "$${scripts[@]}"; do echo "== $$script"; $(BIN)/python "$$script"; done
+
+setup: venv test-deps controlplane
+
+venv: $(VENV)/.installed
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstalled whenever pyproject.toml changes (pins, extras, entry points).
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+test-deps:
+	bash hack/install-test-deps.sh
+
+# Builds etcd, kube-apiserver, kube-controller-manager and kubectl once (cached outside the
+# tree), then links the matching kubectl into the virtualenv (DESIGN 9.5).
+controlplane: venv
+	@bin_dir=$$(bash hack/build-controlplane.sh); ln -sfn "$$bin_dir/kubectl" $(BIN)/kubectl; \
+	echo "control plane binaries: $$bin_dir (kubectl linked as $(BIN)/kubectl)"
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+pytest: venv controlplane
+	$(BIN)/pytest

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# `make run`: the local control plane (with the CRD), examples/ applied, then the operator
+# in the foreground against it. Ports: HEARTBEAT_PORT (8080), HEARTBEAT_METRICS_PORT (8081).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=.venv/bin
+kubeconfig=$("$venv/heartbeat-operator" dev up)
+export KUBECONFIG=$kubeconfig
+port=${HEARTBEAT_PORT:-8080}
+metrics_port=${HEARTBEAT_METRICS_PORT:-8081}
+
+# Each example folder is one idea; its manifests go to the default namespace unless they
+# name one. A manifest that cannot be applied is reported, not fatal: the operator still runs.
+while IFS= read -r manifest; do
+  if ! "$venv/kubectl" apply -f "$manifest" >&2; then
+    echo "run: could not apply $manifest (see above)" >&2
+  fi
+done < <(find examples -type f \( -name '*.yaml' -o -name '*.yml' \) \
+  ! -name 'values*.y*ml' ! -name 'kustomization.y*ml' | sort)
+
+cat >&2 <<HINT
+
+  The local control plane is up (kubeconfig: $kubeconfig).
+  Point kubectl at it from another shell:
+      eval "\$(.venv/bin/heartbeat-operator dev env)"
+      kubectl get hbm -A -w
+  Ping receiver: http://127.0.0.1:$port   metrics: http://127.0.0.1:$metrics_port/metrics
+  A monitor's ping URL is in its Secret:
+      kubectl get secret <monitor>-heartbeat -o jsonpath='{.data.url}' | base64 -d
+      curl -fsS "\$(kubectl get secret <monitor>-heartbeat -o jsonpath='{.data.url}' | base64 -d)"
+  Stop the operator with Ctrl-C; stop the control plane with:
+      .venv/bin/heartbeat-operator dev down
+
+HINT
+
+exec "$venv/heartbeat-operator" run --port "$port" --metrics-port "$metrics_port" \
+  --external-url "http://127.0.0.1:$port"
