@@ -132,12 +132,13 @@ class ReceiverSettings:
     """Bytes: larger bodies are refused with 413. Default 1 MiB (DESIGN 9.13)."""
 
     read_timeout: float = 10.0
-    """Seconds allowed for reading the request's headers, and again for its body; slower
-    clients get 408. Default 10 s (DESIGN 9.13)."""
+    """Seconds allowed for a request's headers (from connect, or from the previous response
+    on a kept-alive connection), and again for its body; slower clients get 408 (an idle
+    connection is closed quietly). Default 10 s (DESIGN 9.13)."""
 
     max_connections: int = 1000
-    """Open connections per replica on the ping port; more wait in the kernel's backlog.
-    Default 1,000 (DESIGN 9.13)."""
+    """Open connections per replica on the ping port; a connection beyond it is answered
+    ``503`` with ``Retry-After: 1`` and closed. Default 1,000 (DESIGN 9.13)."""
 
     index_miss_wait: float = 2.0
     """Seconds a ping for an unknown token waits for the token index before its 404, so a
