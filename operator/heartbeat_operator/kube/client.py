@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
 
+VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 
@@ -54,7 +55,7 @@ class ApiStats:
     """Counters for the metrics collector (DESIGN 5: API write counts and errors)."""
 
     writes: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
-    """Successful writes by kind: ``status``, ``secret``, ``event``, ``lease``, ``monitor``."""
+    """Successful writes by resource: ``heartbeatmonitors/status``, ``secrets``, ``events``..."""
 
     errors: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     """Failed requests by kind (any verb), including transport errors."""
@@ -88,7 +89,7 @@ class KubeClient:
         *,
         timeout: float = 10.0,
         stats: ApiStats | None = None,
-        on_request: Callable[[str, str, int], None] | None = None,
+        on_write: Callable[[str, str, int | str], None] | None = None,
     ) -> None:
         self.server = info.server.rstrip("/")
         self.default_namespace = info.default_namespace
@@ -96,7 +97,8 @@ class KubeClient:
         self._info = info
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
-        self._on_request = on_request
+        self.on_write = on_write
+        """``metrics.Metrics.api_write(verb, resource, code)``: called once per write attempt."""
 
     def _ensure_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -129,7 +131,8 @@ class KubeClient:
     ) -> JSON:
         """Send one request; return the decoded JSON answer or raise ``ApiError``.
 
-        ``kind`` labels the counters (``status``, ``secret``, ``event``, ``lease`` ...).
+        ``kind`` labels the counters: the resource's plural (``heartbeatmonitors/status``,
+        ``secrets``, ``events``, ``leases``).
         """
         session = self._ensure_session()
         write = method != "GET"
@@ -151,9 +154,13 @@ class KubeClient:
                     data = None
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             self.stats.errors[kind] += 1
-            self._notify(method, kind, 0)
+            if write:
+                self._notify(
+                    method, kind, "timeout" if isinstance(exc, TimeoutError) else "connection"
+                )
             raise ApiError(0, "Unreachable", type(exc).__name__) from None
-        self._notify(method, kind, status)
+        if write:
+            self._notify(method, kind, status)
         if status >= 400:
             self.stats.errors[kind] += 1
             reason = "Unknown"
@@ -166,10 +173,10 @@ class KubeClient:
             self.stats.writes[kind] += 1
         return data if isinstance(data, dict) else {}
 
-    def _notify(self, method: str, kind: str, status: int) -> None:
-        if self._on_request is not None:
+    def _notify(self, method: str, kind: str, code: int | str) -> None:
+        if self.on_write is not None:
             try:
-                self._on_request(method, kind, status)
+                self.on_write(VERBS.get(method, "other"), kind, code)
             except Exception:  # a metrics hook must never break an API call
                 logger.exception("API request hook failed")
 

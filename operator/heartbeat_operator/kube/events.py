@@ -16,9 +16,10 @@ import dataclasses
 import datetime
 import hashlib
 import logging
+from collections.abc import Mapping
 from typing import Any
 
-from heartbeat_operator.domain.timefmt import format_time
+from heartbeat_operator.domain.timefmt import TimeFormatError, format_time, parse_time
 from heartbeat_operator.kube.client import ApiError, KubeClient, event_path
 
 logger = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ async def apply_event(client: KubeClient, body: dict[str, Any]) -> bool:
     """Create the Event; True when it exists afterwards. Never raises."""
     namespace = body["metadata"]["namespace"]
     try:
-        await client.post(event_path(namespace), body, kind="event")
+        await client.post(event_path(namespace), body, kind="events")
     except ApiError as exc:
         if exc.conflict:
             return True  # already created by us or a previous leader: done (DESIGN 9.6)
@@ -104,3 +105,77 @@ async def apply_event(client: KubeClient, body: dict[str, Any]) -> bool:
         logger.exception("could not post Event %s", body.get("reason"))
         return False
     return True
+
+
+FAILURE_REASONS = frozenset({"Missed", "NeverPinged", "Failed", "RunTimeout", "RanTooFast"})
+
+
+def event_for_transition(
+    state: str, reason: str, previous_state: str | None
+) -> tuple[str, str] | None:
+    """(Event reason, type) of a transition as ``status.recentTransitions`` keeps it.
+
+    ``recentTransitions`` holds time, state, reason and message; the Event reason follows
+    from them and the state before (DESIGN 9.7). None: a change that posts no Event.
+    """
+    if state == "Paused":
+        return "Paused", "Normal"
+    if previous_state == "Paused":
+        return "Resumed", "Normal"
+    if reason in FAILURE_REASONS:
+        return reason, "Warning"
+    if reason == "Late":
+        return "Late", "Normal"
+    if state == "Healthy":
+        return (
+            ("FirstPing", "Normal")
+            if previous_state in (None, "New")
+            else (
+                "Recovered",
+                "Normal",
+            )
+        )
+    return None
+
+
+def missing_events(
+    obj: InvolvedObject,
+    status: Mapping[str, Any],
+    now: datetime.datetime,
+    instance: str = "",
+) -> list[dict[str, Any]]:
+    """Events for the transitions in ``status`` younger than 10 minutes (plain data)."""
+    items = [t for t in status.get("recentTransitions") or () if isinstance(t, Mapping)]
+    out = []
+    for index, item in enumerate(items):
+        try:
+            when = parse_time(str(item.get("time")))
+        except TimeFormatError:
+            continue
+        if now - when > CATCH_UP_WINDOW:
+            continue
+        previous = items[index + 1].get("state") if index + 1 < len(items) else None
+        kind = event_for_transition(
+            str(item.get("state") or ""), str(item.get("reason") or ""), previous
+        )
+        if kind is None:
+            continue
+        out.append(
+            build_event(
+                obj,
+                time=when,
+                reason=kind[0],
+                event_type=kind[1],
+                message=str(item.get("message") or ""),
+                instance=instance,
+            )
+        )
+    return out
+
+
+async def catch_up_events(
+    client: KubeClient, entry: Any, now: datetime.datetime, instance: str = ""
+) -> None:
+    obj = InvolvedObject(entry.namespace, entry.name, entry.uid)
+    for body in missing_events(obj, entry.status, now, instance):
+        await apply_event(client, body)

@@ -117,13 +117,13 @@ class Leadership:
         path = lease_path(cfg.namespace, cfg.name)
         now = micro_time()
         try:
-            lease = await self.client.get(path, kind="lease")
+            lease = await self.client.get(path, kind="leases")
         except ApiError as exc:
             if not exc.not_found:
                 raise
             body = build_lease(cfg, transitions=0, acquire_time=now, renew_time=now)
             try:
-                await self.client.post(lease_path(cfg.namespace), body, kind="lease")
+                await self.client.post(lease_path(cfg.namespace), body, kind="leases")
             except ApiError as create_exc:
                 if create_exc.conflict:
                     return False  # someone else created it first; look again next round
@@ -160,7 +160,7 @@ class Leadership:
             )
         body["metadata"]["resourceVersion"] = meta.get("resourceVersion")
         try:
-            await self.client.put(path, body, kind="lease")
+            await self.client.put(path, body, kind="leases")
         except ApiError as exc:
             if exc.conflict:
                 return False  # another replica wrote it between our read and write
@@ -181,14 +181,14 @@ class Leadership:
         cfg = self.config
         path = lease_path(cfg.namespace, cfg.name)
         try:
-            lease = await self.client.get(path, kind="lease")
+            lease = await self.client.get(path, kind="leases")
             spec = lease.get("spec") or {}
             if spec.get("holderIdentity") != cfg.identity:
                 return
             spec = {k: v for k, v in spec.items() if k not in ("holderIdentity", "acquireTime")}
             spec["leaseDurationSeconds"] = 1
             spec["renewTime"] = micro_time()
-            await self.client.put(path, {**lease, "spec": spec}, kind="lease")
+            await self.client.put(path, {**lease, "spec": spec}, kind="leases")
             logger.info("lease %s released", cfg.name)
         except ApiError as exc:
             logger.warning("lease %s: release failed: %s", cfg.name, exc)

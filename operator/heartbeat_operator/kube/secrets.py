@@ -122,7 +122,7 @@ def judge_secret(secret: Mapping[str, Any], entry: MonitorEntry, name: str) -> S
 
 async def read_secret(client: KubeClient, namespace: str, name: str) -> dict[str, Any] | None:
     try:
-        return await client.get(secret_path(namespace, name), kind="secret")
+        return await client.get(secret_path(namespace, name), kind="secrets")
     except ApiError as exc:
         if exc.not_found:
             return None
@@ -130,11 +130,11 @@ async def read_secret(client: KubeClient, namespace: str, name: str) -> dict[str
 
 
 async def apply_secret_create(client: KubeClient, body: Mapping[str, Any]) -> None:
-    await client.post(secret_path(body["metadata"]["namespace"]), body, kind="secret")
+    await client.post(secret_path(body["metadata"]["namespace"]), body, kind="secrets")
 
 
 async def apply_secret_update(
     client: KubeClient, namespace: str, name: str, values: Mapping[str, str]
 ) -> None:
     """Set some keys of an existing Secret (URL keys, or a rotated token), nothing else."""
-    await client.patch(secret_path(namespace, name), {"stringData": dict(values)}, kind="secret")
+    await client.patch(secret_path(namespace, name), {"stringData": dict(values)}, kind="secrets")

@@ -1,0 +1,239 @@
+"""From a monitor as last seen plus what a write carries to the whole new ``status``.
+
+Pure: ``fold(entry, changes, now)`` parses the spec, reads the ``Record`` back from
+status, folds every input through ``domain.machine.apply`` in time order, settles
+deadlines up to ``now`` and renders the complete status (``domain.statuses``). The writer
+PUTs the result; whoever writes (the replica that took a ping, or the leader) computes the
+same thing, because everything it needs is in the object.
+
+Spec changes are folded by *every* writer, not only the leader: when
+``status.observedGeneration`` lags ``metadata.generation`` the write first folds the
+edit (``Pause``/``Resume`` when ``spec.paused`` flipped, else ``SpecEdit``; DESIGN 9.19).
+Otherwise a follower's ping write would mark the new generation observed and the edit
+would never be folded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from heartbeat_operator.domain.inputs import (
+    PAUSE_CAUSE_SPEC,
+    Input,
+    Pause,
+    Ping,
+    Resume,
+    SpecEdit,
+    Tick,
+)
+from heartbeat_operator.domain.machine import Transition, apply
+from heartbeat_operator.domain.records import (
+    MAX_RECENT_PINGS,
+    RECENT_PING_BODY_BYTES,
+    Output,
+    PingRecord,
+    Record,
+    cut_utf8,
+)
+from heartbeat_operator.domain.specs import MonitorSpec, SpecError, parse_spec
+from heartbeat_operator.domain.statuses import READY_TOKEN, Ready, render_status
+from heartbeat_operator.domain.timefmt import TimeFormatError, parse_time
+from heartbeat_operator.kube.monitors import MonitorEntry
+
+__all__ = ["Change", "Folded", "TokenUpdate", "Transition", "fold"]
+
+TOKEN_FAILURES = frozenset({"SecretConflict", "TokenConflict", "WeakToken"})
+KEEP: Any = object()
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenUpdate:
+    """Token fields of status a write sets (``KEEP``: leave as they are)."""
+
+    token_hash: Any = KEEP  # str
+    secret_name: Any = KEEP  # str | None
+    ready: Any = KEEP  # domain Ready (TokenReady or a token failure)
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """One waiter's contribution to a write: inputs to fold and/or token fields to set."""
+
+    inputs: tuple[Input, ...] = ()
+    token: TokenUpdate | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtraEvent:
+    """An Event that is not a state transition (``InvalidSpec``, once per generation)."""
+
+    time: datetime
+    state: str
+    reason: str
+    message: str
+    event_reason: str
+    event_type: str
+
+
+Announcement = Transition | ExtraEvent
+"""Something an Event reports: a state transition, or an ``ExtraEvent``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Folded:
+    status: dict[str, Any]
+    transitions: list[Announcement]
+    changed: bool
+
+
+def parse(entry: MonitorEntry) -> MonitorSpec | SpecError:
+    try:
+        return parse_spec(entry.spec, name=entry.name)
+    except SpecError as exc:
+        return exc
+
+
+def created_at(entry: MonitorEntry, now: datetime) -> datetime:
+    try:
+        return parse_time(entry.creation_timestamp)
+    except TimeFormatError:
+        return now
+
+
+def ready_condition(status: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    for condition in status.get("conditions") or ():
+        if isinstance(condition, Mapping) and condition.get("type") == "Ready":
+            return condition
+    return None
+
+
+def token_ready(status: Mapping[str, Any]) -> Ready:
+    """The token's side of ``Ready`` as status last recorded it."""
+    condition = ready_condition(status)
+    if condition is not None and condition.get("reason") in TOKEN_FAILURES:
+        return Ready("False", str(condition["reason"]), str(condition.get("message") or ""))
+    return READY_TOKEN
+
+
+def spec_inputs(entry: MonitorEntry, record: Record, now: datetime) -> list[Input]:
+    """What a not yet observed generation asks to fold (DESIGN 9.19, fine print 8)."""
+    observed = entry.status.get("observedGeneration")
+    if not entry.status or observed == entry.generation:
+        return []
+    paused = entry.spec.get("paused") is True
+    if paused and record.paused_since is None:
+        return [Pause(now, PAUSE_CAUSE_SPEC)]
+    if (
+        not paused
+        and record.paused_since is not None
+        and record.pause_cause
+        in (
+            None,
+            PAUSE_CAUSE_SPEC,
+        )
+    ):
+        return [Resume(now, PAUSE_CAUSE_SPEC)]
+    return [SpecEdit(now)]
+
+
+def record_ping_only(record: Record, ping: Ping) -> Record:
+    """Record a ping on a monitor whose spec cannot be evaluated: counted, never judged.
+
+    A 200 always counts (DESIGN 2: ``pingCount``); nothing alerts on an invalid spec.
+    """
+    rec = record.copy()
+    rec.ping_count += 1
+    rec.ping_counts[ping.kind] = rec.ping_counts.get(ping.kind, 0) + 1
+    rec.last_ping_time = ping.time
+    body = cut_utf8(ping.body, RECENT_PING_BODY_BYTES) if ping.body else None
+    rec.recent_pings.insert(
+        0, PingRecord(ping.time, ping.kind, ping.exit_code, None, ping.run_id, body)
+    )
+    del rec.recent_pings[MAX_RECENT_PINGS:]
+    if ping.body:
+        rec.last_output = Output(ping.time, ping.kind, ping.body)
+    return rec
+
+
+def fold(
+    entry: MonitorEntry,
+    changes: Iterable[Change],
+    now: datetime,
+    *,
+    settle_delay: timedelta = timedelta(0),
+) -> Folded:
+    """The status after ``changes``; deadlines are settled up to ``now - settle_delay``.
+
+    The leader passes its 0.5 s delay (DESIGN 9.3: a deadline's transition is written 0.5 s
+    after it, so a ping in flight at that instant lands first); so does every writer, so a
+    ping write never settles a deadline the leader would still wait for.
+    """
+    now = now.astimezone(UTC)
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    changes = list(changes)
+    spec = parse(entry)
+    record = Record.from_status(entry.status, active_since=created_at(entry, now))
+
+    token_hash = entry.status.get("tokenHash")
+    secret_name = entry.status.get("tokenSecretName")
+    ready = token_ready(entry.status)
+    for change in changes:
+        if change.token is None:
+            continue
+        if change.token.token_hash is not KEEP:
+            token_hash = change.token.token_hash
+        if change.token.secret_name is not KEEP:
+            secret_name = change.token.secret_name
+        if change.token.ready is not KEEP:
+            ready = change.token.ready
+
+    inputs: list[Input] = spec_inputs(entry, record, now)
+    pings = sorted(
+        (i for c in changes for i in c.inputs), key=lambda i: i.time
+    )  # stable: arrival order for equal times
+    inputs.extend(pings)
+
+    transitions: list[Announcement] = []
+    if isinstance(spec, MonitorSpec):
+        for item in inputs:
+            record, made = apply(spec, record, item, now)
+            transitions.extend(made)
+        record, made = apply(spec, record, Tick(now - settle_delay), now)
+        transitions.extend(made)
+    else:
+        for item in inputs:
+            if isinstance(item, Ping):
+                record = record_ping_only(record, item)
+        ready = Ready.from_spec_error(spec)
+        if entry.status.get("observedGeneration") != entry.generation:
+            transitions.append(
+                ExtraEvent(
+                    now,
+                    record.state,
+                    "InvalidSpec",
+                    f"{spec.field}: {spec.message}",
+                    "InvalidSpec",
+                    "Warning",
+                )
+            )
+
+    status = render_status(
+        spec=spec,
+        record=record,
+        now=now,
+        generation=entry.generation,
+        ready=ready,
+        previous=entry.status,
+        token_hash=token_hash if isinstance(token_hash, str) else None,
+        token_secret_name=secret_name if isinstance(secret_name, str) else None,
+        paused=entry.spec.get("paused") is True,
+    )
+    return Folded(status, transitions, changed=status != dict(entry.status))
+
+
+def needs_write(entry: MonitorEntry) -> bool:
+    """Whether the leader must write this monitor although no input is waiting."""
+    return not entry.status or entry.status.get("observedGeneration") != entry.generation

@@ -1,0 +1,188 @@
+"""The leader's work: one heap of deadlines, and reconciling what the watch shows.
+
+Only the Lease holder runs this (DESIGN 6, 9.1). It keeps ONE heap of
+``(wake time, monitor)`` — no per-monitor task, no polling — and one loop that sleeps
+until the earliest wake time or until the monitor table changes. For each monitor it:
+
+- sets up the token (``kube.tokens``) on creation, a ``tokenSecretName`` change or a
+  rotation request;
+- writes what time, spec edits and pause/resume change, through the same per-monitor
+  writer lane the pings use (``kube.writing``);
+- computes the next instant the monitor can change (``domain.machine.view``) and wakes
+  ``deadline_delay`` (0.5 s) after it, so a ping in flight at the deadline lands first
+  (DESIGN 9.3).
+
+On start (takeover) everything is re-derived from status: every monitor is reconciled,
+and Events missing for transitions younger than 10 minutes are created (DESIGN 9.6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import heapq
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from heartbeat_operator.domain.machine import view
+from heartbeat_operator.domain.records import Record
+from heartbeat_operator.domain.specs import MonitorSpec
+from heartbeat_operator.kube import folding, tokens
+from heartbeat_operator.kube.events import catch_up_events
+from heartbeat_operator.kube.monitors import Key, MonitorEntry, MonitorTable
+from heartbeat_operator.kube.writing import Writer
+
+logger = logging.getLogger(__name__)
+
+WAKE_MARGIN = 0.01  # s: wake strictly after deadline + delay (Tick settles strictly before)
+MAX_RECONCILES = 32  # concurrent reconciles (each mostly waits on its writer lane)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        table: MonitorTable,
+        writer: Writer,
+        token_keeper: tokens.TokenKeeper,
+        *,
+        deadline_delay: float = 0.5,
+        now: Callable[[], datetime.datetime] | None = None,
+    ) -> None:
+        self.table = table
+        self.writer = writer
+        self.tokens = token_keeper
+        self.delay = deadline_delay
+        self._now = now or (lambda: datetime.datetime.now(datetime.UTC))
+        self._heap: list[tuple[float, int, Key]] = []
+        self._scheduled: dict[Key, float] = {}
+        self._seq = itertools.count()
+        self._dirty: set[Key] = set()
+        self._busy: set[Key] = set()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._limit = asyncio.Semaphore(MAX_RECONCILES)
+        table.subscribe(self._on_table_change)
+
+    # --- leadership ------------------------------------------------------------------
+
+    @property
+    def leading(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def set_leading(self, leading: bool) -> None:
+        if leading and not self.leading:
+            self._task = asyncio.create_task(self._run(), name="leader scheduler")
+        elif not leading and self._task is not None:
+            self._task.cancel()
+            self._task = None
+            for task in list(self._tasks):
+                task.cancel()
+            self._heap.clear()
+            self._scheduled.clear()
+            self._dirty.clear()
+
+    async def stop(self) -> None:
+        task = self._task
+        self.set_leading(False)
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _on_table_change(self, key: Key, entry: MonitorEntry | None) -> None:
+        if self.leading:
+            self._dirty.add(key)
+            self._wake.set()
+
+    # --- the loop ----------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        logger.info("leading: reconciling %d monitors", len(self.table))
+        self._dirty = {entry.key for entry in self.table}
+        self._spawn(self._catch_up(list(self.table)))
+        while True:
+            self._wake.clear()
+            wall = time.time()
+            while self._heap and self._heap[0][0] <= wall:
+                when, _, key = heapq.heappop(self._heap)
+                if self._scheduled.get(key) == when:
+                    del self._scheduled[key]
+                    self._dirty.add(key)
+            for key in list(self._dirty):
+                if key not in self._busy:
+                    self._dirty.discard(key)
+                    self._busy.add(key)
+                    self._spawn(self._reconcile(key))
+            timeout = None
+            if self._heap:
+                timeout = max(0.0, self._heap[0][0] - time.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def schedule(self, key: Key, at: datetime.datetime | None) -> None:
+        if at is None:
+            self._scheduled.pop(key, None)
+            return
+        when = at.timestamp() + self.delay + WAKE_MARGIN
+        if self._scheduled.get(key) == when:
+            return
+        self._scheduled[key] = when
+        heapq.heappush(self._heap, (when, next(self._seq), key))
+        if self._heap[0][0] == when:
+            self._wake.set()
+
+    async def _reconcile(self, key: Key) -> None:
+        try:
+            async with self._limit:
+                await self.reconcile(key)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("reconciling %s/%s failed", *key)
+            self._dirty.add(key)  # try again at the next wake-up
+        finally:
+            self._busy.discard(key)
+            if key in self._dirty:
+                self._wake.set()
+
+    async def reconcile(self, key: Key) -> None:
+        entry = self.table.get(key)
+        if entry is None or entry.deleting:
+            self._scheduled.pop(key, None)
+            return
+        if self.tokens.needs_work(entry):
+            await self.tokens.reconcile(entry)
+            entry = self.table.get(key)
+            if entry is None:
+                return
+        now = self._now()
+        delay = datetime.timedelta(seconds=self.delay)
+        if not entry.status:
+            return  # no token yet: nothing to write a status for
+        if folding.fold(entry, [], now, settle_delay=delay).changed:
+            entry = await self.writer.submit(key, folding.Change(), timeout=None)
+        spec = folding.parse(entry)
+        if not isinstance(spec, MonitorSpec):
+            self.schedule(key, None)
+            return
+        record = Record.from_status(entry.status, active_since=folding.created_at(entry, now))
+        self.schedule(key, view(spec, record, now - delay).next_change_at)
+
+    async def _catch_up(self, entries: list[MonitorEntry]) -> None:
+        """A new leader creates Events missing for transitions younger than 10 min."""
+        for entry in entries:
+            try:
+                await catch_up_events(
+                    self.writer.client, entry, self._now(), self.writer.config.instance
+                )
+            except Exception:
+                logger.exception("catching up Events of %s/%s failed", *entry.key)

@@ -1,0 +1,156 @@
+"""The token life cycle, run by the leader (DESIGN 3 and 9.9).
+
+Triggers, and the only times a Secret is read (by name): the monitor has no
+``status.tokenHash`` yet (creation), ``status.tokenSecretName`` differs from the Secret
+name the spec asks for (a ``tokenSecretName`` edit, or a crash half-way through
+creation), or the annotation ``heartbeat.dev/rotate-token`` changed.
+
+Order matters: ``status.tokenHash`` is written before the Secret is created, and
+``status.tokenSecretName`` only once the Secret holds the token — so after a crash
+anywhere in between, the next leader sees the mismatch and finishes the job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from heartbeat_operator.domain.statuses import READY_TOKEN, Ready
+from heartbeat_operator.domain.tokens import new_token, token_hash
+from heartbeat_operator.kube import secrets
+from heartbeat_operator.kube.client import ApiError, KubeClient
+from heartbeat_operator.kube.folding import Change, TokenUpdate
+from heartbeat_operator.kube.monitors import MonitorEntry, MonitorTable
+from heartbeat_operator.kube.writing import Writer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Urls:
+    external: str
+    internal: str | None = None
+
+    def for_token(self, token: str) -> dict[str, str]:
+        return secrets.ping_urls(token, self.external, self.internal)
+
+
+class TokenKeeper:
+    def __init__(self, client: KubeClient, table: MonitorTable, writer: Writer, urls: Urls) -> None:
+        self.client = client
+        self.table = table
+        self.writer = writer
+        self.urls = urls
+        # Rotation requests handled, by monitor uid (a new leader takes the current value
+        # as handled; see docs/operating.md).
+        self._rotation_seen: dict[str, str | None] = {}
+        # Failures already reported, by uid: (generation, rotate annotation) they were for.
+        self._failed: dict[str, tuple[int, str | None]] = {}
+
+    def _rotation(self, entry: MonitorEntry) -> str | None:
+        return entry.annotations.get(secrets.ROTATE_ANNOTATION)
+
+    def needs_work(self, entry: MonitorEntry) -> bool:
+        rotation = self._rotation(entry)
+        if entry.uid not in self._rotation_seen:
+            self._rotation_seen[entry.uid] = rotation if entry.status.get("tokenHash") else None
+        if self._failed.get(entry.uid) == (entry.generation, rotation):
+            return False  # reported; the user must edit the spec or the annotation
+        if not entry.status.get("tokenHash"):
+            return True
+        if entry.status.get("tokenSecretName") != secrets.secret_name_for(entry):
+            return True
+        return rotation != self._rotation_seen.get(entry.uid)
+
+    async def _write(self, entry: MonitorEntry, update: TokenUpdate) -> MonitorEntry:
+        return await self.writer.submit(entry.key, Change(token=update), timeout=None)
+
+    async def reconcile(self, entry: MonitorEntry) -> None:
+        name = secrets.secret_name_for(entry)
+        rotation = self._rotation(entry)
+        rotate = entry.uid in self._rotation_seen and rotation != self._rotation_seen[entry.uid]
+        secret = await secrets.read_secret(self.client, entry.namespace, name)
+
+        if secret is None:
+            await self._create(entry, name)
+        else:
+            verdict = secrets.judge_secret(secret, entry, name)
+            if verdict.token is None and not verdict.owned:
+                await self._fail(entry, verdict.reason, verdict.message)
+                return
+            if verdict.token is None or (verdict.owned and rotate):
+                await self._replace(entry, name)
+            elif verdict.token is not None:
+                await self._adopt(entry, name, secret, verdict)
+        self._rotation_seen[entry.uid] = rotation
+        self._failed.pop(entry.uid, None)
+
+    async def _create(self, entry: MonitorEntry, name: str) -> None:
+        token = new_token()
+        # DESIGN 9.9: the hash is in status before any Secret holds the token.
+        entry = await self._write(
+            entry, TokenUpdate(token_hash=token_hash(token), secret_name=None, ready=READY_TOKEN)
+        )
+        body = secrets.build_secret(entry, name, token, self.urls.for_token(token))
+        try:
+            await secrets.apply_secret_create(self.client, body)
+        except ApiError as exc:
+            if exc.conflict:
+                logger.info("Secret %s/%s appeared meanwhile; looking again", entry.namespace, name)
+                return  # tokenSecretName still differs: the next reconcile adopts it
+            raise
+        await self._write(entry, TokenUpdate(secret_name=name))
+        logger.info("created token Secret %s/%s", entry.namespace, name)
+
+    async def _replace(self, entry: MonitorEntry, name: str) -> None:
+        """A new token in a Secret we own (rotation, or our Secret lost its token)."""
+        token = new_token()
+        entry = await self._write(
+            entry, TokenUpdate(token_hash=token_hash(token), secret_name=None, ready=READY_TOKEN)
+        )
+        await secrets.apply_secret_update(
+            self.client, entry.namespace, name, {"token": token, **self.urls.for_token(token)}
+        )
+        await self._write(entry, TokenUpdate(secret_name=name))
+        logger.info("rotated the token in Secret %s/%s", entry.namespace, name)
+
+    async def _adopt(
+        self,
+        entry: MonitorEntry,
+        name: str,
+        secret: dict[str, object],
+        verdict: secrets.SecretVerdict,
+    ) -> None:
+        assert verdict.token is not None
+        digest = token_hash(verdict.token)
+        for other in self.table:
+            if (
+                other.uid != entry.uid
+                and other.token_hash == digest
+                and (
+                    other.creation_timestamp,
+                    other.namespace,
+                    other.name,
+                )
+                < (entry.creation_timestamp, entry.namespace, entry.name)
+            ):
+                await self._fail(
+                    entry,
+                    "TokenConflict",
+                    f"the token in Secret {name} is already used by another monitor",
+                )
+                return
+        urls = self.urls.for_token(verdict.token)
+        current = {key: secrets.secret_value(secret, key) for key in urls}
+        if current != urls:
+            # An adopted Secret only gains the URL keys, never an owner reference.
+            await secrets.apply_secret_update(self.client, entry.namespace, name, urls)
+        await self._write(
+            entry, TokenUpdate(token_hash=digest, secret_name=name, ready=READY_TOKEN)
+        )
+        logger.info("using the token in Secret %s/%s", entry.namespace, name)
+
+    async def _fail(self, entry: MonitorEntry, reason: str, message: str) -> None:
+        logger.warning("%s/%s: %s: %s", entry.namespace, entry.name, reason, message)
+        await self._write(entry, TokenUpdate(ready=Ready("False", reason, message)))
+        self._failed[entry.uid] = (entry.generation, self._rotation(entry))

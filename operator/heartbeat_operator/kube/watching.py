@@ -1,0 +1,72 @@
+"""Kopf, used to watch and nothing else (DESIGN 9.1, 9.12).
+
+Every replica runs kopf standalone (no peering: it would freeze the followers' watches
+and so their token index), with Event posting off, and registers only an index and event
+handlers. Kopf writes annotations, finalizers and ``status.kopf`` only for change
+handlers, timers and daemons, so with none of them it leaves objects untouched.
+
+The index handler runs for every object of the initial list before kopf calls any event
+handler (kopf's "indexes are pre-populated" guarantee), so the first event handler call
+— for a monitor or for a namespace, of which there is always at least one — means the
+token index holds the initial list: the readiness rule of DESIGN 9.2.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from heartbeat_operator.kube.client import GROUP, PLURAL, VERSION
+from heartbeat_operator.kube.monitors import MonitorTable
+
+logger = logging.getLogger(__name__)
+
+
+def build_settings(settings: kopf.OperatorSettings | None = None) -> kopf.OperatorSettings:
+    """Kopf settings for a watch-only, standalone replica."""
+    settings = settings or kopf.OperatorSettings()
+    settings.peering.standalone = True  # DESIGN 9.1: no peering, every replica watches
+    settings.peering.mandatory = False
+    settings.posting.enabled = False  # our Events come from kube.events only
+    # Events of one object arriving within this window are merged into the last one;
+    # short, because a brand-new monitor's token must reach the index fast (DESIGN 9.9).
+    settings.batching.batch_window = 0.05
+    settings.watching.server_timeout = 300  # re-list after 5 min if the stream stays idle
+    settings.watching.client_timeout = 330
+    return settings
+
+
+def build_registry(table: MonitorTable, info: kopf.ConnectionInfo) -> kopf.OperatorRegistry:
+    """A private registry (never kopf's global one): login, the index and event handlers."""
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return info
+
+    @kopf.index(GROUP, VERSION, PLURAL, registry=registry)
+    def monitors_by_token(body: kopf.Body, **_: Any) -> dict[str, Any]:
+        entry = table.upsert(body)
+        if entry is None or entry.token_hash is None:
+            return {}
+        return {entry.token_hash: entry.key}
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    def monitor_changed(type: str | None, body: kopf.Body, **_: Any) -> None:
+        meta = body.get("metadata") or {}
+        if type == "DELETED":
+            table.remove(meta.get("namespace", ""), meta.get("name", ""), meta.get("uid"))
+        else:
+            table.upsert(body)
+        table.synced = True
+
+    @kopf.on.event("", "v1", "namespaces", registry=registry)
+    def namespace_seen(**_: Any) -> None:
+        # Only called once every index is populated: the initial list is in (see above).
+        if not table.synced:
+            logger.info("initial list of monitors is in (%d monitors)", len(table))
+        table.synced = True
+
+    return registry

@@ -1,0 +1,329 @@
+"""The status writer: one path per monitor for every status write (DESIGN 6, 9.3, 9.8).
+
+Pings (from the receiver: this module implements ``PingRecorder``) and the leader's
+inputs (time, pause/resume, spec edits, tokens) are queued on the monitor's *lane*. A
+lane writes one batch at a time — group commit: whatever arrives while a write is in
+flight rides in the next one, and each waiter is answered when the write carrying it
+succeeds. Every write replaces the whole status with the object's ``resourceVersion``
+(``PUT .../status``); a 409 re-reads the object and re-applies the batch.
+
+Budgets: 5 writes/s per monitor (burst 10), more than 50 pings waiting on one monitor is
+``Overloaded`` (429), a ping not written within 5 s is ``WriteTimeout`` (503, and it is
+taken out of the batch so nothing is counted), at most 64 writes in flight per replica,
+and an unknown token waits up to 2 s for the index (at most 64 such waits) before
+``UnknownToken``. A lane has a task only while it has work: no per-monitor task at rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from heartbeat_operator.domain.inputs import Ping
+from heartbeat_operator.domain.tokens import token_hash
+from heartbeat_operator.kube import folding
+from heartbeat_operator.kube.client import ApiError, KubeClient, monitor_path
+from heartbeat_operator.kube.events import InvolvedObject, apply_event, build_event
+from heartbeat_operator.kube.monitors import Key, MonitorEntry, MonitorTable
+from heartbeat_operator.recording import Overloaded, UnknownToken, WriteTimeout
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class WriterConfig:
+    writes_per_second: float = 5.0
+    write_burst: int = 10
+    max_waiting_pings: int = 50
+    max_writes_in_flight: int = 64
+    write_timeout: float = 5.0
+    index_miss_wait: float = 2.0
+    max_index_waits: int = 64
+    deadline_delay: float = 0.5
+    instance: str = ""
+
+
+class TokenBucket:
+    """``rate`` tokens per second, at most ``burst`` saved up."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic):
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self._clock = clock
+        self._stamp = clock()
+
+    def delay(self) -> float:
+        """Seconds until a token is available (0: now)."""
+        now = self._clock()
+        self.tokens = min(self.burst, self.tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+
+    def take(self) -> None:
+        self.tokens -= 1
+
+
+@dataclasses.dataclass(eq=False)
+class Item:
+    """One waiter's contribution to the next write."""
+
+    change: folding.Change
+    future: asyncio.Future[MonitorEntry]
+    deadline: float | None  # loop time; None: no deadline (the leader's inputs)
+    is_ping: bool = False
+
+
+class Lane:
+    def __init__(self, key: Key, bucket: TokenBucket) -> None:
+        self.key = key
+        self.bucket = bucket
+        self.pending: list[Item] = []
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def waiting_pings(self) -> int:
+        return sum(1 for item in self.pending if item.is_ping)
+
+
+class Writer:
+    """Implements ``recording.PingRecorder`` and the leader's writes, per monitor."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        table: MonitorTable,
+        config: WriterConfig,
+        *,
+        now: Callable[[], datetime.datetime] | None = None,
+    ) -> None:
+        self.client = client
+        self.table = table
+        self.config = config
+        self._now = now or (lambda: datetime.datetime.now(datetime.UTC))
+        self._lanes: dict[Key, Lane] = {}
+        self._in_flight = asyncio.Semaphore(config.max_writes_in_flight)
+        self._index_waits = 0
+        self._background: set[asyncio.Task[Any]] = set()
+        self.on_transitions: list[
+            Callable[[MonitorEntry, Sequence[folding.Announcement]], None]
+        ] = []
+
+    # --- PingRecorder ----------------------------------------------------------------
+
+    async def record(self, token: str, ping: Ping) -> None:
+        entry = await self.find(token)
+        await self.submit(entry.key, folding.Change(inputs=(ping,)), ping=True)
+
+    async def find(self, token: str) -> MonitorEntry:
+        """The monitor owning ``token``, waiting for the index on a miss (DESIGN 9.9)."""
+        digest = token_hash(token)
+        entry = self.table.owner_of(digest)
+        if entry is not None:
+            return entry
+        if self._index_waits >= self.config.max_index_waits:
+            raise UnknownToken("unknown token")
+        self._index_waits += 1
+        try:
+            entry = await self.table.wait_for_owner(digest, self.config.index_miss_wait)
+        finally:
+            self._index_waits -= 1
+        if entry is None:
+            raise UnknownToken("unknown token")
+        return entry
+
+    # --- every status write ------------------------------------------------------------
+
+    async def submit(
+        self,
+        key: Key,
+        change: folding.Change,
+        *,
+        ping: bool = False,
+        timeout: float | None = None,
+    ) -> MonitorEntry:
+        """Queue ``change`` on the monitor's lane; return the entry as written.
+
+        Pings get the write timeout and the overload check; the leader's inputs wait as
+        long as ``timeout`` says (None: until written or the monitor is gone).
+        """
+        loop = asyncio.get_running_loop()
+        lane = self._lanes.get(key)
+        if lane is None:
+            bucket = TokenBucket(self.config.writes_per_second, self.config.write_burst)
+            lane = self._lanes[key] = Lane(key, bucket)
+        if ping and lane.waiting_pings >= self.config.max_waiting_pings:
+            raise Overloaded("too many pings waiting for this monitor")
+        if ping:
+            timeout = self.config.write_timeout
+        deadline = None if timeout is None else loop.time() + timeout
+        item = Item(change, loop.create_future(), deadline, is_ping=ping)
+        lane.pending.append(item)
+        if lane.task is None or lane.task.done():
+            lane.task = asyncio.create_task(self._drain(lane), name=f"lane {key[0]}/{key[1]}")
+        if timeout is None:
+            return await item.future
+        try:
+            return await asyncio.wait_for(asyncio.shield(item.future), timeout)
+        except TimeoutError:
+            if item in lane.pending:
+                lane.pending.remove(item)  # never written: nothing is counted
+            item.future.cancel()
+            raise WriteTimeout("status write did not succeed in time") from None
+
+    async def _drain(self, lane: Lane) -> None:
+        try:
+            while lane.pending:
+                delay = lane.bucket.delay()
+                if delay > 0:
+                    await asyncio.sleep(delay)  # rate limit: the batch grows meanwhile
+                async with self._in_flight:
+                    batch = [i for i in lane.pending if not i.future.done()]
+                    lane.pending.clear()
+                    if not batch:
+                        continue
+                    lane.bucket.take()
+                    await self._write(lane.key, batch)
+        except Exception:
+            logger.exception("writer lane %s/%s failed", *lane.key)
+        finally:
+            if self._lanes.get(lane.key) is lane and not lane.pending:
+                del self._lanes[lane.key]
+
+    async def _write(self, key: Key, batch: list[Item]) -> None:
+        loop = asyncio.get_running_loop()
+        entry = self.table.get(key)
+        attempt = 0
+        while batch:
+            attempt += 1
+            if entry is None:
+                entry = await self._fetch(key)
+                if entry is None:
+                    _fail(batch, UnknownToken("monitor is gone"))
+                    return
+            now = self._now()
+            result = folding.fold(
+                entry,
+                [i.change for i in batch],
+                now,
+                settle_delay=datetime.timedelta(seconds=self.config.deadline_delay),
+            )
+            if not result.changed:
+                _succeed(batch, entry)
+                return
+            deadlines = [i.deadline for i in batch if i.deadline is not None]
+            timeout = None
+            if deadlines:
+                timeout = max(0.2, min(deadlines) - loop.time())
+            body = {
+                "apiVersion": "heartbeat.dev/v1alpha1",
+                "kind": "HeartbeatMonitor",
+                "metadata": {
+                    "name": entry.name,
+                    "namespace": entry.namespace,
+                    "uid": entry.uid,
+                    "resourceVersion": entry.resource_version,
+                },
+                "spec": dict(entry.spec),
+                "status": result.status,
+            }
+            path = monitor_path(entry.namespace, entry.name, subresource="status")
+            try:
+                written = await self.client.put(
+                    path, body, kind="heartbeatmonitors/status", timeout=timeout
+                )
+            except ApiError as exc:
+                if exc.conflict or (exc.status == 422 and attempt == 1):
+                    entry = await self._fetch(key)  # 409: re-read and re-apply (DESIGN 9.3)
+                    continue
+                if exc.not_found:
+                    self.table.remove(*key, entry.uid)
+                    _fail(batch, UnknownToken("monitor is gone"))
+                    return
+                logger.warning("status write for %s/%s failed: %s", *key, exc)
+                batch = _expire(batch, loop.time())
+                if attempt >= 5 or exc.status == 422:
+                    _fail(batch, WriteTimeout("status write failed"))
+                    return
+                await asyncio.sleep(min(0.1 * 2**attempt, 1.0))
+                entry = None
+                continue
+            fresh = self.table.upsert(written) or MonitorEntry.from_body(written)
+            _succeed(batch, fresh)
+            if result.transitions:
+                self._post_events(fresh, result.transitions)
+            return
+
+    async def _fetch(self, key: Key) -> MonitorEntry | None:
+        try:
+            body = await self.client.get(monitor_path(*key), kind="heartbeatmonitors")
+        except ApiError as exc:
+            if exc.not_found:
+                return None
+            raise
+        return self.table.upsert(body) or MonitorEntry.from_body(body)
+
+    # --- Events ------------------------------------------------------------------------
+
+    def _post_events(
+        self, entry: MonitorEntry, transitions: Sequence[folding.Announcement]
+    ) -> None:
+        for listener in self.on_transitions:
+            try:
+                listener(entry, transitions)
+            except Exception:
+                logger.exception("transition listener failed")
+        obj = InvolvedObject(entry.namespace, entry.name, entry.uid)
+        for t in transitions:
+            if not t.event_reason:
+                continue
+            body = build_event(
+                obj,
+                time=t.time,
+                reason=t.event_reason,
+                event_type=t.event_type or "Normal",
+                message=t.message,
+                instance=self.config.instance,
+            )
+            self.spawn(apply_event(self.client, body))
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (up to ``timeout``) for every queued write and Event post to finish."""
+        tasks = [lane.task for lane in self._lanes.values() if lane.task] + list(self._background)
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+
+def _succeed(batch: Sequence[Item], entry: MonitorEntry) -> None:
+    for item in batch:
+        if not item.future.done():
+            item.future.set_result(entry)
+
+
+def _fail(batch: Sequence[Item], exc: Exception) -> None:
+    for item in batch:
+        if not item.future.done():
+            item.future.set_exception(exc)
+            item.future.exception()  # mark retrieved: a timed-out waiter may be gone
+
+
+def _expire(batch: list[Item], now: float) -> list[Item]:
+    alive = []
+    for item in batch:
+        if item.future.done():
+            continue
+        if item.deadline is not None and item.deadline <= now:
+            _fail([item], WriteTimeout("status write did not succeed in time"))
+        else:
+            alive.append(item)
+    return alive

@@ -1,0 +1,186 @@
+"""``heartbeat-operator run``: kopf's watches, the ping receiver, metrics and the leader,
+in one asyncio loop (DESIGN 6).
+
+Every replica watches monitors (``kube.watching``), serves pings and writes what they
+change (``kube.writing``); the Lease holder (``kube.leasing``) also runs the scheduler
+(``kube.scheduling``) that writes what time, spec edits and tokens change.
+
+Life cycle (DESIGN 9.20): on SIGTERM ``/readyz`` turns 503 on both ports, the leader stops
+scheduling and releases the Lease, pings in flight are written and answered, kopf stops,
+and the process exits 0 — all within 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+import kopf
+
+from heartbeat_operator import settings as settings_module
+from heartbeat_operator.kube import watching
+from heartbeat_operator.kube.client import KubeClient, connection_info
+from heartbeat_operator.kube.leasing import Leadership, LeaseConfig
+from heartbeat_operator.kube.monitors import MonitorTable
+from heartbeat_operator.kube.scheduling import Scheduler
+from heartbeat_operator.kube.tokens import TokenKeeper, Urls
+from heartbeat_operator.kube.writing import Writer, WriterConfig
+from heartbeat_operator.metrics import Metrics
+from heartbeat_operator.receiver.app import make_metrics_app, make_ping_app
+from heartbeat_operator.receiver.health import Health
+from heartbeat_operator.receiver.serving import serve
+from heartbeat_operator.settings import Settings
+
+logger = logging.getLogger("heartbeat_operator")
+
+#: Seconds kopf gets to stop its watches after the receiver has drained.
+KOPF_STOP_TIMEOUT = 1.5
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    settings_module.add_arguments(parser)
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level (INFO)",
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=getattr(logging, args.log_level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # kopf is chatty at INFO about every watch (re)connection; warnings are what matter.
+    logging.getLogger("kopf").setLevel(max(logging.WARNING, logging.getLogger().level))
+    try:
+        settings = settings_module.build_settings(args)
+    except settings_module.SettingsError as exc:
+        print(f"heartbeat-operator run: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(run(settings))
+
+
+class Operator:
+    """The parts of one replica, wired together (tests may build one in-process)."""
+
+    def __init__(self, settings: Settings, info: kopf.ConnectionInfo) -> None:
+        self.settings = settings
+        self.info = info
+        self.table = MonitorTable()
+        self.leadership: Leadership  # built below; the metrics only ask it at scrape time
+        self.metrics = Metrics(
+            self.table.snapshots,
+            self.is_leader,
+            label_keys=settings.metrics.label_allowlist,
+            monitor_metrics=settings.metrics.monitor_metrics,
+        )
+        self.client = KubeClient(info, on_write=self.metrics.api_write)
+        w = settings.writer
+        r = settings.receiver
+        self.writer = Writer(
+            self.client,
+            self.table,
+            WriterConfig(
+                writes_per_second=w.writes_per_second,
+                write_burst=w.write_burst,
+                max_waiting_pings=w.max_waiting_pings,
+                max_writes_in_flight=w.max_writes_in_flight,
+                write_timeout=r.write_timeout,
+                index_miss_wait=r.index_miss_wait,
+                max_index_waits=r.max_index_waits,
+                deadline_delay=w.deadline_delay,
+                instance=settings.watching.identity,
+            ),
+        )
+        urls = Urls(settings.server.external_url, settings.server.internal_url)
+        self.tokens = TokenKeeper(self.client, self.table, self.writer, urls)
+        self.scheduler = Scheduler(
+            self.table, self.writer, self.tokens, deadline_delay=w.deadline_delay
+        )
+        lease = settings.leadership
+        self.leadership = Leadership(
+            self.client,
+            LeaseConfig(
+                namespace=settings.watching.lease_namespace,
+                name=lease.lease_name,
+                identity=settings.watching.identity,
+                duration=lease.lease_duration,
+                renew_interval=lease.renew_interval,
+                renew_deadline=lease.renew_deadline,
+            ),
+            on_change=self.scheduler.set_leading,
+        )
+        self.health = Health(self.ready)
+
+    def is_leader(self) -> bool:
+        leadership = getattr(self, "leadership", None)
+        return leadership is not None and leadership.is_leader()
+
+    def ready(self) -> bool:
+        """DESIGN 9.2: the token index holds the initial list and the API answered lately."""
+        return self.table.synced and self.client.stats.answered_within(
+            self.settings.watching.api_fresh_window
+        )
+
+
+async def run(settings: Settings) -> int:
+    loop = asyncio.get_running_loop()
+    op = Operator(settings, connection_info())
+    stop = asyncio.Event()
+    kopf_stop = asyncio.Event()
+    namespaces = list(settings.watching.namespaces)
+
+    existing = set(asyncio.all_tasks())
+    kopf_tasks = await kopf.spawn_tasks(
+        registry=watching.build_registry(op.table, op.info),
+        settings=watching.build_settings(),
+        standalone=True,
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        stop_flag=kopf_stop,
+    )
+    # kopf installed its own SIGINT/SIGTERM handlers; ours drain first (DESIGN 9.20).
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    kopf_runner = asyncio.create_task(kopf.run_tasks(kopf_tasks, ignored=existing), name="kopf")
+    kopf_runner.add_done_callback(lambda _: stop.set())  # kopf died: stop the replica too
+    lease_stop = asyncio.Event()
+    lease_task = asyncio.create_task(op.leadership.run(lease_stop), name="lease")
+
+    server = settings.server
+    ping_app = make_ping_app(settings, op.writer, op.health, observer=op.metrics.observe)
+    metrics_app = make_metrics_app(op.metrics.render, op.health, observer=op.metrics.observe)
+    async with (
+        serve(ping_app, server.host, server.port, shutdown_timeout=server.shutdown_timeout),
+        serve(metrics_app, server.host, server.metrics_port, shutdown_timeout=1.0),
+    ):
+        logger.info(
+            "heartbeat-operator %s: pings on :%d, metrics on :%d, lease %s/%s",
+            settings.watching.identity,
+            server.port,
+            server.metrics_port,
+            settings.watching.lease_namespace,
+            settings.leadership.lease_name,
+        )
+        await stop.wait()
+        logger.info("stopping: /readyz is 503, answering pings in flight")
+        op.health.begin_shutdown()
+        lease_stop.set()
+        await op.scheduler.stop()
+        await lease_task
+        await op.leadership.release()
+    # The receiver has answered every ping in flight; Events for their writes go out now.
+    await op.writer.drain(timeout=1.0)
+    kopf_stop.set()
+    with contextlib.suppress(Exception, asyncio.CancelledError):
+        await asyncio.wait_for(kopf_runner, KOPF_STOP_TIMEOUT)
+    await op.client.close()
+    logger.info("stopped")
+    return 0
