@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test run bench setup venv test-deps controlplane lint pytest
+.PHONY: test run bench setup venv test-deps controlplane helm lint pytest e2e-kind
 
 ## test: virtualenv, test tools, Debian test deps, control plane; lint, types, layers, tests
 test: setup lint pytest
@@ -21,7 +21,7 @@ bench: setup
 	if ((! $${#scripts[@]})); then echo "no benchmarks yet (bench/bench_*.py)"; fi; \
 	for script in "$${scripts[@]}"; do echo "== $$script"; $(BIN)/python "$$script"; done
 
-setup: venv test-deps controlplane
+setup: venv test-deps controlplane helm
 
 venv: $(VENV)/.installed
 
@@ -41,6 +41,15 @@ test-deps:
 controlplane: venv
 	@bin_dir=$$(bash hack/build-controlplane.sh); ln -sfn "$$bin_dir/kubectl" $(BIN)/kubectl; \
 	echo "control plane binaries: $$bin_dir (kubectl linked as $(BIN)/kubectl)"
+
+# The pinned helm CLI the chart tests lint and render with (built once from its Go
+# module, cached outside the tree like the control plane).
+helm:
+	@echo "helm: $$(bash hack/build-helm.sh)"
+
+## e2e-kind: kind cluster, image built and loaded, chart installed, tests/e2e run (needs Docker and kind)
+e2e-kind: venv helm
+	bash tests/e2e/run-kind.sh
 
 lint: venv
 	$(BIN)/ruff check .
