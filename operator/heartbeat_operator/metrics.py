@@ -181,17 +181,17 @@ def _escape(value: str) -> str:
 
 def _number(value: object) -> str | None:
     """Text for a numeric status field, or None when it is unset or not a number."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
+    kind = type(value)
+    if kind is int:
         return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
+    if kind is float:
+        assert isinstance(value, float)
+        if value != value:  # NaN
             return "NaN"
         if math.isinf(value):
             return "+Inf" if value > 0 else "-Inf"
         return repr(value)
-    return None
+    return None  # unset, bool, str, …: not a number the API would hold here
 
 
 def _timestamp(value: object) -> str | None:
@@ -239,17 +239,29 @@ def _unpack(row: Any) -> tuple[str, str, Mapping[str, Any], Mapping[str, Any], M
     return namespace, name, labels or {}, spec or {}, status or {}
 
 
-class _Families:
-    """Per-metric line buffers, so the output is grouped by family as the format requires."""
+# The per-monitor families in exposition order; a row renders to one string per family.
+_FAMILIES: tuple[str, ...] = (
+    _STATE,
+    _UP,
+    *(metric for _, metric, _ in _TIMESTAMPS + _NUMBERS),
+    _PINGS,
+    _MISSED,
+    _INFO,
+)
+# For each current state, the tail of its five one-hot lines after `…{namespace,name`.
+_STATE_SUFFIXES: dict[str, tuple[str, ...]] = {
+    state: tuple(
+        f',state="{candidate}"}} {1 if candidate == state else 0}\n' for candidate in MONITOR_STATES
+    )
+    for state in MONITOR_STATES
+}
+
+
+class _RowRenderer:
+    """Renders one monitor row to its lines, one string per family of ``_FAMILIES``."""
 
     def __init__(self, label_keys: Sequence[str], minimal: bool) -> None:
         self.minimal = minimal
-        self.state: list[str] = []
-        self.up: list[str] = []
-        self.numbers: dict[str, list[str]] = {metric: [] for _, metric, _ in _TIMESTAMPS + _NUMBERS}
-        self.pings: list[str] = []
-        self.missed: list[str] = []
-        self.info: list[str] = []
         # allow-listed keys -> their label names; the first key wins a sanitizing collision
         names: dict[str, str] = {}
         for key in label_keys:
@@ -258,62 +270,56 @@ class _Families:
                 names[key] = label
         self.info_labels = list(names.items())
 
-    def add(self, row: Any) -> None:
+    def render(self, row: Any) -> tuple[str, ...]:
         namespace, name, labels, spec, status = _unpack(row)
-        ident = f'namespace="{_escape(namespace)}",name="{_escape(name)}"'
+        ident = f'{{namespace="{_escape(namespace)}",name="{_escape(name)}"'
+        out: list[str] = []
         state = status.get("state")
         if state in MONITOR_STATES:
-            for candidate in MONITOR_STATES:
-                self.state.append(
-                    f'{_STATE}{{{ident},state="{candidate}"}} {1 if candidate == state else 0}\n'
-                )
+            prefix = _STATE + ident
+            out.append("".join([prefix + suffix for suffix in _STATE_SUFFIXES[state]]))
             # DESIGN 9.7: while Ready=False nothing alerts, even if the kept state is Down.
             down = state == "Down" and not _ready_false(status)
-            self.up.append(f"{_UP}{{{ident}}} {0 if down else 1}\n")
+            out.append(f"{_UP}{ident}}} {0 if down else 1}\n")
+        else:
+            out += ("", "")
         if self.minimal:
             value = _timestamp(status.get("nextDueTime"))
-            if value is not None:
-                self.numbers[_NEXT_DUE].append(f"{_NEXT_DUE}{{{ident}}} {value}\n")
-            return
+            due = f"{_NEXT_DUE}{ident}}} {value}\n" if value is not None else ""
+            out += ["", "", "", due, "", "", "", "", "", ""]
+            return tuple(out)
         for field, metric, _ in _TIMESTAMPS:
             value = _timestamp(status.get(field))
-            if value is not None:
-                self.numbers[metric].append(f"{metric}{{{ident}}} {value}\n")
+            out.append(f"{metric}{ident}}} {value}\n" if value is not None else "")
         for field, metric, _ in _NUMBERS:
             value = _number(status.get(field))
-            if value is not None:
-                self.numbers[metric].append(f"{metric}{{{ident}}} {value}\n")
+            out.append(f"{metric}{ident}}} {value}\n" if value is not None else "")
         counts = status.get("pingCounts")
+        pings = ""
         if isinstance(counts, Mapping):
-            for kind in sorted(counts):
+            for kind in sorted(k for k in counts if isinstance(k, str) and _KIND_RE.match(k)):
                 value = _number(counts[kind])
-                if value is not None and isinstance(kind, str) and _KIND_RE.match(kind):
-                    self.pings.append(f'{_PINGS}{{{ident},kind="{kind}"}} {value}\n')
+                if value is not None:
+                    pings += f'{_PINGS}{ident},kind="{kind}"}} {value}\n'
+        out.append(pings)
         value = _number(status.get("missedRuns"))
-        if value is not None:
-            self.missed.append(f"{_MISSED}{{{ident}}} {value}\n")
+        out.append(f"{_MISSED}{ident}}} {value}\n" if value is not None else "")
         extra = "".join(
             f',{label}="{_escape(str(labels.get(key, "")))}"' for key, label in self.info_labels
         )
-        self.info.append(f'{_INFO}{{{ident},mode="{_mode(spec)}"{extra}}} 1\n')
+        out.append(f'{_INFO}{ident},mode="{_mode(spec)}"{extra}}} 1\n')
+        return tuple(out)
 
-    def text(self) -> str:
-        parts: list[str] = []
 
-        def family(metric: str, lines: list[str]) -> None:
-            if lines:
-                kind, text = _HELP[metric]
-                parts.append(f"# HELP {metric} {text}\n# TYPE {metric} {kind}\n")
-                parts.extend(lines)
-
-        family(_STATE, self.state)
-        family(_UP, self.up)
-        for metric, lines in self.numbers.items():
-            family(metric, lines)
-        family(_PINGS, self.pings)
-        family(_MISSED, self.missed)
-        family(_INFO, self.info)
-        return "".join(parts)
+def _families_text(rendered: Iterable[tuple[str, ...]]) -> str:
+    parts: list[str] = []
+    for metric, column in zip(_FAMILIES, zip(*rendered, strict=True), strict=False):
+        lines = "".join(column)
+        if lines:
+            kind, text = _HELP[metric]
+            parts.append(f"# HELP {metric} {text}\n# TYPE {metric} {kind}\n")
+            parts.append(lines)
+    return "".join(parts)
 
 
 def _leader_text(leader: bool) -> str:
@@ -347,20 +353,37 @@ class MonitorCollector(Collector):
             raise ValueError(f"monitor metrics mode must be 'full' or 'minimal', not {mode!r}")
         self._monitors = monitors
         self._is_leader = is_leader
-        self._label_keys = tuple(label_keys)
-        self._minimal = mode == "minimal"
+        self._renderer = _RowRenderer(tuple(label_keys), mode == "minimal")
+        self._cache: dict[int, tuple[Any, tuple[str, ...]]] = {}
 
     def text(self) -> str:
         """The collector's exposition text (Prometheus text format 0.0.4)."""
         leader = bool(self._is_leader())
         out = _leader_text(leader)
         if not leader:
+            self._cache = {}
             return out
-        families = _Families(self._label_keys, self._minimal)
+        return out + _families_text(self._rendered())
+
+    def _rendered(self) -> list[tuple[str, ...]]:
+        """Every monitor's lines. A row rendered at the previous scrape is reused when the
+        table hands out the very same row object: rows are immutable snapshots (the kube
+        table replaces an entry on every change, never edits it), so at 10,000 monitors a
+        scrape renders only the monitors that changed since the last one."""
+        previous = self._cache
+        cache: dict[int, tuple[Any, tuple[str, ...]]] = {}
+        rendered: list[tuple[str, ...]] = []
         for row in self._monitors():
-            if not getattr(row, "deleting", False):
-                families.add(row)
-        return out + families.text()
+            if getattr(row, "deleting", False):
+                continue
+            # id() is safe as a key: the cache holds the row, so no other live object
+            # can have its id while the entry exists.
+            hit = previous.get(id(row))
+            lines = hit[1] if hit is not None and hit[0] is row else self._renderer.render(row)
+            cache[id(row)] = (row, lines)
+            rendered.append(lines)
+        self._cache = cache
+        return rendered
 
     def describe(self) -> list[Metric]:
         # Nothing to describe up front: the series depend on the table at scrape time, and
@@ -382,11 +405,7 @@ class MonitorCollector(Collector):
         leader.add_metric([], 1 if is_leader else 0)
         yield leader
         if is_leader:
-            families = _Families(self._label_keys, self._minimal)
-            for row in self._monitors():
-                if not getattr(row, "deleting", False):
-                    families.add(row)
-            yield from text_string_to_metric_families(families.text())
+            yield from text_string_to_metric_families(_families_text(self._rendered()))
 
 
 # --- one replica's metrics ----------------------------------------------------------------

@@ -518,3 +518,25 @@ def test_reads_the_kube_monitor_table_and_skips_monitors_being_deleted() -> None
     assert series(s, "heartbeat_monitor_info", namespace="ops", name="kept", mode="cron",
                   label_team="storage") == 1  # fmt: skip
     assert not any(("name", "leaving") in labels for _, labels in s)
+
+
+def test_unchanged_rows_are_reused_and_changes_and_removals_show() -> None:
+    """The scrape cache: the same row object renders once; a replaced row re-renders; a
+    row gone from the table leaves no series behind."""
+    rows = [
+        MonitorSnapshot("ops", "a", {}, {"period": "1h"}, {"state": "Healthy", "missedRuns": 1}),
+        MonitorSnapshot("ops", "b", {}, {"period": "1h"}, {"state": "Healthy"}),
+    ]
+    metrics = Metrics(lambda: list(rows), lambda: True)
+    first, _ = metrics.render()
+    assert metrics.render()[0] == first
+
+    rows[0] = rows[0]._replace(status={"state": "Down", "missedRuns": 2})
+    s = scrape(metrics)
+    assert series(s, "heartbeat_monitor_up", namespace="ops", name="a") == 0
+    assert series(s, "heartbeat_missed_runs_total", namespace="ops", name="a") == 2
+
+    del rows[1]
+    s = scrape(metrics)
+    assert series(s, "heartbeat_monitor_up", namespace="ops", name="b") is None
+    assert series(s, "heartbeat_monitor_up", namespace="ops", name="a") == 0

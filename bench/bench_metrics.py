@@ -1,0 +1,159 @@
+"""Benchmark: one /metrics scrape of 10,000 monitors (issue 6; target < 200 ms).
+
+Builds a monitor table the way the kube side holds it (namespace, name, labels, spec and a
+full status per monitor: every per-monitor series present), makes this replica the
+leader, and times
+
+- ``render``: ``Metrics.render()``, the body and content type /metrics serves;
+- ``http``: a GET /metrics through the aiohttp handler on 127.0.0.1, body read whole
+  (what Prometheus sees, minus its parsing);
+
+in ``full`` and ``minimal`` per-monitor modes. Prints a Markdown table for bench/README.md.
+
+    .venv/bin/python bench/bench_metrics.py [--monitors 10000] [--runs 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import ClientSession, web
+
+from heartbeat_operator.metrics import MONITOR_STATES, Metrics, MonitorSnapshot
+
+LABEL_KEYS = ["team", "app.kubernetes.io/part-of", "severity"]
+
+
+def fmt(moment: datetime) -> str:
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+    return (text[:-4] if text.endswith(".000") else text) + "Z"
+
+
+def table(count: int) -> list[MonitorSnapshot]:
+    now = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)
+    rows = []
+    for i in range(count):
+        last = now - timedelta(seconds=37 * i % 86400, milliseconds=i % 1000)
+        status: dict[str, Any] = {
+            "observedGeneration": 1,
+            "state": MONITOR_STATES[i % len(MONITOR_STATES)],
+            "conditions": [{"type": "Ready", "status": "True", "reason": "TokenReady"}],
+            "lastPingTime": fmt(last),
+            "lastSuccessTime": fmt(last),
+            "lastFailureTime": fmt(last - timedelta(days=1)),
+            "lastStartTime": fmt(last - timedelta(seconds=412)),
+            "lastExitCode": i % 3,
+            "lastDurationSeconds": 412.5 + i % 100,
+            "nextDueTime": fmt(last + timedelta(hours=1)),
+            "alertTime": fmt(last + timedelta(hours=1, minutes=5)),
+            "consecutiveFailures": i % 4,
+            "pingCount": 1000 + i,
+            "pingCounts": {"success": 600 + i, "start": 300, "fail": 60, "log": 40},
+            "missedRuns": i % 7,
+            "tokenHash": "sha256:" + "0" * 64,
+        }
+        spec = {"schedule": "0 2 * * *"} if i % 2 else {"period": "1h"}
+        labels = {"team": f"team-{i % 20}", "app.kubernetes.io/part-of": "batch", "other": "x"}
+        rows.append(MonitorSnapshot(f"ns-{i % 100}", f"monitor-{i}", labels, spec, status))
+    return rows
+
+
+def timed(
+    fn: Callable[[], object], runs: int, before: Callable[[], object] = lambda: None
+) -> list[float]:
+    before()
+    fn()  # warm up
+    out = []
+    for _ in range(runs):
+        before()
+        start = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def replace_some(rows: list[MonitorSnapshot], share: float) -> Callable[[], None]:
+    """Between scrapes a share of the monitors changed: the table holds new row objects."""
+    step = max(1, round(1 / share))
+    offset = [0]
+
+    def replace() -> None:
+        offset[0] = (offset[0] + 1) % step
+        for i in range(offset[0], len(rows), step):
+            old = rows[i]
+            status = {**old.status, "pingCount": old.status["pingCount"] + 1}
+            rows[i] = old._replace(status=status)
+
+    return replace
+
+
+async def timed_http(metrics: Metrics, runs: int) -> list[float]:
+    from heartbeat_operator.metrics import make_metrics_handler
+
+    app = web.Application()
+    app.router.add_get("/metrics", make_metrics_handler(metrics))
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    out = []
+    try:
+        async with ClientSession() as session:
+            for n in range(runs + 1):
+                start = time.perf_counter()
+                async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+                    await response.read()
+                if n:  # the first is a warm-up
+                    out.append((time.perf_counter() - start) * 1000)
+    finally:
+        await runner.cleanup()
+    return out
+
+
+def row(what: str, mode: str, values: list[float], size: int, samples: int) -> str:
+    values = sorted(values)
+    p95 = values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
+    return (
+        f"| {what} | {mode} | {statistics.median(values):.0f} | {p95:.0f} | "
+        f"{size / 1e6:.1f} MB | {samples:,} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--monitors", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+    rows = table(args.monitors)
+    print(
+        f"{args.monitors:,} monitors, {args.runs} runs, Python {platform.python_version()}, "
+        f"{platform.machine()}\n"
+    )
+    print("| scrape | mode | median ms | p95 ms | body | samples |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for mode in ("full", "minimal"):
+        metrics = Metrics(lambda: rows, lambda: True, label_keys=LABEL_KEYS, monitor_metrics=mode)  # type: ignore[arg-type]
+        body, _ = metrics.render()
+        samples = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+
+        def forget(metrics: Metrics = metrics) -> None:
+            metrics.monitors._cache = {}  # every row new since the last scrape
+
+        cold = timed(metrics.render, args.runs, forget)
+        print(row("render, every monitor changed", mode, cold, len(body), samples))
+        warm = timed(metrics.render, args.runs, replace_some(rows, 0.01))
+        print(row("render, 1% changed", mode, warm, len(body), samples))
+        http = asyncio.run(timed_http(metrics, args.runs))
+        print(row("GET /metrics, none changed", mode, http, len(body), samples))
+
+
+if __name__ == "__main__":
+    main()
