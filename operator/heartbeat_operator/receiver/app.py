@@ -64,6 +64,7 @@ def make_ping_app(
         max_connections=receiver.max_connections,
         header_timeout=receiver.read_timeout,
         extra_headers=limit_header,
+        observer=observer,
     )
     app.add_routes(routes.ping_routes())
 

@@ -15,6 +15,7 @@ shutdown stay untouched. The body read timeout is the view's (``views.py``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 from aiohttp import web
@@ -66,10 +67,14 @@ class ConnectionGuards:
         max_connections: int | None,
         header_timeout: float | None,
         extra_headers: tuple[tuple[str, str], ...] = (),
+        observer: Callable[[str, int, float], None] | None = None,
     ) -> None:
         self.max_connections = max_connections
         self.header_timeout = header_timeout
         self.extra_headers = extra_headers
+        # Answers given here never reach the app's middlewares: report them directly, as
+        # route class "other" (no path was parsed).
+        self.observer = observer
         self._by_handler: dict[web.RequestHandler, GuardedProtocol] = {}
         self.refused = 0  # connections answered 503 because of the cap
 
@@ -80,6 +85,7 @@ class ConnectionGuards:
         """The protocol for a newly accepted connection."""
         if self.max_connections is not None and len(self) >= self.max_connections:
             self.refused += 1
+            self.observe(503, 0.0)
             return _RefusedProtocol(self.extra_headers)
         handler = make_handler()
         # Same slots, one method more: aiohttp builds the handler (with all its options),
@@ -88,6 +94,11 @@ class ConnectionGuards:
         guarded = GuardedProtocol(handler, self)
         self._by_handler[handler] = guarded
         return guarded
+
+    def observe(self, code: int, seconds: float) -> None:
+        if self.observer is not None:
+            with contextlib.suppress(Exception):  # metrics never break serving
+                self.observer("other", code, seconds)
 
     def forget(self, handler: web.RequestHandler) -> None:
         self._by_handler.pop(handler, None)
@@ -170,8 +181,9 @@ class GuardedProtocol(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return
         if self._partial:
-            body = b"request timeout: the request's headers took too long\n"
+            body = b"request timeout: the request's headers took too long"
             transport.write(_raw_response("408 Request Timeout", body, self._guards.extra_headers))
+            self._guards.observe(408, self._guards.header_timeout or 0.0)
         transport.close()
 
 
@@ -183,7 +195,7 @@ class _RefusedProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        body = b"too many connections; retry in 1 s\n"
+        body = b"too many connections; retry in 1 s"
         extra = (("Retry-After", "1"), *self._extra_headers)
         transport.write(_raw_response("503 Service Unavailable", body, extra))
         transport.close()

@@ -17,7 +17,7 @@ from heartbeat_operator.receiver.app import make_metrics_app, make_ping_app
 from heartbeat_operator.receiver.health import Health
 from heartbeat_operator.receiver.serving import Served, serve
 
-from .conftest import TOKEN, FakeClock, FakeRecorder, settings_with
+from .conftest import TOKEN, FakeClock, FakeRecorder, Observed, settings_with
 
 #: Short enough for a quick test, long enough for a loaded CI machine to send a request.
 SHORT = 0.5
@@ -25,9 +25,14 @@ SHORT = 0.5
 
 @contextlib.asynccontextmanager
 async def serving(
-    recorder: FakeRecorder, health: Health | None = None, **receiver: object
+    recorder: FakeRecorder,
+    health: Health | None = None,
+    observer: Observed | None = None,
+    **receiver: object,
 ) -> AsyncIterator[Served]:
-    app = make_ping_app(settings_with(**receiver), recorder, health, clock=FakeClock())
+    app = make_ping_app(
+        settings_with(**receiver), recorder, health, observer=observer, clock=FakeClock()
+    )
     async with serve(app, "127.0.0.1", 0, shutdown_timeout=5.0) as served:
         yield served
 
@@ -93,8 +98,8 @@ async def test_malformed_request_line_is_logged_without_token(
     assert TOKEN.encode() not in reply
 
 
-async def test_slow_headers_get_408(recorder: FakeRecorder) -> None:
-    async with serving(recorder, read_timeout=SHORT) as served:
+async def test_slow_headers_get_408(recorder: FakeRecorder, observed: Observed) -> None:
+    async with serving(recorder, observer=observed, read_timeout=SHORT) as served:
         reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
         writer.write(f"GET /ping/{TOKEN} HTTP/1.1\r\nHost: x\r\n".encode())  # never finished
         await writer.drain()
@@ -104,6 +109,7 @@ async def test_slow_headers_get_408(recorder: FakeRecorder) -> None:
     assert head.startswith("HTTP/1.1 408 Request Timeout\r\n")
     assert "Ping-Body-Limit: 10000\r\n" in head
     assert recorder.calls == 0
+    assert [(route, code) for route, code, _ in observed.calls] == [("other", 408)]
 
 
 async def test_idle_connection_is_closed_quietly(recorder: FakeRecorder) -> None:
@@ -146,8 +152,10 @@ async def test_slow_body_gets_408(recorder: FakeRecorder) -> None:
     assert recorder.calls == 0
 
 
-async def test_connections_beyond_the_cap_get_503(recorder: FakeRecorder) -> None:
-    async with serving(recorder, max_connections=2) as served:
+async def test_connections_beyond_the_cap_get_503(
+    recorder: FakeRecorder, observed: Observed
+) -> None:
+    async with serving(recorder, observer=observed, max_connections=2) as served:
         held = [await asyncio.open_connection("127.0.0.1", served.port) for _ in range(2)]
 
         async def both_accepted() -> bool:
@@ -159,6 +167,8 @@ async def test_connections_beyond_the_cap_get_503(recorder: FakeRecorder) -> Non
         writer.close()
         assert reply.startswith("HTTP/1.1 503 Service Unavailable\r\n")
         assert "Retry-After: 1\r\n" in reply
+        assert "Ping-Body-Limit: 10000\r\n" in reply
+        assert [(route, code) for route, code, _ in observed.calls] == [("other", 503)]
 
         # A held connection still works, and once one closes a new one is accepted.
         first_reader, first_writer = held[0]
