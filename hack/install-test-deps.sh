@@ -5,7 +5,8 @@ set -euo pipefail
 
 packages=(
   curl # the seed's shell ping example is run as written (issue 4)
-  # --- metrics engineer: add prometheus and alertmanager here (alert-rule tests) ---
+  prometheus              # promtool (tests/alerts) and the real Prometheus (tests/integration/test_alerting.py)
+  prometheus-alertmanager # the real Alertmanager routing to the alerting test's webhook
 )
 
 missing=()
