@@ -6,8 +6,8 @@ hardened; the flags the Deployment passes are flags the operator accepts and mea
 values say; RBAC is exactly DESIGN 9.17; the chart's copies of the CRDs and alert rules are
 the sources in deploy/; the default image is the one the Dockerfile builds.
 
-helm comes from hack/build-helm.sh (built from its Go module and cached outside the tree;
-the first build takes about a minute, later runs find the binary).
+helm comes from hack/build-helm.sh (tests/support/charts.py): built from its Go module and
+cached outside the tree; the first build takes about a minute, later runs find the binary.
 """
 
 from __future__ import annotations
@@ -24,12 +24,23 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.support.charts import (
+    CHART,
+    CLUSTER_GRANTS,
+    EXIT_CODE_GRANTS,
+    KUBE_VERSION,
+    LEASE_GRANTS,
+    NAMESPACED_GRANTS,
+    ROOT,
+    HelmError,
+    grants,
+    helm_binary,
+    one,
+    render,
+    run_helm,
+)
 
 from heartbeat_operator.settings import add_arguments, build_settings
-
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "deploy" / "helm" / "heartbeat-operator"
-KUBE_VERSION = "1.34.4"  # the local control plane's; the chart needs >= 1.29
 
 # Every optional object on, plus the values that change what the Deployment and RBAC say.
 ALL_ON: dict[str, Any] = {
@@ -46,96 +57,11 @@ ALL_ON: dict[str, Any] = {
     "metricsLabels": ["team"],
 }
 
-# DESIGN 9.17, as (apiGroup, resource, verb). Anything else the ClusterRole grants fails.
-NAMESPACED_GRANTS = {
-    *(
-        ("heartbeat.dev", "heartbeatmonitors", v)
-        for v in ("get", "list", "watch", "create", "patch", "delete")
-    ),
-    *(("heartbeat.dev", "heartbeatmonitors/status", v) for v in ("get", "update", "patch")),
-    *(("", "secrets", v) for v in ("get", "create", "patch")),
-    *(("batch", r, v) for r in ("cronjobs", "jobs") for v in ("get", "list", "watch")),
-    ("", "events", "create"),
-}
-EXIT_CODE_GRANTS = {("", "pods", "list")}
-CLUSTER_GRANTS = {
-    *(("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")),
-    *(("", "namespaces", v) for v in ("list", "watch")),
-}
-LEASE_GRANTS = {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}
 
-
-# --- helpers ----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module", autouse=True)
 def helm() -> str:
-    """The pinned helm binary, built by hack/build-helm.sh if it is not cached yet."""
-    done = subprocess.run(
-        [str(ROOT / "hack" / "build-helm.sh")],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    assert done.returncode == 0, f"hack/build-helm.sh failed:\n{done.stderr}"
-    return done.stdout.strip().splitlines()[-1]
-
-
-def run_helm(helm: str, *args: str, values: Mapping[str, Any] | None = None) -> str:
-    cmd = [helm, *args]
-    if values is not None:
-        cmd += ["--values", "-"]
-    done = subprocess.run(
-        cmd,
-        input=json.dumps(values) if values is not None else None,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise HelmError(done.stdout + done.stderr)
-    return done.stdout + done.stderr
-
-
-class HelmError(Exception):
-    pass
-
-
-def render(helm: str, values: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-    out = run_helm(
-        helm,
-        "template",
-        "hb",
-        str(CHART),
-        "--namespace",
-        "heartbeat-system",
-        "--kube-version",
-        KUBE_VERSION,
-        "--include-crds",
-        values=values or {},
-    )
-    return [doc for doc in yaml.safe_load_all(out) if doc]
-
-
-def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
-    found = [
-        d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
-    ]
-    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
-    return found[0]
-
-
-def grants(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
-    out = set()
-    for rule in rules:
-        assert "resourceNames" not in rule and "nonResourceURLs" not in rule
-        for group in rule["apiGroups"]:
-            for resource in rule["resources"]:
-                for verb in rule["verbs"]:
-                    out.add((group, resource, verb))
-    return out
+    """Build (first time only) the pinned helm before any test renders."""
+    return helm_binary()
 
 
 def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -162,17 +88,15 @@ def settings_from(c: dict[str, Any], env: Mapping[str, str] | None = None) -> An
     [{}, ALL_ON, {**ALL_ON, "watchNamespaces": ["team-a", "team-b"], "jobExitCodes": False}],
     ids=["defaults", "all-on", "all-on-namespaced"],
 )
-def test_lint_is_clean(helm: str, values: dict[str, Any]) -> None:
-    out = run_helm(
-        helm, "lint", "--strict", str(CHART), "--kube-version", KUBE_VERSION, values=values
-    )
+def test_lint_is_clean(values: dict[str, Any]) -> None:
+    out = run_helm("lint", "--strict", str(CHART), "--kube-version", KUBE_VERSION, values=values)
     assert "1 chart(s) linted, 0 chart(s) failed" in out
     # Not even INFO lines (a missing icon, say): clean means clean.
     assert not re.search(r"\[(INFO|WARNING|ERROR)\]", out), out
 
 
-def test_defaults_render_the_core_objects_and_nothing_optional(helm: str) -> None:
-    kinds = sorted(d["kind"] for d in render(helm))
+def test_defaults_render_the_core_objects_and_nothing_optional() -> None:
+    kinds = sorted(d["kind"] for d in render())
     assert kinds == sorted(
         [
             "CustomResourceDefinition",
@@ -191,16 +115,16 @@ def test_defaults_render_the_core_objects_and_nothing_optional(helm: str) -> Non
     )
 
 
-def test_every_option_renders(helm: str) -> None:
-    kinds = {d["kind"] for d in render(helm, ALL_ON)}
+def test_every_option_renders() -> None:
+    kinds = {d["kind"] for d in render(ALL_ON)}
     assert {"ServiceMonitor", "PrometheusRule", "ConfigMap", "Ingress", "NetworkPolicy"} <= kinds
 
 
-def test_chart_needs_kubernetes_1_29(helm: str) -> None:
+def test_chart_needs_kubernetes_1_29() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert chart["kubeVersion"] == ">=1.29.0-0"
     with pytest.raises(HelmError, match="kubeVersion"):
-        run_helm(helm, "template", "hb", str(CHART), "--kube-version", "1.28.9")
+        run_helm("template", "hb", str(CHART), "--kube-version", "1.28.9")
 
 
 # --- values and their schema ------------------------------------------------------------
@@ -218,10 +142,10 @@ def test_chart_needs_kubernetes_1_29(helm: str) -> None:
     ],
 )
 def test_schema_rejects_misspelled_and_invalid_values(
-    helm: str, values: dict[str, Any], complaint: str
+    values: dict[str, Any], complaint: str
 ) -> None:
     with pytest.raises(HelmError, match=complaint):
-        render(helm, values)
+        render(values)
 
 
 def _leaf_paths(lines: list[str]) -> Iterator[tuple[str, bool]]:
@@ -274,8 +198,8 @@ def test_schema_and_values_name_the_same_keys() -> None:
 # --- the Deployment ---------------------------------------------------------------------
 
 
-def test_deployment_is_hardened(helm: str) -> None:
-    docs = render(helm)
+def test_deployment_is_hardened() -> None:
+    docs = render()
     pod = one(docs, "Deployment")["spec"]["template"]["spec"]
     assert one(docs, "Deployment")["spec"]["replicas"] == 2
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -294,8 +218,8 @@ def test_deployment_is_hardened(helm: str) -> None:
     assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
 
 
-def test_default_flags_point_pings_at_the_service(helm: str) -> None:
-    settings = settings_from(container(render(helm)), {"POD_NAMESPACE": "heartbeat-system"})
+def test_default_flags_point_pings_at_the_service() -> None:
+    settings = settings_from(container(render()), {"POD_NAMESPACE": "heartbeat-system"})
     service_url = "http://hb-heartbeat-operator.heartbeat-system.svc:8080"
     assert settings.server.external_url == service_url
     assert settings.server.internal_url == service_url
@@ -307,7 +231,7 @@ def test_default_flags_point_pings_at_the_service(helm: str) -> None:
     assert settings.metrics.monitor_metrics == "full"
 
 
-def test_values_become_the_operators_settings(helm: str) -> None:
+def test_values_become_the_operators_settings() -> None:
     values = {
         **ALL_ON,
         "watchNamespaces": ["team-a", "team-b"],
@@ -315,7 +239,7 @@ def test_values_become_the_operators_settings(helm: str) -> None:
         "jobExitCodes": False,
         "monitorMetrics": "minimal",
     }
-    settings = settings_from(container(render(helm, values)))
+    settings = settings_from(container(render(values)))
     assert settings.server.external_url == "https://heartbeat.example.com"
     assert settings.server.internal_url == "http://hb-heartbeat-operator.heartbeat-system.svc:8080"
     assert settings.watching.namespaces == ("team-a", "team-b")
@@ -325,8 +249,8 @@ def test_values_become_the_operators_settings(helm: str) -> None:
     assert settings.metrics.label_allowlist == ("team",)
 
 
-def test_services_for_pings_and_metrics(helm: str) -> None:
-    docs = render(helm)
+def test_services_for_pings_and_metrics() -> None:
+    docs = render()
     ping = one(docs, "Service", "hb-heartbeat-operator")
     metrics = one(docs, "Service", "hb-heartbeat-operator-metrics")
     assert [(p["port"], p["targetPort"]) for p in ping["spec"]["ports"]] == [(8080, "ping")]
@@ -342,8 +266,8 @@ def test_services_for_pings_and_metrics(helm: str) -> None:
 # --- RBAC, exactly DESIGN 9.17 ----------------------------------------------------------
 
 
-def test_cluster_role_is_exactly_the_design(helm: str) -> None:
-    docs = render(helm)
+def test_cluster_role_is_exactly_the_design() -> None:
+    docs = render()
     role = one(docs, "ClusterRole", "hb-heartbeat-operator")
     assert grants(role["rules"]) == NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS
     binding = one(docs, "ClusterRoleBinding")
@@ -353,14 +277,14 @@ def test_cluster_role_is_exactly_the_design(helm: str) -> None:
     ]
 
 
-def test_no_pods_grant_without_exit_codes(helm: str) -> None:
-    role = one(render(helm, {"jobExitCodes": False}), "ClusterRole", "hb-heartbeat-operator")
+def test_no_pods_grant_without_exit_codes() -> None:
+    role = one(render({"jobExitCodes": False}), "ClusterRole", "hb-heartbeat-operator")
     assert grants(role["rules"]) == NAMESPACED_GRANTS | CLUSTER_GRANTS
 
 
-def test_lease_role_in_the_release_or_lease_namespace(helm: str) -> None:
+def test_lease_role_in_the_release_or_lease_namespace() -> None:
     for values, namespace in (({}, "heartbeat-system"), ({"leaseNamespace": "ops"}, "ops")):
-        docs = render(helm, values)
+        docs = render(values)
         role = one(docs, "Role", "hb-heartbeat-operator-leader-election")
         assert role["metadata"]["namespace"] == namespace
         assert grants(role["rules"]) == LEASE_GRANTS
@@ -368,8 +292,8 @@ def test_lease_role_in_the_release_or_lease_namespace(helm: str) -> None:
         assert binding["metadata"]["namespace"] == namespace
 
 
-def test_watch_namespaces_switch_to_roles(helm: str) -> None:
-    docs = render(helm, {"watchNamespaces": ["team-a", "team-b"]})
+def test_watch_namespaces_switch_to_roles() -> None:
+    docs = render({"watchNamespaces": ["team-a", "team-b"]})
     cluster_role = one(docs, "ClusterRole", "hb-heartbeat-operator")
     assert grants(cluster_role["rules"]) == CLUSTER_GRANTS
     roles = [
@@ -386,8 +310,8 @@ def test_watch_namespaces_switch_to_roles(helm: str) -> None:
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
 
 
-def test_no_wildcards_and_no_secret_listing_anywhere(helm: str) -> None:
-    docs = render(helm, {**ALL_ON, "watchNamespaces": ["team-a"]}) + render(helm, ALL_ON)
+def test_no_wildcards_and_no_secret_listing_anywhere() -> None:
+    docs = render({**ALL_ON, "watchNamespaces": ["team-a"]}) + render(ALL_ON)
     for doc in docs:
         if doc["kind"] in ("ClusterRole", "Role"):
             for group, resource, verb in grants(doc["rules"]):
@@ -395,8 +319,8 @@ def test_no_wildcards_and_no_secret_listing_anywhere(helm: str) -> None:
                 assert not (resource == "secrets" and verb in ("list", "watch"))
 
 
-def test_aggregated_roles_never_grant_status(helm: str) -> None:
-    docs = render(helm)
+def test_aggregated_roles_never_grant_status() -> None:
+    docs = render()
     view = one(docs, "ClusterRole", "hb-heartbeat-operator-view")
     edit = one(docs, "ClusterRole", "hb-heartbeat-operator-edit")
     assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
@@ -405,7 +329,7 @@ def test_aggregated_roles_never_grant_status(helm: str) -> None:
         ("heartbeat.dev", "heartbeatmonitors", v) for v in ("get", "list", "watch")
     }
     assert {r for _, r, _ in grants(edit["rules"])} == {"heartbeatmonitors"}
-    off = render(helm, {"rbac": {"create": True, "aggregateToDefaultRoles": False}})
+    off = render({"rbac": {"create": True, "aggregateToDefaultRoles": False}})
     assert [d for d in off if d["kind"] == "ClusterRole"] == [
         one(off, "ClusterRole", "hb-heartbeat-operator")
     ]
@@ -414,8 +338,8 @@ def test_aggregated_roles_never_grant_status(helm: str) -> None:
 # --- optional monitoring objects and their copies ---------------------------------------
 
 
-def test_service_monitor_honors_labels(helm: str) -> None:
-    docs = render(helm, ALL_ON)
+def test_service_monitor_honors_labels() -> None:
+    docs = render(ALL_ON)
     monitor = one(docs, "ServiceMonitor")
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint["honorLabels"] is True
@@ -427,8 +351,8 @@ def test_service_monitor_honors_labels(helm: str) -> None:
     )
 
 
-def test_prometheus_rule_holds_the_shipped_rules(helm: str) -> None:
-    rule = one(render(helm, ALL_ON), "PrometheusRule")
+def test_prometheus_rule_holds_the_shipped_rules() -> None:
+    rule = one(render(ALL_ON), "PrometheusRule")
     shipped = yaml.safe_load((CHART / "files" / "heartbeat-rules.yaml").read_text())
     assert rule["spec"]["groups"] == shipped["groups"]
     alerts = {r.get("alert") for g in rule["spec"]["groups"] for r in g["rules"]}
@@ -456,8 +380,8 @@ def test_chart_crds_are_copies_of_deploy_crds() -> None:
         )
 
 
-def test_grafana_dashboard_is_valid_json(helm: str) -> None:
-    config_map = one(render(helm, ALL_ON), "ConfigMap")
+def test_grafana_dashboard_is_valid_json() -> None:
+    config_map = one(render(ALL_ON), "ConfigMap")
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
     dashboard = json.loads(config_map["data"]["heartbeat-operator.json"])
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
@@ -465,16 +389,16 @@ def test_grafana_dashboard_is_valid_json(helm: str) -> None:
     assert any("heartbeat_leader" in e for e in exprs)
 
 
-def test_ingress_routes_only_pings(helm: str) -> None:
-    ingress = one(render(helm, ALL_ON), "Ingress")
+def test_ingress_routes_only_pings() -> None:
+    ingress = one(render(ALL_ON), "Ingress")
     (rule,) = ingress["spec"]["rules"]
     paths = {p["path"] for p in rule["http"]["paths"]}
     assert paths == {"/ping/", "/hb/", "/v1/heartbeats/"}
     assert ingress["spec"]["ingressClassName"] == "nginx"
 
 
-def test_network_policy_admits_pings_and_scrapes_only(helm: str) -> None:
-    policy = one(render(helm, ALL_ON), "NetworkPolicy")
+def test_network_policy_admits_pings_and_scrapes_only() -> None:
+    policy = one(render(ALL_ON), "NetworkPolicy")
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     by_port = {r["ports"][0]["port"]: r for r in policy["spec"]["ingress"]}
     assert set(by_port) == {"ping", "metrics"}
@@ -511,7 +435,7 @@ def test_dockerfile_is_pinned_multi_stage_and_non_root() -> None:
     assert re.search(r'^CMD \["run"\]$', text, re.M)
 
 
-def test_chart_default_image_is_the_dockerfiles(helm: str) -> None:
+def test_chart_default_image_is_the_dockerfiles() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     label = re.search(r'org\.opencontainers\.image\.version="([^"]+)"', dockerfile())
@@ -519,7 +443,7 @@ def test_chart_default_image_is_the_dockerfiles(helm: str) -> None:
     assert re.search(
         r"docker build -t heartbeat-operator:" + re.escape(label.group(1)), dockerfile()
     )
-    assert container(render(helm))["image"] == f"heartbeat-operator:{chart['appVersion']}"
+    assert container(render())["image"] == f"heartbeat-operator:{chart['appVersion']}"
     # The user the pod runs as is the image's.
-    pod = one(render(helm), "Deployment")["spec"]["template"]["spec"]
+    pod = one(render(), "Deployment")["spec"]["template"]["spec"]
     assert re.search(rf"^USER {pod['securityContext']['runAsUser']}:", dockerfile(), re.M)

@@ -1,0 +1,134 @@
+"""The Helm chart as tests see it: the pinned helm binary, rendering, and RBAC grants.
+
+helm comes from hack/build-helm.sh: built from its Go module once (about a minute), then
+found in the cache outside the tree.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterable, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "deploy" / "helm" / "heartbeat-operator"
+KUBE_VERSION = "1.34.4"  # the local control plane's; the chart needs >= 1.29
+
+Grant = tuple[str, str, str]  # (apiGroup, resource, verb)
+
+# DESIGN 9.17: what the operator may do in a namespace it watches...
+NAMESPACED_GRANTS: frozenset[Grant] = frozenset(
+    {
+        *(
+            ("heartbeat.dev", "heartbeatmonitors", v)
+            for v in ("get", "list", "watch", "create", "patch", "delete")
+        ),
+        *(("heartbeat.dev", "heartbeatmonitors/status", v) for v in ("get", "update", "patch")),
+        *(("", "secrets", v) for v in ("get", "create", "patch")),
+        *(("batch", r, v) for r in ("cronjobs", "jobs") for v in ("get", "list", "watch")),
+        ("", "events", "create"),
+    }
+)
+# ...plus this while exit codes are enabled (`jobExitCodes`)...
+EXIT_CODE_GRANTS: frozenset[Grant] = frozenset({("", "pods", "list")})
+# ...the cluster-scoped reads kopf needs...
+CLUSTER_GRANTS: frozenset[Grant] = frozenset(
+    {
+        *(("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")),
+        *(("", "namespaces", v) for v in ("list", "watch")),
+    }
+)
+# ...and the leader-election Lease, in its namespace only.
+LEASE_GRANTS: frozenset[Grant] = frozenset(
+    {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}
+)
+
+
+class HelmError(Exception):
+    """helm exited non-zero; the message is its output."""
+
+
+@cache
+def helm_binary() -> str:
+    """The pinned helm, built by hack/build-helm.sh if it is not cached yet."""
+    done = subprocess.run(
+        ["bash", str(ROOT / "hack" / "build-helm.sh")],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise HelmError(f"hack/build-helm.sh failed:\n{done.stderr}")
+    return done.stdout.strip().splitlines()[-1]
+
+
+def run_helm(*args: str, values: Mapping[str, Any] | None = None, timeout: float = 120) -> str:
+    """Run helm; ``values`` go in as a values file on stdin. Returns stdout + stderr."""
+    cmd = [helm_binary(), *args]
+    if values is not None:
+        cmd += ["--values", "-"]
+    done = subprocess.run(
+        cmd,
+        input=json.dumps(values) if values is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise HelmError(done.stdout + done.stderr)
+    return done.stdout + done.stderr
+
+
+def render_text(
+    values: Mapping[str, Any] | None = None,
+    *,
+    release: str = "hb",
+    namespace: str = "heartbeat-system",
+    include_crds: bool = True,
+) -> str:
+    """``helm template`` output, as a YAML stream."""
+    args = ["template", release, str(CHART), "--namespace", namespace]
+    args += ["--kube-version", KUBE_VERSION]
+    if include_crds:
+        args.append("--include-crds")
+    return run_helm(*args, values=values or {})
+
+
+def render(
+    values: Mapping[str, Any] | None = None,
+    *,
+    release: str = "hb",
+    namespace: str = "heartbeat-system",
+    include_crds: bool = True,
+) -> list[dict[str, Any]]:
+    """The rendered objects."""
+    text = render_text(values, release=release, namespace=namespace, include_crds=include_crds)
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def one(docs: Iterable[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [
+        d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
+    ]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+def grants(rules: Iterable[Mapping[str, Any]]) -> set[Grant]:
+    """Every (apiGroup, resource, verb) a list of PolicyRules grants."""
+    out: set[Grant] = set()
+    for rule in rules:
+        assert not rule.get("resourceNames"), rule
+        assert not rule.get("nonResourceURLs"), rule
+        for group in rule.get("apiGroups") or ():
+            for resource in rule.get("resources") or ():
+                for verb in rule.get("verbs") or ():
+                    out.add((group, resource, verb))
+    return out
