@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -89,7 +90,7 @@ def health() -> Health:
     return Health()
 
 
-def settings_with(**receiver: object) -> Settings:
+def settings_with(**receiver: Any) -> Settings:
     return replace(Settings(), receiver=replace(ReceiverSettings(), **receiver))
 
 
