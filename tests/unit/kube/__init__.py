@@ -1,0 +1,1 @@
+"""Unit tests of the Kubernetes adapters (pure parts, our own seams faked)."""
