@@ -19,6 +19,21 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "heartbeat-operator"
 KUBE_VERSION = "1.34.4"  # the local control plane's; the chart needs >= 1.29
 
+# Every optional object on, plus values that change what the Deployment and RBAC say.
+ALL_ON: dict[str, Any] = {
+    "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+    "prometheusRule": {"enabled": True},
+    "grafanaDashboard": {"enabled": True},
+    "ingress": {
+        "enabled": True,
+        "className": "nginx",
+        "tls": [{"secretName": "heartbeat-tls", "hosts": ["heartbeat.example.com"]}],
+    },
+    "networkPolicy": {"enabled": True},
+    "externalURL": "https://heartbeat.example.com",
+    "metricsLabels": ["team"],
+}
+
 Grant = tuple[str, str, str]  # (apiGroup, resource, verb)
 
 # DESIGN 9.17: what the operator may do in a namespace it watches...

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import yaml
 from tests.support.charts import (
+    ALL_ON,
     CHART,
     CLUSTER_GRANTS,
     EXIT_CODE_GRANTS,
@@ -41,21 +42,6 @@ from tests.support.charts import (
 )
 
 from heartbeat_operator.settings import add_arguments, build_settings
-
-# Every optional object on, plus the values that change what the Deployment and RBAC say.
-ALL_ON: dict[str, Any] = {
-    "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
-    "prometheusRule": {"enabled": True},
-    "grafanaDashboard": {"enabled": True},
-    "ingress": {
-        "enabled": True,
-        "className": "nginx",
-        "tls": [{"secretName": "heartbeat-tls", "hosts": ["heartbeat.example.com"]}],
-    },
-    "networkPolicy": {"enabled": True},
-    "externalURL": "https://heartbeat.example.com",
-    "metricsLabels": ["team"],
-}
 
 
 @pytest.fixture(scope="module", autouse=True)
