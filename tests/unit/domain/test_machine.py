@@ -80,7 +80,7 @@ def test_first_success_is_first_ping() -> None:
 
 
 def test_late_then_success_recovers() -> None:
-    rec, out = fold(HOURLY, T0, [P("00:30:00"), P("01:35:00")])
+    _rec, out = fold(HOURLY, T0, [P("00:30:00"), P("01:35:00")])
     assert states(out) == [
         (at("00:30:00"), "Healthy", "PingReceived"),
         (at("01:30:00"), "Grace", "Late"),
@@ -188,7 +188,7 @@ def test_start_marks_the_slot_begun_and_running() -> None:
 
 
 def test_start_in_the_first_slots_late_window_returns_to_new() -> None:
-    rec, out = fold(HOURLY, T0, [P("01:05:00", "start"), P("01:40:00")])
+    _rec, out = fold(HOURLY, T0, [P("01:05:00", "start"), P("01:40:00")])
     assert states(out) == [
         (at("01:00:00"), "Grace", "Late"),
         (at("01:05:00"), "New", "AwaitingFirstPing"),
@@ -272,7 +272,7 @@ def test_start_without_id_replaces_an_open_run_without_id() -> None:
 
 def test_timed_out_run_stays_open_until_a_replacing_start() -> None:
     s = spec(period="1h", grace="10m", maxRuntime="10m", failureThreshold=5)
-    rec, out = fold(s, T0, [P("00:00:00", "start")], until=T(at("00:15:00")))
+    rec, _out = fold(s, T0, [P("00:00:00", "start")], until=T(at("00:15:00")))
     assert rec.open_runs[0].timed_out
     rec, _ = apply(s, rec, P("00:20:00", "start"), T(at("00:20:00")))
     assert [r.timed_out for r in rec.open_runs] == [False]
@@ -322,7 +322,7 @@ def test_resume_keeps_down_and_drops_lateness() -> None:
         s, T0, [P("00:10:00", "fail"), Pause(T(at("00:20:00"))), Resume(T(at("03:00:00")))]
     )
     assert states(out)[-1] == (at("03:00:00"), "Down", "Failed")
-    rec, out = fold(s, T0, [P("00:00:00"), Pause(T(at("01:05:00"))), Resume(T(at("01:30:00")))])
+    _rec, out = fold(s, T0, [P("00:00:00"), Pause(T(at("01:05:00"))), Resume(T(at("01:30:00")))])
     assert states(out)[1:] == [
         (at("01:00:00"), "Grace", "Late"),
         (at("01:05:00"), "Paused", "Paused"),
