@@ -318,7 +318,7 @@ def test_nothing_alerts_while_paused_and_resume_counts_from_the_resume() -> None
 
 def test_resume_keeps_down_and_drops_lateness() -> None:
     s = spec(period="1h", grace="10m")
-    rec, out = fold(
+    _, out = fold(
         s, T0, [P("00:10:00", "fail"), Pause(T(at("00:20:00"))), Resume(T(at("03:00:00")))]
     )
     assert states(out)[-1] == (at("03:00:00"), "Down", "Failed")
