@@ -1,0 +1,684 @@
+"""Zero-change monitoring of annotated CronJobs (DESIGN 4, 9.10, 9.11, 9.12).
+
+A CronJob annotated ``heartbeat.dev/monitor: "true"`` gets a HeartbeatMonitor of the same
+name, owned by it, whose ``schedule`` and ``timeZone`` follow the CronJob and whose
+``grace``, ``maxRuntime``, ``minRuntime`` and ``failureThreshold`` come from optional
+annotations. The operator pings on the job's behalf from the Jobs the CronJob owns
+(``kube.jobs``), shows the monitor Paused while the CronJob is suspended, and mirrors the
+monitor's transition Events onto the CronJob.
+
+How it is split:
+
+- pure builders — ``CronJobInfo.from_body``, ``desired_spec`` (annotation validation),
+  ``build_monitor`` (the server-side apply body), the Event bodies — no I/O;
+- ``AutoWiring`` — the in-memory CronJob, Job and owner tables every replica keeps from
+  kopf's watch (``register`` adds the ``@kopf.on.event`` handlers: no change handlers,
+  timers, daemons or finalizers, so kopf never writes to a CronJob, Job or Pod), and the
+  leader's reconciler: only the Lease holder applies monitors, deletes them and submits
+  Job pings and pause/resume (DESIGN 6: the leader writes what Jobs change). Status
+  writes go through the writer's per-monitor lane (``Writer.submit``) like every other.
+
+Ownership: the operator applies with field manager ``heartbeat-operator`` only
+``spec.schedule``, ``spec.timeZone``, the annotation-set fields, the label
+``app.kubernetes.io/managed-by: heartbeat-operator`` and the owner reference
+(``controller: true``, ``blockOwnerDeletion: false``: deleting a CronJob never waits for
+its monitor). A monitor is "created by the operator" when a CronJob of its name controls
+it; any other same-named monitor is left alone and the CronJob gets a ``NameConflict``
+Warning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import kopf
+
+from heartbeat_operator.domain.durations import DurationError, parse_duration
+from heartbeat_operator.domain.inputs import PAUSE_CAUSE_CRONJOB, Input, Pause, Resume
+from heartbeat_operator.kube import jobs as jobs_
+from heartbeat_operator.kube.client import (
+    APPLY_PATCH,
+    GROUP,
+    PLURAL,
+    VERSION,
+    ApiError,
+    KubeClient,
+    monitor_path,
+)
+from heartbeat_operator.kube.events import InvolvedObject, apply_event, build_event
+from heartbeat_operator.kube.folding import Change
+from heartbeat_operator.kube.monitors import Key, MonitorEntry, MonitorTable
+from heartbeat_operator.recording import UnknownToken
+
+logger = logging.getLogger(__name__)
+
+MONITOR_ANNOTATION = "heartbeat.dev/monitor"
+GRACE_ANNOTATION = "heartbeat.dev/grace"
+MAX_RUNTIME_ANNOTATION = "heartbeat.dev/max-runtime"
+MIN_RUNTIME_ANNOTATION = "heartbeat.dev/min-runtime"
+FAILURE_THRESHOLD_ANNOTATION = "heartbeat.dev/failure-threshold"
+
+DURATION_ANNOTATIONS = {
+    GRACE_ANNOTATION: "grace",
+    MAX_RUNTIME_ANNOTATION: "maxRuntime",
+    MIN_RUNTIME_ANNOTATION: "minRuntime",
+}
+MANAGED_SPEC_FIELDS = (
+    "schedule",
+    "timeZone",
+    "grace",
+    "maxRuntime",
+    "minRuntime",
+    "failureThreshold",
+)
+
+FIELD_MANAGER = "heartbeat-operator"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "heartbeat-operator"
+CRONJOB_API_VERSION = "batch/v1"
+
+ACTIVE_DEADLINE_MARGIN = 60
+"""Seconds added to the Job template's ``activeDeadlineSeconds`` for the default
+``maxRuntime`` (DESIGN 9.11): the Job controller kills the run at its deadline, and the
+minute covers its Pods' termination before the Job's ``Failed`` condition is written."""
+
+MAX_DURATION_CHARS = 64  # the CRD's maxLength for durations
+MAX_FAILURE_THRESHOLD = 1000  # the CRD's maximum
+
+
+# --- the CronJob, parsed once at the edge ---------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class CronJobInfo:
+    """What the operator reads of a CronJob (it never writes one: DESIGN 9.12)."""
+
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    annotations: Mapping[str, str]
+    schedule: str
+    time_zone: str | None
+    suspend: bool
+    active_deadline_seconds: int | None
+
+    @property
+    def key(self) -> Key:
+        return (self.namespace, self.name)
+
+    @property
+    def monitored(self) -> bool:
+        """Exactly ``"true"`` (DESIGN 9.11: any other value means not monitored)."""
+        return self.annotations.get(MONITOR_ANNOTATION) == "true"
+
+    @property
+    def involved(self) -> InvolvedObject:
+        return InvolvedObject(
+            self.namespace, self.name, self.uid, api_version=CRONJOB_API_VERSION, kind="CronJob"
+        )
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> CronJobInfo:
+        meta = body.get("metadata") or {}
+        spec = body.get("spec") or {}
+        template = ((spec.get("jobTemplate") or {}).get("spec")) or {}
+        deadline = template.get("activeDeadlineSeconds")
+        if isinstance(deadline, bool) or not isinstance(deadline, int) or deadline <= 0:
+            deadline = None
+        schedule, time_zone = split_schedule(str(spec.get("schedule") or ""))
+        zone = spec.get("timeZone")
+        if isinstance(zone, str) and zone:
+            time_zone = zone
+        return cls(
+            namespace=str(meta.get("namespace") or ""),
+            name=str(meta.get("name") or ""),
+            uid=str(meta.get("uid") or ""),
+            generation=int(meta.get("generation") or 0),
+            annotations={str(k): str(v) for k, v in (meta.get("annotations") or {}).items()},
+            schedule=schedule,
+            time_zone=time_zone,
+            suspend=spec.get("suspend") is True,
+            active_deadline_seconds=deadline,
+        )
+
+
+def split_schedule(schedule: str) -> tuple[str, str | None]:
+    """``"CRON_TZ=Europe/Berlin 0 2 * * *"`` -> ``("0 2 * * *", "Europe/Berlin")``.
+
+    Older CronJobs carry their zone in the schedule (``TZ=`` or ``CRON_TZ=``); the monitor
+    wants it in ``timeZone``. ``spec.timeZone``, when set, wins (``CronJobInfo``).
+    """
+    text = schedule.strip()
+    for prefix in ("CRON_TZ=", "TZ="):
+        if text.startswith(prefix):
+            zone, _, rest = text[len(prefix) :].partition(" ")
+            return rest.strip(), zone or None
+    return text, None
+
+
+# --- the desired monitor ------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class InvalidAnnotation:
+    """An optional annotation whose value is ignored, and why."""
+
+    annotation: str
+    value: str
+    message: str
+
+
+def desired_spec(cronjob: CronJobInfo) -> tuple[dict[str, Any], list[InvalidAnnotation]]:
+    """The spec fields the operator owns on the CronJob's monitor, and the invalid annotations.
+
+    ``schedule`` and ``timeZone`` (absent: UTC) follow the CronJob; each optional annotation
+    sets its field; an invalid one is left out (the CRD default or nothing applies) and
+    reported, and the rest still works. Default ``maxRuntime``: the Job template's
+    ``activeDeadlineSeconds`` + 60 s, when set.
+    """
+    spec: dict[str, Any] = {"schedule": cronjob.schedule}
+    if cronjob.time_zone:
+        spec["timeZone"] = cronjob.time_zone
+    problems: list[InvalidAnnotation] = []
+    for annotation, field in DURATION_ANNOTATIONS.items():
+        value = cronjob.annotations.get(annotation)
+        if value is None:
+            continue
+        text = value.strip()
+        try:
+            if len(text) > MAX_DURATION_CHARS:
+                raise DurationError(f"longer than {MAX_DURATION_CHARS} characters")
+            parse_duration(text)
+        except DurationError:
+            problems.append(
+                InvalidAnnotation(
+                    annotation,
+                    value,
+                    f"annotation {annotation}: {_shown(value)} is not a positive duration "
+                    f"like 30s, 5m or 1h30m; ignored (spec.{field} not set from it)",
+                )
+            )
+            continue
+        spec[field] = text
+    if "maxRuntime" not in spec and cronjob.active_deadline_seconds is not None:
+        spec["maxRuntime"] = f"{cronjob.active_deadline_seconds + ACTIVE_DEADLINE_MARGIN}s"
+    value = cronjob.annotations.get(FAILURE_THRESHOLD_ANNOTATION)
+    if value is not None:
+        text = value.strip()
+        if text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_FAILURE_THRESHOLD:
+            spec["failureThreshold"] = int(text)
+        else:
+            problems.append(
+                InvalidAnnotation(
+                    FAILURE_THRESHOLD_ANNOTATION,
+                    value,
+                    f"annotation {FAILURE_THRESHOLD_ANNOTATION}: {_shown(value)} is not a "
+                    f"whole number from 1 to {MAX_FAILURE_THRESHOLD}; ignored "
+                    "(spec.failureThreshold not set from it)",
+                )
+            )
+    return spec, problems
+
+
+def _shown(value: str, limit: int = 80) -> str:
+    return repr(value if len(value) <= limit else value[:limit] + "...")
+
+
+def owner_reference(cronjob: CronJobInfo) -> dict[str, Any]:
+    return {
+        "apiVersion": CRONJOB_API_VERSION,
+        "kind": "CronJob",
+        "name": cronjob.name,
+        "uid": cronjob.uid,
+        "controller": True,
+        "blockOwnerDeletion": False,
+    }
+
+
+def build_monitor(cronjob: CronJobInfo, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The server-side apply body: exactly the fields the operator owns (DESIGN 9.11)."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "HeartbeatMonitor",
+        "metadata": {
+            "name": cronjob.name,
+            "namespace": cronjob.namespace,
+            "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE},
+            "ownerReferences": [owner_reference(cronjob)],
+        },
+        "spec": dict(spec),
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class Owner:
+    """A monitor's controlling CronJob, as the monitor's ``ownerReferences`` name it."""
+
+    monitor_uid: str
+    cronjob: str
+    cronjob_uid: str
+
+
+def monitor_owner(body: Mapping[str, Any]) -> Owner | None:
+    meta = body.get("metadata") or {}
+    owner = jobs_.controller_owner(meta, "CronJob")
+    if owner is None:
+        return None
+    return Owner(str(meta.get("uid") or ""), owner[0], owner[1])
+
+
+def created_by_operator(owner: Owner | None, cronjob: CronJobInfo) -> bool:
+    """Whether the monitor is the one the operator made for this CronJob.
+
+    A CronJob of the monitor's name controls it (a CronJob re-created under the same name
+    takes its predecessor's monitor over rather than conflicting with it).
+    """
+    return owner is not None and owner.cronjob == cronjob.name
+
+
+def in_sync(
+    entry: MonitorEntry, owner: Owner | None, cronjob: CronJobInfo, spec: Mapping[str, Any]
+) -> bool:
+    """Whether the monitor already shows every field the operator would apply."""
+    if owner is None or owner.cronjob_uid != cronjob.uid or owner.monitor_uid != entry.uid:
+        return False
+    if entry.labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE:
+        return False
+    return all(entry.spec.get(field) == value for field, value in spec.items())
+
+
+# --- Events on the CronJob ------------------------------------------------------------------
+
+
+def _once_name(cronjob: CronJobInfo, *parts: str) -> str:
+    """A name fixed by what the Event reports, so a retry or a new leader re-creates the same
+    object and 409 means it is already there (DESIGN 9.6, 9.7: once per CronJob generation)."""
+    text = "\x00".join((cronjob.uid, str(cronjob.generation), *parts))
+    return f"{cronjob.name[:200]}.{hashlib.sha256(text.encode('utf-8')).hexdigest()[:16]}"
+
+
+def invalid_annotation_event(
+    cronjob: CronJobInfo, problem: InvalidAnnotation, *, now: datetime.datetime, instance: str = ""
+) -> dict[str, Any]:
+    """Warning ``InvalidAnnotation`` naming the annotation; once per generation and value."""
+    body = build_event(
+        cronjob.involved,
+        time=now,
+        reason="InvalidAnnotation",
+        event_type="Warning",
+        message=problem.message,
+        instance=instance,
+    )
+    body["metadata"]["name"] = _once_name(
+        cronjob, "InvalidAnnotation", problem.annotation, problem.value
+    )
+    return body
+
+
+def name_conflict_event(
+    cronjob: CronJobInfo, *, now: datetime.datetime, instance: str = ""
+) -> dict[str, Any]:
+    """Warning ``NameConflict``: a monitor of this name exists that the operator did not make."""
+    body = build_event(
+        cronjob.involved,
+        time=now,
+        reason="NameConflict",
+        event_type="Warning",
+        message=(
+            f"HeartbeatMonitor {cronjob.name} already exists and was not created for this "
+            "CronJob; it is left alone and this CronJob is not monitored. Rename or delete "
+            "that monitor, or remove the annotation heartbeat.dev/monitor"
+        ),
+        instance=instance,
+    )
+    body["metadata"]["name"] = _once_name(cronjob, "NameConflict")
+    return body
+
+
+class EventLike(Protocol):
+    """A monitor transition (``domain.machine.Transition``) or a folding ``ExtraEvent``."""
+
+    @property
+    def time(self) -> datetime.datetime: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def event_reason(self) -> str | None: ...
+    @property
+    def event_type(self) -> str: ...
+
+
+def mirrored_events(
+    owner: Owner, namespace: str, transitions: Sequence[EventLike], *, instance: str = ""
+) -> list[dict[str, Any]]:
+    """The monitor's transition Events, posted on its CronJob too (DESIGN 9.7).
+
+    Named like the monitor's own (DESIGN 9.6), from the CronJob's uid: whoever posts them
+    posts the same objects.
+    """
+    cronjob = InvolvedObject(
+        namespace, owner.cronjob, owner.cronjob_uid, api_version=CRONJOB_API_VERSION, kind="CronJob"
+    )
+    out = []
+    for t in transitions:
+        if not t.event_reason:
+            continue
+        out.append(
+            build_event(
+                cronjob,
+                time=t.time,
+                reason=t.event_reason,
+                event_type=t.event_type or "Normal",
+                message=t.message,
+                instance=instance,
+            )
+        )
+    return out
+
+
+# --- pause and resume -----------------------------------------------------------------------
+
+
+def pause_inputs(cronjob: CronJobInfo, entry: MonitorEntry, now: datetime.datetime) -> list[Input]:
+    """``Pause``/``Resume`` with cause ``CronJob suspend`` when the monitor does not match the
+    CronJob's ``spec.suspend`` yet. The monitor's own ``spec.paused`` is never touched: a
+    monitor paused by its spec stays so; a suspend pause ends when the CronJob resumes,
+    unless by then ``spec.paused`` holds it (the spec's resume will then end it)."""
+    paused = bool(entry.status.get("pausedSince"))
+    cause = entry.status.get("pauseCause")
+    if cronjob.suspend and not paused:
+        return [Pause(now, PAUSE_CAUSE_CRONJOB)]
+    if (
+        not cronjob.suspend
+        and paused
+        and cause == PAUSE_CAUSE_CRONJOB
+        and entry.spec.get("paused") is not True
+    ):
+        return [Resume(now, PAUSE_CAUSE_CRONJOB)]
+    return []
+
+
+# --- the watches and the leader's reconciler ------------------------------------------------
+
+Submit = Callable[[Key, Change], Awaitable[MonitorEntry]]
+
+
+class AutoWiring:
+    """CronJob auto-wiring for one replica: tables on every replica, actions on the leader.
+
+    Hooks (``running``): ``register(registry, wiring)`` adds the watches;
+    ``writer.on_transitions.append(wiring.mirror_transitions)``;
+    ``wiring.leadership_changed(leading)`` from the Lease; ``await wiring.run(stop)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: KubeClient,
+        monitors: MonitorTable,
+        submit: Submit,
+        is_leader: Callable[[], bool],
+        exit_codes: bool = True,
+        instance: str = "",
+        now: Callable[[], datetime.datetime] | None = None,
+    ) -> None:
+        self.client = client
+        self.monitors = monitors
+        self.submit = submit
+        self.is_leader = is_leader
+        self.exit_codes = exit_codes
+        self.instance = instance
+        self._now = now or (lambda: datetime.datetime.now(datetime.UTC))
+        self.cronjobs: dict[Key, CronJobInfo] = {}
+        self.jobs = jobs_.JobTable()
+        self.owners: dict[Key, Owner] = {}
+        self._applied: dict[Key, dict[str, Any]] = {}
+        self._exit_codes: dict[str, jobs_.ExitCode] = {}
+        self._posted: set[str] = set()
+        self._dirty: set[Key] = set()
+        self._busy: set[Key] = set()
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # --- fed by the watches (every replica) ---------------------------------------------
+
+    def cronjob_event(self, type: str | None, body: Mapping[str, Any]) -> None:
+        info = CronJobInfo.from_body(body)
+        if not info.namespace or not info.name:
+            return
+        if type == "DELETED":
+            if self.cronjobs.get(info.key, info).uid == info.uid:
+                self.cronjobs.pop(info.key, None)
+                self._applied.pop(info.key, None)
+            return
+        self.cronjobs[info.key] = info
+        self.mark(info.key)
+
+    def job_event(self, type: str | None, body: Mapping[str, Any]) -> None:
+        if type == "DELETED":
+            uid = str((body.get("metadata") or {}).get("uid") or "")
+            gone = self.jobs.remove(uid)
+            self._exit_codes.pop(uid, None)
+            if gone is not None:
+                self.mark(gone.key)
+            return
+        job = self.jobs.upsert(body)
+        if job is not None:
+            self.mark(job.key)
+
+    def monitor_event(self, type: str | None, body: Mapping[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        owner = monitor_owner(body)
+        if type == "DELETED":
+            current = self.owners.get(key)
+            if current is not None and current.monitor_uid == meta.get("uid"):
+                del self.owners[key]
+            self._applied.pop(key, None)
+        elif owner is None:
+            self.owners.pop(key, None)
+        else:
+            self.owners[key] = owner
+        if key in self.cronjobs:
+            self.mark(key)
+
+    def leadership_changed(self, leading: bool) -> None:
+        """A new leader starts from what the watches hold (DESIGN 9.1)."""
+        self._applied.clear()
+        if leading:
+            for key in self.cronjobs:
+                self.mark(key)
+
+    def mark(self, key: Key) -> None:
+        self._dirty.add(key)
+        self._wake.set()
+
+    # --- every replica: Events of an auto-wired monitor also go to its CronJob --------------
+
+    def mirror_transitions(self, entry: MonitorEntry, transitions: Sequence[EventLike]) -> None:
+        """``Writer.on_transitions`` listener (any replica: whoever wrote the transition)."""
+        owner = self.owners.get(entry.key)
+        if owner is None or owner.monitor_uid != entry.uid:
+            return
+        for body in mirrored_events(owner, entry.namespace, transitions, instance=self.instance):
+            self._spawn(apply_event(self.client, body))
+
+    # --- the leader's loop -------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Reconcile dirty CronJobs while leading, each key one at a time."""
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                if self.is_leader():
+                    for key in list(self._dirty):
+                        if key in self._busy:
+                            continue
+                        self._dirty.discard(key)
+                        self._busy.add(key)
+                        self._spawn(self._reconcile_guarded(key))
+                else:
+                    self._dirty.clear()
+                waking = asyncio.ensure_future(self._wake.wait())
+                await asyncio.wait({waking, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                waking.cancel()
+        finally:
+            stopping.cancel()
+
+    async def drain(self, timeout: float) -> None:
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reconcile_guarded(self, key: Key) -> None:
+        try:
+            await self.reconcile(key)
+        except Exception:
+            logger.exception("auto-wiring of CronJob %s/%s failed", *key)
+        finally:
+            self._busy.discard(key)
+            if key in self._dirty:
+                self._wake.set()
+
+    async def reconcile(self, key: Key) -> None:
+        """Bring the CronJob's monitor, its pause and its Job pings up to date (leader)."""
+        cronjob = self.cronjobs.get(key)
+        if cronjob is None or not self.is_leader():
+            return
+        entry = self.monitors.get(key)
+        owner = self.owners.get(key)
+        if owner is not None and entry is not None and owner.monitor_uid != entry.uid:
+            return  # the owner map lags behind a re-created monitor: its event marks us again
+        ours = entry is not None and created_by_operator(owner, cronjob)
+        if not cronjob.monitored:
+            if entry is not None and ours and not entry.deleting:
+                await self._delete(entry)
+            return
+        spec, problems = desired_spec(cronjob)
+        now = self._now()
+        for problem in problems:
+            await self._post_once(
+                invalid_annotation_event(cronjob, problem, now=now, instance=self.instance)
+            )
+        if entry is not None and not ours:
+            await self._post_once(name_conflict_event(cronjob, now=now, instance=self.instance))
+            return
+        body = build_monitor(cronjob, spec)
+        if (
+            entry is None
+            or self._applied.get(key) != body
+            or not in_sync(entry, owner, cronjob, spec)
+        ):
+            if not await self._apply(key, body):
+                return
+            entry = self.monitors.get(key)
+        if entry is None or entry.deleting or not entry.status:
+            return  # the leader's first write (token, Ready) comes before any Job ping
+        inputs: list[Input] = pause_inputs(cronjob, entry, now)
+        inputs.extend(await self._job_pings(cronjob, entry))
+        if inputs:
+            try:
+                await self.submit(key, Change(inputs=tuple(inputs)))
+            except UnknownToken:
+                logger.debug("monitor %s/%s went away before its Job pings were written", *key)
+
+    async def _job_pings(self, cronjob: CronJobInfo, entry: MonitorEntry) -> list[Input]:
+        out: list[Input] = []
+        for job in self.jobs.of_cronjob(cronjob.namespace, cronjob.uid):
+            code = None
+            if self.exit_codes and jobs_.needs_exit_code(job, entry.status):
+                code = self._exit_codes.get(job.uid)
+                if code is None:
+                    code = await jobs_.lookup_exit_code(self.client, job)
+                    self._exit_codes[job.uid] = code
+            out.extend(jobs_.job_pings(job, entry.status, exit_code=code))
+        return out
+
+    async def _apply(self, key: Key, body: dict[str, Any]) -> bool:
+        try:
+            written = await self.client.patch(
+                monitor_path(*key),
+                body,
+                kind=PLURAL,
+                content_type=APPLY_PATCH,
+                params={"fieldManager": FIELD_MANAGER, "force": "true"},
+            )
+        except ApiError as exc:
+            logger.warning("could not apply the monitor of CronJob %s/%s: %s", *key, exc)
+            return False
+        self._applied[key] = body
+        if written:
+            self.monitors.upsert(written)
+            owner = monitor_owner(written)
+            if owner is not None:
+                self.owners[key] = owner
+        return True
+
+    async def _delete(self, entry: MonitorEntry) -> None:
+        """Delete the monitor the operator made (the annotation was removed), by uid."""
+        path = monitor_path(entry.namespace, entry.name)
+        try:
+            await self.client.request(
+                "DELETE",
+                path,
+                body={
+                    "apiVersion": "v1",
+                    "kind": "DeleteOptions",
+                    "preconditions": {"uid": entry.uid},
+                },
+                kind=PLURAL,
+            )
+        except ApiError as exc:
+            if not exc.not_found and not exc.conflict:
+                logger.warning("could not delete monitor %s/%s: %s", *entry.key, exc)
+            return
+        self._applied.pop(entry.key, None)
+        logger.info("deleted monitor %s/%s: its CronJob is no longer annotated", *entry.key)
+
+    async def _post_once(self, body: dict[str, Any]) -> None:
+        name = body["metadata"]["name"]
+        if name in self._posted:
+            return
+        if await apply_event(self.client, body):
+            self._posted.add(name)
+
+
+def register(registry: kopf.OperatorRegistry, wiring: AutoWiring) -> None:
+    """Watch CronJobs, Jobs and monitors' owners: ``@kopf.on.event`` only (DESIGN 9.1, 9.12)."""
+
+    @kopf.on.event("batch", "v1", "cronjobs", registry=registry)
+    def cronjob_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
+        wiring.cronjob_event(type, body)
+
+    @kopf.on.event("batch", "v1", "jobs", registry=registry)
+    def job_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
+        wiring.job_event(type, body)
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    def monitor_owner_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
+        wiring.monitor_event(type, body)
+
+
+__all__ = [
+    "FIELD_MANAGER",
+    "MONITOR_ANNOTATION",
+    "AutoWiring",
+    "CronJobInfo",
+    "InvalidAnnotation",
+    "Owner",
+    "build_monitor",
+    "desired_spec",
+    "register",
+]

@@ -1,0 +1,607 @@
+"""CronJob auto-wiring (DESIGN 4, 9.11, 9.12): the desired monitor, annotation checks,
+ownership, Events on the CronJob, and the leader's reconcile against a fake of our own
+``KubeClient`` seam (the real API is exercised in tests/integration/test_cronjobs.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from tests.support.waiting import async_wait_for
+
+from heartbeat_operator.domain.inputs import PAUSE_CAUSE_CRONJOB, Pause, Ping, Resume
+from heartbeat_operator.kube.client import ApiError
+from heartbeat_operator.kube.cronjobs import (
+    AutoWiring,
+    CronJobInfo,
+    Owner,
+    build_monitor,
+    created_by_operator,
+    desired_spec,
+    in_sync,
+    invalid_annotation_event,
+    mirrored_events,
+    monitor_owner,
+    name_conflict_event,
+    pause_inputs,
+    split_schedule,
+)
+from heartbeat_operator.kube.folding import Change
+from heartbeat_operator.kube.monitors import Key, MonitorEntry, MonitorTable
+
+NOW = datetime(2026, 11, 25, 5, 0, tzinfo=UTC)
+CJ_UID = "cj-uid-1"
+
+
+def cronjob_body(
+    annotations: dict[str, str] | None = None,
+    *,
+    schedule: str = "0 2 * * *",
+    time_zone: str | None = "Europe/Berlin",
+    suspend: bool = False,
+    deadline: int | None = None,
+    uid: str = CJ_UID,
+    generation: int = 1,
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"schedule": schedule, "suspend": suspend, "jobTemplate": {"spec": {}}}
+    if time_zone:
+        spec["timeZone"] = time_zone
+    if deadline is not None:
+        spec["jobTemplate"]["spec"]["activeDeadlineSeconds"] = deadline
+    return {
+        "metadata": {
+            "name": "backup",
+            "namespace": "ops",
+            "uid": uid,
+            "generation": generation,
+            "annotations": {"heartbeat.dev/monitor": "true"}
+            if annotations is None
+            else annotations,
+        },
+        "spec": spec,
+    }
+
+
+def cronjob(**kw: Any) -> CronJobInfo:
+    return CronJobInfo.from_body(cronjob_body(**kw))
+
+
+# --- the desired monitor --------------------------------------------------------------------
+
+
+def test_only_the_exact_value_true_means_monitored() -> None:
+    assert cronjob().monitored
+    for value in ("True", "yes", "1", "", "false"):
+        assert not cronjob(annotations={"heartbeat.dev/monitor": value}).monitored
+    assert not cronjob(annotations={}).monitored
+
+
+def test_schedule_and_time_zone_follow_the_cronjob() -> None:
+    spec, problems = desired_spec(cronjob())
+    assert spec == {"schedule": "0 2 * * *", "timeZone": "Europe/Berlin"}
+    assert problems == []
+    spec, _ = desired_spec(cronjob(time_zone=None, schedule="*/5 * * * *"))
+    assert spec == {"schedule": "*/5 * * * *"}  # no timeZone: UTC, never the field
+
+
+def test_zone_in_the_schedule_moves_to_time_zone() -> None:
+    assert split_schedule("CRON_TZ=Asia/Tokyo 0 2 * * *") == ("0 2 * * *", "Asia/Tokyo")
+    assert split_schedule("TZ=UTC @daily") == ("@daily", "UTC")
+    assert split_schedule("@hourly") == ("@hourly", None)
+    spec, _ = desired_spec(cronjob(schedule="TZ=Asia/Tokyo 0 2 * * *", time_zone=None))
+    assert spec == {"schedule": "0 2 * * *", "timeZone": "Asia/Tokyo"}
+
+
+def test_annotations_set_grace_runtimes_and_threshold() -> None:
+    annotations = {
+        "heartbeat.dev/monitor": "true",
+        "heartbeat.dev/grace": "30m",
+        "heartbeat.dev/max-runtime": "2h",
+        "heartbeat.dev/min-runtime": "1m",
+        "heartbeat.dev/failure-threshold": "3",
+    }
+    spec, problems = desired_spec(cronjob(annotations=annotations, deadline=600))
+    assert problems == []
+    assert spec == {
+        "schedule": "0 2 * * *",
+        "timeZone": "Europe/Berlin",
+        "grace": "30m",
+        "maxRuntime": "2h",  # the annotation wins over activeDeadlineSeconds
+        "minRuntime": "1m",
+        "failureThreshold": 3,
+    }
+
+
+def test_default_max_runtime_is_active_deadline_plus_60s() -> None:
+    spec, _ = desired_spec(cronjob(deadline=600))
+    assert spec["maxRuntime"] == "660s"
+    spec, _ = desired_spec(cronjob())
+    assert "maxRuntime" not in spec
+
+
+def test_invalid_annotations_are_named_and_the_rest_still_works() -> None:
+    annotations = {
+        "heartbeat.dev/monitor": "true",
+        "heartbeat.dev/grace": "soon",
+        "heartbeat.dev/max-runtime": "0s",
+        "heartbeat.dev/min-runtime": "-5m",
+        "heartbeat.dev/failure-threshold": "0",
+    }
+    spec, problems = desired_spec(cronjob(annotations=annotations, deadline=120))
+    assert spec == {"schedule": "0 2 * * *", "timeZone": "Europe/Berlin", "maxRuntime": "180s"}
+    assert [p.annotation for p in problems] == [
+        "heartbeat.dev/grace",
+        "heartbeat.dev/max-runtime",
+        "heartbeat.dev/min-runtime",
+        "heartbeat.dev/failure-threshold",
+    ]
+    for p in problems:
+        assert p.annotation in p.message and repr(p.value) in p.message
+    for bad in ("1001", "2.5", "three", "-1", "٣"):
+        _, problems = desired_spec(
+            cronjob(
+                annotations={
+                    "heartbeat.dev/monitor": "true",
+                    "heartbeat.dev/failure-threshold": bad,
+                }
+            )
+        )
+        assert [p.annotation for p in problems] == ["heartbeat.dev/failure-threshold"], bad
+
+
+def test_apply_body_owns_only_its_fields_label_and_owner_reference() -> None:
+    cj = cronjob()
+    spec, _ = desired_spec(cj)
+    body = build_monitor(cj, spec)
+    assert body == {
+        "apiVersion": "heartbeat.dev/v1alpha1",
+        "kind": "HeartbeatMonitor",
+        "metadata": {
+            "name": "backup",
+            "namespace": "ops",
+            "labels": {"app.kubernetes.io/managed-by": "heartbeat-operator"},
+            "ownerReferences": [
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "CronJob",
+                    "name": "backup",
+                    "uid": CJ_UID,
+                    "controller": True,
+                    "blockOwnerDeletion": False,
+                }
+            ],
+        },
+        "spec": {"schedule": "0 2 * * *", "timeZone": "Europe/Berlin"},
+    }
+
+
+def monitor_body(
+    *,
+    owner: str | None = "backup",
+    owner_uid: str = CJ_UID,
+    spec: dict[str, Any] | None = None,
+    status: dict[str, Any] | None = None,
+    uid: str = "m-uid",
+    rv: str = "10",
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": "backup",
+        "namespace": "ops",
+        "uid": uid,
+        "generation": 1,
+        "resourceVersion": rv,
+        "creationTimestamp": "2026-11-25T04:00:00Z",
+        "labels": {"app.kubernetes.io/managed-by": "heartbeat-operator"}
+        if labels is None
+        else labels,
+    }
+    if owner:
+        meta["ownerReferences"] = [
+            {
+                "apiVersion": "batch/v1",
+                "kind": "CronJob",
+                "name": owner,
+                "uid": owner_uid,
+                "controller": True,
+            }
+        ]
+    return {
+        "metadata": meta,
+        "spec": spec
+        if spec is not None
+        else {"schedule": "0 2 * * *", "timeZone": "Europe/Berlin", "grace": "5m"},
+        "status": status or {},
+    }
+
+
+def test_ownership_is_a_controlling_cronjob_of_the_same_name() -> None:
+    cj = cronjob()
+    assert created_by_operator(monitor_owner(monitor_body()), cj)
+    # re-created CronJob (new uid) takes its predecessor's monitor over
+    assert created_by_operator(monitor_owner(monitor_body(owner_uid="old")), cj)
+    assert not created_by_operator(monitor_owner(monitor_body(owner=None)), cj)
+    assert not created_by_operator(monitor_owner(monitor_body(owner="other")), cj)
+
+
+def test_in_sync_compares_owned_fields_label_and_owner() -> None:
+    cj = cronjob()
+    spec, _ = desired_spec(cj)
+    body = monitor_body()
+    entry = MonitorEntry.from_body(body)
+    assert in_sync(entry, monitor_owner(body), cj, spec)
+    assert not in_sync(entry, monitor_owner(body), cj, {**spec, "schedule": "0 3 * * *"})
+    old = monitor_body(owner_uid="old")
+    assert not in_sync(MonitorEntry.from_body(old), monitor_owner(old), cj, spec)
+    unlabelled = monitor_body(labels={})
+    assert not in_sync(MonitorEntry.from_body(unlabelled), monitor_owner(unlabelled), cj, spec)
+
+
+# --- Events on the CronJob ----------------------------------------------------------------
+
+
+def test_invalid_annotation_event_is_a_warning_on_the_cronjob_once_per_generation() -> None:
+    cj = cronjob(annotations={"heartbeat.dev/monitor": "true", "heartbeat.dev/grace": "soon"})
+    (problem,) = desired_spec(cj)[1]
+    event = invalid_annotation_event(cj, problem, now=NOW)
+    assert event["type"] == "Warning"
+    assert event["reason"] == "InvalidAnnotation"
+    assert "heartbeat.dev/grace" in event["message"]
+    assert event["involvedObject"] == {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "name": "backup",
+        "namespace": "ops",
+        "uid": CJ_UID,
+    }
+    later = invalid_annotation_event(cj, problem, now=NOW.replace(hour=6))
+    assert later["metadata"]["name"] == event["metadata"]["name"]  # same generation: same Event
+    next_gen = cronjob(
+        annotations={"heartbeat.dev/monitor": "true", "heartbeat.dev/grace": "soon"}, generation=2
+    )
+    assert (
+        invalid_annotation_event(next_gen, problem, now=NOW)["metadata"]["name"]
+        != event["metadata"]["name"]
+    )
+
+
+def test_name_conflict_event() -> None:
+    event = name_conflict_event(cronjob(), now=NOW)
+    assert (event["type"], event["reason"]) == ("Warning", "NameConflict")
+    assert event["involvedObject"]["kind"] == "CronJob"
+    assert "HeartbeatMonitor backup" in event["message"]
+    assert event["source"] == {"component": "heartbeat-operator"}
+
+
+class T:
+    def __init__(self, reason: str | None, message: str = "m", kind: str = "Warning") -> None:
+        self.time = NOW
+        self.message = message
+        self.event_reason = reason
+        self.event_type = kind
+
+
+def test_transitions_are_mirrored_onto_the_cronjob() -> None:
+    owner = Owner("m-uid", "backup", CJ_UID)
+    events = mirrored_events(
+        owner, "ops", [T("Failed", "run failed: BackoffLimitExceeded: x"), T(None)]
+    )
+    assert len(events) == 1
+    (event,) = events
+    assert event["reason"] == "Failed" and event["type"] == "Warning"
+    assert event["message"] == "run failed: BackoffLimitExceeded: x"
+    assert event["involvedObject"]["uid"] == CJ_UID
+    assert event["involvedObject"]["kind"] == "CronJob"
+
+
+# --- pause and resume -----------------------------------------------------------------------
+
+
+def entry(status: dict[str, Any], spec: dict[str, Any] | None = None) -> MonitorEntry:
+    return MonitorEntry.from_body(monitor_body(status=status, spec=spec))
+
+
+def test_suspend_pauses_and_unsuspend_resumes_with_the_cronjob_cause() -> None:
+    running = entry({"state": "Healthy"})
+    assert pause_inputs(cronjob(suspend=True), running, NOW) == [Pause(NOW, PAUSE_CAUSE_CRONJOB)]
+    assert pause_inputs(cronjob(), running, NOW) == []
+    paused = entry({"pausedSince": "2026-11-25T04:00:00Z", "pauseCause": PAUSE_CAUSE_CRONJOB})
+    assert pause_inputs(cronjob(suspend=True), paused, NOW) == []
+    assert pause_inputs(cronjob(), paused, NOW) == [Resume(NOW, PAUSE_CAUSE_CRONJOB)]
+
+
+def test_spec_paused_stays_the_users() -> None:
+    by_spec = entry(
+        {"pausedSince": "2026-11-25T04:00:00Z", "pauseCause": "spec.paused"},
+        {"schedule": "x", "paused": True},
+    )
+    assert pause_inputs(cronjob(), by_spec, NOW) == []  # never resumes a spec pause
+    assert pause_inputs(cronjob(suspend=True), by_spec, NOW) == []
+    both = entry(
+        {"pausedSince": "2026-11-25T04:00:00Z", "pauseCause": PAUSE_CAUSE_CRONJOB},
+        {"schedule": "x", "paused": True},
+    )
+    assert pause_inputs(cronjob(), both, NOW) == []  # spec.paused still holds it
+
+
+# --- the leader's reconcile, against a fake KubeClient ------------------------------------
+
+
+class FakeClient:
+    """Our own client seam: records requests, answers like the API server would."""
+
+    def __init__(self) -> None:
+        self.applied: list[tuple[str, dict[str, Any], dict[str, str]]] = []
+        self.deleted: list[tuple[str, dict[str, Any]]] = []
+        self.events: list[dict[str, Any]] = []
+        self.pods: list[dict[str, Any]] = []
+        self.pod_lists = 0
+        self.rv = 100
+        self.current: dict[str, Any] | None = None
+
+    async def patch(self, path: str, body: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        self.applied.append((path, body, dict(kw.get("params") or {})))
+        assert kw["content_type"] == "application/apply-patch+yaml"
+        self.rv += 1
+        # the API answers with the whole object: the applied fields over what was there
+        current = self.current or {"metadata": {"uid": "m-uid", "generation": 1}, "spec": {}}
+        meta = {**current["metadata"], **body["metadata"], "resourceVersion": str(self.rv)}
+        self.current = {**current, "metadata": meta, "spec": {**current["spec"], **body["spec"]}}
+        return self.current
+
+    async def request(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
+        assert method == "DELETE"
+        self.deleted.append((path, kw["body"]))
+        return {}
+
+    async def post(self, path: str, body: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        if any(e["metadata"]["name"] == body["metadata"]["name"] for e in self.events):
+            raise ApiError(409, "AlreadyExists", "exists")
+        self.events.append(body)
+        return body
+
+    async def get(self, path: str, **kw: Any) -> dict[str, Any]:
+        assert path == "/api/v1/namespaces/ops/pods"
+        self.pod_lists += 1
+        return {"items": self.pods}
+
+
+class Harness:
+    def __init__(self, leader: bool = True) -> None:
+        self.client = FakeClient()
+        self.table = MonitorTable()
+        self.leader = leader
+        self.submitted: list[tuple[Key, Change]] = []
+        self.wiring = AutoWiring(
+            client=self.client,  # type: ignore[arg-type]
+            monitors=self.table,
+            submit=self.submit,
+            is_leader=lambda: self.leader,
+            now=lambda: NOW,
+        )
+
+    async def submit(self, key: Key, change: Change) -> MonitorEntry:
+        self.submitted.append((key, change))
+        current = self.table.get(key)
+        assert current is not None
+        return current
+
+    def monitor(self, body: dict[str, Any]) -> None:
+        self.client.current = body
+        self.table.upsert(body)
+        self.wiring.monitor_event(None, body)
+
+    async def reconcile(self) -> None:
+        await self.wiring.reconcile(("ops", "backup"))
+
+
+async def test_annotated_cronjob_gets_its_monitor_by_server_side_apply() -> None:
+    h = Harness()
+    h.wiring.cronjob_event("ADDED", cronjob_body())
+    await h.reconcile()
+    ((path, body, params),) = h.client.applied
+    assert path == "/apis/heartbeat.dev/v1alpha1/namespaces/ops/heartbeatmonitors/backup"
+    assert params == {"fieldManager": "heartbeat-operator", "force": "true"}
+    assert body["spec"] == {"schedule": "0 2 * * *", "timeZone": "Europe/Berlin"}
+    assert h.table.get(("ops", "backup")) is not None
+    # nothing changed: no second apply
+    await h.reconcile()
+    assert len(h.client.applied) == 1
+    # the schedule changes: applied again
+    h.wiring.cronjob_event("MODIFIED", cronjob_body(schedule="0 3 * * *"))
+    await h.reconcile()
+    assert h.client.applied[-1][1]["spec"]["schedule"] == "0 3 * * *"
+
+
+async def test_followers_do_nothing() -> None:
+    h = Harness(leader=False)
+    h.wiring.cronjob_event("ADDED", cronjob_body())
+    await h.reconcile()
+    assert h.client.applied == [] and h.client.events == []
+
+
+async def test_same_named_monitor_not_ours_is_left_alone_with_a_name_conflict() -> None:
+    h = Harness()
+    h.monitor(monitor_body(owner=None, labels={}))
+    h.wiring.cronjob_event("ADDED", cronjob_body())
+    await h.reconcile()
+    await h.reconcile()
+    assert h.client.applied == [] and h.client.deleted == []
+    assert [e["reason"] for e in h.client.events] == ["NameConflict"]
+
+
+async def test_removing_the_annotation_deletes_our_monitor_only() -> None:
+    h = Harness()
+    h.monitor(monitor_body())
+    h.wiring.cronjob_event("MODIFIED", cronjob_body(annotations={"heartbeat.dev/monitor": "false"}))
+    await h.reconcile()
+    ((path, options),) = h.client.deleted
+    assert path.endswith("/heartbeatmonitors/backup")
+    assert options["preconditions"] == {"uid": "m-uid"}
+
+    h = Harness()
+    h.monitor(monitor_body(owner=None, labels={}))
+    h.wiring.cronjob_event("MODIFIED", cronjob_body(annotations={}))
+    await h.reconcile()
+    assert h.client.deleted == []
+
+
+async def test_invalid_annotation_warns_once_and_monitor_still_applied() -> None:
+    h = Harness()
+    h.wiring.cronjob_event(
+        "ADDED", cronjob_body({"heartbeat.dev/monitor": "true", "heartbeat.dev/grace": "later"})
+    )
+    await h.reconcile()
+    await h.reconcile()
+    assert [e["reason"] for e in h.client.events] == ["InvalidAnnotation"]
+    assert "heartbeat.dev/grace" in h.client.events[0]["message"]
+    assert len(h.client.applied) == 1
+
+
+def job_body(uid: str, *, failed: bool = False, complete: bool = False) -> dict[str, Any]:
+    status: dict[str, Any] = {"startTime": "2026-11-25T04:30:00Z"}
+    if complete:
+        status["completionTime"] = "2026-11-25T04:31:00Z"
+        status["conditions"] = [{"type": "Complete", "status": "True"}]
+    if failed:
+        status["conditions"] = [
+            {
+                "type": "Failed",
+                "status": "True",
+                "reason": "BackoffLimitExceeded",
+                "message": "Job has reached the specified backoff limit",
+                "lastTransitionTime": "2026-11-25T04:31:00Z",
+            }
+        ]
+    return {
+        "metadata": {
+            "name": f"backup-{uid}",
+            "namespace": "ops",
+            "uid": uid,
+            "ownerReferences": [
+                {"kind": "CronJob", "name": "backup", "uid": CJ_UID, "controller": True}
+            ],
+        },
+        "status": status,
+    }
+
+
+ACTIVE = {
+    "activeSince": "2026-11-25T04:00:00Z",
+    "referenceTime": "2026-11-25T04:00:00Z",
+    "tokenHash": "sha256:x",
+}
+
+
+async def test_job_pings_are_submitted_once_with_the_exit_code_looked_up_once() -> None:
+    h = Harness()
+    h.wiring.cronjob_event("ADDED", cronjob_body())
+    h.monitor(monitor_body(status=ACTIVE))
+    h.client.pods = [
+        {
+            "status": {
+                "containerStatuses": [
+                    {
+                        "name": "main",
+                        "state": {
+                            "terminated": {"exitCode": 3, "finishedAt": "2026-11-25T04:30:59Z"}
+                        },
+                    }
+                ]
+            }
+        }
+    ]
+    h.wiring.job_event("ADDED", job_body("j1", failed=True))
+    h.wiring.job_event("ADDED", job_body("j2", complete=True))
+    await h.reconcile()
+    ((key, change),) = h.submitted
+    assert key == ("ops", "backup")
+    kinds = [(p.kind, p.run_id) for p in change.inputs if isinstance(p, Ping)]
+    assert sorted(kinds) == [("fail", "j1"), ("start", "j1"), ("start", "j2"), ("success", "j2")]
+    fail = next(p for p in change.inputs if isinstance(p, Ping) and p.kind == "fail")
+    assert fail.exit_code == 3
+    assert fail.body == "BackoffLimitExceeded: Job has reached the specified backoff limit"
+    # the write lands (reportedJobs lists j1's start only): just the rest, no second Pod list
+    h.monitor(
+        monitor_body(
+            status={
+                **ACTIVE,
+                "reportedJobs": [
+                    {"uid": "j1", "phase": "start"},
+                    {"uid": "j2", "phase": "success"},
+                ],
+            },
+            rv="200",
+        )
+    )
+    await h.reconcile()
+    assert [p.kind for p in h.submitted[-1][1].inputs if isinstance(p, Ping)] == ["fail"]
+    assert h.client.pod_lists == 1
+    # everything reported: no more writes
+    done = [{"uid": "j1", "phase": "fail"}, {"uid": "j2", "phase": "success"}]
+    h.monitor(monitor_body(status={**ACTIVE, "reportedJobs": done}, rv="300"))
+    count = len(h.submitted)
+    await h.reconcile()
+    assert len(h.submitted) == count
+
+
+async def test_no_job_pings_before_the_monitors_first_status_write() -> None:
+    h = Harness()
+    h.wiring.cronjob_event("ADDED", cronjob_body())
+    h.wiring.job_event("ADDED", job_body("j1"))
+    await h.reconcile()
+    assert h.submitted == []
+
+
+async def test_suspended_cronjob_submits_a_pause() -> None:
+    h = Harness()
+    h.wiring.cronjob_event("ADDED", cronjob_body(suspend=True))
+    h.monitor(monitor_body(status=ACTIVE))
+    await h.reconcile()
+    ((_, change),) = h.submitted
+    assert change.inputs == (Pause(NOW, PAUSE_CAUSE_CRONJOB),)
+
+
+async def test_transitions_mirrored_only_for_our_monitors() -> None:
+    h = Harness()
+    h.monitor(monitor_body())
+    e = h.table.get(("ops", "backup"))
+    assert e is not None
+    h.wiring.mirror_transitions(e, [T("Failed")])
+    await h.wiring.drain(1.0)
+    assert [ev["involvedObject"]["kind"] for ev in h.client.events] == ["CronJob"]
+
+    h = Harness()
+    h.monitor(monitor_body(owner=None))
+    e = h.table.get(("ops", "backup"))
+    assert e is not None
+    h.wiring.mirror_transitions(e, [T("Failed")])
+    await h.wiring.drain(1.0)
+    assert h.client.events == []
+
+
+async def test_run_loop_reconciles_marked_keys_while_leading() -> None:
+    h = Harness()
+    stop = asyncio.Event()
+    task = asyncio.create_task(h.wiring.run(stop))
+    h.wiring.cronjob_event("ADDED", cronjob_body())
+
+    async def applied() -> bool:
+        return bool(h.client.applied)
+
+    await async_wait_for(applied, timeout=2.0, interval=0.01, what="the monitor applied")
+    stop.set()
+    await asyncio.wait_for(task, 1.0)
+    await h.wiring.drain(1.0)
+    assert len(h.client.applied) == 1
+
+
+def test_deleted_cronjob_is_forgotten_unless_recreated() -> None:
+    h = Harness()
+    h.wiring.cronjob_event("ADDED", cronjob_body())
+    h.wiring.cronjob_event("DELETED", cronjob_body())
+    assert h.wiring.cronjobs == {}
+    h.wiring.cronjob_event("ADDED", cronjob_body(uid="new"))
+    h.wiring.cronjob_event("DELETED", cronjob_body())  # a late event of the old one
+    assert list(h.wiring.cronjobs) == [("ops", "backup")]
