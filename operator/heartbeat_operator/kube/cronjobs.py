@@ -51,7 +51,12 @@ from heartbeat_operator.kube.client import (
     KubeClient,
     monitor_path,
 )
-from heartbeat_operator.kube.events import InvolvedObject, apply_event, build_event
+from heartbeat_operator.kube.events import (
+    InvolvedObject,
+    apply_event,
+    build_event,
+    missing_events,
+)
 from heartbeat_operator.kube.folding import Change
 from heartbeat_operator.kube.monitors import Key, MonitorEntry, MonitorTable
 from heartbeat_operator.recording import UnknownToken
@@ -490,11 +495,30 @@ class AutoWiring:
             self.mark(key)
 
     def leadership_changed(self, leading: bool) -> None:
-        """A new leader starts from what the watches hold (DESIGN 9.1)."""
+        """A new leader starts from what the watches hold (DESIGN 9.1), and posts the
+        CronJob copies of Events missing for transitions younger than 10 minutes (DESIGN
+        9.6: the previous leader may have stopped between a write and its Events)."""
         self._applied.clear()
         if leading:
             for key in self.cronjobs:
                 self.mark(key)
+            self._spawn(self._catch_up())
+
+    async def _catch_up(self) -> None:
+        now = self._now()
+        for key, owner in list(self.owners.items()):
+            entry = self.monitors.get(key)
+            if entry is None or entry.uid != owner.monitor_uid:
+                continue
+            cronjob = InvolvedObject(
+                key[0],
+                owner.cronjob,
+                owner.cronjob_uid,
+                api_version=CRONJOB_API_VERSION,
+                kind="CronJob",
+            )
+            for body in missing_events(cronjob, entry.status, now, self.instance):
+                await apply_event(self.client, body)
 
     def mark(self, key: Key) -> None:
         self._dirty.add(key)
@@ -513,7 +537,8 @@ class AutoWiring:
     # --- the leader's loop -------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Reconcile dirty CronJobs while leading, each key one at a time."""
+        """Reconcile dirty CronJobs while leading, each key one at a time (a follower keeps
+        its marks: at most one per CronJob, all re-marked when it starts leading)."""
         stopping = asyncio.ensure_future(stop.wait())
         try:
             while not stop.is_set():
@@ -525,8 +550,6 @@ class AutoWiring:
                         self._dirty.discard(key)
                         self._busy.add(key)
                         self._spawn(self._reconcile_guarded(key))
-                else:
-                    self._dirty.clear()
                 waking = asyncio.ensure_future(self._wake.wait())
                 await asyncio.wait({waking, stopping}, return_when=asyncio.FIRST_COMPLETED)
                 waking.cancel()
@@ -655,8 +678,11 @@ class AutoWiring:
             self._posted.add(name)
 
 
-def register(registry: kopf.OperatorRegistry, wiring: AutoWiring) -> None:
-    """Watch CronJobs, Jobs and monitors' owners: ``@kopf.on.event`` only (DESIGN 9.1, 9.12)."""
+def register(registry: kopf.OperatorRegistry, wiring: AutoWiring) -> kopf.OperatorRegistry:
+    """Watch CronJobs, Jobs and monitors' owners: ``@kopf.on.event`` only (DESIGN 9.1, 9.12).
+
+    Returns ``registry`` (with the handlers added), for ``kopf.spawn_tasks(registry=...)``.
+    """
 
     @kopf.on.event("batch", "v1", "cronjobs", registry=registry)
     def cronjob_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
@@ -669,6 +695,8 @@ def register(registry: kopf.OperatorRegistry, wiring: AutoWiring) -> None:
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     def monitor_owner_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
         wiring.monitor_event(type, body)
+
+    return registry
 
 
 __all__ = [
