@@ -22,7 +22,7 @@ import sys
 import kopf
 
 from heartbeat_operator import settings as settings_module
-from heartbeat_operator.kube import watching
+from heartbeat_operator.kube import cronjobs, watching
 from heartbeat_operator.kube.client import KubeClient, connection_info
 from heartbeat_operator.kube.leasing import Leadership, LeaseConfig
 from heartbeat_operator.kube.monitors import MonitorTable
@@ -115,9 +115,23 @@ class Operator:
                 renew_interval=lease.renew_interval,
                 renew_deadline=lease.renew_deadline,
             ),
-            on_change=self.scheduler.set_leading,
+            on_change=self._leadership_changed,
         )
         self.health = Health(self.ready)
+        # CronJob auto-wiring (DESIGN 4): its watches on every replica, its writes on the leader.
+        self.wiring = cronjobs.AutoWiring(
+            client=self.client,
+            monitors=self.table,
+            submit=self.writer.submit,
+            is_leader=self.is_leader,
+            exit_codes=settings.jobs.exit_codes,
+            instance=settings.watching.identity,
+        )
+        self.writer.on_transitions.append(self.wiring.mirror_transitions)
+
+    def _leadership_changed(self, leading: bool) -> None:
+        self.scheduler.set_leading(leading)
+        self.wiring.leadership_changed(leading)
 
     def is_leader(self) -> bool:
         leadership = getattr(self, "leadership", None)
@@ -139,7 +153,7 @@ async def run(settings: Settings) -> int:
 
     existing = set(asyncio.all_tasks())
     kopf_tasks = await kopf.spawn_tasks(
-        registry=watching.build_registry(op.table, op.info),
+        registry=cronjobs.register(watching.build_registry(op.table, op.info), op.wiring),
         settings=watching.build_settings(),
         standalone=True,
         clusterwide=not namespaces,
@@ -153,6 +167,7 @@ async def run(settings: Settings) -> int:
     kopf_runner.add_done_callback(lambda _: stop.set())  # kopf died: stop the replica too
     lease_stop = asyncio.Event()
     lease_task = asyncio.create_task(op.leadership.run(lease_stop), name="lease")
+    wiring_task = asyncio.create_task(op.wiring.run(lease_stop), name="cronjobs")
 
     server = settings.server
     ping_app = make_ping_app(settings, op.writer, op.health, observer=op.metrics.observe)
@@ -175,6 +190,7 @@ async def run(settings: Settings) -> int:
         lease_stop.set()
         await op.scheduler.stop()
         await lease_task
+        await wiring_task
         await op.leadership.release()
     # The receiver has answered every ping in flight; Events for their writes go out now.
     await op.writer.drain(timeout=1.0)
