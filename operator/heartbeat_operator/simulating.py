@@ -10,8 +10,8 @@ nothing on stdout.
 Events file: one event per line, ``<RFC 3339 time> <event> [rid=<id>]`` with event one of
 ``success``, ``start``, ``fail``, ``log``, ``exit <code>``, ``pause``, ``resume``; blank
 lines and lines starting with ``#`` are ignored. Events are applied in time order; events
-at the same instant in a fixed order (start, finishes, log, pause, resume, then by run id
-and exit code), so the order of lines in the file never changes the result.
+at the same instant in a fixed order (start, finishes, log, pause, resume; then by name,
+run id and exit code), so the order of lines in the file never changes the result.
 """
 
 from __future__ import annotations
@@ -53,13 +53,10 @@ class Event:
     exit_code: int | None
     line: int
 
-    def sort_key(self) -> tuple[datetime, int, str, int]:
-        return (
-            self.time,
-            _ORDER[self.name],
-            self.run_id or "",
-            -1 if self.exit_code is None else self.exit_code,
-        )
+    def sort_key(self) -> tuple[datetime, int, str, str, int]:
+        """Time, then a fixed order of kinds, then the rest: a total order on what counts."""
+        code = -1 if self.exit_code is None else self.exit_code
+        return (self.time, _ORDER[self.name], self.name, self.run_id or "", code)
 
     def to_input(self) -> Input:
         if self.name == "pause":
