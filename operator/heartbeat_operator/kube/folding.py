@@ -231,6 +231,10 @@ def fold(
         token_secret_name=secret_name if isinstance(secret_name, str) else None,
         paused=entry.spec.get("paused") is True,
     )
+    if not isinstance(secret_name, str):
+        # render_status falls back to the spec's name; ours is set only once the Secret
+        # holds the token (kube.tokens: crash-safe order), so drop the fallback.
+        status.pop("tokenSecretName", None)
     return Folded(status, transitions, changed=status != dict(entry.status))
 
 
