@@ -1,0 +1,306 @@
+"""The chart's RBAC, proven against the real API server (DESIGN 9.17; issue 7).
+
+1. What the chart's ServiceAccount may do is exactly the list kept here (tests/support/
+   charts.py): the API server's own SelfSubjectRulesReview, asked with a TokenRequest
+   token of that account, must answer that set and nothing more, cluster-wide and with
+   `watchNamespaces`; and spot checks of what it must not do (list Secrets, ...).
+2. The operator runs authenticated as that ServiceAccount (a kubeconfig holding the
+   token) and the operator's main scenarios (tests/e2e/scenarios.py) pass under it, with
+   no request forbidden in its log.
+
+Only the RBAC objects are applied here (ServiceAccount, roles, bindings): the operator runs
+as a local process because the control plane has no kubelet.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client as k8s
+
+from heartbeat_operator import devcluster
+from tests.e2e.scenarios import SCENARIOS, Monitors
+from tests.integration.conftest import KubectlRunner, OperatorFactory, OperatorProcess
+from tests.support.charts import (
+    CLUSTER_GRANTS,
+    EXIT_CODE_GRANTS,
+    LEASE_GRANTS,
+    NAMESPACED_GRANTS,
+    Grant,
+    render_text,
+)
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+RBAC_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+# What every authenticated user may do (the built-in system:basic-user role).
+BASIC_GRANTS: frozenset[Grant] = frozenset(
+    {
+        ("authorization.k8s.io", "selfsubjectaccessreviews", "create"),
+        ("authorization.k8s.io", "selfsubjectrulesreviews", "create"),
+        ("authentication.k8s.io", "selfsubjectreviews", "create"),
+    }
+)
+# Things the operator must never be able to do, as `kubectl auth can-i` arguments.
+FORBIDDEN = [
+    ("list", "secrets"),
+    ("watch", "secrets"),
+    ("delete", "secrets"),
+    ("update", "secrets"),
+    ("get", "pods"),
+    ("watch", "pods"),
+    ("create", "pods"),
+    ("patch", "cronjobs.batch"),
+    ("update", "cronjobs.batch"),
+    ("create", "jobs.batch"),
+    ("delete", "jobs.batch"),
+    ("update", "heartbeatmonitors.heartbeat.dev"),
+    ("deletecollection", "heartbeatmonitors.heartbeat.dev"),
+    ("get", "configmaps"),
+    ("create", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("delete", "namespaces"),
+    ("impersonate", "serviceaccounts"),
+    ("create", "serviceaccounts/token"),
+]
+
+
+@dataclass
+class Install:
+    """The chart's RBAC objects applied for one release, and its ServiceAccount's access."""
+
+    release: str
+    namespace: str  # the release's
+    kubeconfig: Path  # authenticates as the release's ServiceAccount
+    kubectl_path: Path
+
+    @property
+    def service_account(self) -> str:
+        return f"{self.release}-heartbeat-operator"
+
+    def kubectl(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.kubectl_path), "--kubeconfig", str(self.kubeconfig), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def granted(self, namespace: str) -> set[Grant]:
+        """What the API server says this account may do in ``namespace``."""
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectRulesReview",
+            "spec": {"namespace": namespace},
+        }
+        done = self.kubectl("create", "-f", "-", "-o", "json", input=json.dumps(review))
+        assert done.returncode == 0, done.stderr
+        status = json.loads(done.stdout)["status"]
+        assert not status.get("incomplete"), status.get("evaluationError")
+        out: set[Grant] = set()
+        for rule in status["resourceRules"]:
+            assert not rule.get("resourceNames"), rule
+            for group in rule.get("apiGroups") or ():
+                for resource in rule.get("resources") or ():
+                    for verb in rule.get("verbs") or ():
+                        out.add((group, resource, verb))
+        return out - BASIC_GRANTS
+
+    def can(self, verb: str, resource: str, namespace: str | None) -> bool:
+        where = ["-n", namespace] if namespace else ["--all-namespaces"]
+        done = self.kubectl("auth", "can-i", verb, resource, *where)
+        return done.stdout.strip() == "yes"
+
+
+InstallFactory = Callable[..., Install]
+
+
+@pytest.fixture
+def install(
+    dev_cluster: devcluster.Cluster,
+    kubectl: KubectlRunner,
+    tmp_path: Path,
+) -> Iterator[InstallFactory]:
+    """``install(namespace, **values)``: apply the chart's RBAC for a new release there."""
+    releases: list[str] = []
+
+    def make(namespace: str, **values: Any) -> Install:
+        release = f"rb{uuid.uuid4().hex[:8]}"
+        releases.append(release)
+        text = render_text(values, release=release, namespace=namespace, include_crds=False)
+        docs = [d for d in yaml.safe_load_all(text) if d and d["kind"] in RBAC_KINDS]
+        kubectl(
+            "apply",
+            "-f",
+            "-",
+            input=json.dumps({"kind": "List", "apiVersion": "v1", "items": docs}),
+        )
+        sa = f"{release}-heartbeat-operator"
+        config = dev_cluster.service_account_kubeconfig(
+            namespace, sa, tmp_path / f"{release}.kubeconfig", create=False
+        )
+        return Install(release, namespace, config, dev_cluster.kubectl_path)
+
+    yield make
+    for release in releases:
+        kubectl(
+            "delete",
+            "clusterrole,clusterrolebinding",
+            "-l",
+            f"app.kubernetes.io/instance={release}",
+            "--ignore-not-found",
+            "--wait=false",
+        )
+
+
+@pytest.fixture
+def other_namespace(api_client: k8s.ApiClient) -> Iterator[str]:
+    core = k8s.CoreV1Api(api_client)
+    name = f"t-rbac-other-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")
+
+
+# --- 1. exactly the design's grants -------------------------------------------------------
+
+
+def test_cluster_wide_grants_are_exactly_the_design(
+    install: InstallFactory, namespace: str, other_namespace: str
+) -> None:
+    sa = install(namespace)
+    everywhere = NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS
+    assert sa.granted(namespace) == everywhere | LEASE_GRANTS
+    assert sa.granted(other_namespace) == everywhere
+    for verb, resource in FORBIDDEN:
+        for where in (namespace, other_namespace, None):
+            assert not sa.can(verb, resource, where), f"may {verb} {resource} in {where}"
+    # The Lease only in its own namespace.
+    assert sa.can("update", "leases.coordination.k8s.io", namespace)
+    for where in (other_namespace, None):
+        assert not sa.can("create", "leases.coordination.k8s.io", where)
+    # Cluster-wide reads the operator's watches need.
+    assert sa.can("list", "heartbeatmonitors.heartbeat.dev", None)
+    assert sa.can("watch", "cronjobs.batch", None)
+    assert sa.can("list", "pods", None)
+
+
+def test_without_exit_codes_no_pods_at_all(
+    install: InstallFactory, namespace: str, other_namespace: str
+) -> None:
+    sa = install(namespace, jobExitCodes=False)
+    assert sa.granted(other_namespace) == NAMESPACED_GRANTS | CLUSTER_GRANTS
+    assert not sa.can("list", "pods", other_namespace)
+
+
+def test_watch_namespaces_grant_only_there(
+    install: InstallFactory, namespace: str, other_namespace: str
+) -> None:
+    sa = install(namespace, watchNamespaces=[namespace])
+    assert sa.granted(namespace) == (
+        NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS | LEASE_GRANTS
+    )
+    assert sa.granted(other_namespace) == CLUSTER_GRANTS
+    assert not sa.can("list", "heartbeatmonitors.heartbeat.dev", None)
+    assert not sa.can("get", "secrets", other_namespace)
+
+
+def test_aggregated_roles_reach_view_and_edit_users(
+    kubectl: KubectlRunner, install: InstallFactory, namespace: str
+) -> None:
+    install(namespace)
+
+    # The built-in roles gain the chart's rules through aggregation (never /status).
+    def rules(role: str) -> set[Grant]:
+        got = json.loads(kubectl("get", "clusterrole", role, "-o", "json").stdout)
+        return {
+            (g, r, v)
+            for rule in got.get("rules") or ()
+            for g in rule.get("apiGroups") or ()
+            for r in rule.get("resources") or ()
+            for v in rule.get("verbs") or ()
+            if g == "heartbeat.dev"
+        }
+
+    view = wait_for(lambda: rules("view"), timeout=15, what="view aggregating heartbeatmonitors")
+    assert view == {("heartbeat.dev", "heartbeatmonitors", v) for v in ("get", "list", "watch")}
+    edit = wait_for(lambda: rules("edit"), timeout=15, what="edit aggregating heartbeatmonitors")
+    assert ("heartbeat.dev", "heartbeatmonitors", "patch") in edit
+    assert not any(r.endswith("/status") for _, r, _ in view | edit)
+
+
+# --- 2. the operator under its ServiceAccount -------------------------------------------
+
+
+@dataclass
+class Running:
+    operator: OperatorProcess
+    install: Install
+
+
+def forbidden_lines(log: str) -> list[str]:
+    """Requests RBAC refused (not other 403s, such as writes into a terminating namespace,
+    which a cluster-wide operator meets when other tests' namespaces go away)."""
+    return [line for line in log.splitlines() if re.search(r'forbidden: User ".*" cannot', line)]
+
+
+@pytest.fixture
+def operator_as_service_account(
+    install: InstallFactory,
+    operator_factory: OperatorFactory,
+    namespace: str,
+) -> Callable[..., Running]:
+    def start(*args: str, **values: Any) -> Running:
+        sa = install(namespace, **values)
+        operator = operator_factory.start(
+            "--lease-namespace", namespace, *args, kubeconfig=sa.kubeconfig, name=sa.release
+        )
+        return Running(operator, sa)
+
+    return start
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_operator_scenarios_cluster_wide_as_service_account(
+    operator_as_service_account: Callable[..., Running],
+    api_client: k8s.ApiClient,
+    namespace: str,
+    other_namespace: str,
+    scenario: str,
+) -> None:
+    # The chart's default: every namespace watched. The monitors live outside the
+    # release's namespace, as users' monitors do.
+    running = operator_as_service_account()
+    SCENARIOS[scenario](Monitors(api_client, other_namespace, lease_namespace=namespace))
+    assert running.operator.is_running()
+    assert forbidden_lines(running.operator.log_text()) == []
+
+
+@pytest.mark.parametrize(
+    "scenario", ["token-secret", "failures-and-exit-codes", "pause-and-resume", "one-leader"]
+)
+def test_operator_scenarios_with_watch_namespaces_as_service_account(
+    operator_as_service_account: Callable[..., Running],
+    api_client: k8s.ApiClient,
+    namespace: str,
+    other_namespace: str,
+    scenario: str,
+) -> None:
+    # watchNamespaces: Roles in the watched namespace only; the operator is told the same.
+    running = operator_as_service_account(
+        "--namespace", other_namespace, watchNamespaces=[other_namespace]
+    )
+    SCENARIOS[scenario](Monitors(api_client, other_namespace, lease_namespace=namespace))
+    assert running.operator.is_running()
+    assert forbidden_lines(running.operator.log_text()) == []
