@@ -682,18 +682,20 @@ def register(registry: kopf.OperatorRegistry, wiring: AutoWiring) -> kopf.Operat
     """Watch CronJobs, Jobs and monitors' owners: ``@kopf.on.event`` only (DESIGN 9.1, 9.12).
 
     Returns ``registry`` (with the handlers added), for ``kopf.spawn_tasks(registry=...)``.
+    The handlers are coroutines on purpose: kopf runs plain functions in a thread pool,
+    and the tables and the wake-up event they touch belong to the event loop's thread.
     """
 
     @kopf.on.event("batch", "v1", "cronjobs", registry=registry)
-    def cronjob_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
+    async def cronjob_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
         wiring.cronjob_event(type, body)
 
     @kopf.on.event("batch", "v1", "jobs", registry=registry)
-    def job_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
+    async def job_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
         wiring.job_event(type, body)
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    def monitor_owner_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
+    async def monitor_owner_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
         wiring.monitor_event(type, body)
 
     return registry
