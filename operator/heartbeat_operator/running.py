@@ -23,7 +23,7 @@ import kopf
 
 from heartbeat_operator import settings as settings_module
 from heartbeat_operator.kube import cronjobs, watching
-from heartbeat_operator.kube.client import KubeClient, connection_info
+from heartbeat_operator.kube.client import ApiError, KubeClient, connection_info
 from heartbeat_operator.kube.leasing import Leadership, LeaseConfig
 from heartbeat_operator.kube.monitors import MonitorTable
 from heartbeat_operator.kube.scheduling import Scheduler
@@ -144,6 +144,18 @@ class Operator:
         )
 
 
+async def _prime(op: Operator, namespaces: list[str]) -> None:
+    """The initial list of monitors, retried until the API answers (readiness needs it)."""
+    delay = 0.5
+    while not op.table.synced:
+        try:
+            await watching.prime(op.client, op.table, namespaces)
+        except ApiError as exc:
+            logger.warning("listing monitors failed: %s", exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 async def run(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     op = Operator(settings, connection_info())
@@ -165,6 +177,7 @@ async def run(settings: Settings) -> int:
         loop.add_signal_handler(signum, stop.set)
     kopf_runner = asyncio.create_task(kopf.run_tasks(kopf_tasks, ignored=existing), name="kopf")
     kopf_runner.add_done_callback(lambda _: stop.set())  # kopf died: stop the replica too
+    primer = asyncio.create_task(_prime(op, namespaces), name="prime")
     lease_stop = asyncio.Event()
     lease_task = asyncio.create_task(op.leadership.run(lease_stop), name="lease")
     wiring_task = asyncio.create_task(op.wiring.run(lease_stop), name="cronjobs")
@@ -185,6 +198,7 @@ async def run(settings: Settings) -> int:
             settings.leadership.lease_name,
         )
         await stop.wait()
+        primer.cancel()
         logger.info("stopping: /readyz is 503, answering pings in flight")
         op.health.begin_shutdown()
         lease_stop.set()

@@ -8,17 +8,19 @@ handlers, timers and daemons, so with none of them it leaves objects untouched.
 The index handler runs for every object of the initial list before kopf calls any event
 handler (kopf's "indexes are pre-populated" guarantee), so the first event handler call
 — for a monitor or for a namespace, of which there is always at least one — means the
-token index holds the initial list: the readiness rule of DESIGN 9.2.
+token index holds the initial list: the readiness rule of DESIGN 9.2. ``prime`` gets the
+same guarantee from one LIST of our own, whichever comes first.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import kopf
 
-from heartbeat_operator.kube.client import GROUP, PLURAL, VERSION
+from heartbeat_operator.kube.client import GROUP, PLURAL, VERSION, KubeClient, monitor_path
 from heartbeat_operator.kube.monitors import MonitorTable
 
 logger = logging.getLogger(__name__)
@@ -70,3 +72,22 @@ def build_registry(table: MonitorTable, info: kopf.ConnectionInfo) -> kopf.Opera
         table.synced = True
 
     return registry
+
+
+async def prime(client: KubeClient, table: MonitorTable, namespaces: Sequence[str]) -> None:
+    """Fill the table from one LIST of our own, then mark it synced.
+
+    Kopf's ordering guarantee above is the usual path; this one does not depend on it
+    (a CRD re-applied while kopf starts can restart its watch and delay the first event
+    handler call indefinitely). Entries kopf already delivered are left alone.
+    """
+    paths = [monitor_path(ns) for ns in namespaces] or [f"/apis/{GROUP}/{VERSION}/{PLURAL}"]
+    for path in paths:
+        listing = await client.get(path, kind=PLURAL)
+        for body in listing.get("items") or ():
+            meta = body.get("metadata") or {}
+            if table.get((meta.get("namespace", ""), meta.get("name", ""))) is None:
+                table.upsert(body)
+    if not table.synced:
+        logger.info("initial list of monitors is in (%d monitors, own list)", len(table))
+    table.synced = True
