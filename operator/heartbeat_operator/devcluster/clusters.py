@@ -233,8 +233,12 @@ def _readyz_ok(server: str, context: ssl.SSLContext) -> bool:
     return status == 200 and body.strip() == "ok"
 
 
-def _healthy(state_dir: Path, state: dict[str, object]) -> bool:
-    """Every recorded process runs and the API server's /readyz says ok."""
+def _healthy(state_dir: Path, state: dict[str, object], patience: float = 15.0) -> bool:
+    """Every recorded process runs and the API server's /readyz says ok.
+
+    While every process runs, /readyz gets ``patience`` seconds to say ok: on two busy
+    cores a slow answer must not make ``up`` replace a control plane others are using.
+    """
     records = _records(state)
     if not records or not all(processes.is_running(r) for r in records):
         return False
@@ -242,7 +246,12 @@ def _healthy(state_dir: Path, state: dict[str, object]) -> bool:
         context = _admin_ssl_context(state_dir)
     except (OSError, ssl.SSLError):
         return False
-    return _readyz_ok(str(state["server"]), context)
+    deadline = time.monotonic() + patience
+    while not _readyz_ok(str(state["server"]), context):
+        if time.monotonic() >= deadline or not all(processes.is_running(r) for r in records):
+            return False
+        time.sleep(0.5)
+    return True
 
 
 def _wait(
@@ -537,33 +546,38 @@ def up(
     """
     state_dir = state_dir or default_state_dir()
     with _locked(state_dir):
+        return _up_locked(state_dir, crds_dir, pin=pin)
+
+
+def _up_locked(state_dir: Path, crds_dir: Path | None, *, pin: bool) -> Cluster:
+    """The body of ``up``; the caller holds the lock."""
+    state = _read_state(state_dir)
+    if state is not None and _healthy(state_dir, state):
+        cluster = _cluster_from_state(state_dir, state, started=False)
+        _say(f"reusing the running control plane at {cluster.server}")
+    else:
+        if state is not None:
+            leftovers = _stop_all(_records(state))
+            if leftovers:
+                _say(f"stopped an unhealthy control plane's {', '.join(leftovers)}")
+        cluster = _start(state_dir, resolve_bin_dir())
         state = _read_state(state_dir)
-        if state is not None and _healthy(state_dir, state):
-            cluster = _cluster_from_state(state_dir, state, started=False)
-            _say(f"reusing the running control plane at {cluster.server}")
-        else:
-            if state is not None:
-                leftovers = _stop_all(_records(state))
-                if leftovers:
-                    _say(f"stopped an unhealthy control plane's {', '.join(leftovers)}")
-            cluster = _start(state_dir, resolve_bin_dir())
-            state = _read_state(state_dir)
-            assert state is not None
-        if pin and not state.get("pinned"):
-            state["pinned"] = True
-            _write_state(state_dir, state)
-        try:
-            if crds_dir is not None:
-                crds = install_crds(cluster, crds_dir)
-                if crds:
-                    _say(f"CRDs established: {', '.join(crds)}")
-            if not _readyz_ok(cluster.server, _admin_ssl_context(state_dir)):
-                raise DevClusterError("kube-apiserver /readyz is not ok")
-        except BaseException:
-            if cluster.started:
-                _stop_all(cluster.processes)
-            raise
-        return cluster
+        assert state is not None
+    if pin and not state.get("pinned"):
+        state["pinned"] = True
+        _write_state(state_dir, state)
+    try:
+        if crds_dir is not None:
+            crds = install_crds(cluster, crds_dir)
+            if crds:
+                _say(f"CRDs established: {', '.join(crds)}")
+        if not _readyz_ok(cluster.server, _admin_ssl_context(state_dir)):
+            raise DevClusterError("kube-apiserver /readyz is not ok")
+    except BaseException:
+        if cluster.started:
+            _stop_all(cluster.processes)
+        raise
+    return cluster
 
 
 def status(*, state_dir: Path | None = None) -> Cluster | None:
@@ -626,8 +640,8 @@ def shared(
     itself meanwhile — a control plane someone else started is never stopped.
     """
     state_dir = state_dir or default_state_dir()
-    cluster = up(state_dir=state_dir, crds_dir=crds_dir)
-    with _locked(state_dir):
+    with _locked(state_dir):  # one lock for both: no session can stop it in between
+        cluster = _up_locked(state_dir, crds_dir, pin=False)
         me = _user_file(state_dir)
         me.parent.mkdir(exist_ok=True)
         me.touch()
