@@ -41,7 +41,11 @@ def build_settings(settings: kopf.OperatorSettings | None = None) -> kopf.Operat
 
 
 def build_registry(table: MonitorTable, info: kopf.ConnectionInfo) -> kopf.OperatorRegistry:
-    """A private registry (never kopf's global one): login, the index and event handlers."""
+    """A private registry (never kopf's global one): login, the index and event handlers.
+
+    The handlers are coroutines on purpose: kopf runs plain functions in a thread pool,
+    and the table (its asyncio events, its listeners) belongs to the event loop's thread.
+    """
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
@@ -49,14 +53,14 @@ def build_registry(table: MonitorTable, info: kopf.ConnectionInfo) -> kopf.Opera
         return info
 
     @kopf.index(GROUP, VERSION, PLURAL, registry=registry)
-    def monitors_by_token(body: kopf.Body, **_: Any) -> dict[str, Any]:
+    async def monitors_by_token(body: kopf.Body, **_: Any) -> dict[str, Any]:
         entry = table.upsert(body)
         if entry is None or entry.token_hash is None:
             return {}
         return {entry.token_hash: entry.key}
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    def monitor_changed(type: str | None, body: kopf.Body, **_: Any) -> None:
+    async def monitor_changed(type: str | None, body: kopf.Body, **_: Any) -> None:
         meta = body.get("metadata") or {}
         if type == "DELETED":
             table.remove(meta.get("namespace", ""), meta.get("name", ""), meta.get("uid"))
@@ -65,7 +69,7 @@ def build_registry(table: MonitorTable, info: kopf.ConnectionInfo) -> kopf.Opera
         table.synced = True
 
     @kopf.on.event("", "v1", "namespaces", registry=registry)
-    def namespace_seen(**_: Any) -> None:
+    async def namespace_seen(**_: Any) -> None:
         # Only called once every index is populated: the initial list is in (see above).
         if not table.synced:
             logger.info("initial list of monitors is in (%d monitors)", len(table))

@@ -1,0 +1,91 @@
+"""A fake of our own seam, ``KubeClient``: an in-memory object store with resourceVersions.
+
+Only the calls the kube package makes exist; anything else fails loudly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+from collections.abc import Mapping
+from typing import Any
+
+from heartbeat_operator.kube.client import ApiError, ApiStats
+
+
+class FakeKube:
+    def __init__(self) -> None:
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.stats = ApiStats()
+        self.writes: list[tuple[str, str]] = []
+        self._rv = itertools.count(100)
+        self.gate: asyncio.Event | None = None  # when set up, PUTs wait for it
+        self.puts_started = 0
+        self.conflicts_left = 0
+        self.fail_with: ApiError | None = None
+
+    # helpers
+    def add(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        obj = copy.deepcopy(dict(body))
+        obj.setdefault("metadata", {})["resourceVersion"] = str(next(self._rv))
+        self.objects[path] = obj
+        return copy.deepcopy(obj)
+
+    @staticmethod
+    def _object_path(path: str) -> str:
+        return path.removesuffix("/status")
+
+    async def get(self, path: str, *, kind: str = "other", **_: Any) -> dict[str, Any]:
+        obj = self.objects.get(self._object_path(path))
+        if obj is None:
+            raise ApiError(404, "NotFound", "not found")
+        return copy.deepcopy(obj)
+
+    async def post(self, path: str, body: Mapping[str, Any], *, kind: str = "other") -> Any:
+        self.writes.append(("POST", kind))
+        full = f"{path}/{body['metadata']['name']}"
+        if full in self.objects:
+            raise ApiError(409, "AlreadyExists", "exists")
+        return self.add(full, body)
+
+    async def put(
+        self, path: str, body: Mapping[str, Any], *, kind: str = "other", timeout: Any = None
+    ) -> dict[str, Any]:
+        self.puts_started += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        self.writes.append(("PUT", kind))
+        if self.fail_with is not None:
+            raise self.fail_with
+        target = self._object_path(path)
+        current = self.objects.get(target)
+        if current is None:
+            raise ApiError(404, "NotFound", "not found")
+        if self.conflicts_left > 0:
+            self.conflicts_left -= 1
+            self.bump(target)
+            raise ApiError(409, "Conflict", "changed")
+        if body["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
+            raise ApiError(409, "Conflict", "changed")
+        new = copy.deepcopy(current)
+        if path.endswith("/status"):
+            new["status"] = copy.deepcopy(body["status"])
+        else:
+            new = copy.deepcopy(dict(body))
+        return self.add(target, new)
+
+    async def patch(self, path: str, body: Mapping[str, Any], **_: Any) -> dict[str, Any]:
+        self.writes.append(("PATCH", path))
+        current = self.objects[path]
+        merged = copy.deepcopy(current)
+        for key, value in body.items():
+            merged.setdefault(key, {}).update(value)
+        return self.add(path, merged)
+
+    def bump(self, path: str) -> None:
+        """Someone else wrote the object (a 409 for whoever holds the old version)."""
+        self.add(path, self.objects[path])
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"FakeKube.{name} must not be called")

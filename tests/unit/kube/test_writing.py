@@ -1,0 +1,146 @@
+"""The per-monitor writer: group commit, budgets, conflicts (DESIGN 6, 9.3, 9.8, 9.13)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from heartbeat_operator.domain.inputs import Ping
+from heartbeat_operator.domain.tokens import token_hash
+from heartbeat_operator.kube.client import ApiError, monitor_path
+from heartbeat_operator.kube.folding import Change
+from heartbeat_operator.kube.monitors import MonitorTable
+from heartbeat_operator.kube.writing import TokenBucket, Writer, WriterConfig
+from heartbeat_operator.recording import Overloaded, UnknownToken, WriteTimeout
+from tests.support.waiting import async_wait_for
+from tests.unit.kube.fakes import FakeKube
+
+TOKEN = "t" * 43
+PATH = monitor_path("ns", "m")
+
+
+def monitor() -> dict:
+    return {
+        "apiVersion": "heartbeat.dev/v1alpha1",
+        "kind": "HeartbeatMonitor",
+        "metadata": {
+            "name": "m",
+            "namespace": "ns",
+            "uid": "uid-1",
+            "generation": 1,
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+        },
+        "spec": {"period": "1h", "grace": "5m"},
+        "status": {"tokenHash": token_hash(TOKEN), "observedGeneration": 1},
+    }
+
+
+def setup(**config) -> tuple[FakeKube, MonitorTable, Writer]:
+    fake = FakeKube()
+    table = MonitorTable()
+    table.upsert(fake.add(PATH, monitor()))
+    writer = Writer(fake, table, WriterConfig(deadline_delay=0, **config))  # type: ignore[arg-type]
+    return fake, table, writer
+
+
+def ping() -> Ping:
+    return Ping(time=datetime.now(UTC), kind="success")
+
+
+def ping_count(fake: FakeKube) -> int:
+    return int(fake.objects[PATH]["status"].get("pingCount", 0))
+
+
+async def test_pings_arriving_during_a_write_ride_in_the_next_one():
+    fake, _, writer = setup()
+    fake.gate = asyncio.Event()
+    first = asyncio.create_task(writer.record(TOKEN, ping()))
+    await async_wait_for(lambda: _true(fake.puts_started == 1), timeout=2, what="first PUT")
+    others = [asyncio.create_task(writer.record(TOKEN, ping())) for _ in range(3)]
+    await async_wait_for(lambda: _true(len(_pending(writer)) == 3), timeout=2, what="queued")
+    fake.gate.set()
+    await asyncio.gather(first, *others)
+    assert fake.writes.count(("PUT", "heartbeatmonitors/status")) == 2
+    assert ping_count(fake) == 4
+
+
+async def test_more_than_fifty_waiting_pings_is_overloaded_and_not_counted():
+    fake, _, writer = setup()
+    fake.gate = asyncio.Event()
+    tasks = [asyncio.create_task(writer.record(TOKEN, ping()))]
+    await async_wait_for(lambda: _true(fake.puts_started == 1), timeout=2, what="first PUT")
+    tasks += [asyncio.create_task(writer.record(TOKEN, ping())) for _ in range(50)]
+    await async_wait_for(lambda: _true(len(_pending(writer)) == 50), timeout=2, what="queued")
+    with pytest.raises(Overloaded):
+        await writer.record(TOKEN, ping())
+    fake.gate.set()
+    await asyncio.gather(*tasks)
+    assert ping_count(fake) == 51
+
+
+async def test_a_ping_not_written_in_time_is_a_write_timeout_and_never_counted():
+    fake, _, writer = setup(write_timeout=0.2)
+    fake.gate = asyncio.Event()
+    leader = asyncio.create_task(writer.submit(("ns", "m"), Change(), timeout=None))
+    await async_wait_for(lambda: _true(fake.puts_started == 1), timeout=2, what="first PUT")
+    with pytest.raises(WriteTimeout):
+        await writer.record(TOKEN, ping())
+    fake.gate.set()
+    await leader
+    await writer.drain(timeout=1)
+    assert ping_count(fake) == 0
+
+
+async def test_a_conflict_is_re_read_and_re_applied():
+    fake, _, writer = setup()
+    fake.conflicts_left = 2
+    await writer.record(TOKEN, ping())
+    assert ping_count(fake) == 1
+    assert fake.writes.count(("PUT", "heartbeatmonitors/status")) == 3
+
+
+async def test_unknown_token_after_the_index_miss_wait():
+    _, table, writer = setup(index_miss_wait=0.05)
+    with pytest.raises(UnknownToken):
+        await writer.record("u" * 43, ping())
+
+
+async def test_an_index_miss_waits_for_a_new_monitor():
+    fake, table, writer = setup(index_miss_wait=2.0)
+    other = "o" * 43
+    waiting = asyncio.create_task(writer.record(other, ping()))
+    await async_wait_for(lambda: _true(writer._index_waits == 1), timeout=2, what="a wait")
+    body = monitor()
+    body["metadata"].update(name="n", uid="uid-2")
+    body["status"]["tokenHash"] = token_hash(other)
+    table.upsert(fake.add(monitor_path("ns", "n"), body))
+    await waiting
+    assert fake.objects[monitor_path("ns", "n")]["status"]["pingCount"] == 1
+
+
+async def test_a_ping_on_a_deleted_monitor_is_unknown():
+    fake, _, writer = setup()
+    fake.fail_with = ApiError(404, "NotFound", "gone")
+    with pytest.raises(UnknownToken):
+        await writer.record(TOKEN, ping())
+
+
+def test_token_bucket_allows_a_burst_then_the_rate():
+    now = [0.0]
+    bucket = TokenBucket(5, 10, clock=lambda: now[0])
+    for _ in range(10):
+        assert bucket.delay() == 0
+        bucket.take()
+    assert bucket.delay() == pytest.approx(0.2)
+    now[0] += 0.2
+    assert bucket.delay() == 0
+
+
+def _pending(writer: Writer) -> list:
+    return [i for lane in writer._lanes.values() for i in lane.pending]
+
+
+async def _true(value: bool) -> bool:
+    return value
