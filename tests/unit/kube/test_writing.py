@@ -6,6 +6,8 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
+from tests.support.waiting import async_wait_for
+from tests.unit.kube.fakes import FakeKube
 
 from heartbeat_operator.domain.inputs import Ping
 from heartbeat_operator.domain.tokens import token_hash
@@ -14,8 +16,6 @@ from heartbeat_operator.kube.folding import Change
 from heartbeat_operator.kube.monitors import MonitorTable
 from heartbeat_operator.kube.writing import TokenBucket, Writer, WriterConfig
 from heartbeat_operator.recording import Overloaded, UnknownToken, WriteTimeout
-from tests.support.waiting import async_wait_for
-from tests.unit.kube.fakes import FakeKube
 
 TOKEN = "t" * 43
 PATH = monitor_path("ns", "m")
@@ -102,7 +102,7 @@ async def test_a_conflict_is_re_read_and_re_applied():
 
 
 async def test_unknown_token_after_the_index_miss_wait():
-    _, table, writer = setup(index_miss_wait=0.05)
+    _, _table, writer = setup(index_miss_wait=0.05)
     with pytest.raises(UnknownToken):
         await writer.record("u" * 43, ping())
 
