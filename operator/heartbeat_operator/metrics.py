@@ -27,7 +27,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import Collector
@@ -435,6 +441,10 @@ class Metrics:
         # The replica's own counters live in a registry of their own, so a process can
         # build several Metrics (tests, benchmarks) without duplicate-name errors.
         self.registry = CollectorRegistry(auto_describe=True)
+        # process_* (CPU, resident memory, open fds: what the chart's limits are sized by)
+        # and python_info, as every prometheus_client process exports them.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
         self._requests = Counter(
             "heartbeat_http_requests",
             "Requests answered by this replica's receiver, by route class and status code.",
