@@ -1,0 +1,200 @@
+"""Pure builders of the kube package: Events, Secrets, the monitor table, folding."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from datetime import UTC, datetime, timedelta
+
+from heartbeat_operator.domain.inputs import Ping
+from heartbeat_operator.domain.tokens import token_hash
+from heartbeat_operator.kube import events, folding, secrets
+from heartbeat_operator.kube.folding import Change, TokenUpdate
+from heartbeat_operator.kube.monitors import MonitorEntry, MonitorTable
+
+T0 = datetime(2026, 1, 1, 2, 0, tzinfo=UTC)
+OBJ = events.InvolvedObject("ops", "n" * 250, "uid-1")
+
+
+def body(name="m", uid="uid-1", rv="10", created="2026-01-01T01:59:00Z", status=None, **spec):
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": "ops",
+            "uid": uid,
+            "generation": 1,
+            "resourceVersion": rv,
+            "creationTimestamp": created,
+        },
+        "spec": spec or {"period": "1h"},
+        "status": status or {},
+    }
+
+
+# --- Events ---------------------------------------------------------------------------
+
+
+def test_event_name_is_deterministic_and_cut():
+    a = events.build_event(OBJ, time=T0, reason="Missed", event_type="Warning", message="x")
+    b = events.build_event(OBJ, time=T0, reason="Missed", event_type="Warning", message="y")
+    c = events.build_event(OBJ, time=T0, reason="Failed", event_type="Warning", message="x")
+    assert a["metadata"]["name"] == b["metadata"]["name"] != c["metadata"]["name"]
+    prefix, digest = a["metadata"]["name"].rsplit(".", 1)
+    assert prefix == "n" * 200 and len(digest) == 16
+    assert a["source"] == {"component": "heartbeat-operator"}
+    assert a["reportingComponent"] == "heartbeat-operator"
+    assert a["involvedObject"]["uid"] == "uid-1"
+    assert a["firstTimestamp"] == "2026-01-01T02:00:00Z"
+
+
+def test_long_messages_are_cut_in_the_middle():
+    message = "start " + "x" * 5000 + " end"
+    cut = events.shorten(message)
+    assert len(cut) <= events.MAX_MESSAGE
+    assert cut.startswith("start ") and cut.endswith(" end")
+
+
+def test_catch_up_rebuilds_the_writers_events_for_young_transitions():
+    status = {
+        "recentTransitions": [
+            {"time": "2026-01-01T02:09:00Z", "state": "Healthy", "reason": "PingReceived"},
+            {"time": "2026-01-01T02:05:00Z", "state": "Down", "reason": "Missed", "message": "m"},
+            {"time": "2026-01-01T02:04:00Z", "state": "Grace", "reason": "Late"},
+            {"time": "2026-01-01T01:00:00Z", "state": "Healthy", "reason": "PingReceived"},
+        ]
+    }
+    now = T0 + timedelta(minutes=14, seconds=30)
+    made = events.missing_events(OBJ, status, now)
+    assert [(e["reason"], e["type"]) for e in made] == [
+        ("Recovered", "Normal"),
+        ("Missed", "Warning"),
+    ]
+    same = events.build_event(
+        OBJ, time=T0 + timedelta(minutes=5), reason="Missed", event_type="Warning", message="m"
+    )
+    assert made[1]["metadata"]["name"] == same["metadata"]["name"]
+
+
+def test_event_reasons_of_transitions():
+    assert events.event_for_transition("Healthy", "PingReceived", "New") == ("FirstPing", "Normal")
+    assert events.event_for_transition("Healthy", "PingReceived", "Down") == ("Recovered", "Normal")
+    assert events.event_for_transition("Paused", "Paused", "Healthy") == ("Paused", "Normal")
+    assert events.event_for_transition("Down", "Missed", "Paused") == ("Resumed", "Normal")
+    assert events.event_for_transition("New", "AwaitingFirstPing", "Grace") is None
+
+
+# --- Secrets ---------------------------------------------------------------------------
+
+
+def secret(token=None, owner_uid=None):
+    data = {} if token is None else {"token": base64.b64encode(token.encode()).decode()}
+    meta = {"name": "s"}
+    if owner_uid:
+        meta["ownerReferences"] = [{"uid": owner_uid, "controller": True}]
+    return {"metadata": meta, "data": data}
+
+
+def test_judging_a_secret():
+    entry = MonitorEntry.from_body(body())
+    good = "A" * 43
+    assert secrets.judge_secret(secret(good), entry, "s").token == good
+    weak = secrets.judge_secret(secret("short"), entry, "s")
+    assert (weak.token, weak.reason) == (None, "WeakToken")
+    assert "short" not in weak.message
+    other = secrets.judge_secret(secret(), entry, "s")
+    assert (other.token, other.reason, other.owned) == (None, "SecretConflict", False)
+    ours = secrets.judge_secret(secret(None, "uid-1"), entry, "s")
+    assert (ours.token, ours.owned) == (None, True)
+
+
+def test_a_created_secret_is_opaque_owned_and_labelled():
+    entry = MonitorEntry.from_body(body())
+    urls = secrets.ping_urls("tok", "http://x", "http://svc")
+    made = secrets.build_secret(entry, "m-heartbeat", "tok", urls)
+    assert made["type"] == "Opaque"
+    assert made["stringData"] == {
+        "token": "tok",
+        "url": "http://x/ping/tok",
+        "internal-url": "http://svc/ping/tok",
+    }
+    (ref,) = made["metadata"]["ownerReferences"]
+    assert (ref["uid"], ref["controller"]) == ("uid-1", True)
+    assert made["metadata"]["labels"]["heartbeat.dev/monitor"] == "m"
+    assert secrets.secret_name_for(entry) == "m-heartbeat"
+
+
+# --- the table -----------------------------------------------------------------------------
+
+
+def test_the_table_never_goes_back_to_an_older_version():
+    table = MonitorTable()
+    table.upsert(body(rv="20", status={"pingCount": 2}))
+    table.upsert(body(rv="19", status={"pingCount": 1}))
+    assert table.get(("ops", "m")).status == {"pingCount": 2}
+
+
+def test_a_token_belongs_to_the_oldest_monitor_claiming_it():
+    table = MonitorTable()
+    digest = token_hash("A" * 43)
+    table.upsert(body("new", "u2", created="2026-02-01T00:00:00Z", status={"tokenHash": digest}))
+    table.upsert(body("old", "u1", created="2026-01-01T00:00:00Z", status={"tokenHash": digest}))
+    assert table.owner_of(digest).name == "old"
+    table.remove("ops", "old")
+    assert table.owner_of(digest).name == "new"
+
+
+async def test_waiting_for_a_token_wakes_when_it_arrives():
+    table = MonitorTable()
+    digest = token_hash("B" * 43)
+    waiter = asyncio.create_task(table.wait_for_owner(digest, 5))
+    await asyncio.sleep(0)  # a yield so the waiter starts (no time passes)
+    table.upsert(body(status={"tokenHash": digest}))
+    assert (await waiter).name == "m"
+    assert await table.wait_for_owner("sha256:none", 0.01) is None
+
+
+# --- folding -------------------------------------------------------------------------------
+
+
+def test_first_write_of_a_new_monitor_holds_the_hash_but_no_secret_name_yet():
+    entry = MonitorEntry.from_body(body(status=None))
+    update = TokenUpdate(token_hash="sha256:abc", secret_name=None)
+    folded = folding.fold(entry, [Change(token=update)], T0)
+    assert folded.status["tokenHash"] == "sha256:abc"
+    assert "tokenSecretName" not in folded.status
+    assert folded.status["state"] == "New"
+    assert folded.changed
+
+
+def test_a_ping_is_folded_and_an_unchanged_status_is_not_rewritten():
+    entry = MonitorEntry.from_body(body(status=None))
+    first = folding.fold(entry, [], T0)
+    entry = MonitorEntry.from_body(body(status=first.status))
+    assert not folding.fold(entry, [], T0).changed
+    pinged = folding.fold(entry, [Change(inputs=(Ping(T0, "success"),))], T0)
+    assert pinged.status["state"] == "Healthy"
+    assert [t.event_reason for t in pinged.transitions] == ["FirstPing"]
+
+
+def test_an_invalid_spec_counts_pings_alerts_never_and_says_so_once_per_generation():
+    entry = MonitorEntry.from_body(body(schedule="61 * * * *"))
+    folded = folding.fold(entry, [Change(inputs=(Ping(T0, "success"),))], T0)
+    ready = folding.ready_condition(folded.status)
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSchedule")
+    assert folded.status["pingCount"] == 1
+    assert [t.event_reason for t in folded.transitions] == ["InvalidSpec"]
+    again = folding.fold(
+        MonitorEntry.from_body(body(schedule="61 * * * *", status=folded.status)), [], T0
+    )
+    assert again.transitions == []
+
+
+def test_every_writer_folds_an_unobserved_pause():
+    entry = MonitorEntry.from_body(body(status=None))
+    status = folding.fold(entry, [Change(inputs=(Ping(T0, "success"),))], T0).status
+    edited = body(status=status, period="1h", paused=True)
+    edited["metadata"]["generation"] = 2
+    folded = folding.fold(MonitorEntry.from_body(edited), [], T0 + timedelta(minutes=1))
+    assert folded.status["state"] == "Paused"
+    assert folded.status["observedGeneration"] == 2
+    assert [t.event_reason for t in folded.transitions] == ["Paused"]
