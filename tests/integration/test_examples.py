@@ -1,0 +1,222 @@
+"""Every example in examples/ (except period-monitor, tested with the operator) does what
+its README says, against the real API server with the operator running (issue 7).
+
+The control plane has no kubelet, so no container of a CronJob ever runs here. What is
+checkable is checked: the manifests are admitted (server-side dry-run, then for real), the
+Secret and key a CronJob's `secretKeyRef` names exist once the operator has made them,
+and the CronJob's own container command, run here with that environment, turns the monitor
+Healthy. The scripts and snippets run for real, as in their READMEs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+from kubernetes import client as k8s
+
+from heartbeat_operator import devcluster
+from tests.e2e.scenarios import Monitors, condition
+from tests.integration.conftest import KubectlRunner, OperatorFactory, OperatorProcess
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+SCRIPTS = [
+    EXAMPLES / "deploy-pause" / "deploy-paused.sh",
+    EXAMPLES / "ping-snippets" / "ping.sh",
+]
+
+
+def test_example_scripts_pass_shellcheck() -> None:
+    shellcheck = ROOT / ".venv" / "bin" / "shellcheck"
+    exe = str(shellcheck) if shellcheck.exists() else "shellcheck"
+    done = subprocess.run([exe, *map(str, SCRIPTS)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_example_folder_has_yaml_and_a_readme_with_a_session() -> None:
+    for folder in sorted(p for p in EXAMPLES.iterdir() if p.is_dir()):
+        assert list(folder.glob("*.yaml")), f"{folder.name} has no YAML"
+        readme = (folder / "README.md").read_text()
+        assert "$ kubectl " in readme, f"{folder.name}/README.md shows no kubectl session"
+
+
+@pytest.fixture
+def operator(operator_factory: OperatorFactory, namespace: str) -> OperatorProcess:
+    # The operator keeps to this test's namespace and Lease (parallel sessions share the
+    # control plane).
+    return operator_factory.start("--namespace", namespace, "--lease-namespace", namespace)
+
+
+@pytest.fixture
+def monitors(api_client: k8s.ApiClient, namespace: str, operator: OperatorProcess) -> Monitors:
+    return Monitors(api_client, namespace)
+
+
+@pytest.fixture
+def shell_env(dev_cluster: devcluster.Cluster, namespace: str, tmp_path: Path) -> dict[str, str]:
+    """What a user's shell has: kubectl on PATH, KUBECONFIG with the namespace as default."""
+    config = tmp_path / "kubeconfig"
+    shutil.copy(dev_cluster.kubeconfig, config)
+    env = {**os.environ, "KUBECONFIG": str(config)}
+    env["PATH"] = f"{dev_cluster.bin_dir}{os.pathsep}{env['PATH']}"
+    subprocess.run(
+        ["kubectl", "config", "set-context", "--current", f"--namespace={namespace}"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return env
+
+
+Run = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture
+def run(shell_env: dict[str, str]) -> Run:
+    def run(*argv: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            argv,
+            env={**shell_env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+            check=False,
+        )
+
+    return run
+
+
+def apply(kubectl: KubectlRunner, namespace: str, path: Path) -> None:
+    dry = kubectl("apply", "--dry-run=server", "-n", namespace, "-f", str(path))
+    assert "(server dry run)" in dry.stdout
+    kubectl("apply", "-n", namespace, "-f", str(path))
+
+
+# --- cron-monitor -------------------------------------------------------------------------
+
+
+def test_cron_monitor_cronjob_pings_through_its_secret(
+    kubectl: KubectlRunner, namespace: str, monitors: Monitors, run: Run
+) -> None:
+    apply(kubectl, namespace, EXAMPLES / "cron-monitor")
+    cronjob = json.loads(
+        kubectl("get", "cronjob", "cache-warmer", "-n", namespace, "-o", "json").stdout
+    )
+    monitor = monitors.get("cache-warmer")
+    # The monitor expects what the CronJob does.
+    assert monitor["spec"]["schedule"] == cronjob["spec"]["schedule"]
+    assert monitor["spec"]["timeZone"] == cronjob["spec"]["timeZone"]
+
+    # The CronJob's secretKeyRef names the Secret and key the operator creates.
+    (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    (env,) = container["env"]
+    ref = env["valueFrom"]["secretKeyRef"]
+    status = monitors.wait_ready("cache-warmer")
+    assert ref == {"name": status["tokenSecretName"], "key": "url"}
+    secret = monitors.secret(ref["name"])
+    assert secret[ref["key"]].startswith(operator_url(monitors, ref["name"]))
+    assert monitors.status("cache-warmer")["state"] == "New"
+
+    # The container's own command, run with the environment the kubelet would give it.
+    done = run(*container["command"], *container["args"], env={env["name"]: secret["url"]})
+    assert done.returncode == 0, done.stderr
+    assert "warming the cache" in done.stdout
+    status = monitors.status("cache-warmer")
+    assert (status["state"], condition(status, "Healthy")["reason"]) == ("Healthy", "PingReceived")
+    monitors.wait_event("cache-warmer", "FirstPing")
+
+
+def operator_url(monitors: Monitors, secret: str) -> str:
+    url = monitors.secret(secret)["url"]
+    return url[: url.index("/ping/")]
+
+
+# --- deploy-pause -------------------------------------------------------------------------
+
+
+def test_deploy_pause_pauses_around_the_deploy_and_keeps_its_status(
+    kubectl: KubectlRunner, namespace: str, monitors: Monitors, run: Run
+) -> None:
+    apply(kubectl, namespace, EXAMPLES / "deploy-pause" / "monitor.yaml")
+    url = monitors.url("queue-worker")
+    assert run("curl", "-fsS", url).stdout == "OK"
+    monitors.wait_state("queue-worker", "Healthy")
+    script = str(EXAMPLES / "deploy-pause" / "deploy-paused.sh")
+    show = "kubectl get hbm queue-worker -o jsonpath='{.spec.paused}/{.status.state}'"
+
+    done = run(script, "queue-worker", "--", "sh", "-c", f"echo deploying; {show}")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["deploying", "true/Paused"]
+    spec = monitors.get("queue-worker")["spec"]
+    assert spec["paused"] is False
+    resumed = monitors.wait("queue-worker", lambda s: s.get("state") != "Paused", "resumed")
+    assert resumed["state"] == "Healthy"
+    monitors.wait_event("queue-worker", "Resumed")
+
+    # A failed deploy: the monitor is resumed all the same, the deploy's status comes out.
+    done = run(script, "-n", namespace, "queue-worker", "--", "sh", "-c", "exit 7")
+    assert done.returncode == 7
+    assert monitors.get("queue-worker")["spec"]["paused"] is False
+
+    # No command: a usage error, and the monitor is never paused.
+    done = run(script, "queue-worker", "--")
+    assert done.returncode == 2
+    assert monitors.get("queue-worker")["spec"]["paused"] is False
+
+
+# --- ping-snippets ------------------------------------------------------------------------
+
+SNIPPETS = {
+    "shell": ["examples/ping-snippets/ping.sh"],
+    "python": ["python3", "examples/ping-snippets/ping.py"],
+    "node": ["node", "examples/ping-snippets/ping.js"],
+}
+
+
+@pytest.mark.parametrize("language", sorted(SNIPPETS))
+def test_ping_snippet_reports_exit_codes_and_output(
+    kubectl: KubectlRunner, namespace: str, monitors: Monitors, run: Run, language: str
+) -> None:
+    apply(kubectl, namespace, EXAMPLES / "ping-snippets" / "monitor.yaml")
+    ping_url = {"PING_URL": monitors.url("report-generator")}
+    snippet = SNIPPETS[language]
+
+    done = run(*snippet, "sh", "-c", "echo 'report: 42 rows'", env=ping_url)
+    assert (done.returncode, done.stdout.strip()) == (0, "report: 42 rows"), done.stderr
+    status = monitors.status("report-generator")
+    assert (status["state"], status["lastExitCode"]) == ("Healthy", 0)
+    assert status["lastOutput"]["body"].strip() == "report: 42 rows"
+    assert condition(status, "Running")["status"] == "False"  # the start was paired
+    assert status["lastDurationSeconds"] >= 0
+
+    done = run(*snippet, "sh", "-c", "echo 'disk full' >&2; exit 3", env=ping_url)
+    assert done.returncode == 3
+    status = monitors.status("report-generator")
+    assert (status["state"], status["lastExitCode"]) == ("Down", 3)
+    assert condition(status, "Healthy")["reason"] == "Failed"
+    assert "disk full" in status["lastOutput"]["body"]
+    monitors.wait_event("report-generator", "Failed")
+
+
+@pytest.mark.parametrize("language", sorted(SNIPPETS))
+def test_ping_snippet_never_fails_the_job(run: Run, language: str) -> None:
+    # Nothing listens on port 9 (discard) here: every ping fails at once.
+    unreachable = {"PING_URL": "http://127.0.0.1:9/ping/nowhere", "PING_ATTEMPTS": "2"}
+    for status in (0, 4):
+        done = run(*SNIPPETS[language], "sh", "-c", f"echo work; exit {status}", env=unreachable)
+        assert done.returncode == status, done.stderr
+        assert "work" in done.stdout
+        assert "heartbeat ping failed; the job goes on" in done.stderr
+    # No URL configured at all: the job runs and says why it did not ping.
+    missing = run(*SNIPPETS[language], "sh", "-c", "exit 0", env={"PING_URL": ""})
+    assert missing.returncode == 0
+    assert "PING_URL is not set" in missing.stderr
