@@ -78,6 +78,8 @@ class Scheduler:
         if leading and not self.leading:
             self._task = asyncio.create_task(self._run(), name="leader scheduler")
         elif not leading and self._task is not None:
+            # The loop also checks this: Python 3.11's wait_for can swallow a cancellation
+            # that races with the awaited event being set.
             self._task.cancel()
             self._task = None
             for task in list(self._tasks):
@@ -104,7 +106,7 @@ class Scheduler:
         logger.info("leading: reconciling %d monitors", len(self.table))
         self._dirty = {entry.key for entry in self.table}
         self._spawn(self._catch_up(list(self.table)))
-        while True:
+        while self._task is asyncio.current_task():
             self._wake.clear()
             wall = time.time()
             while self._heap and self._heap[0][0] <= wall:
@@ -120,8 +122,11 @@ class Scheduler:
             timeout = None
             if self._heap:
                 timeout = max(0.0, self._heap[0][0] - time.time())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            waking = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({waking}, timeout=timeout)
+            finally:
+                waking.cancel()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
