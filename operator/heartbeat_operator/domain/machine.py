@@ -324,17 +324,22 @@ def _close_run(rec: Record, run_id: str | None) -> OpenRun | None:
     return rec.open_runs.pop(latest)
 
 
-def _anchor(spec: MonitorSpec, at: datetime) -> datetime:
-    """The reference time a start or finish at ``at`` gives (fine print 10: early pings)."""
+def _anchor(spec: MonitorSpec, rec: Record, at: datetime) -> datetime:
+    """The reference time a start or finish at ``at`` gives (fine print 10: early pings).
+
+    Only the slot currently expected can be pinged early: a ping at or after its due time
+    is that slot's run, even when the following tick is less than 60 s away (an
+    every-minute schedule would otherwise skip a slot per ping).
+    """
     if spec.is_cron:
-        slot = spec.slots.next_slot(at)
-        if slot is not None and slot.due - at <= EARLY_PING_WINDOW:
-            return slot.due
+        current = spec.slots.next_slot(rec.reference_time)
+        if current is not None and at < current.due and current.due - at <= EARLY_PING_WINDOW:
+            return current.due
     return at
 
 
 def _start(spec: MonitorSpec, rec: Record, ping: Ping, at: datetime, out: list[Transition]) -> None:
-    ref = _anchor(spec, at)
+    ref = _anchor(spec, rec, at)
     if ping.scheduled_time is not None:
         # DESIGN 9.10: a Job's start counts for the slot it was scheduled for, if that
         # slot is not over (else for the current one).
@@ -385,7 +390,7 @@ def _finish(
         and duration < spec.min_runtime
     ):
         failure = "RanTooFast"
-    rec.reference_time = max(rec.reference_time, _anchor(spec, at))
+    rec.reference_time = max(rec.reference_time, _anchor(spec, rec, at))
     rec.last_exit_code = ping.exit_code
     rec.last_duration_seconds = seconds(duration) if duration is not None else None
     if failure is None:

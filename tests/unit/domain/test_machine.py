@@ -368,6 +368,15 @@ def test_early_cron_ping_counts_for_the_coming_tick() -> None:
     ]
 
 
+def test_every_minute_pings_at_each_tick_count_once_each() -> None:
+    s = spec(schedule="* * * * *", grace="30s")
+    rec, out = fold(s, T0, [P("00:01:00"), P("00:02:00"), P("00:02:59.500")])
+    assert [t.state for t in out] == ["Healthy"]
+    # The ping at 00:02:00 is the 00:02 run (not an early 00:03 one); 00:02:59.5 is early.
+    assert rec.reference_time == T(at("00:03:00"))
+    assert view(s, rec, T(at("00:03:00"))).next_due_time == T(at("00:04:00"))
+
+
 def test_cron_fall_back_alert_is_after_the_second_occurrence() -> None:
     s = spec(schedule="30 2 * * *", timeZone="Europe/Berlin", grace="15m")
     created = T("2026-10-24T12:00:00Z")

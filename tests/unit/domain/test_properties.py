@@ -23,6 +23,7 @@ SPECS = [
     spec(period="30m", grace="5m", failureThreshold=2, successThreshold=2),
     spec(period="1d", grace="1h", maxRuntime="2h", minRuntime="1m", failureThreshold=3),
     spec(schedule="*/15 * * * *", grace="5m", maxRuntime="10m"),
+    spec(schedule="* * * * *", grace="30s"),
     spec(schedule="0 2 * * *", timeZone="Europe/Berlin", grace="30m", failureThreshold=2),
     spec(schedule="30 1 * * *", timeZone="America/New_York", grace="20m"),
     spec(schedule="0 * * * *", timeZone="America/New_York", grace="10m", minRuntime="30s"),
