@@ -121,9 +121,12 @@ def token_ready(status: Mapping[str, Any]) -> Ready:
 def spec_inputs(entry: MonitorEntry, record: Record, now: datetime) -> list[Input]:
     """What a not yet observed generation asks to fold (DESIGN 9.19, fine print 8)."""
     observed = entry.status.get("observedGeneration")
-    if not entry.status or observed == entry.generation:
-        return []
     paused = entry.spec.get("paused") is True
+    if not entry.status:
+        # A new monitor created paused (or paused before its first write) starts Paused.
+        return [Pause(created_at(entry, now), PAUSE_CAUSE_SPEC)] if paused else []
+    if observed == entry.generation:
+        return []
     if paused and record.paused_since is None:
         return [Pause(now, PAUSE_CAUSE_SPEC)]
     if (
