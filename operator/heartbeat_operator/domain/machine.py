@@ -142,21 +142,34 @@ def apply(
 def view(spec: MonitorSpec, record: Record, now: datetime) -> View:
     """The monitor at ``now``: deadlines before ``now`` that ``record`` has not settled yet
     are settled on a copy first, so the answer never depends on when the last Tick ran."""
-    rec = record
-    if rec.paused_since is not None:
+    if record.paused_since is None:
+        slot = spec.slots.next_slot(record.reference_time)
+        deadline = _next_deadline(spec, record, slot)
+        if deadline is not None and deadline.time < now:
+            rec = record.copy()
+            _settle(spec, rec, now, [])
+            return describe(spec, rec)
+        return _describe(spec, record, slot, deadline)
+    return describe(spec, record)
+
+
+def describe(spec: MonitorSpec, record: Record) -> View:
+    """The record exactly as it stands, nothing settled (``statuses.render_status`` uses
+    this, so a status shows what its record says; ``next_change_at`` may be past)."""
+    if record.paused_since is not None:
+        return View(
+            record.state, record.state_reason, record.state_message, None, None, None, False
+        )
+    slot = spec.slots.next_slot(record.reference_time)
+    return _describe(spec, record, slot, _next_deadline(spec, record, slot))
+
+
+def _describe(
+    spec: MonitorSpec, rec: Record, slot: Slot | None, deadline: _Deadline | None
+) -> View:
+    if rec.paused_since is not None:  # pragma: no cover - callers check
         return View(rec.state, rec.state_reason, rec.state_message, None, None, None, False)
-    slot = spec.slots.next_slot(rec.reference_time)
-    deadline = _next_deadline(spec, rec, slot)
-    if deadline is not None and deadline.time < now:
-        rec = rec.copy()
-        _settle(spec, rec, now, [])
-        if rec.paused_since is not None:  # pragma: no cover - settling never pauses
-            return View(rec.state, rec.state_reason, rec.state_message, None, None, None, False)
-        slot = spec.slots.next_slot(rec.reference_time)
-        deadline = _next_deadline(spec, rec, slot)
-    message = rec.state_message
-    if not message:
-        message = _awaiting_message(spec, rec, slot)
+    message = rec.state_message or _awaiting_message(spec, rec, slot)
     return View(
         state=rec.state,
         reason=rec.state_reason,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from heartbeat_operator.domain.machine import view
+from heartbeat_operator.domain.machine import describe
 from heartbeat_operator.domain.records import MAX_MESSAGE_CHARS, Record
 from heartbeat_operator.domain.specs import MonitorSpec, SpecError
 from heartbeat_operator.domain.timefmt import TimeFormatError, format_time, parse_time
@@ -56,7 +56,8 @@ def render_status(
 
     - ``spec``: the parsed spec, or the ``SpecError`` that made it unusable (then
       ``ready`` should be ``Ready.from_spec_error(error)``).
-    - ``record``: already settled to ``now`` (``apply(..., Tick(now), now)``).
+    - ``record``: rendered exactly as it stands (nothing is settled here, so the status
+      and its record agree); settle first with ``apply(..., Tick(t), now)``.
     - ``now``: the write's time: ``Ready``'s transition time when it changes.
     - ``generation``: ``metadata.generation`` -> ``observedGeneration`` (top level and on
       each condition).
@@ -71,7 +72,7 @@ def render_status(
     next_due: datetime | None = None
     alert: datetime | None = None
     if isinstance(spec, MonitorSpec):
-        v = view(spec, record, now)
+        v = describe(spec, record)
         state, reason, message, running = v.state, v.reason, v.message, v.running
         next_due, alert = v.next_due_time, v.alert_time
     else:

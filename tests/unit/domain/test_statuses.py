@@ -169,3 +169,13 @@ def test_record_survives_a_render_and_read_back() -> None:
     assert status["alertTime"] == "2026-03-01T01:20:00Z"
     later = T("2026-03-01T00:11:00Z") + timedelta(hours=2)
     assert apply(S, back, Tick(later), later)[1] == apply(S, rec, Tick(later), later)[1]
+
+
+def test_render_shows_the_record_as_it_stands() -> None:
+    # Settled 0.5 s short of the alert (the writers' settle delay): the status must not
+    # show a Down that its record (and recentTransitions) does not hold yet.
+    rec, _ = fold(S, T0, [Ping(T("2026-03-01T00:10:00Z"), "success")])
+    rec, _ = apply(S, rec, Tick(T("2026-03-01T01:19:59.800Z")), T0)
+    status = render(rec, "2026-03-01T01:20:00.300Z")
+    assert status["state"] == "Grace" == status["recentTransitions"][0]["state"]
+    assert status["alertTime"] == "2026-03-01T01:20:00Z"
