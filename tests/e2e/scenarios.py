@@ -263,7 +263,116 @@ def one_leader(m: Monitors) -> None:
     assert lease.spec.holder_identity
 
 
+def _cronjob(name: str, schedule: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": name, "annotations": {"heartbeat.dev/monitor": "true"}},
+        "spec": {
+            "schedule": schedule,
+            "timeZone": "Europe/Berlin",
+            "jobTemplate": {"spec": _job_spec(["sleep", "60"])},
+        },
+    }
+
+
+def _job_spec(command: list[str], **extra: Any) -> dict[str, Any]:
+    return {
+        "backoffLimit": 0,
+        "template": {
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "work", "image": "busybox:1.37", "command": command}],
+            }
+        },
+        **extra,
+    }
+
+
+def annotated_cronjob(m: Monitors) -> None:
+    """An annotated CronJob gets a monitor it owns that follows its schedule; its failed
+    Job gives Down with the Job's reason (the exit-code lookup lists the Job's Pods);
+    suspending pauses it; removing the annotation deletes it."""
+    m.batch.create_namespaced_cron_job(m.namespace, _cronjob("nightly", "0 3 * * *"))
+    monitor = wait_for(
+        lambda: m.custom.list_namespaced_custom_object(
+            GROUP, VERSION, m.namespace, PLURAL, field_selector="metadata.name=nightly"
+        )["items"],
+        timeout=SETTLE,
+        interval=0.2,
+        what="the CronJob's monitor",
+    )[0]
+    cronjob = m.batch.read_namespaced_cron_job("nightly", m.namespace)
+    (owner,) = monitor["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["uid"], owner["controller"]) == (
+        "CronJob",
+        cronjob.metadata.uid,
+        True,
+    )
+    assert (monitor["spec"]["schedule"], monitor["spec"]["timeZone"]) == (
+        "0 3 * * *",
+        "Europe/Berlin",
+    )
+    m.wait_ready("nightly")
+
+    m.batch.patch_namespaced_cron_job("nightly", m.namespace, {"spec": {"schedule": "30 3 * * *"}})
+    wait_for(
+        lambda: m.get("nightly")["spec"]["schedule"] == "30 3 * * *",
+        timeout=SETTLE,
+        interval=0.2,
+        what="the monitor to follow the CronJob's schedule",
+    )
+
+    # A run of the CronJob that can't finish in time: the Job controller fails it
+    # (DeadlineExceeded) whether or not its Pod ever runs.
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": "nightly-manual",
+            "ownerReferences": [
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "CronJob",
+                    "name": "nightly",
+                    "uid": cronjob.metadata.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": _job_spec(["sleep", "60"], activeDeadlineSeconds=1),
+    }
+    m.batch.create_namespaced_job(m.namespace, job)
+    down = m.wait(
+        "nightly",
+        lambda s: s.get("state") == "Down" and "lastStartTime" in s,
+        "Down after the failed Job",
+    )
+    assert condition(down, "Healthy")["reason"] == "Failed"
+    assert "DeadlineExceeded" in (down.get("lastOutput") or {}).get("body", "")
+    m.wait_event("nightly", "Failed")
+
+    m.batch.patch_namespaced_cron_job("nightly", m.namespace, {"spec": {"suspend": True}})
+    m.wait_state("nightly", "Paused")
+
+    m.batch.patch_namespaced_cron_job(
+        "nightly", m.namespace, {"metadata": {"annotations": {"heartbeat.dev/monitor": None}}}
+    )
+    wait_for(
+        lambda: (
+            not m.custom.list_namespaced_custom_object(
+                GROUP, VERSION, m.namespace, PLURAL, field_selector="metadata.name=nightly"
+            )["items"]
+        ),
+        timeout=SETTLE,
+        interval=0.2,
+        what="the monitor deleted with the annotation",
+    )
+
+
 SCENARIOS: dict[str, Callable[[Monitors], None]] = {
+    "annotated-cronjob": annotated_cronjob,
     "token-secret": token_secret_and_hash,
     "ping-silence-down-recovery": ping_silence_down_and_recovery,
     "failures-and-exit-codes": failures_and_exit_codes,

@@ -288,7 +288,14 @@ def test_operator_scenarios_cluster_wide_as_service_account(
 
 
 @pytest.mark.parametrize(
-    "scenario", ["token-secret", "failures-and-exit-codes", "pause-and-resume", "one-leader"]
+    "scenario",
+    [
+        "token-secret",
+        "failures-and-exit-codes",
+        "pause-and-resume",
+        "annotated-cronjob",
+        "one-leader",
+    ],
 )
 def test_operator_scenarios_with_watch_namespaces_as_service_account(
     operator_as_service_account: Callable[..., Running],
