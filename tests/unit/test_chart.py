@@ -345,11 +345,12 @@ def test_prometheus_rule_holds_the_shipped_rules() -> None:
     assert {"HeartbeatMonitorDown", "HeartbeatMonitorLate", "HeartbeatOperatorAbsent"} <= alerts
 
 
-def test_chart_rules_are_a_copy_of_deploy_prometheus() -> None:
-    source = ROOT / "deploy" / "prometheus" / "heartbeat-rules.yaml"
-    copy = CHART / "files" / "heartbeat-rules.yaml"
+@pytest.mark.parametrize("name", ["heartbeat-rules.yaml", "heartbeat-dashboard.json"])
+def test_chart_monitoring_files_are_copies_of_deploy_prometheus(name: str) -> None:
+    source = ROOT / "deploy" / "prometheus" / name
+    copy = CHART / "files" / name
     assert copy.read_text() == source.read_text(), (
-        f"the chart's rules differ from their source: cp {source.relative_to(ROOT)} "
+        f"the chart's {name} differs from its source: cp {source.relative_to(ROOT)} "
         f"{copy.relative_to(ROOT)}"
     )
 
