@@ -20,7 +20,7 @@ strictly before its own time, so a ping at a deadline is on time (fine print 9, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from heartbeat_operator.domain.durations import format_duration
@@ -141,14 +141,18 @@ def apply(
 
 def view(spec: MonitorSpec, record: Record, now: datetime) -> View:
     """The monitor at ``now``: deadlines before ``now`` that ``record`` has not settled yet
-    are settled on a copy first, so the answer never depends on when the last Tick ran."""
+    are settled on a copy first, so the answer never depends on when the last Tick ran.
+
+    If ``record`` is behind (it has such a deadline), ``next_change_at`` is the earliest
+    of them — in the past: the leader must apply ``Tick`` and write now.
+    """
     if record.paused_since is None:
         slot = spec.slots.next_slot(record.reference_time)
         deadline = _next_deadline(spec, record, slot)
         if deadline is not None and deadline.time < now:
             rec = record.copy()
             _settle(spec, rec, now, [])
-            return describe(spec, rec)
+            return replace(describe(spec, rec), next_change_at=deadline.time)
         return _describe(spec, record, slot, deadline)
     return describe(spec, record)
 

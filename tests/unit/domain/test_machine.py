@@ -67,6 +67,16 @@ def test_never_pinged_counts_toward_failure_threshold() -> None:
     assert (v.next_due_time, v.alert_time) == (T(at("04:00:00")), T(at("04:10:00")))
 
 
+def test_view_of_a_record_that_is_behind() -> None:
+    rec = Record.new(T0)
+    v = view(HOURLY, rec, T(at("02:30:00")))
+    # Settled on a copy: the state at 02:30 ...
+    assert (v.state, v.reason, v.next_due_time) == ("Down", "NeverPinged", T(at("03:00:00")))
+    # ... and the record's own overdue deadline, so a leader wakes at once to write it.
+    assert v.next_change_at == T(at("01:00:00"))
+    assert rec.state == "New"  # the record itself is untouched
+
+
 def test_first_success_is_first_ping() -> None:
     rec, out = fold(HOURLY, T0, [P("00:20:00")])
     assert states(out) == [(at("00:20:00"), "Healthy", "PingReceived")]
