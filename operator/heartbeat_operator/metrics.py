@@ -15,8 +15,9 @@ route classes, verbs, resources, status codes and allow-listed Kubernetes label 
 (which the API server already restricts to 63 characters of ``[A-Za-z0-9._-]``).
 
 The per-monitor part is written straight to the text format rather than through
-prometheus_client's sample objects: a scrape of 10,000 monitors is ~180,000 samples and
-must stay well under 200 ms (bench/bench_metrics.py, bench/README.md).
+prometheus_client's sample objects, and a monitor's lines are reused until its row in the
+table changes: a scrape of 10,000 monitors is ~190,000 samples and must stay under 200 ms
+(bench/bench_metrics.py, bench/README.md).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from prometheus_client import (
     CollectorRegistry,
@@ -80,26 +81,14 @@ _LABEL_CHARS_RE = re.compile(r"[^a-zA-Z0-9_]")
 
 class MonitorSnapshot(NamedTuple):
     """One row of the monitor table (seam 3). The kube side may pass any object with these
-    attributes, or plain 5-tuples in this order."""
+    attributes (its ``MonitorEntry``), or plain 5-tuples in this order. Rows are treated as
+    immutable: a changed monitor must be a new row object, never an edited one."""
 
     namespace: str
     name: str
     labels: Mapping[str, str]
     spec: Mapping[str, Any]
     status: Mapping[str, Any]
-
-
-class SnapshotLike(Protocol):
-    @property
-    def namespace(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def labels(self) -> Mapping[str, str] | None: ...
-    @property
-    def spec(self) -> Mapping[str, Any] | None: ...
-    @property
-    def status(self) -> Mapping[str, Any] | None: ...
 
 
 MonitorSource = Callable[[], Iterable[Any]]
