@@ -15,6 +15,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -438,3 +439,26 @@ def test_job_that_also_pings_its_own_url_with_a_body(
     assert status["lastOutput"]["body"] == "exported 42 rows\n"
     assert status["pingCounts"] == {"start": 1, "success": 2}
     assert status["pingCount"] == 3
+
+
+def test_the_example_applies_and_gives_the_monitor_its_readme_shows(
+    operator, monitors, kubectl, namespace
+):
+    example = Path(__file__).parents[2] / "examples" / "annotated-cronjob" / "cronjob.yaml"
+    kubectl("apply", "-n", namespace, "-f", str(example))
+    monitor = wait_monitor(monitors, "nightly-backup")
+    spec = monitor["spec"]
+    assert {
+        k: spec.get(k)
+        for k in ("schedule", "timeZone", "grace", "minRuntime", "maxRuntime", "failureThreshold")
+    } == {
+        "schedule": "0 2 * * *",
+        "timeZone": "Europe/Berlin",
+        "grace": "15m",
+        "minRuntime": "10s",
+        "maxRuntime": "3660s",
+        "failureThreshold": 1,
+    }
+    status = monitors.wait_ready("nightly-backup")
+    assert status["state"] == "New"
+    assert status["tokenSecretName"] == "nightly-backup-heartbeat"
