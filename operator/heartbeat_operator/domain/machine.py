@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from heartbeat_operator.domain.durations import format_duration
 from heartbeat_operator.domain.inputs import Input, Pause, Ping, Resume, SpecEdit, Tick
 from heartbeat_operator.domain.records import (
-    MAX_MESSAGE_CHARS,
+    MAX_MESSAGE_BYTES,
     MAX_OPEN_RUNS,
     MAX_RECENT_PINGS,
     MAX_RECENT_TRANSITIONS,
@@ -50,7 +50,7 @@ _EPSILON = timedelta(microseconds=1)
 
 # How many lines of a failure's body go into its Event message, and how long each may be.
 _BODY_LINES = 3
-_BODY_LINE_CHARS = 120
+_BODY_LINE_CHARS = 80
 
 NORMAL = "Normal"
 WARNING = "Warning"
@@ -427,9 +427,9 @@ def _finish(
             f"run finished in {_human_seconds(duration)}, faster than minRuntime "
             f"{format_duration(spec.min_runtime)}"
         )
-    else:
-        message = _failure_message(ping, at)
-    _fail_slot(spec, rec, at, failure, message, out)
+        _fail_slot(spec, rec, at, failure, message, out)
+        return
+    _fail_slot(spec, rec, at, failure, _failure_message(ping, at), out, _output_excerpt(ping))
 
 
 def _succeed(
@@ -457,9 +457,19 @@ def _succeed(
 
 
 def _fail_slot(
-    spec: MonitorSpec, rec: Record, at: datetime, reason: str, message: str, out: list[Transition]
+    spec: MonitorSpec,
+    rec: Record,
+    at: datetime,
+    reason: str,
+    message: str,
+    out: list[Transition],
+    detail: str = "",
 ) -> None:
-    """A slot counted as failed: one Warning Event, also while already Down (DESIGN 9.7)."""
+    """A slot counted as failed: one Warning Event, also while already Down (DESIGN 9.7).
+
+    ``detail`` (a failure's first output lines) goes last, so cutting a long message
+    never loses the "n of failureThreshold" count.
+    """
     rec.consecutive_failures += 1
     rec.success_streak = 0
     rec.failure_reason = reason
@@ -467,7 +477,8 @@ def _fail_slot(
     if rec.state == "Down":
         state = "Down"  # leaving Down takes successes, not edits or counters
     counted = f"{rec.consecutive_failures} of failureThreshold {spec.failure_threshold}"
-    _transition(rec, out, at, state, reason, f"{message}; {counted}", reason, WARNING, force=True)
+    text = f"{message}; {counted}" + (f"; {detail}" if detail else "")
+    _transition(rec, out, at, state, reason, text, reason, WARNING, force=True)
 
 
 def _pause(rec: Record, pause: Pause, at: datetime, out: list[Transition]) -> None:
@@ -553,7 +564,7 @@ def _transition(
 ) -> None:
     if not force and state == rec.state and reason == rec.state_reason:
         return
-    message = message[:MAX_MESSAGE_CHARS]
+    message = cut_utf8(message, MAX_MESSAGE_BYTES)
     if state != rec.state:
         rec.state_since = at
     rec.state = state
@@ -606,9 +617,14 @@ def _failure_message(ping: Ping, at: datetime) -> str:
         parts.append("fail ping")
     if ping.run_id:
         parts.append(f"rid {ping.run_id}")
-    message = ", ".join(parts)
-    if ping.body:
-        lines = [ln.strip()[:_BODY_LINE_CHARS] for ln in ping.body.splitlines() if ln.strip()]
-        if lines:
-            message += ": " + " | ".join(lines[:_BODY_LINES])
-    return message
+    return ", ".join(parts)
+
+
+def _output_excerpt(ping: Ping) -> str:
+    """A failure's first lines of output, for its Event message (DESIGN section 3)."""
+    if not ping.body:
+        return ""
+    lines = [ln.strip()[:_BODY_LINE_CHARS] for ln in ping.body.splitlines() if ln.strip()]
+    if not lines:
+        return ""
+    return "output: " + " | ".join(lines[:_BODY_LINES])

@@ -31,7 +31,9 @@ MAX_REPORTED_JOBS = 20
 MAX_RECENT_TRANSITIONS = 10
 MAX_RECENT_PINGS = 10
 RECENT_PING_BODY_BYTES = 256  # DESIGN 9.8
-MAX_MESSAGE_CHARS = 512  # keeps status (apart from lastOutput) under 16 KiB
+# Messages (transitions, conditions) are cut to this many UTF-8 bytes: with the other caps
+# it keeps status, apart from lastOutput, under 16 KiB (DESIGN 9.8; tests/unit/domain).
+MAX_MESSAGE_BYTES = 300
 
 STATES = ("New", "Healthy", "Grace", "Down", "Paused")
 

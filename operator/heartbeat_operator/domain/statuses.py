@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from heartbeat_operator.domain.machine import describe
-from heartbeat_operator.domain.records import MAX_MESSAGE_CHARS, Record
+from heartbeat_operator.domain.records import MAX_MESSAGE_BYTES, Record, cut_utf8
 from heartbeat_operator.domain.specs import MonitorSpec, SpecError
 from heartbeat_operator.domain.timefmt import TimeFormatError, format_time, parse_time
 
@@ -168,7 +168,7 @@ def _condition(
         "type": kind,
         "status": status,
         "reason": reason,
-        "message": message[:MAX_MESSAGE_CHARS] if message else reason,
+        "message": cut_utf8(message, MAX_MESSAGE_BYTES) if message else reason,
         "lastTransitionTime": transition,
         "observedGeneration": generation,
     }

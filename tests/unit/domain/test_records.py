@@ -12,6 +12,7 @@ import pytest
 from heartbeat_operator.domain.inputs import Pause, Ping
 from heartbeat_operator.domain.machine import apply
 from heartbeat_operator.domain.records import Record
+from heartbeat_operator.domain.statuses import Ready, render_status
 
 from .helpers import T, fold, spec
 
@@ -94,24 +95,34 @@ def test_recent_ping_bodies_cut_to_256_bytes_without_splitting_characters() -> N
 
 
 def test_worst_case_status_apart_from_last_output_stays_under_16_kib() -> None:
-    s = spec(period="1h", grace="10m", failureThreshold=100000)
+    # Every list at its cap, every id at its longest, every body and message full of
+    # 4-byte characters: the whole rendered status, minus lastOutput.
+    s = spec(period="1h", grace="10m", maxRuntime="1h", failureThreshold=100000)
     rec = Record.new(T0)
     t = T0
-    long_id = "r" * 64
     for i in range(30):
-        t += timedelta(seconds=1)
-        rec, _ = apply(
-            s, rec, Ping(t, "start", run_id=f"{long_id[:-3]}{i:03d}", job=(f"{i:036d}", "start")), t
-        )
+        t += timedelta(seconds=1, milliseconds=123)
+        job = (f"{i:08d}-0000-0000-0000-000000000000", "start")
+        rec, _ = apply(s, rec, Ping(t, "start", run_id=f"{'r' * 61}{i:03d}", job=job), t)
+    emoji_lines = ("\U0001f525" * 100 + "\n") * 50
     for _ in range(15):
-        t += timedelta(seconds=1)
-        rec, _ = apply(
-            s, rec, Ping(t, "fail", exit_code=255, run_id=long_id, body=("x" * 200 + "\n") * 60), t
-        )
-    status = rec.to_status()
+        t += timedelta(seconds=1, milliseconds=456)
+        rec, _ = apply(s, rec, Ping(t, "fail", exit_code=255, run_id="r" * 64, body=emoji_lines), t)
+    assert len(rec.open_runs) == 20 and len(rec.recent_transitions) == 10
+    status = render_status(
+        spec=s,
+        record=rec,
+        now=t,
+        generation=2**40,
+        ready=Ready("False", "TokenConflict", "\U0001f525" * 5000),
+        token_hash="sha256:" + "f" * 64,
+        token_secret_name="n" * 253,
+    )
     status.pop("lastOutput")
     size = len(json.dumps(status, ensure_ascii=False).encode())
     assert size < 16 * 1024, size
+    for transition in status["recentTransitions"]:
+        assert "of failureThreshold 100000" in transition["message"]  # cut after the count
 
 
 def test_from_status_of_a_never_written_monitor_uses_the_creation_time() -> None:
