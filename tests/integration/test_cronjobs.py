@@ -12,7 +12,9 @@ schedules (``kubectl create job --from=cronjob/...``) or by the CronJob controll
 from __future__ import annotations
 
 import math
+import re
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -336,6 +338,13 @@ def test_job_success_and_failure_with_exit_code(
         on_cronjob.involved_object.uid
         == batch.read_namespaced_cron_job("backup", namespace).metadata.uid
     )
+    # hands off: no Job or Pod carries anything of the operator's (DESIGN 9.12)
+    for name in ("backup-run-1", "backup-run-2"):
+        for obj in (batch.read_namespaced_job(name, namespace), *kubelet.pods_of_job(name)):
+            managers = {m.manager for m in obj.metadata.managed_fields or ()}
+            assert "heartbeat-operator" not in managers
+            assert not any("kopf" in k for k in obj.metadata.annotations or {})
+            assert not any("heartbeat" in f for f in obj.metadata.finalizers or ())
     # the FirstPing on success was mirrored too: kubectl describe cronjob shows the history
     wait_event(core, namespace, "CronJob", "backup", "FirstPing")
     described = kubectl("describe", "cronjob", "backup", "-n", namespace).stdout
@@ -384,6 +393,43 @@ def test_operator_restarted_between_start_and_completion_pings_each_once(
     )
     assert later["pingCounts"] == {"start": 2, "success": 2}
     assert third.is_running()
+
+
+def leads(op: Any) -> bool:
+    try:
+        with urllib.request.urlopen(op.metrics_url + "/metrics", timeout=2) as response:
+            text = response.read().decode()
+    except OSError:
+        return False
+    return re.search(r"^heartbeat_leader 1", text, re.M) is not None
+
+
+def test_leader_killed_between_start_and_completion_the_next_leader_pings_the_rest_once(
+    operator_factory, monitors, batch, kubelet, namespace, kubectl
+):
+    replicas = [operator_factory.start(*isolated(namespace), name=f"replica-{i}") for i in (0, 1)]
+    leader = wait_for(
+        lambda: next((op for op in replicas if leads(op)), None), timeout=15, what="a leader"
+    )
+    follower = next(op for op in replicas if op is not leader)
+    batch.create_namespaced_cron_job(namespace, cronjob("hourly", schedule="0 * * * *"))
+    wait_monitor(monitors, "hourly")
+    after_active_since(monitors.wait_ready("hourly"))
+    kubectl("create", "job", "--from=cronjob/hourly", "hourly-run", "-n", namespace)
+    pod = kubelet.wait_for_pod("hourly-run")
+    started = kubelet.start(pod)
+    wait_for(
+        lambda: condition(monitors.status("hourly"), "Running").get("status") == "True",
+        timeout=10,
+        what="the leader recorded the Job's start",
+    )
+    leader.kill()  # a crash: the Lease is not released, the follower waits it out
+    kubelet.finish(pod, 0, started_at=started)
+    job = job_finished(batch, namespace, "hourly-run", "Complete")
+    healthy, _ = monitors.wait_state("hourly", "Healthy", timeout=30)
+    assert leads(follower)
+    assert healthy["pingCounts"] == {"start": 1, "success": 1}
+    assert job_pings(healthy, job.metadata.uid) == ["success", "start"]
 
 
 def test_real_cronjob_controller_every_minute_makes_the_monitor_healthy(
