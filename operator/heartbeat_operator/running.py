@@ -132,6 +132,9 @@ class Operator:
     def _leadership_changed(self, leading: bool) -> None:
         self.scheduler.set_leading(leading)
         self.wiring.leadership_changed(leading)
+        if leading:
+            # Secrets written with other --external-url/--internal-url get the new ones.
+            self.writer.spawn(self.tokens.refresh_urls(self.leadership.annotations))
 
     def is_leader(self) -> bool:
         leadership = getattr(self, "leadership", None)

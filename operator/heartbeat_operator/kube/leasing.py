@@ -81,6 +81,9 @@ class Leadership:
         self._observed: tuple[Any, ...] | None = None
         self._observed_at = 0.0
         self._wake = asyncio.Event()
+        self.annotations: dict[str, str] = {}
+        """The Lease's annotations: the leader's notes to its successors (e.g. which ping
+        URLs the Secrets hold). Loaded on takeover, written with every renewal."""
 
     def is_leader(self) -> bool:
         """Whether this replica leads now (also false once renewals failed for 6 s)."""
@@ -135,6 +138,8 @@ class Leadership:
         holder = spec.get("holderIdentity") or ""
         transitions = int(spec.get("leaseTransitions") or 0)
         meta = lease.get("metadata") or {}
+        if not self._leading:
+            self.annotations = dict(meta.get("annotations") or {})
         if holder == cfg.identity and self._leading:
             body = build_lease(
                 cfg,
@@ -159,6 +164,8 @@ class Leadership:
                 renew_time=now,
             )
         body["metadata"]["resourceVersion"] = meta.get("resourceVersion")
+        if self.annotations:
+            body["metadata"]["annotations"] = dict(self.annotations)
         try:
             await self.client.put(path, body, kind="leases")
         except ApiError as exc:

@@ -94,8 +94,22 @@ class MonitorTable:
         self._by_hash: dict[str, set[Key]] = {}
         self._listeners: list[Listener] = []
         self._changed = asyncio.Event()
-        self.synced = False
-        """True once the watch delivered the initial list (readiness, DESIGN 9.2)."""
+        self._synced = asyncio.Event()
+
+    @property
+    def synced(self) -> bool:
+        """True once the initial list of monitors is in (readiness, DESIGN 9.2)."""
+        return self._synced.is_set()
+
+    @synced.setter
+    def synced(self, value: bool) -> None:
+        if value:
+            self._synced.set()
+        else:
+            self._synced.clear()
+
+    async def wait_synced(self) -> None:
+        await self._synced.wait()
 
     # --- reading ---------------------------------------------------------------------
 

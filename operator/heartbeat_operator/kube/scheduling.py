@@ -103,6 +103,7 @@ class Scheduler:
     # --- the loop ----------------------------------------------------------------------
 
     async def _run(self) -> None:
+        await self.table.wait_synced()  # a takeover starts from the whole initial list
         logger.info("leading: reconciling %d monitors", len(self.table))
         self._dirty = {entry.key for entry in self.table}
         self._spawn(self._catch_up(list(self.table)))

@@ -138,3 +138,13 @@ async def apply_secret_update(
 ) -> None:
     """Set some keys of an existing Secret (URL keys, or a rotated token), nothing else."""
     await client.patch(secret_path(namespace, name), {"stringData": dict(values)}, kind="secrets")
+
+
+async def apply_secret_urls(
+    client: KubeClient, namespace: str, name: str, urls: Mapping[str, str]
+) -> None:
+    """Set ``url`` (and ``internal-url``, or remove it when none is configured)."""
+    body: dict[str, Any] = {"stringData": dict(urls)}
+    if "internal-url" not in urls:
+        body["data"] = {"internal-url": None}
+    await client.patch(secret_path(namespace, name), body, kind="secrets")

@@ -13,6 +13,7 @@ anywhere in between, the next leader sees the mismatch and finishes the job.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 
 from heartbeat_operator.domain.statuses import READY_TOKEN, Ready
@@ -25,6 +26,10 @@ from heartbeat_operator.kube.writing import Writer
 
 logger = logging.getLogger(__name__)
 
+#: Lease annotation: the base URLs the Secrets' ``url``/``internal-url`` keys were written
+#: with, so a leader started with other ones rewrites them (DESIGN 9.2).
+URLS_ANNOTATION = "heartbeat.dev/ping-urls"
+
 
 @dataclasses.dataclass(frozen=True)
 class Urls:
@@ -33,6 +38,10 @@ class Urls:
 
     def for_token(self, token: str) -> dict[str, str]:
         return secrets.ping_urls(token, self.external, self.internal)
+
+    @property
+    def marker(self) -> str:
+        return json.dumps({"url": self.external, "internal-url": self.internal}, sort_keys=True)
 
 
 class TokenKeeper:
@@ -154,3 +163,34 @@ class TokenKeeper:
         logger.warning("%s/%s: %s: %s", entry.namespace, entry.name, reason, message)
         await self._write(entry, TokenUpdate(ready=Ready("False", reason, message)))
         self._failed[entry.uid] = (entry.generation, self._rotation(entry))
+
+    async def refresh_urls(self, notes: dict[str, str]) -> None:
+        """When the configured URLs differ from the ones the Secrets were written with
+        (``notes``: the Lease's annotations), rewrite every Secret's URL keys.
+
+        The only time Secrets are read without a monitor asking: after a settings change,
+        once per monitor, by name.
+        """
+        if notes.get(URLS_ANNOTATION) == self.urls.marker:
+            return
+        await self.table.wait_synced()
+        rewritten = 0
+        for entry in list(self.table):
+            name = entry.status.get("tokenSecretName")
+            if not isinstance(name, str) or not entry.token_hash:
+                continue
+            try:
+                secret = await secrets.read_secret(self.client, entry.namespace, name)
+                token = secrets.secret_value(secret or {}, "token")
+                if secret is None or token is None or token_hash(token) != entry.token_hash:
+                    continue
+                urls = self.urls.for_token(token)
+                current = {k: secrets.secret_value(secret, k) for k in ("url", "internal-url")}
+                if current != {"url": urls["url"], "internal-url": urls.get("internal-url")}:
+                    await secrets.apply_secret_urls(self.client, entry.namespace, name, urls)
+                    rewritten += 1
+            except ApiError as exc:
+                logger.warning("rewriting the URLs of Secret %s/%s: %s", entry.namespace, name, exc)
+                return  # try again at the next takeover; the note stays as it was
+        notes[URLS_ANNOTATION] = self.urls.marker
+        logger.info("ping URLs are %s; rewrote %d Secrets", self.urls.marker, rewritten)
