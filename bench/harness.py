@@ -18,6 +18,7 @@ Everything runs against 127.0.0.1 only, and every wait has a deadline.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import dataclasses
 import json
@@ -178,6 +179,10 @@ class ControlPlane:
         context = ssl.create_default_context(cafile=str(keys.ca_cert))
         context.load_cert_chain(str(keys.admin_cert), str(keys.admin_key))
         return context
+
+    def etcd_port(self) -> int:
+        state = json.loads((self.state_dir / "state.json").read_text())
+        return int(state["ports"]["etcd"])
 
     def api_process(self) -> processes.ProcessRecord:
         assert self.cluster is not None
@@ -390,6 +395,18 @@ def metric_sum(
     )
 
 
+_STARTED: list[OperatorProcess] = []
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """A benchmark that failed half-way leaves no operator behind (only those it started)."""
+    for op in _STARTED:
+        if op.alive():
+            op.proc.kill()
+            op.proc.wait(timeout=10)
+
+
 class OperatorProcess:
     """One ``heartbeat-operator run`` replica as a child process on 127.0.0.1."""
 
@@ -429,6 +446,7 @@ class OperatorProcess:
             argv, stdout=self._log_file, stderr=subprocess.STDOUT, env=environ, cwd=REPO
         )
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+        _STARTED.append(self)
 
     @property
     def pid(self) -> int:
@@ -476,7 +494,9 @@ class OperatorProcess:
 
     async def is_leader(self) -> bool:
         status, text = await self.get(f"http://127.0.0.1:{self.metrics_port}/metrics")
-        return status == 200 and "\nheartbeat_leader 1.0" in "\n" + text
+        if status != 200:
+            return False
+        return metric_sum(parse_metrics(text), "heartbeat_leader") == 1
 
     def kill(self) -> None:
         """SIGKILL: the crash a takeover must survive."""
