@@ -243,3 +243,18 @@ def test_rare_schedules_find_their_next_slot() -> None:
     assert s.next_slot(T("2026-01-01T00:00:00Z")) == s.next_slot(T("2027-06-01T00:00:00Z"))
     slot = s.next_slot(T("2026-01-01T00:00:00Z"))
     assert slot is not None and _z(slot.due) == "2028-02-29T00:00:00Z"
+
+
+def test_the_cache_stays_exact_past_its_size_limit() -> None:
+    cached = compile_cron("* * * * *", "America/New_York")
+    start = T("2026-11-01T04:00:00Z")  # through the fall-back hour
+    previous = start
+    for minute in range(1, 1500):
+        slot = cached.next_slot(previous)
+        assert slot is not None and slot.due == start + timedelta(minutes=minute)
+        previous = slot.due
+        if minute % 97 == 0:  # now and then an older reference, as other monitors ask
+            older = previous - timedelta(minutes=300, seconds=30)
+            assert cached.next_slot(older) == CronSchedule(cached.expr, cached.zone).next_slot(
+                older
+            )
