@@ -115,10 +115,10 @@ def apply(
     Every input first settles the deadlines strictly before its time (like ``Tick``): a
     ping, pause or resume at the same instant as a deadline is applied first. An input
     time earlier than the record's latest transition is clamped to it (DESIGN 9.3).
-    ``now`` is the caller's clock; the machine reads times only from inputs (it is
-    accepted so every caller passes the same shape and for future checks).
-    ``SpecEdit`` is folded with the *new* spec; fold a ``Tick`` at the edit time with the
-    old spec first.
+    ``now`` is the caller's clock, part of the DESIGN 9.4 signature; the machine itself
+    reads times only from inputs, so a fold is the same whenever it is computed.
+    ``SpecEdit`` is folded with the *new* spec (it settles nothing: deadlines of the old
+    spec are the leader's to settle before; the edit itself never alerts).
     """
     del now  # the input's own time rules (DESIGN 9.3); see the docstring
     rec = record.copy()
