@@ -263,10 +263,17 @@ class Record:
         rec = cls(active_since=active, reference_time=_time(st.get("referenceTime")) or active)
         state = st.get("state")
         rec.state = state if state in STATES else "New"
+        rec.paused_since = _time(st.get("pausedSince"))
+        if rec.state == "Paused" and rec.paused_since is None:
+            # Shown as Paused while the spec could not be evaluated (DESIGN 9.7), never
+            # folded as such: the machine's own state is its latest transition's.
+            rec.state = "New"
+            for item in _items(st.get("recentTransitions"))[:1]:
+                if item.get("state") in STATES and item.get("state") != "Paused":
+                    rec.state = str(item["state"])
         rec.state_reason = _str(st.get("stateReason")) or _default_reason(rec.state)
         rec.state_message = _str(st.get("stateMessage")) or ""
         rec.state_since = _time(st.get("stateSince"))
-        rec.paused_since = _time(st.get("pausedSince"))
         rec.pause_cause = _str(st.get("pauseCause"))
         rec.failure_reason = _str(st.get("failureReason"))
         rec.success_streak = _int(st.get("successStreak")) or 0

@@ -179,3 +179,14 @@ def test_render_shows_the_record_as_it_stands() -> None:
     status = render(rec, "2026-03-01T01:20:00.300Z")
     assert status["state"] == "Grace" == status["recentTransitions"][0]["state"]
     assert status["alertTime"] == "2026-03-01T01:20:00Z"
+
+
+def test_paused_while_invalid_is_shown_but_not_folded() -> None:
+    rec, _ = fold(S, T0, [Ping(T("2026-03-01T00:10:00Z"), "success")])
+    error = SpecError("InvalidSchedule", "spec.schedule", "bad")
+    shown = render(
+        rec, "2026-03-01T00:30:00Z", spec=error, ready=Ready.from_spec_error(error), paused=True
+    )
+    assert shown["state"] == "Paused"
+    back = Record.from_status(shown)
+    assert back.state == "Healthy" and back.paused_since is None
