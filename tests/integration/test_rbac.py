@@ -14,6 +14,7 @@ as a local process because the control plane has no kubelet.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -126,51 +127,67 @@ class Install:
 InstallFactory = Callable[..., Install]
 
 
+def install_rbac(
+    dev_cluster: devcluster.Cluster, namespace: str, directory: Path, **values: Any
+) -> Install:
+    """Apply the chart's RBAC objects for a new release in ``namespace``; mint a token."""
+    release = f"rb{uuid.uuid4().hex[:8]}"
+    text = render_text(values, release=release, namespace=namespace, include_crds=False)
+    docs = [d for d in yaml.safe_load_all(text) if d and d["kind"] in RBAC_KINDS]
+    items = {"apiVersion": "v1", "kind": "List", "items": docs}
+    dev_cluster.kubectl("apply", "-f", "-", input=json.dumps(items))
+    config = dev_cluster.service_account_kubeconfig(
+        namespace,
+        f"{release}-heartbeat-operator",
+        directory / f"{release}.kubeconfig",
+        create=False,
+    )
+    return Install(release, namespace, config, dev_cluster.kubectl_path)
+
+
+def uninstall_rbac(dev_cluster: devcluster.Cluster, release: str) -> None:
+    """Delete the release's cluster-scoped objects (its namespace goes with the test's)."""
+    dev_cluster.kubectl(
+        "delete",
+        "clusterrole,clusterrolebinding",
+        "-l",
+        f"app.kubernetes.io/instance={release}",
+        "--ignore-not-found",
+        "--wait=false",
+    )
+
+
 @pytest.fixture
-def install(
-    dev_cluster: devcluster.Cluster,
-    kubectl: KubectlRunner,
-    tmp_path: Path,
-) -> Iterator[InstallFactory]:
+def install(dev_cluster: devcluster.Cluster, tmp_path: Path) -> Iterator[InstallFactory]:
     """``install(namespace, **values)``: apply the chart's RBAC for a new release there."""
-    releases: list[str] = []
+    made: list[Install] = []
 
     def make(namespace: str, **values: Any) -> Install:
-        release = f"rb{uuid.uuid4().hex[:8]}"
-        releases.append(release)
-        text = render_text(values, release=release, namespace=namespace, include_crds=False)
-        docs = [d for d in yaml.safe_load_all(text) if d and d["kind"] in RBAC_KINDS]
-        kubectl(
-            "apply",
-            "-f",
-            "-",
-            input=json.dumps({"kind": "List", "apiVersion": "v1", "items": docs}),
-        )
-        sa = f"{release}-heartbeat-operator"
-        config = dev_cluster.service_account_kubeconfig(
-            namespace, sa, tmp_path / f"{release}.kubeconfig", create=False
-        )
-        return Install(release, namespace, config, dev_cluster.kubectl_path)
+        made.append(install_rbac(dev_cluster, namespace, tmp_path, **values))
+        return made[-1]
 
     yield make
-    for release in releases:
-        kubectl(
-            "delete",
-            "clusterrole,clusterrolebinding",
-            "-l",
-            f"app.kubernetes.io/instance={release}",
-            "--ignore-not-found",
-            "--wait=false",
-        )
+    for sa in made:
+        uninstall_rbac(dev_cluster, sa.release)
+
+
+def make_namespace(api_client: k8s.ApiClient, stem: str) -> str:
+    name = f"t-rbac-{stem}-{uuid.uuid4().hex[:8]}"
+    k8s.CoreV1Api(api_client).create_namespace(
+        k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name))
+    )
+    return name
+
+
+def drop_namespace(api_client: k8s.ApiClient, name: str) -> None:
+    k8s.CoreV1Api(api_client).delete_namespace(name, propagation_policy="Background")
 
 
 @pytest.fixture
 def other_namespace(api_client: k8s.ApiClient) -> Iterator[str]:
-    core = k8s.CoreV1Api(api_client)
-    name = f"t-rbac-other-{uuid.uuid4().hex[:8]}"
-    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
+    name = make_namespace(api_client, "other")
     yield name
-    core.delete_namespace(name, propagation_policy="Background")
+    drop_namespace(api_client, name)
 
 
 # --- 1. exactly the design's grants -------------------------------------------------------
@@ -241,12 +258,16 @@ def test_aggregated_roles_reach_view_and_edit_users(
 
 
 # --- 2. the operator under its ServiceAccount -------------------------------------------
+#
+# One operator per mode, shared by that mode's scenarios (a class), and stopped before the
+# other mode starts: two operators with different Leases must never watch the same monitors.
 
 
 @dataclass
 class Running:
     operator: OperatorProcess
     install: Install
+    monitors: Callable[[], Monitors]  # a fresh namespace's monitors (or the watched one's)
 
 
 def forbidden_lines(log: str) -> list[str]:
@@ -255,59 +276,103 @@ def forbidden_lines(log: str) -> list[str]:
     return [line for line in log.splitlines() if re.search(r'forbidden: User ".*" cannot', line)]
 
 
-@pytest.fixture
+@contextlib.contextmanager
 def operator_as_service_account(
-    install: InstallFactory,
-    operator_factory: OperatorFactory,
-    namespace: str,
-) -> Callable[..., Running]:
-    def start(*args: str, **values: Any) -> Running:
-        sa = install(namespace, **values)
-        operator = operator_factory.start(
-            "--lease-namespace", namespace, *args, kubeconfig=sa.kubeconfig, name=sa.release
-        )
-        return Running(operator, sa)
-
-    return start
-
-
-@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-def test_operator_scenarios_cluster_wide_as_service_account(
-    operator_as_service_account: Callable[..., Running],
+    dev_cluster: devcluster.Cluster,
     api_client: k8s.ApiClient,
-    namespace: str,
-    other_namespace: str,
-    scenario: str,
-) -> None:
-    # The chart's default: every namespace watched. The monitors live outside the
-    # release's namespace, as users' monitors do.
-    running = operator_as_service_account()
-    SCENARIOS[scenario](Monitors(api_client, other_namespace, lease_namespace=namespace))
+    directory: Path,
+    *,
+    watch_namespace: bool,
+) -> Iterator[Running]:
+    namespaces: list[str] = []
+
+    def namespace(stem: str) -> str:
+        namespaces.append(make_namespace(api_client, stem))
+        return namespaces[-1]
+
+    release_namespace = namespace("release")
+    watched = namespace("watched") if watch_namespace else None
+    values: dict[str, Any] = {"watchNamespaces": [watched]} if watched else {}
+    sa = install_rbac(dev_cluster, release_namespace, directory, **values)
+    factory = OperatorFactory(kubeconfig=dev_cluster.kubeconfig, log_dir=directory)
+    args = ["--lease-namespace", release_namespace]
+    if watched:
+        args += ["--namespace", watched]
+
+    def monitors() -> Monitors:
+        where = watched or namespace("monitors")
+        return Monitors(api_client, where, lease_namespace=release_namespace)
+
+    try:
+        operator = factory.start(*args, kubeconfig=sa.kubeconfig, name=sa.release)
+        yield Running(operator, sa, monitors)
+    finally:
+        factory.stop_all()
+        uninstall_rbac(dev_cluster, sa.release)
+        for name in namespaces:
+            drop_namespace(api_client, name)
+
+
+def run_scenario(running: Running, scenario: str) -> None:
+    try:
+        SCENARIOS[scenario](running.monitors())
+    except BaseException:
+        print(f"--- operator log (tail)\n{running.operator.log_text()[-6000:]}")
+        raise
     assert running.operator.is_running()
     assert forbidden_lines(running.operator.log_text()) == []
 
 
-@pytest.mark.parametrize(
-    "scenario",
-    [
-        "token-secret",
-        "failures-and-exit-codes",
-        "pause-and-resume",
-        "annotated-cronjob",
-        "one-leader",
-    ],
-)
-def test_operator_scenarios_with_watch_namespaces_as_service_account(
-    operator_as_service_account: Callable[..., Running],
+@pytest.fixture(scope="class")
+def cluster_wide(
+    dev_cluster: devcluster.Cluster,
     api_client: k8s.ApiClient,
-    namespace: str,
-    other_namespace: str,
-    scenario: str,
-) -> None:
-    # watchNamespaces: Roles in the watched namespace only; the operator is told the same.
-    running = operator_as_service_account(
-        "--namespace", other_namespace, watchNamespaces=[other_namespace]
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Running]:
+    directory = tmp_path_factory.mktemp("rbac-cluster-wide")
+    with operator_as_service_account(
+        dev_cluster, api_client, directory, watch_namespace=False
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="class")
+def watching_one_namespace(
+    dev_cluster: devcluster.Cluster,
+    api_client: k8s.ApiClient,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Running]:
+    directory = tmp_path_factory.mktemp("rbac-watch-namespaces")
+    with operator_as_service_account(
+        dev_cluster, api_client, directory, watch_namespace=True
+    ) as running:
+        yield running
+
+
+class TestClusterWide:
+    """The chart's default: every namespace watched. The monitors live outside the
+    release's namespace, as users' monitors do."""
+
+    @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+    def test_scenario_as_service_account(self, cluster_wide: Running, scenario: str) -> None:
+        run_scenario(cluster_wide, scenario)
+
+
+class TestWatchNamespaces:
+    """`watchNamespaces`: Roles in the watched namespace only; the operator is told the
+    same (`--namespace`)."""
+
+    @pytest.mark.parametrize(
+        "scenario",
+        [
+            "token-secret",
+            "failures-and-exit-codes",
+            "pause-and-resume",
+            "annotated-cronjob",
+            "one-leader",
+        ],
     )
-    SCENARIOS[scenario](Monitors(api_client, other_namespace, lease_namespace=namespace))
-    assert running.operator.is_running()
-    assert forbidden_lines(running.operator.log_text()) == []
+    def test_scenario_as_service_account(
+        self, watching_one_namespace: Running, scenario: str
+    ) -> None:
+        run_scenario(watching_one_namespace, scenario)
