@@ -96,11 +96,13 @@ def test_fail_exit_codes_bad_requests_and_bodies(operator, monitors):
     assert (status["state"], status["lastExitCode"]) == ("Down", 3)
     assert condition(status, "Healthy")["reason"] == "Failed"
     failed = wait_for(
-        lambda: [e for e in monitors.events("job") if e.reason == "Failed" and "3" in e.message],
+        lambda: [
+            e for e in monitors.events("job") if e.reason == "Failed" and "exit code 3" in e.message
+        ],
         timeout=5,
         what="a Failed Event naming exit code 3",
     )
-    assert "exit code 3" in failed[0].message
+    assert failed[0].type == "Warning"
 
     assert http(url + "/256").status == 400
     assert http(url.rsplit("/", 1)[0] + "/" + "x" * 43).status == 404
