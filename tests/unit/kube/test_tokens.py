@@ -1,0 +1,89 @@
+"""The token life cycle's order of writes (DESIGN 9.9): hash first, then the Secret, then
+the Secret's name in status."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+
+from tests.unit.kube.fakes import FakeKube
+
+from heartbeat_operator.domain.timefmt import format_time
+from heartbeat_operator.domain.tokens import token_hash
+from heartbeat_operator.kube.client import monitor_path, secret_path
+from heartbeat_operator.kube.monitors import MonitorTable
+from heartbeat_operator.kube.tokens import TokenKeeper, Urls
+from heartbeat_operator.kube.writing import Writer, WriterConfig
+
+PATH = monitor_path("ops", "m")
+
+
+def setup(status=None):
+    fake, table = FakeKube(), MonitorTable()
+    body = {
+        "metadata": {
+            "name": "m",
+            "namespace": "ops",
+            "uid": "uid-1",
+            "generation": 1,
+            "creationTimestamp": format_time(datetime.now(UTC)),
+        },
+        "spec": {"period": "1h"},
+        "status": status or {},
+    }
+    table.upsert(fake.add(PATH, body))
+    writer = Writer(fake, table, WriterConfig())  # type: ignore[arg-type]
+    keeper = TokenKeeper(fake, table, writer, Urls("https://hb.example"))  # type: ignore[arg-type]
+    return fake, table, keeper
+
+
+async def test_a_new_monitor_gets_its_hash_before_its_secret_and_its_name_after():
+    fake, table, keeper = setup()
+    entry = table.get(("ops", "m"))
+    assert keeper.needs_work(entry)
+    await keeper.reconcile(entry)
+    assert fake.writes == [
+        ("PUT", "heartbeatmonitors/status"),
+        ("POST", "secrets"),
+        ("PUT", "heartbeatmonitors/status"),
+    ]
+    secret = fake.objects[secret_path("ops", "m-heartbeat")]
+    token = secret["stringData"]["token"]
+    assert secret["stringData"]["url"] == f"https://hb.example/ping/{token}"
+    status = fake.objects[PATH]["status"]
+    assert status["tokenHash"] == token_hash(token)
+    assert status["tokenSecretName"] == "m-heartbeat"
+    assert token not in str(status)
+    assert not keeper.needs_work(table.get(("ops", "m")))
+
+
+async def test_after_a_crash_between_hash_and_secret_the_next_leader_finishes():
+    fake, table, keeper = setup(status={"tokenHash": token_hash("lost" * 10)})
+    entry = table.get(("ops", "m"))
+    assert keeper.needs_work(entry)  # no tokenSecretName: the Secret may not exist
+    await keeper.reconcile(entry)
+    token = fake.objects[secret_path("ops", "m-heartbeat")]["stringData"]["token"]
+    assert fake.objects[PATH]["status"]["tokenHash"] == token_hash(token)
+
+
+async def test_a_users_secret_without_a_token_is_a_conflict_and_is_left_alone():
+    fake, table, keeper = setup()
+    fake.add(secret_path("ops", "m-heartbeat"), {"metadata": {"name": "m-heartbeat"}, "data": {}})
+    await keeper.reconcile(table.get(("ops", "m")))
+    conditions = fake.objects[PATH]["status"]["conditions"]
+    ready = next(c for c in conditions if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "SecretConflict")
+    assert ("POST", "secrets") not in fake.writes
+    assert not keeper.needs_work(table.get(("ops", "m")))  # reported once per generation
+
+
+async def test_an_adopted_secret_only_gains_its_urls():
+    fake, table, keeper = setup()
+    token = "U" * 40
+    data = {"token": base64.b64encode(token.encode()).decode()}
+    fake.add(secret_path("ops", "m-heartbeat"), {"metadata": {"name": "m-heartbeat"}, "data": data})
+    await keeper.reconcile(table.get(("ops", "m")))
+    secret = fake.objects[secret_path("ops", "m-heartbeat")]
+    assert "ownerReferences" not in secret["metadata"]
+    assert secret["stringData"] == {"url": f"https://hb.example/ping/{token}"}
+    assert fake.objects[PATH]["status"]["tokenHash"] == token_hash(token)
