@@ -459,11 +459,12 @@ class OperatorProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def rss_mib(self) -> float:
+    def rss_mib(self, field: str = "VmRSS") -> float:
+        """Resident memory now (``VmHWM``: the peak so far), MiB."""
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
-        raise RuntimeError("no VmRSS")
+        raise RuntimeError(f"no {field}")
 
     def cpu_seconds(self) -> float:
         raw = Path(f"/proc/{self.pid}/stat").read_text()

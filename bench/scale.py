@@ -1,0 +1,129 @@
+"""Scale (issue 8): the operator's memory with 10,000 and 100,000 monitors.
+
+Monitors are seeded (``bench/seeding.py``: set-up through the API runs at ~100-300
+writes/s on this machine, hours for 100,000) with a realistic full status: Healthy,
+period 1h, ten pings in ``recentPings``, last ping 11-56 minutes ago (nothing falls due
+during the run, and no transition is young enough to owe a catch-up Event). 200 distinct
+statuses are rendered by the domain and copied with a token of each monitor's own.
+
+Then one replica starts on them (the restart of an operator with an existing fleet: the
+initial list, the token index, the leader's reconcile and deadline heap). Measured:
+seconds to ``/readyz``, to leading, until its CPU goes quiet; RSS once quiet and the peak
+(``VmHWM``); API writes during start-up (none are needed).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import seeding
+from harness import (
+    MONITORS,
+    PLURAL,
+    QUICK,
+    Api,
+    ControlPlane,
+    OperatorProcess,
+    Row,
+    say,
+    wait_until,
+    writes_between,
+)
+
+NAMESPACE = "bench-scale"
+VARIANTS = 200
+TARGETS_MIB = {10_000: 256, 100_000: 1024}
+
+
+def objects(count: int, now: datetime) -> Iterator[dict[str, Any]]:
+    variants = []
+    for v in range(VARIANTS):
+        last = now - timedelta(minutes=11, seconds=v * 13)
+        pings = [last - timedelta(minutes=5 * k) for k in reversed(range(10))]
+        item = seeding.seed(
+            f"v-{v}", {"period": "1h"}, created=pings[0] - timedelta(hours=1), pings=pings, now=now
+        )
+        variants.append(seeding.render(NAMESPACE, item))
+    for i in range(count):
+        obj, _token = seeding.retokened(variants[i % VARIANTS], f"m-{i:06d}")
+        yield obj
+
+
+async def one_size(plane: ControlPlane, log_dir: Path, count: int) -> dict[str, Any]:
+    plane.fresh()
+    facts: dict[str, Any] = {"monitors": count}
+    async with Api(plane) as api:
+        await api.create_namespace(NAMESPACE)
+        facts["seed_s"] = await seeding.put_all(plane, NAMESPACE, objects(count, datetime.now(UTC)))
+        page = await api.request(
+            "GET", f"{MONITORS}/namespaces/{NAMESPACE}/{PLURAL}?limit=1", timeout=300
+        )
+        listed = 1 + int(page["metadata"].get("remainingItemCount") or 0)
+        assert listed == count, f"seeded {count}, the API lists {listed}"
+        say(f"scale: seeded {count:,} monitors in {facts['seed_s']:.1f}s")
+        before = await api.apiserver_requests()
+        op = OperatorProcess(
+            plane,
+            namespace=NAMESPACE,
+            lease_namespace=NAMESPACE,
+            log_dir=log_dir,
+            name=f"scale-{count}",
+        )
+        try:
+            began = time.monotonic()
+            await op.wait_ready(timeout=600)
+            facts["ready_s"] = time.monotonic() - began
+            await wait_until(op.is_leader, timeout=600, interval=0.5, what="leadership")
+            facts["leader_s"] = time.monotonic() - began
+            last = op.cpu_seconds()
+
+            async def quiet() -> bool:
+                nonlocal last
+                now = op.cpu_seconds()
+                calm = now - last < 0.15  # under 5% of a core over the 3 s interval
+                last = now
+                return calm
+
+            await wait_until(quiet, timeout=900, interval=3.0, what="the operator to go quiet")
+            facts["quiet_s"] = time.monotonic() - began
+            facts["cpu_s"] = op.cpu_seconds()
+            facts["rss_mib"] = op.rss_mib()
+            facts["peak_mib"] = op.rss_mib("VmHWM")
+            after = await api.apiserver_requests()
+            facts["writes"] = writes_between(before, after)
+        finally:
+            await op.stop()
+    say(
+        f"scale: {count:,} monitors: ready {facts['ready_s']:.1f}s, "
+        f"leading {facts['leader_s']:.1f}s, "
+        f"quiet {facts['quiet_s']:.1f}s; RSS {facts['rss_mib']:.0f} MiB (peak "
+        f"{facts['peak_mib']:.0f}); writes {facts['writes']}"
+    )
+    return facts
+
+
+async def bench(plane: ControlPlane, log_dir: Path) -> tuple[list[Row], dict[str, Any]]:
+    sizes = [1_000, 10_000] if QUICK else [10_000, 100_000]
+    facts: dict[str, Any] = {}
+    rows = []
+    for count in sizes:
+        got = facts[str(count)] = await one_size(plane, log_dir, count)
+        target = TARGETS_MIB.get(count)
+        writes = {k: v for k, v in got["writes"].items() if k != "leases"}
+        rows.append(
+            Row(
+                "scale",
+                f"{count:,} monitors (seeded), one replica started on them",
+                f"RSS ≤ {target:,} MiB" if target else "—",
+                f"RSS {got['rss_mib']:.0f} MiB once settled (peak {got['peak_mib']:.0f} MiB); "
+                f"ready in {got['ready_s']:.1f} s, leading {got['leader_s']:.1f} s, settled "
+                f"{got['quiet_s']:.0f} s, {got['cpu_s']:.0f} CPU-s; "
+                f"{sum(writes.values()):.0f} writes at start-up",
+                None if target is None else got["rss_mib"] <= target and got["peak_mib"] <= target,
+            )
+        )
+    return rows, facts
