@@ -10,6 +10,7 @@ from tests.support.waiting import async_wait_for
 from tests.unit.kube.fakes import FakeKube
 
 from heartbeat_operator.domain.inputs import Ping
+from heartbeat_operator.domain.timefmt import format_time
 from heartbeat_operator.domain.tokens import token_hash
 from heartbeat_operator.kube.client import ApiError, monitor_path
 from heartbeat_operator.kube.folding import Change
@@ -30,7 +31,7 @@ def monitor() -> dict:
             "namespace": "ns",
             "uid": "uid-1",
             "generation": 1,
-            "creationTimestamp": "2026-01-01T00:00:00Z",
+            "creationTimestamp": format_time(datetime.now(UTC)),
         },
         "spec": {"period": "1h", "grace": "5m"},
         "status": {"tokenHash": token_hash(TOKEN), "observedGeneration": 1},
