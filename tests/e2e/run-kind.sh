@@ -15,7 +15,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 cluster=${KIND_CLUSTER_NAME:-heartbeat-e2e}
-release=heartbeat
+release=heartbeat-operator
 namespace=heartbeat-system
 
 for tool in docker kind kubectl; do
@@ -54,6 +54,6 @@ kind load docker-image "$image" --name "$cluster"
 
 # The suite pings through a port-forward to the ping Service (the Secrets' URLs name the
 # in-cluster address, which the host can't reach).
-export HEARTBEAT_E2E_SERVICE=$namespace/$release-heartbeat-operator
+export HEARTBEAT_E2E_SERVICE=$namespace/$release  # the release name is the full name
 export HEARTBEAT_E2E_LEASE_NAMESPACE=$namespace
 "$root/.venv/bin/pytest" tests/e2e -v -p no:cacheprovider "$@"
