@@ -1,5 +1,6 @@
-"""Every example in examples/ (except period-monitor, tested with the operator) does what
-its README says, against the real API server with the operator running (issue 7).
+"""Every example in examples/ does what its README says, against the real API server with
+the operator running (issue 7). (annotated-cronjob's session is replayed, with the real
+CronJob and Job controllers, by tests/integration/test_cronjobs.py.)
 
 The control plane has no kubelet, so no container of a CronJob ever runs here. What is
 checkable is checked: the manifests are admitted (server-side dry-run, then for real), the
@@ -15,12 +16,14 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from kubernetes import client as k8s
 
 from heartbeat_operator import devcluster
+from heartbeat_operator.domain.timefmt import parse_time
 from tests.e2e.scenarios import Monitors, condition
 from tests.integration.conftest import KubectlRunner, OperatorFactory, OperatorProcess
 
@@ -99,6 +102,27 @@ def apply(kubectl: KubectlRunner, namespace: str, path: Path) -> None:
     dry = kubectl("apply", "--dry-run=server", "-n", namespace, "-f", str(path))
     assert "(server dry run)" in dry.stdout
     kubectl("apply", "-n", namespace, "-f", str(path))
+
+
+# --- period-monitor -----------------------------------------------------------------------
+
+
+def test_period_monitor_goes_healthy_and_says_when_it_turns_late_and_down(
+    kubectl: KubectlRunner, namespace: str, monitors: Monitors, run: Run
+) -> None:
+    apply(kubectl, namespace, EXAMPLES / "period-monitor" / "monitor.yaml")
+    status = monitors.wait_ready("heartbeat-demo")
+    assert status["tokenSecretName"] == "heartbeat-demo-heartbeat"
+    url = monitors.secret("heartbeat-demo-heartbeat")["url"]
+    done = run("curl", "-fsS", "-m", "10", "--retry", "5", url)
+    assert (done.returncode, done.stdout) == (0, "OK"), done.stderr
+    status = monitors.status("heartbeat-demo")
+    assert (status["state"], condition(status, "Healthy")["reason"]) == ("Healthy", "PingReceived")
+    # Late a minute after the ping, Down 30 s later (the README's watch shows both).
+    pinged = parse_time(status["lastPingTime"])
+    assert parse_time(status["nextDueTime"]) - pinged == timedelta(minutes=1)
+    assert parse_time(status["alertTime"]) - pinged == timedelta(seconds=90)
+    monitors.wait_event("heartbeat-demo", "FirstPing")
 
 
 # --- cron-monitor -------------------------------------------------------------------------
