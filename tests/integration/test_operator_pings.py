@@ -55,6 +55,7 @@ def test_period_monitor_goes_healthy_grace_down_and_recovers(operator, monitors)
     assert condition(grace, "Healthy")["reason"] == "Late"
     assert transition(grace, "Grace", "Late")["time"] == due
     assert seen - at(due).timestamp() <= WRITE_WINDOW
+    grace_lag = seen - at(due).timestamp()
 
     down, seen = monitors.wait_state("backup", "Down", timeout=20)
     healthy = condition(down, "Healthy")
@@ -62,6 +63,10 @@ def test_period_monitor_goes_healthy_grace_down_and_recovers(operator, monitors)
     assert healthy["lastTransitionTime"] == alert
     assert transition(down, "Down", "Missed")["time"] == alert
     assert seen - at(alert).timestamp() <= WRITE_WINDOW
+    print(
+        f"\nGrace seen {grace_lag:.2f} s after nextDueTime, "
+        f"Down {seen - at(alert).timestamp():.2f} s after alertTime"
+    )
     missed = wait_for(
         lambda: [e for e in monitors.events("backup") if e.reason == "Missed"],
         timeout=5,
