@@ -39,6 +39,7 @@ from heartbeat_operator.kube.writing import Writer
 logger = logging.getLogger(__name__)
 
 WAKE_MARGIN = 0.01  # s: wake strictly after deadline + delay (Tick settles strictly before)
+RETRY_DELAY = 2.0  # s: after a failed reconcile (API unreachable, ...), not a hot loop
 MAX_RECONCILES = 32  # concurrent reconciles (each mostly waits on its writer lane)
 
 
@@ -146,6 +147,11 @@ class Scheduler:
         if self._heap[0][0] == when:
             self._wake.set()
 
+    def _retry(self, key: Key) -> None:
+        when = time.time() + RETRY_DELAY
+        self._scheduled[key] = when
+        heapq.heappush(self._heap, (when, next(self._seq), key))
+
     async def _reconcile(self, key: Key) -> None:
         try:
             async with self._limit:
@@ -153,8 +159,8 @@ class Scheduler:
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception("reconciling %s/%s failed", *key)
-            self._dirty.add(key)  # try again at the next wake-up
+            logger.exception("reconciling %s/%s failed; retrying in %s s", *key, RETRY_DELAY)
+            self._retry(key)
         finally:
             self._busy.discard(key)
             if key in self._dirty:

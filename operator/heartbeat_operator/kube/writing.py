@@ -188,7 +188,12 @@ class Writer:
                     if not batch:
                         continue
                     lane.bucket.take()
-                    await self._write(lane.key, batch)
+                    try:
+                        await self._write(lane.key, batch)
+                    except Exception:
+                        # A bug must not leave waiters hanging (the leader waits unbounded).
+                        logger.exception("writing %s/%s failed", *lane.key)
+                        _fail(batch, WriteTimeout("status write failed"))
         except Exception:
             logger.exception("writer lane %s/%s failed", *lane.key)
         finally:
