@@ -9,7 +9,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-helm_version=v3.22.0
+helm_version=v3.19.5
 cache_root=${HEARTBEAT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/heartbeat-operator}
 bin=$cache_root/helm-$helm_version/bin
 
