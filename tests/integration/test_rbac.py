@@ -83,6 +83,7 @@ class Install:
     namespace: str  # the release's
     kubeconfig: Path  # authenticates as the release's ServiceAccount
     kubectl_path: Path
+    operator_args: list[str]  # the chart Deployment's flags that don't concern listening
 
     @property
     def service_account(self) -> str:
@@ -133,7 +134,8 @@ def install_rbac(
     """Apply the chart's RBAC objects for a new release in ``namespace``; mint a token."""
     release = f"rb{uuid.uuid4().hex[:8]}"
     text = render_text(values, release=release, namespace=namespace, include_crds=False)
-    docs = [d for d in yaml.safe_load_all(text) if d and d["kind"] in RBAC_KINDS]
+    rendered = [d for d in yaml.safe_load_all(text) if d]
+    docs = [d for d in rendered if d["kind"] in RBAC_KINDS]
     items = {"apiVersion": "v1", "kind": "List", "items": docs}
     dev_cluster.kubectl("apply", "-f", "-", input=json.dumps(items))
     config = dev_cluster.service_account_kubeconfig(
@@ -142,7 +144,14 @@ def install_rbac(
         directory / f"{release}.kubeconfig",
         create=False,
     )
-    return Install(release, namespace, config, dev_cluster.kubectl_path)
+    (deployment,) = [d for d in rendered if d["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["args"][0] == "run"
+    # The operator runs with the chart's own flags, except where it listens and the URL
+    # base in the Secrets: a local process, pinged by the tests on 127.0.0.1.
+    local = ("--host=", "--port=", "--metrics-port=", "--external-url=")
+    args = [a for a in container["args"][1:] if not a.startswith(local)]
+    return Install(release, namespace, config, dev_cluster.kubectl_path, args)
 
 
 def uninstall_rbac(dev_cluster: devcluster.Cluster, release: str) -> None:
@@ -283,6 +292,7 @@ def operator_as_service_account(
     directory: Path,
     *,
     watch_namespace: bool,
+    **values: Any,
 ) -> Iterator[Running]:
     namespaces: list[str] = []
 
@@ -292,12 +302,13 @@ def operator_as_service_account(
 
     release_namespace = namespace("release")
     watched = namespace("watched") if watch_namespace else None
-    values: dict[str, Any] = {"watchNamespaces": [watched]} if watched else {}
+    if watched:
+        values["watchNamespaces"] = [watched]
     sa = install_rbac(dev_cluster, release_namespace, directory, **values)
     factory = OperatorFactory(kubeconfig=dev_cluster.kubeconfig, log_dir=directory)
-    args = ["--lease-namespace", release_namespace]
-    if watched:
-        args += ["--namespace", watched]
+    # --lease-namespace (the release's) and --namespace (watchNamespaces) come from the chart.
+    args = sa.operator_args
+    assert f"--lease-namespace={release_namespace}" in args
 
     def monitors() -> Monitors:
         where = watched or namespace("monitors")
@@ -349,6 +360,19 @@ def watching_one_namespace(
         yield running
 
 
+@pytest.fixture(scope="class")
+def without_exit_codes(
+    dev_cluster: devcluster.Cluster,
+    api_client: k8s.ApiClient,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Running]:
+    directory = tmp_path_factory.mktemp("rbac-without-exit-codes")
+    with operator_as_service_account(
+        dev_cluster, api_client, directory, watch_namespace=False, jobExitCodes=False
+    ) as running:
+        yield running
+
+
 class TestClusterWide:
     """The chart's default: every namespace watched. The monitors live outside the
     release's namespace, as users' monitors do."""
@@ -376,3 +400,13 @@ class TestWatchNamespaces:
         self, watching_one_namespace: Running, scenario: str
     ) -> None:
         run_scenario(watching_one_namespace, scenario)
+
+
+class TestWithoutExitCodes:
+    """`jobExitCodes: false`: no `pods: list` grant, and the chart tells the operator
+    (`--no-exit-codes`) not to look, so a failed Job still reports, without a 403."""
+
+    @pytest.mark.parametrize("scenario", ["annotated-cronjob", "failures-and-exit-codes"])
+    def test_scenario_as_service_account(self, without_exit_codes: Running, scenario: str) -> None:
+        assert "--no-exit-codes" in without_exit_codes.install.operator_args
+        run_scenario(without_exit_codes, scenario)
