@@ -5,8 +5,9 @@
    token of that account, must answer that set and nothing more, cluster-wide and with
    `watchNamespaces`; and spot checks of what it must not do (list Secrets, ...).
 2. The operator runs authenticated as that ServiceAccount (a kubeconfig holding the
-   token) and the operator's main scenarios (tests/e2e/scenarios.py) pass under it, with
-   no request forbidden in its log.
+   token), with the flags the chart's Deployment gives it, and the operator's main
+   scenarios (tests/e2e/scenarios.py) pass under it with no request refused by RBAC in its
+   log: cluster-wide (the default), with `watchNamespaces`, and with `jobExitCodes: false`.
 
 Only the RBAC objects are applied here (ServiceAccount, roles, bindings): the operator runs
 as a local process because the control plane has no kubelet.
