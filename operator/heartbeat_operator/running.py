@@ -39,6 +39,8 @@ logger = logging.getLogger("heartbeat_operator")
 
 #: Seconds kopf gets to stop its watches after the receiver has drained.
 KOPF_STOP_TIMEOUT = 1.5
+#: Seconds each other shutdown step (Lease loop, Lease release) may take.
+STEP_TIMEOUT = 2.0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -176,8 +178,14 @@ async def run(settings: Settings) -> int:
         stop_flag=kopf_stop,
     )
     # kopf installed its own SIGINT/SIGTERM handlers; ours drain first (DESIGN 9.20).
+    signalled = asyncio.Event()
+
+    def on_signal() -> None:
+        signalled.set()
+        stop.set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, on_signal)
     kopf_runner = asyncio.create_task(kopf.run_tasks(kopf_tasks, ignored=existing), name="kopf")
     kopf_runner.add_done_callback(lambda _: stop.set())  # kopf died: stop the replica too
     primer = asyncio.create_task(_prime(op, namespaces), name="prime")
@@ -206,14 +214,18 @@ async def run(settings: Settings) -> int:
         op.health.begin_shutdown()
         lease_stop.set()
         await op.scheduler.stop()
-        await lease_task
-        await wiring_task
-        await op.leadership.release()
+        # Bounded: a renewal stuck on an unreachable API must not hold the exit past 10 s.
+        await asyncio.wait({lease_task, wiring_task}, timeout=STEP_TIMEOUT)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(op.leadership.release(), STEP_TIMEOUT)
     # The receiver has answered every ping in flight; Events for their writes go out now.
     await op.writer.drain(timeout=1.0)
     kopf_stop.set()
     with contextlib.suppress(Exception, asyncio.CancelledError):
         await asyncio.wait_for(kopf_runner, KOPF_STOP_TIMEOUT)
     await op.client.close()
+    if not signalled.is_set():
+        logger.error("stopped: the watches ended unexpectedly")
+        return 1
     logger.info("stopped")
     return 0
