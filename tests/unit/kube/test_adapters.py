@@ -198,3 +198,43 @@ def test_every_writer_folds_an_unobserved_pause():
     assert folded.status["state"] == "Paused"
     assert folded.status["observedGeneration"] == 2
     assert [t.event_reason for t in folded.transitions] == ["Paused"]
+
+
+def test_a_new_leader_rebuilds_exactly_the_events_the_writers_posted():
+    """Catch-up Events (derived from recentTransitions) have the names the writer used."""
+    from heartbeat_operator.domain.inputs import Pause, Resume, Tick
+    from heartbeat_operator.domain.machine import apply
+    from heartbeat_operator.domain.records import Record
+    from heartbeat_operator.domain.specs import parse_spec
+
+    spec = parse_spec({"period": "10m", "grace": "5m"}, name="m")
+    record = Record.new(T0)
+    posted = []
+    steps = [
+        Ping(T0 + timedelta(minutes=1), "success"),
+        Tick(T0 + timedelta(minutes=12)),
+        Tick(T0 + timedelta(minutes=17)),
+        Ping(T0 + timedelta(minutes=18), "success"),
+        Pause(T0 + timedelta(minutes=19)),
+        Resume(T0 + timedelta(minutes=20)),
+        Ping(T0 + timedelta(minutes=21), "fail"),
+    ]
+    for step in steps:
+        record, made = apply(spec, record, step, step.time)
+        obj = events.InvolvedObject("ops", "m", "uid-1")
+        posted += [
+            events.build_event(
+                obj, time=t.time, reason=t.event_reason, event_type=t.event_type, message=t.message
+            )
+            for t in made
+            if t.event_reason
+        ]
+    now = T0 + timedelta(minutes=22)  # 02:11 and 02:01 are older than 10 minutes
+    rebuilt = events.missing_events(
+        events.InvolvedObject("ops", "m", "uid-1"), record.to_status(), now
+    )
+    posted_young = [e for e in posted if e["firstTimestamp"] >= "2026-01-01T02:12:00Z"]
+    key = lambda e: (e["metadata"]["name"], e["reason"], e["type"])  # noqa: E731
+    assert sorted(map(key, rebuilt)) == sorted(map(key, posted_young))
+    assert len(rebuilt) == 5
+    assert {e["reason"] for e in rebuilt} == {"Missed", "Recovered", "Paused", "Resumed", "Failed"}
