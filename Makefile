@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test run bench setup venv test-deps controlplane helm lint pytest e2e-kind
+.PHONY: test run bench bench-deps setup venv test-deps controlplane helm lint pytest e2e-kind
 
 ## test: virtualenv, test tools, Debian test deps, control plane; lint, types, layers, tests
 test: setup lint pytest
@@ -15,11 +15,19 @@ test: setup lint pytest
 run: setup
 	bash hack/run-dev.sh
 
-## bench: every bench/bench_*.py against the local control plane (results: bench/README.md)
-bench: setup
-	@shopt -s nullglob; scripts=(bench/bench_*.py); \
-	if ((! $${#scripts[@]})); then echo "no benchmarks yet (bench/bench_*.py)"; fi; \
-	for script in "$${scripts[@]}"; do echo "== $$script"; $(BIN)/python "$$script"; done
+## bench: the operator benchmarks of issue 8 (bench/run.py, own control plane; BENCH_QUICK=1
+## for a smoke run), then every bench/bench_*.py; results in bench/README.md
+bench: setup bench-deps
+	$(BIN)/python bench/run.py
+	@shopt -s nullglob; for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python "$$script"; done
+
+# wrk (Debian) and the bench extra (profilers, uvloop, orjson), installed once.
+bench-deps: $(VENV)/.bench-installed
+	bash hack/install-bench-deps.sh
+
+$(VENV)/.bench-installed: pyproject.toml | $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	touch $@
 
 setup: venv test-deps controlplane helm
 

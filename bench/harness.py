@@ -51,6 +51,10 @@ T = TypeVar("T")
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 
 
+#: ``BENCH_SPEEDUPS=uvloop,orjson``: every operator run through bench/launching.py with them.
+SPEEDUPS = tuple(x for x in os.environ.get("BENCH_SPEEDUPS", "").split(",") if x.strip())
+
+
 def say(message: str) -> None:
     stamp = datetime.now(UTC).strftime("%H:%M:%S")
     print(f"bench {stamp} {message}", file=sys.stderr, flush=True)
@@ -420,13 +424,25 @@ class OperatorProcess:
         name: str = "operator",
         extra: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
+        speedups: Sequence[str] = (),
     ) -> None:
         assert plane.cluster is not None
         self.port, self.metrics_port = processes.free_ports(2)
         self.name = name
         self.log = log_dir / f"{name}.log"
+        # ``speedups`` ("uvloop", "orjson"): run through bench/launching.py with them.
+        launcher = [str(VENV_BIN / "heartbeat-operator")]
+        speedups = speedups or SPEEDUPS
+        if speedups:
+            flags = [f"--{name}" for name in speedups]
+            launcher = [
+                str(VENV_BIN / "python"),
+                str(REPO / "bench" / "launching.py"),
+                *flags,
+                "--",
+            ]
         argv = [
-            str(VENV_BIN / "heartbeat-operator"),
+            *launcher,
             "run",
             "--host=127.0.0.1",
             f"--port={self.port}",

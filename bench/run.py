@@ -133,7 +133,9 @@ def write_readme(text: str) -> None:
         _, tail = rest.split(END, 1)
         README.write_text(head + block + tail)
     else:
-        README.write_text(current.rstrip("\n") + "\n\n## Results\n\n" + block + "\n")
+        README.write_text(
+            current.rstrip("\n") + "\n\n## Operator benchmarks (issue 8)\n\n" + block + "\n"
+        )
 
 
 if __name__ == "__main__":
