@@ -92,7 +92,7 @@ async def wait_until(
     while True:
         last = await probe()
         if last:
-            return last  # type: ignore[return-value]
+            return last
         if time.monotonic() >= deadline:
             raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last}")
         await asyncio.sleep(interval)  # poll interval, bounded by the deadline above

@@ -39,7 +39,7 @@ def use_orjson() -> None:
             return std_dumps(obj)
 
     json.loads = loads  # type: ignore[assignment]
-    json.dumps = dumps  # type: ignore[assignment]
+    json.dumps = dumps
 
 
 def main(argv: list[str]) -> int:
