@@ -215,3 +215,29 @@ def test_sigterm_answers_pings_in_flight_releases_the_lease_and_exits_zero(
     assert sum(monitors.status(name)["pingCount"] for name in names) == acknowledged
     lease = k8s.CoordinationV1Api(api_client).read_namespaced_lease("heartbeat-operator", namespace)
     assert not lease.spec.holder_identity
+
+
+def test_a_new_leader_posts_the_events_its_predecessor_did_not(
+    operator_factory, monitors, namespace
+):
+    """A writer that died between its status write and its Event: the next leader posts
+    the missing Event (transitions younger than 10 minutes), under the same name."""
+    flags = isolated(namespace)
+    first = operator_factory.start(*flags)
+    monitors.create("lost-event", {"period": "1h"})
+    url = monitors.url("lost-event")
+    assert http(url).status == 200
+    (event,) = wait_for(lambda: monitors.events("lost-event"), timeout=5, what="FirstPing")
+    assert event.reason == "FirstPing"
+    first.kill()
+    monitors.core.delete_namespaced_event(event.metadata.name, namespace)  # as if never posted
+
+    second = operator_factory.start(*flags)
+    wait_for(lambda: leads(second), timeout=15, what="the new leader")
+    (again,) = wait_for(lambda: monitors.events("lost-event"), timeout=10, what="the Event again")
+    assert (again.metadata.name, again.reason, again.message) == (
+        event.metadata.name,
+        "FirstPing",
+        event.message,
+    )
+    assert again.reporting_instance == identity(second)
