@@ -20,6 +20,14 @@ from typing import Any
 
 import kopf
 
+# kopf's own namespace-pattern semantics (globs, "!" exclusions, commas), so our own list
+# keeps exactly what kopf watches. Not re-exported by kopf; pinned with kopf==1.45.2.
+from kopf._cogs.structs.references import (
+    NamespaceName,
+    match_namespace,
+    select_specific_namespaces,
+)
+
 from heartbeat_operator.kube.client import GROUP, PLURAL, VERSION, KubeClient, monitor_path
 from heartbeat_operator.kube.monitors import MonitorTable
 
@@ -85,12 +93,20 @@ async def prime(client: KubeClient, table: MonitorTable, namespaces: Sequence[st
     (a CRD re-applied while kopf starts can restart its watch and delay the first event
     handler call indefinitely). Entries kopf already delivered are left alone.
     """
-    paths = [monitor_path(ns) for ns in namespaces] or [f"/apis/{GROUP}/{VERSION}/{PLURAL}"]
+    exact = select_specific_namespaces(namespaces)
+    if namespaces and len(exact) == len(namespaces):
+        paths = [monitor_path(ns) for ns in sorted(exact)]
+    else:  # all namespaces, or kopf's glob patterns: list everything, keep what matches
+        paths = [f"/apis/{GROUP}/{VERSION}/{PLURAL}"]
     for path in paths:
         listing = await client.get(path, kind=PLURAL)
         for body in listing.get("items") or ():
             meta = body.get("metadata") or {}
-            if table.get((meta.get("namespace", ""), meta.get("name", ""))) is None:
+            key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+            namespace = NamespaceName(key[0])
+            if namespaces and not any(match_namespace(namespace, p) for p in namespaces):
+                continue
+            if table.get(key) is None:
                 table.upsert(body)
     if not table.synced:
         logger.info("initial list of monitors is in (%d monitors, own list)", len(table))
