@@ -260,3 +260,28 @@ def test_objects_carry_no_kopf_marks(operator, monitors, api_client, namespace):
     assert (owner.kind, owner.uid, owner.controller) == ("HeartbeatMonitor", meta["uid"], True)
     assert body["status"]["tokenHash"].startswith("sha256:")
     assert url.rsplit("/", 1)[1] not in str(body)
+
+
+def test_deleting_a_monitor_completes_with_the_operator_stopped(operator, monitors, namespace):
+    monitors.create("short-lived", {"period": "1h"})
+    secret_name = monitors.wait_ready("short-lived")["tokenSecretName"]
+    assert operator.stop() == 0
+    monitors.delete("short-lived")
+    wait_for(
+        lambda: (
+            not monitors.custom.list_namespaced_custom_object(
+                "heartbeat.dev", "v1alpha1", namespace, "heartbeatmonitors"
+            )["items"]
+        ),
+        timeout=10,
+        what="the monitor gone (no finalizer)",
+    )
+    # The garbage collector removes the Secret the operator created (owner reference).
+    wait_for(
+        lambda: (
+            secret_name
+            not in [s.metadata.name for s in monitors.core.list_namespaced_secret(namespace).items]
+        ),
+        timeout=30,
+        what="the owned Secret garbage-collected",
+    )
