@@ -67,21 +67,30 @@ def build_registry(table: MonitorTable, info: kopf.ConnectionInfo) -> kopf.Opera
             return {}
         return {entry.token_hash: entry.key}
 
+    watch_listed = False
+
+    def initial_list_in() -> None:
+        # Kopf calls event handlers only once every index is populated: its list is in.
+        nonlocal watch_listed
+        if not watch_listed:
+            watch_listed = True
+            table.drop_unwatched()
+            if not table.synced:
+                logger.info("initial list of monitors is in (%d monitors)", len(table))
+            table.synced = True
+
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def monitor_changed(type: str | None, body: kopf.Body, **_: Any) -> None:
+        initial_list_in()
         meta = body.get("metadata") or {}
         if type == "DELETED":
             table.remove(meta.get("namespace", ""), meta.get("name", ""), meta.get("uid"))
         else:
             table.upsert(body)
-        table.synced = True
 
     @kopf.on.event("", "v1", "namespaces", registry=registry)
     async def namespace_seen(**_: Any) -> None:
-        # Only called once every index is populated: the initial list is in (see above).
-        if not table.synced:
-            logger.info("initial list of monitors is in (%d monitors)", len(table))
-        table.synced = True
+        initial_list_in()  # there is always a namespace: this fires even with no monitors
 
     return registry
 
@@ -107,7 +116,7 @@ async def prime(client: KubeClient, table: MonitorTable, namespaces: Sequence[st
             if namespaces and not any(match_namespace(namespace, p) for p in namespaces):
                 continue
             if table.get(key) is None:
-                table.upsert(body)
+                table.upsert(body, listed=True)
     if not table.synced:
         logger.info("initial list of monitors is in (%d monitors, own list)", len(table))
     table.synced = True

@@ -238,3 +238,14 @@ def test_a_new_leader_rebuilds_exactly_the_events_the_writers_posted():
     assert sorted(map(key, rebuilt)) == sorted(map(key, posted_young))
     assert len(rebuilt) == 5
     assert {e["reason"] for e in rebuilt} == {"Missed", "Recovered", "Paused", "Resumed", "Failed"}
+
+
+def test_a_monitor_only_our_own_list_showed_is_dropped_once_the_watch_has_listed():
+    table = MonitorTable()
+    table.upsert(body("kept", "u1"), listed=True)
+    table.upsert(body("ghost", "u2"), listed=True)  # deleted before kopf listed
+    table.upsert(body("kept", "u1", rv="11"))  # the watch's copy
+    table.drop_unwatched()
+    assert [e.name for e in table] == ["kept"]
+    table.upsert(body("late-ghost", "u3"), listed=True)  # a list answered after the watch's
+    assert table.get(("ops", "late-ghost")) is None
