@@ -161,12 +161,22 @@ def record_ping_only(record: Record, ping: Ping) -> Record:
     return rec
 
 
+def _parse_observed(raw: Mapping[str, Any] | None, name: str) -> MonitorSpec | None:
+    if raw is None:
+        return None
+    try:
+        return parse_spec(raw, name=name)
+    except SpecError:
+        return None
+
+
 def fold(
     entry: MonitorEntry,
     changes: Iterable[Change],
     now: datetime,
     *,
     settle_delay: timedelta = timedelta(0),
+    observed_spec: Mapping[str, Any] | None = None,
 ) -> Folded:
     """The status after ``changes``; deadlines are settled up to ``now - settle_delay``.
 
@@ -193,13 +203,21 @@ def fold(
         if change.token.ready is not KEEP:
             ready = change.token.ready
 
-    inputs: list[Input] = spec_inputs(entry, record, now)
+    edits: list[Input] = spec_inputs(entry, record, now)
     pings = sorted(
         (i for c in changes for i in c.inputs), key=lambda i: i.time
     )  # stable: arrival order for equal times
-    inputs.extend(pings)
+    inputs = edits + pings
 
     transitions: list[Announcement] = []
+    old = _parse_observed(observed_spec, entry.name) if edits else None
+    if isinstance(spec, MonitorSpec) and old is not None:
+        # What happened before the edit is judged by the spec in force then (the domain's
+        # rule for SpecEdit: fold a Tick at the edit time with the old spec first).
+        for item in [*pings, Tick(now - settle_delay)]:
+            record, made = apply(old, record, item, now)
+            transitions.extend(made)
+        inputs = edits
     if isinstance(spec, MonitorSpec):
         for item in inputs:
             record, made = apply(spec, record, item, now)

@@ -96,6 +96,7 @@ class MonitorTable:
         self._changed = asyncio.Event()
         self._synced = asyncio.Event()
         self._listed_only: set[Key] = set()
+        self._observed_specs: dict[Key, tuple[int, Mapping[str, Any]]] = {}
         self._watch_listed = False
 
     @property
@@ -127,6 +128,14 @@ class MonitorTable:
     def snapshots(self) -> list[MonitorEntry]:
         """Seam 3: every monitor's namespace, name, labels, spec and status."""
         return list(self._entries.values())
+
+    def observed_spec(self, entry: MonitorEntry) -> Mapping[str, Any] | None:
+        """The spec ``entry.status`` was computed from (its ``observedGeneration``), when
+        this replica saw it; None if unknown (e.g. edited while no replica ran)."""
+        known = self._observed_specs.get(entry.key)
+        if known is None or known[0] != entry.status.get("observedGeneration"):
+            return None
+        return known[1]
 
     def owner_of(self, token_hash: str) -> MonitorEntry | None:
         """The monitor a token hash belongs to: the oldest claiming it (DESIGN 9.9: a token
@@ -185,6 +194,8 @@ class MonitorTable:
                 return current
             self._unindex(current)
         self._entries[entry.key] = entry
+        if entry.status.get("observedGeneration") == entry.generation:
+            self._observed_specs[entry.key] = (entry.generation, entry.spec)
         if entry.token_hash:
             self._by_hash.setdefault(entry.token_hash, set()).add(entry.key)
         self._notify(entry.key, entry)
@@ -206,6 +217,7 @@ class MonitorTable:
         if current is None or (uid and current.uid != uid):
             return
         del self._entries[key]
+        self._observed_specs.pop(key, None)
         self._unindex(current)
         self._notify(key, None)
 

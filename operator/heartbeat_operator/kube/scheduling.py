@@ -180,7 +180,8 @@ class Scheduler:
         delay = datetime.timedelta(seconds=self.delay)
         if not entry.status:
             return  # no token yet: nothing to write a status for
-        if folding.fold(entry, [], now, settle_delay=delay).changed:
+        observed = self.table.observed_spec(entry)
+        if folding.fold(entry, [], now, settle_delay=delay, observed_spec=observed).changed:
             entry = await self.writer.submit(key, folding.Change(), timeout=None)
         spec = folding.parse(entry)
         if not isinstance(spec, MonitorSpec):

@@ -217,6 +217,7 @@ class Writer:
                 [i.change for i in batch],
                 now,
                 settle_delay=datetime.timedelta(seconds=self.config.deadline_delay),
+                observed_spec=self.table.observed_spec(entry),
             )
             if not result.changed:
                 _succeed(batch, entry)

@@ -249,3 +249,33 @@ def test_a_monitor_only_our_own_list_showed_is_dropped_once_the_watch_has_listed
     assert [e.name for e in table] == ["kept"]
     table.upsert(body("late-ghost", "u3"), listed=True)  # a list answered after the watch's
     assert table.get(("ops", "late-ghost")) is None
+
+
+def test_before_a_spec_edit_time_is_judged_by_the_old_spec():
+    created = body(status=None, period="10m", grace="5m")
+    created["metadata"]["creationTimestamp"] = "2026-01-01T02:00:00Z"
+    status = folding.fold(MonitorEntry.from_body(created), [], T0).status
+    created["status"] = status
+    pinged = folding.fold(
+        MonitorEntry.from_body(created),
+        [Change(inputs=(Ping(T0 + timedelta(minutes=1), "success"),))],
+        T0 + timedelta(minutes=1),
+    ).status
+    edited = body(status=pinged, period="1h", grace="5m")
+    edited["metadata"].update(generation=2, creationTimestamp="2026-01-01T02:00:00Z")
+    entry = MonitorEntry.from_body(edited)
+    now = T0 + timedelta(minutes=16, seconds=42)  # alertTime 02:16 passed, not yet written
+
+    judged = folding.fold(
+        entry,
+        [],
+        now,
+        settle_delay=timedelta(seconds=0.5),
+        observed_spec={"period": "10m", "grace": "5m"},
+    )
+    missed = [t for t in judged.transitions if t.event_reason == "Missed"]
+    assert [t.time for t in missed] == [T0 + timedelta(minutes=16)]
+    assert judged.status["observedGeneration"] == 2
+
+    unknown = folding.fold(entry, [], now, settle_delay=timedelta(seconds=0.5))
+    assert not [t for t in unknown.transitions if t.event_reason == "Missed"]  # edits never alert
