@@ -193,6 +193,22 @@ class ControlPlane:
         return next(p for p in self.cluster.processes if p.name == "kube-apiserver")
 
 
+def pid_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (0 once it is gone)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def plane_cpu_seconds(plane: ControlPlane) -> dict[str, float]:
+    """CPU seconds used so far by each control plane process (etcd, kube-apiserver, ...)."""
+    assert plane.cluster is not None
+    return {p.name: pid_cpu_seconds(p.pid) for p in plane.cluster.processes}
+
+
 # --- the API client --------------------------------------------------------------------
 
 
@@ -483,9 +499,7 @@ class OperatorProcess:
         raise RuntimeError(f"no {field}")
 
     def cpu_seconds(self) -> float:
-        raw = Path(f"/proc/{self.pid}/stat").read_text()
-        fields = raw[raw.rindex(")") + 2 :].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return pid_cpu_seconds(self.pid)
 
     async def get(self, url: str) -> tuple[int, str]:
         try:

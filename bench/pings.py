@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import resource
 import subprocess
 import tempfile
 import time
@@ -42,6 +43,7 @@ from harness import (
     OperatorProcess,
     Row,
     metric_sum,
+    plane_cpu_seconds,
     say,
     wait_all_ready,
     wait_until,
@@ -68,6 +70,7 @@ def run_wrk(
         url,
     ]
     env = {"BENCH_TOKENS": str(tokens), "BENCH_METHOD": method, "BENCH_BODY_BYTES": str(body_bytes)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         argv,
         capture_output=True,
@@ -78,6 +81,10 @@ def run_wrk(
     for line in out.stdout.splitlines():
         if line.startswith("BENCH_JSON "):
             result: dict[str, Any] = json.loads(line.removeprefix("BENCH_JSON "))
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            result["wrk_cpu_s"] = (after.ru_utime + after.ru_stime) - (
+                before.ru_utime + before.ru_stime
+            )
             result["command"] = " ".join([*argv[:-3], "-s", "bench/wrk/pings.lua", "<receiver>"])
             return result
     raise RuntimeError(f"wrk gave no result: {out.stdout[-500:]} {out.stderr[-500:]}")
@@ -157,7 +164,9 @@ async def bench(plane: ControlPlane, log_dir: Path) -> tuple[list[Row], dict[str
                 runs = [("GET", 64, 0), ("GET", 8, 0), ("POST", 64, 1024), ("POST", 8, 1024)]
                 for method, connections, body in runs:
                     facts["runs"].append(
-                        await one_run(api, op, token_file, method, connections, body, seconds)
+                        await one_run(
+                            plane, api, op, token_file, method, connections, body, seconds
+                        )
                     )
             facts["idle"] = await idle(api, op, idle_seconds)
             facts["rss_mib"] = op.rss_mib()
@@ -168,6 +177,7 @@ async def bench(plane: ControlPlane, log_dir: Path) -> tuple[list[Row], dict[str
 
 
 async def one_run(
+    plane: ControlPlane,
     api: Api,
     op: OperatorProcess,
     token_file: Path,
@@ -180,6 +190,8 @@ async def one_run(
     before_acked = await acked(op)
     before_count = await ping_count(api)
     cpu_before = op.cpu_seconds()
+    plane_before = plane_cpu_seconds(plane)
+    wall = time.monotonic()
     say(f"pings: wrk {method} {connections} connections {seconds}s")
     result = await asyncio.to_thread(
         run_wrk,
@@ -204,7 +216,16 @@ async def one_run(
         recorded=recorded,
         writes=writes,
         operator_cpu_s=op.cpu_seconds() - cpu_before,
+        wall_s=time.monotonic() - wall,
     )
+    plane_after = plane_cpu_seconds(plane)
+    result["cpu_s"] = {
+        "operator": result["operator_cpu_s"],
+        **{name: plane_after[name] - plane_before.get(name, 0.0) for name in plane_after},
+        "wrk": result.get("wrk_cpu_s", 0.0),
+    }
+    if server_ok:
+        result["cpu_ms_per_ping"] = {k: 1000 * v / server_ok for k, v in result["cpu_s"].items()}
     monitored = sum(v for k, v in writes.items() if k in MONITORED)
     result["writes_per_ping"] = monitored / server_ok if server_ok else float("nan")
     result["rate"] = result["ok"] / result["seconds"]
@@ -264,6 +285,19 @@ def rows_for(facts: dict[str, Any], seconds: int, idle_seconds: int) -> list[Row
                 "p99 ≤ 50 ms" if run["connections"] == 64 else "—",
                 f"p50 {lat['p50'] / 1000:.1f} ms, p99 {p99:.1f} ms, max {lat['max'] / 1000:.0f} ms",
                 p99 <= 50 if run["connections"] == 64 else None,
+            )
+        )
+    for run in facts["runs"][:1]:
+        per = run.get("cpu_ms_per_ping") or {}
+        used = sum((run.get("cpu_s") or {}).values()) / run["wall_s"] if run.get("wall_s") else 0
+        rows.append(
+            Row(
+                "ping CPU cost",
+                "CPU time per acknowledged ping, GET, 64 conn",
+                "—",
+                ", ".join(f"{name} {ms:.1f} ms" for name, ms in per.items() if ms >= 0.05)
+                + f"; all processes {used:.2f} of 2 cores busy",
+                None,
             )
         )
     lost = [run["server_ok"] - run["recorded"] for run in facts["runs"]]
