@@ -68,6 +68,7 @@ async def run_deadlines(
     alerts_from: float,
     offsets: list[float],
     scrape_metrics: bool = False,
+    speedups: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Seed monitors missing their slots at ``T0 + offsets[i]`` (T0 = now + alerts_from s),
     run the operator, watch until every one is Down (bounded); lags and counters."""
@@ -118,7 +119,14 @@ async def run_deadlines(
                     other_states[str(state)] = other_states.get(str(state), 0) + 1
 
         watcher = asyncio.create_task(watch())
-        op = OperatorProcess(plane, namespace=namespace, lease_namespace=namespace, log_dir=log_dir)
+        op = OperatorProcess(
+            plane,
+            namespace=namespace,
+            lease_namespace=namespace,
+            log_dir=log_dir,
+            name="operator-" + ("-".join(speedups) or "plain"),
+            speedups=speedups,
+        )
         samples: list[tuple[float, int]] = []
         scraper: asyncio.Task[None] | None = None
         try:
@@ -207,6 +215,16 @@ def metrics_facts(samples: list[tuple[float, int]], t0: float, count: int) -> di
 
 
 async def bench_detection(plane: ControlPlane, log_dir: Path) -> tuple[list[Row], dict[str, Any]]:
+    return await detection(plane, log_dir)
+
+
+async def detection(
+    plane: ControlPlane,
+    log_dir: Path,
+    *,
+    label: str = "detection lag",
+    speedups: tuple[str, ...] = (),
+) -> tuple[list[Row], dict[str, Any]]:
     count = 1000 if QUICK else 10_000
     spread = 20.0 if QUICK else 60.0
     offsets = [spread * i / count for i in range(count)]
@@ -214,21 +232,29 @@ async def bench_detection(plane: ControlPlane, log_dir: Path) -> tuple[list[Row]
     # list of 10,000 monitors take ~15 s here; the margin leaves room for a busy machine.
     lead = 20 + 20 * count / 10_000
     facts = await run_deadlines(
-        plane, log_dir, namespace="bench-detect", alerts_from=lead, offsets=offsets
+        plane,
+        log_dir,
+        namespace="bench-detect",
+        alerts_from=lead,
+        offsets=offsets,
+        speedups=speedups,
     )
     p99 = facts["lag_p99"]
     ok = facts["down"] == count and facts["wrong_time"] == 0 and p99 is not None and p99 <= 1.0
     writes = facts.get("writes", {})
+    cpu = facts.get("cpu_s") or {}
     rows = [
         Row(
-            "detection lag",
+            label,
             f"{count:,} monitors, alert times spread over {spread:.0f} s; watch event with "
-            "Down minus alertTime",
+            f"Down minus alertTime{'; ' + '+'.join(speedups) if speedups else ''}",
             "p99 ≤ 1 s",
             f"p50 {fmt_s(facts['lag_p50'])}, p99 {fmt_s(p99)}, max {fmt_s(facts['lag_max'])}; "
             f"{facts['down']:,}/{count:,} Down, {facts['wrong_time']} with a wrong transition "
             f"time; {writes.get('heartbeatmonitors/status', 0):,.0f} status writes, "
-            f"{writes.get('events', 0):,.0f} Events",
+            f"{writes.get('events', 0):,.0f} Events; CPU-s operator "
+            f"{cpu.get('operator', 0):.0f}, kube-apiserver {cpu.get('kube-apiserver', 0):.0f}, "
+            f"etcd {cpu.get('etcd', 0):.0f} in {facts.get('wall_s', 0):.0f} s",
             ok,
         )
     ]

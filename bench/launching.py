@@ -7,6 +7,7 @@ tries them without touching the operator's code:
 
 - ``--uvloop``: uvloop's event loop policy set before the operator's ``asyncio.run``, so the whole
   operator (kopf, the receiver, the API client) runs on uvloop's event loop;
+- ``--no-kopf-index``: the monitor watch without kopf's index handler (experiment);
 - ``--orjson``: ``json.loads``/``json.dumps`` replaced by orjson-backed versions *before*
   aiohttp and kopf are imported (aiohttp binds its JSON functions at import), so the
   API client's request and response bodies and kopf's watch stream use orjson. Calls
@@ -42,11 +43,28 @@ def use_orjson() -> None:
     json.dumps = dumps
 
 
+def no_kopf_index() -> None:
+    """Register no kopf index handler (an experiment for the lead, see bench/README.md).
+
+    With an index handler, kopf blocks every object's event handlers until all objects
+    are indexed and, for each new per-object worker, wakes every waiting worker: start-up
+    with N monitors costs O(N²) event-loop callbacks.
+    """
+    import kopf
+
+    def index(*_args: Any, **_kwargs: Any) -> Any:
+        return lambda fn: fn
+
+    kopf.index = index
+
+
 def main(argv: list[str]) -> int:
     at = argv.index("--") if "--" in argv else len(argv)
     flags, rest = argv[:at], argv[at + 1 :]
     if "--orjson" in flags:
         use_orjson()
+    if "--no-kopf-index" in flags:
+        no_kopf_index()
     if "--uvloop" in flags:
         import asyncio
 

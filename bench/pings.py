@@ -138,16 +138,39 @@ async def settle(api: Api, op: OperatorProcess) -> tuple[float, int]:
     return total, last
 
 
+RUNS = [("GET", 64, 0), ("GET", 8, 0), ("POST", 64, 1024), ("POST", 8, 1024)]
+
+
 async def bench(plane: ControlPlane, log_dir: Path) -> tuple[list[Row], dict[str, Any]]:
-    count = 1000
     seconds = 8 if QUICK else 30
     idle_seconds = 20 if QUICK else 60
-    rows: list[Row] = []
-    facts: dict[str, Any] = {"runs": []}
+    facts = await measure(plane, log_dir, RUNS, seconds=seconds, idle_seconds=idle_seconds)
+    return rows_for(facts, seconds, idle_seconds), facts
+
+
+async def measure(
+    plane: ControlPlane,
+    log_dir: Path,
+    runs: list[tuple[str, int, int]],
+    *,
+    seconds: int,
+    idle_seconds: int | None,
+    speedups: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """1,000 monitors set up by the operator, warmed up, then each wrk run (and idle)."""
+    count = 1000
+    facts: dict[str, Any] = {"runs": [], "speedups": list(speedups)}
     plane.fresh()
     async with Api(plane) as api:
         await api.create_namespace(NAMESPACE)
-        op = OperatorProcess(plane, namespace=NAMESPACE, lease_namespace=NAMESPACE, log_dir=log_dir)
+        op = OperatorProcess(
+            plane,
+            namespace=NAMESPACE,
+            lease_namespace=NAMESPACE,
+            log_dir=log_dir,
+            name="operator-" + ("-".join(speedups) or "plain"),
+            speedups=speedups,
+        )
         try:
             await op.wait_ready()
             took = await api.create_monitors(
@@ -161,19 +184,18 @@ async def bench(plane: ControlPlane, log_dir: Path) -> tuple[list[Row], dict[str
                 token_file = write_tokens(Path(tmp) / "tokens", tokens)
                 await warm_up(op, tokens)
                 await settle(api, op)
-                runs = [("GET", 64, 0), ("GET", 8, 0), ("POST", 64, 1024), ("POST", 8, 1024)]
                 for method, connections, body in runs:
                     facts["runs"].append(
                         await one_run(
                             plane, api, op, token_file, method, connections, body, seconds
                         )
                     )
-            facts["idle"] = await idle(api, op, idle_seconds)
+            if idle_seconds:
+                facts["idle"] = await idle(api, op, idle_seconds)
             facts["rss_mib"] = op.rss_mib()
         finally:
             await op.stop()
-    rows += rows_for(facts, seconds, idle_seconds)
-    return rows, facts
+    return facts
 
 
 async def one_run(

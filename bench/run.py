@@ -1,6 +1,6 @@
 """``make bench``: every operator benchmark of issue 8, one results table.
 
-    .venv/bin/python bench/run.py [--only pings,detection,burst,takeover,scale]
+    .venv/bin/python bench/run.py [--only pings,detection,burst,takeover,experiments,scale]
                                   [--no-readme] [--keep-cluster]
     BENCH_QUICK=1 .venv/bin/python bench/run.py     # a smoke run at a fraction of the size
 
@@ -31,13 +31,14 @@ from harness import QUICK, ControlPlane, Row, say
 
 Bench = Callable[[ControlPlane, Path], Awaitable[tuple[list[Row], dict[str, Any]]]]
 
-#: name -> (module, function), in the order they run (the 100k scale run last: it leaves
-#: the largest etcd behind).
+#: name -> (module, function), in the order they run (the 100k scale run last: the
+#: slowest, and the one most likely to be cut short).
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "pings": ("pings", "bench"),
     "detection": ("detection", "bench_detection"),
     "burst": ("detection", "bench_burst"),
     "takeover": ("takeover", "bench"),
+    "experiments": ("experiments", "bench"),
     "scale": ("scale", "bench"),
 }
 

@@ -83,7 +83,7 @@ async def bench(plane: ControlPlane, log_dir: Path) -> tuple[list[Row], dict[str
         await api.create_namespace(NAMESPACE)
         now = datetime.now(UTC)
         # The kill is planned this far ahead: seeding and two replicas' start-up fit in it.
-        kill_at = now + timedelta(seconds=30 + 40 * count / 10_000)
+        kill_at = now + timedelta(seconds=20 + 25 * count / 10_000)
         kill_at = kill_at.replace(microsecond=0)
         seeds = [
             seeding.seed(
