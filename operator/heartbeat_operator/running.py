@@ -116,7 +116,7 @@ class Operator:
             label_keys=settings.metrics.label_allowlist,
             monitor_metrics=settings.metrics.monitor_metrics,
         )
-        self.client = KubeClient(info, on_write=self.metrics.api_write)
+        self.client = KubeClient(info, on_write=self.metrics.api_write, relogin=connection_info)
         w = settings.writer
         r = settings.receiver
         self.writer = Writer(

@@ -90,6 +90,7 @@ class KubeClient:
         timeout: float = 10.0,
         stats: ApiStats | None = None,
         on_write: Callable[[str, str, int | str], None] | None = None,
+        relogin: Callable[[], kopf.ConnectionInfo] | None = None,
     ) -> None:
         self.server = info.server.rstrip("/")
         self.default_namespace = info.default_namespace
@@ -99,6 +100,9 @@ class KubeClient:
         self._session: aiohttp.ClientSession | None = None
         self.on_write = on_write
         """``metrics.Metrics.api_write(verb, resource, code)``: called once per write attempt."""
+        self._relogin = relogin
+        """Fresh credentials after a 401: in a pod the kubelet rotates the projected
+        ServiceAccount token file, and the one read at start-up eventually expires."""
 
     def _ensure_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -134,6 +138,26 @@ class KubeClient:
         ``kind`` labels the counters: the resource's plural (``heartbeatmonitors/status``,
         ``secrets``, ``events``, ``leases``).
         """
+        try:
+            return await self._request(method, path, body, params, content_type, kind, timeout)
+        except ApiError as exc:
+            if exc.status != 401 or self._relogin is None:
+                raise
+        logger.info("the API server refused our credentials (401): reading them again")
+        self._info = self._relogin()
+        await self.close()
+        return await self._request(method, path, body, params, content_type, kind, timeout)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None,
+        params: Mapping[str, str] | None,
+        content_type: str,
+        kind: str,
+        timeout: float | None,
+    ) -> JSON:
         session = self._ensure_session()
         write = method != "GET"
         kwargs: dict[str, Any] = {}
