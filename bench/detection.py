@@ -262,6 +262,17 @@ async def detection(
 
 
 async def bench_burst(plane: ControlPlane, log_dir: Path) -> tuple[list[Row], dict[str, Any]]:
+    return await burst(plane, log_dir)
+
+
+async def burst(
+    plane: ControlPlane,
+    log_dir: Path,
+    *,
+    label: str = "burst",
+    speedups: tuple[str, ...] = (),
+    metrics_row: bool = True,
+) -> tuple[list[Row], dict[str, Any]]:
     count = 1000
     offsets = [0.0] * count
     facts = await run_deadlines(
@@ -270,8 +281,10 @@ async def bench_burst(plane: ControlPlane, log_dir: Path) -> tuple[list[Row], di
         namespace="bench-burst",
         alerts_from=40,
         offsets=offsets,
-        scrape_metrics=True,
+        scrape_metrics=metrics_row,
+        speedups=speedups,
     )
+    cpu = facts.get("cpu_s") or {}
     metrics = facts.get("metrics", {})
     ok = (
         facts["down"] == count
@@ -281,12 +294,14 @@ async def bench_burst(plane: ControlPlane, log_dir: Path) -> tuple[list[Row], di
     )
     rows = [
         Row(
-            "burst",
-            f"{count:,} monitors, one alertTime; last Down in the API",
+            label,
+            f"{count:,} monitors, one alertTime; last Down in the API"
+            + (f"; {'+'.join(speedups)}" if speedups else ""),
             "all Down ≤ 5 s",
             f"{facts['down']:,}/{count:,} Down; first after {fmt_s(facts['lag_min'])}, "
             f"p50 {fmt_s(facts['lag_p50'])}, all after {fmt_s(facts['lag_max'])}; "
-            f"{facts['wrong_time']} with a wrong transition time",
+            f"{facts['wrong_time']} with a wrong transition time; CPU-s operator "
+            f"{cpu.get('operator', 0):.0f}, kube-apiserver {cpu.get('kube-apiserver', 0):.0f}",
             ok,
         ),
         Row(
@@ -299,7 +314,7 @@ async def bench_burst(plane: ControlPlane, log_dir: Path) -> tuple[list[Row], di
             None,
         ),
     ]
-    return rows, facts
+    return (rows if metrics_row else rows[:1]), facts
 
 
 def fmt_s(value: float | None) -> str:

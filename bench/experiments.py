@@ -1,7 +1,8 @@
 """Experiments beside the targets (issue 8): what would change the numbers above.
 
-- *without kopf's index handler*: the detection benchmark again, and the 10,000-monitor
-  scale run, with the operator started through ``bench/launching.py --no-kopf-index``.
+- *without kopf's index handler*: the detection and burst benchmarks again, and the
+  10,000-monitor scale run, with the operator started through
+  ``bench/launching.py --no-kopf-index``.
   Profiling (py-spy) the detection run shows the operator at 100% of a core, half of it
   in kopf's watcher: with an index handler registered, kopf makes a readiness toggle for
   every new per-object worker and wakes every waiting worker each time
@@ -34,6 +35,14 @@ async def bench(plane: ControlPlane, log_dir: Path) -> tuple[list[Row], dict[str
     rows, facts["detection"] = await detection.detection(
         plane, log_dir, label="experiment: detection, no kopf index", speedups=NO_INDEX
     )
+    more, facts["burst"] = await detection.burst(
+        plane,
+        log_dir,
+        label="experiment: burst, no kopf index",
+        speedups=NO_INDEX,
+        metrics_row=False,
+    )
+    rows += more
     count = 1000 if QUICK else 10_000
     got = facts["scale"] = await scale.one_size(plane, log_dir, count, speedups=NO_INDEX)
     rows.append(
