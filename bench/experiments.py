@@ -51,7 +51,8 @@ async def bench(plane: ControlPlane, log_dir: Path) -> tuple[list[Row], dict[str
             f"{count:,} monitors (seeded), one replica; --no-kopf-index",
             "RSS ≤ 256 MiB",
             f"RSS {got['rss_mib']:.0f} MiB (peak {got['peak_mib']:.0f} MiB); leading "
-            f"{got['leader_s']:.1f} s, settled after {scale.settled(got['quiet_s'])}, "
+            f"{got['leader_s']:.1f} s, all known {got['loaded_s']:.1f} s, settled after "
+            f"{scale.settled(got['quiet_s'])}, "
             f"{got['cpu_s']:.0f} CPU-s",
             got["rss_mib"] <= 256 and got["peak_mib"] <= 256,
         )
