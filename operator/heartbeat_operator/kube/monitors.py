@@ -95,9 +95,7 @@ class MonitorTable:
         self._listeners: list[Listener] = []
         self._changed = asyncio.Event()
         self._synced = asyncio.Event()
-        self._listed_only: set[Key] = set()
         self._observed_specs: dict[Key, tuple[int, Mapping[str, Any]]] = {}
-        self._watch_listed = False
 
     @property
     def synced(self) -> bool:
@@ -171,21 +169,11 @@ class MonitorTable:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
-    def upsert(self, body: Mapping[str, Any], *, listed: bool = False) -> MonitorEntry | None:
-        """Take a newer version of a monitor; return the entry kept (None if ignored).
-
-        ``listed``: it comes from our own initial LIST, not from the watch or a write (see
-        ``drop_unwatched``).
-        """
+    def upsert(self, body: Mapping[str, Any]) -> MonitorEntry | None:
+        """Take a newer version of a monitor; return the entry kept (None if ignored)."""
         entry = MonitorEntry.from_body(body)
         if not entry.namespace or not entry.name:
             return None
-        if listed:
-            if self._watch_listed:
-                return self._entries.get(entry.key)  # the watch knows better by now
-            self._listed_only.add(entry.key)
-        else:
-            self._listed_only.discard(entry.key)
         current = self._entries.get(entry.key)
         if current is not None:
             if current.uid == entry.uid and not newer(
@@ -200,16 +188,6 @@ class MonitorTable:
             self._by_hash.setdefault(entry.token_hash, set()).add(entry.key)
         self._notify(entry.key, entry)
         return entry
-
-    def drop_unwatched(self) -> None:
-        """Forget monitors only our own LIST showed, once the watch's initial list is in: one
-        deleted between the two lists would otherwise stay in the table for good."""
-        for key in list(self._listed_only):
-            entry = self._entries.get(key)
-            if entry is not None:
-                self.remove(*key, entry.uid)
-        self._listed_only.clear()
-        self._watch_listed = True
 
     def remove(self, namespace: str, name: str, uid: str | None = None) -> None:
         key = (namespace, name)

@@ -1,15 +1,16 @@
 """Kopf, used to watch and nothing else (DESIGN 9.1, 9.12).
 
 Every replica runs kopf standalone (no peering: it would freeze the followers' watches
-and so their token index), with Event posting off, and registers only an index and event
-handlers. Kopf writes annotations, finalizers and ``status.kopf`` only for change
-handlers, timers and daemons, so with none of them it leaves objects untouched.
+and so their token index), with Event posting off, and registers only event handlers.
+Kopf writes annotations, finalizers and ``status.kopf`` only for change handlers, timers
+and daemons, so with none of them it leaves objects untouched.
 
-The index handler runs for every object of the initial list before kopf calls any event
-handler (kopf's "indexes are pre-populated" guarantee), so the first event handler call
-— for a monitor or for a namespace, of which there is always at least one — means the
-token index holds the initial list: the readiness rule of DESIGN 9.2. ``prime`` gets the
-same guarantee from one LIST of our own, whichever comes first.
+No ``@kopf.index``: the token index is our own table's, and with kopf's index handler
+registered as well, 10,000 monitors due within a minute went Down in the API with a p99
+lag of 100 s instead of 0.6 s (bench/README.md, "experiment: detection, no kopf index").
+Readiness (DESIGN 9.2: the token index holds the initial list) therefore comes from
+``prime``, one LIST of our own. A monitor deleted between that LIST and the start of
+kopf's watch stays in the table until its next status write answers 404 and removes it.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def build_settings(settings: kopf.OperatorSettings | None = None) -> kopf.Operat
 
 
 def build_registry(table: MonitorTable, info: kopf.ConnectionInfo) -> kopf.OperatorRegistry:
-    """A private registry (never kopf's global one): login, the index and event handlers.
+    """A private registry (never kopf's global one): login and the monitors' event handler.
 
     The handlers are coroutines on purpose: kopf runs plain functions in a thread pool,
     and the table (its asyncio events, its listeners) belongs to the event loop's thread.
@@ -60,47 +61,21 @@ def build_registry(table: MonitorTable, info: kopf.ConnectionInfo) -> kopf.Opera
     def login(**_: Any) -> kopf.ConnectionInfo:
         return info
 
-    @kopf.index(GROUP, VERSION, PLURAL, registry=registry)
-    async def monitors_by_token(body: kopf.Body, **_: Any) -> dict[str, Any]:
-        entry = table.upsert(body)
-        if entry is None or entry.token_hash is None:
-            return {}
-        return {entry.token_hash: entry.key}
-
-    watch_listed = False
-
-    def initial_list_in() -> None:
-        # Kopf calls event handlers only once every index is populated: its list is in.
-        nonlocal watch_listed
-        if not watch_listed:
-            watch_listed = True
-            table.drop_unwatched()
-            if not table.synced:
-                logger.info("initial list of monitors is in (%d monitors)", len(table))
-            table.synced = True
-
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def monitor_changed(type: str | None, body: kopf.Body, **_: Any) -> None:
-        initial_list_in()
         meta = body.get("metadata") or {}
         if type == "DELETED":
             table.remove(meta.get("namespace", ""), meta.get("name", ""), meta.get("uid"))
         else:
             table.upsert(body)
 
-    @kopf.on.event("", "v1", "namespaces", registry=registry)
-    async def namespace_seen(**_: Any) -> None:
-        initial_list_in()  # there is always a namespace: this fires even with no monitors
-
     return registry
 
 
 async def prime(client: KubeClient, table: MonitorTable, namespaces: Sequence[str]) -> None:
-    """Fill the table from one LIST of our own, then mark it synced.
+    """Fill the table from one LIST of our own, then mark it synced (readiness).
 
-    Kopf's ordering guarantee above is the usual path; this one does not depend on it
-    (a CRD re-applied while kopf starts can restart its watch and delay the first event
-    handler call indefinitely). Entries kopf already delivered are left alone.
+    Entries kopf's watch already delivered are left alone: they are as new or newer.
     """
     exact = select_specific_namespaces(namespaces)
     if namespaces and len(exact) == len(namespaces):
@@ -115,8 +90,8 @@ async def prime(client: KubeClient, table: MonitorTable, namespaces: Sequence[st
             namespace = NamespaceName(key[0])
             if namespaces and not any(match_namespace(namespace, p) for p in namespaces):
                 continue
-            if table.get(key) is None:
-                table.upsert(body, listed=True)
+            if table.get(key) is None:  # kopf's copy, if already in, is as new or newer
+                table.upsert(body)
     if not table.synced:
         logger.info("initial list of monitors is in (%d monitors, own list)", len(table))
     table.synced = True

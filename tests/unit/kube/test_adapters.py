@@ -240,17 +240,6 @@ def test_a_new_leader_rebuilds_exactly_the_events_the_writers_posted():
     assert {e["reason"] for e in rebuilt} == {"Missed", "Recovered", "Paused", "Resumed", "Failed"}
 
 
-def test_a_monitor_only_our_own_list_showed_is_dropped_once_the_watch_has_listed():
-    table = MonitorTable()
-    table.upsert(body("kept", "u1"), listed=True)
-    table.upsert(body("ghost", "u2"), listed=True)  # deleted before kopf listed
-    table.upsert(body("kept", "u1", rv="11"))  # the watch's copy
-    table.drop_unwatched()
-    assert [e.name for e in table] == ["kept"]
-    table.upsert(body("late-ghost", "u3"), listed=True)  # a list answered after the watch's
-    assert table.get(("ops", "late-ghost")) is None
-
-
 def test_before_a_spec_edit_time_is_judged_by_the_old_spec():
     created = body(status=None, period="10m", grace="5m")
     created["metadata"]["creationTimestamp"] = "2026-01-01T02:00:00Z"
