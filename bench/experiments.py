@@ -1,16 +1,14 @@
-"""Experiments beside the targets (issue 8): what would change the numbers above.
+"""Experiments beside the targets (issue 8): whether uvloop and orjson help.
 
-- *without kopf's index handler*: the detection and burst benchmarks again, and the
-  10,000-monitor scale run, with the operator started through
-  ``bench/launching.py --no-kopf-index``.
-  Profiling (py-spy) the detection run shows the operator at 100% of a core, half of it
-  in kopf's watcher: with an index handler registered, kopf makes a readiness toggle for
-  every new per-object worker and wakes every waiting worker each time
-  (``ToggleSet.make_toggle`` -> ``Condition.notify_all``), O(N²) at start-up and again
-  whenever idle workers have exited. The operator uses that index only for its side
-  effect (it fills its own table, which its event handler and its own LIST fill too).
-- *orjson* (and uvloop, which the receiver refuses: see SPEEDUPS): the 64-connection GET
-  ping run, plain and with orjson, back to back.
+The 64-connection GET ping run of ``bench/pings.py``, plain and with orjson (through
+``bench/launching.py``), back to back on fresh control planes. uvloop cannot be tried as
+the receiver stands: its connection guard asserts ``isinstance(transport,
+asyncio.Transport)`` (``receiver/connections.py``), which uvloop's TCPTransport is not,
+so every connection fails.
+
+(Until 2026-11-25 06:16 this module also ran detection, burst and scale with the
+operator's kopf index handler left out, ``bench/launching.py --no-kopf-index``; that
+experiment became the operator's code, see bench/README.md for before and after.)
 """
 
 from __future__ import annotations
@@ -18,45 +16,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import detection
 import pings
-import scale
 from harness import QUICK, ControlPlane, Row
 
-NO_INDEX = ("no-kopf-index",)
-# uvloop cannot be tried as the receiver stands: its connection guard asserts
-# ``isinstance(transport, asyncio.Transport)`` (receiver/connections.py), which uvloop's
-# TCPTransport is not, so every connection fails. orjson alone is tried.
 SPEEDUPS = ("orjson",)
 
 
 async def bench(plane: ControlPlane, log_dir: Path) -> tuple[list[Row], dict[str, Any]]:
-    facts: dict[str, Any] = {}
-    rows, facts["detection"] = await detection.detection(
-        plane, log_dir, label="experiment: detection, no kopf index", speedups=NO_INDEX
-    )
-    more, facts["burst"] = await detection.burst(
-        plane,
-        log_dir,
-        label="experiment: burst, no kopf index",
-        speedups=NO_INDEX,
-        metrics_row=False,
-    )
-    rows += more
-    count = 1000 if QUICK else 10_000
-    got = facts["scale"] = await scale.one_size(plane, log_dir, count, speedups=NO_INDEX)
-    rows.append(
-        Row(
-            "experiment: scale, no kopf index",
-            f"{count:,} monitors (seeded), one replica; --no-kopf-index",
-            "RSS ≤ 256 MiB",
-            f"RSS {got['rss_mib']:.0f} MiB (peak {got['peak_mib']:.0f} MiB); leading "
-            f"{got['leader_s']:.1f} s, all known {got['loaded_s']:.1f} s, settled after "
-            f"{scale.settled(got['quiet_s'])}, "
-            f"{got['cpu_s']:.0f} CPU-s",
-            got["rss_mib"] <= 256 and got["peak_mib"] <= 256,
-        )
-    )
     seconds = 8 if QUICK else 20
     results = {}
     for speedups in ((), SPEEDUPS):
@@ -64,7 +30,6 @@ async def bench(plane: ControlPlane, log_dir: Path) -> tuple[list[Row], dict[str
             plane, log_dir, [("GET", 64, 0)], seconds=seconds, idle_seconds=None, speedups=speedups
         )
         results["+".join(speedups) or "plain"] = measured["runs"][0]
-    facts["speedups"] = results
 
     def describe(run: dict[str, Any]) -> str:
         per = (run.get("cpu_ms_per_ping") or {}).get("operator", float("nan"))
@@ -73,7 +38,7 @@ async def bench(plane: ControlPlane, log_dir: Path) -> tuple[list[Row], dict[str
             f"operator {per:.2f} CPU-ms/ping"
         )
 
-    rows.append(
+    rows = [
         Row(
             "experiment: orjson (uvloop: refused)",
             f"GET, 64 conn, {seconds} s, plain then with orjson (bench/launching.py); uvloop "
@@ -82,5 +47,5 @@ async def bench(plane: ControlPlane, log_dir: Path) -> tuple[list[Row], dict[str
             f"plain {describe(results['plain'])}; orjson {describe(results['orjson'])}",
             None,
         )
-    )
-    return rows, facts
+    ]
+    return rows, {"speedups": results}
