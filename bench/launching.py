@@ -1,4 +1,4 @@
-"""Run ``heartbeat-operator`` with uvloop and/or orjson, to measure whether they help.
+"""Run ``heartbeat-operator`` with uvloop and/or orjson (to measure whether they help), or traced.
 
     .venv/bin/python bench/launching.py [--uvloop] [--orjson] -- run --port ... (the CLI)
 
@@ -7,7 +7,8 @@ tries them without touching the operator's code:
 
 - ``--uvloop``: uvloop's event loop policy set before the operator's ``asyncio.run``, so the whole
   operator (kopf, the receiver, the API client) runs on uvloop's event loop;
-- ``--no-kopf-index``: the monitor watch without kopf's index handler (experiment);
+- ``--trace-memory=FILE``: tracemalloc on; SIGUSR2 writes the largest live allocations to
+  FILE (where the scale benchmark's memory goes);
 - ``--orjson``: ``json.loads``/``json.dumps`` replaced by orjson-backed versions *before*
   aiohttp and kopf are imported (aiohttp binds its JSON functions at import), so the
   API client's request and response bodies and kopf's watch stream use orjson. Calls
@@ -43,19 +44,40 @@ def use_orjson() -> None:
     json.dumps = dumps
 
 
-def no_kopf_index() -> None:
-    """Register no kopf index handler (an experiment for the lead, see bench/README.md).
+def trace_memory(path: str) -> None:
+    """Trace allocations; on SIGUSR2 write the biggest live ones to ``path`` (diagnosis).
 
-    With an index handler, kopf blocks every object's event handlers until all objects
-    are indexed and, for each new per-object worker, wakes every waiting worker: start-up
-    with N monitors costs O(N²) event-loop callbacks.
+    Where the RSS of the scale benchmark goes (bench/README.md, "scale"): tracemalloc
+    counts what Python allocated and still holds, by the call stack that allocated it,
+    so our table, kopf's per-object state and the API client's buffers show apart.
     """
-    import kopf
+    import signal
+    import tracemalloc
 
-    def index(*_args: Any, **_kwargs: Any) -> Any:
-        return lambda fn: fn
+    tracemalloc.start(12)
 
-    kopf.index = index
+    def dump(*_: Any) -> None:
+        snapshot = tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(False, tracemalloc.__file__)]
+        )
+        lines = [
+            f"traced now {tracemalloc.get_traced_memory()[0] / 2**20:.1f} MiB, "
+            f"peak {tracemalloc.get_traced_memory()[1] / 2**20:.1f} MiB"
+        ]
+        for group in ("filename", "traceback"):
+            lines.append(f"== by {group}")
+            for stat in snapshot.statistics(group)[:25]:
+                lines.append(f"{stat.size / 2**20:8.1f} MiB {stat.count:9,d} blocks")
+                frames = (
+                    stat.traceback.format()
+                    if group == "traceback"
+                    else [f"  {stat.traceback[0].filename}"]
+                )
+                lines += frames[-12:]
+        with open(path, "w") as out:
+            out.write("\n".join(lines) + "\n")
+
+    signal.signal(signal.SIGUSR2, dump)
 
 
 def main(argv: list[str]) -> int:
@@ -63,8 +85,9 @@ def main(argv: list[str]) -> int:
     flags, rest = argv[:at], argv[at + 1 :]
     if "--orjson" in flags:
         use_orjson()
-    if "--no-kopf-index" in flags:
-        no_kopf_index()
+    for flag in flags:
+        if flag.startswith("--trace-memory="):
+            trace_memory(flag.split("=", 1)[1])
     if "--uvloop" in flags:
         import asyncio
 
