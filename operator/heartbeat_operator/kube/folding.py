@@ -120,9 +120,9 @@ def token_ready(status: Mapping[str, Any]) -> Ready:
 
 def spec_inputs(entry: MonitorEntry, record: Record, now: datetime) -> list[Input]:
     """What a not yet observed generation asks to fold (DESIGN 9.19, fine print 8)."""
-    observed = entry.status.get("observedGeneration")
+    observed = entry.observed_generation
     paused = entry.spec.get("paused") is True
-    if not entry.status:
+    if not entry.packed_status:
         # A new monitor created paused (or paused before its first write) starts Paused.
         return [Pause(created_at(entry, now), PAUSE_CAUSE_SPEC)] if paused else []
     if observed == entry.generation:
@@ -190,7 +190,7 @@ def fold(
     spec = parse(entry)
     record = Record.from_status(entry.status, active_since=created_at(entry, now))
 
-    token_hash = entry.status.get("tokenHash")
+    token_hash = entry.token_hash
     secret_name = entry.status.get("tokenSecretName")
     ready = token_ready(entry.status)
     for change in changes:
@@ -229,7 +229,7 @@ def fold(
             if isinstance(item, Ping):
                 record = record_ping_only(record, item)
         ready = Ready.from_spec_error(spec)
-        if entry.status.get("observedGeneration") != entry.generation:
+        if entry.observed_generation != entry.generation:
             transitions.append(
                 ExtraEvent(
                     now,
@@ -261,4 +261,4 @@ def fold(
 
 def needs_write(entry: MonitorEntry) -> bool:
     """Whether the leader must write this monitor although no input is waiting."""
-    return not entry.status or entry.status.get("observedGeneration") != entry.generation
+    return not entry.packed_status or entry.observed_generation != entry.generation

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import sys
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+
+import orjson
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +26,14 @@ Key = tuple[str, str]  # (namespace, name)
 
 @dataclasses.dataclass(frozen=True)
 class MonitorEntry:
-    """One HeartbeatMonitor as last seen: the snapshot Seam 3 promises, plus write context."""
+    """One HeartbeatMonitor as last seen: the snapshot Seam 3 promises, plus write context.
+
+    The status is kept packed (compact JSON, zlib) and unpacked on each read of
+    ``status``: as Python dicts a full status costs about 12 KiB, packed about 0.6 KiB,
+    and every replica holds every monitor (issue 8's RSS targets, bench/README.md
+    "scale"). The recently read ones stay unpacked in a small cache; the fields read on
+    every lookup (``token_hash``, ``observed_generation``) are kept apart.
+    """
 
     namespace: str
     name: str
@@ -33,7 +44,9 @@ class MonitorEntry:
     labels: Mapping[str, str]
     annotations: Mapping[str, str]
     spec: Mapping[str, Any]
-    status: Mapping[str, Any]
+    packed_status: bytes
+    token_hash: str | None
+    observed_generation: int | None
     deleting: bool = False
 
     @property
@@ -41,13 +54,16 @@ class MonitorEntry:
         return (self.namespace, self.name)
 
     @property
-    def token_hash(self) -> str | None:
-        value = self.status.get("tokenHash")
-        return value if isinstance(value, str) and value else None
+    def status(self) -> Mapping[str, Any]:
+        """The status as the API returned it. Shared between readers: never mutate it."""
+        return unpack_status(self.packed_status)
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> MonitorEntry:
         meta = body.get("metadata") or {}
+        status = body.get("status") or {}
+        token_hash = status.get("tokenHash")
+        observed = status.get("observedGeneration")
         return cls(
             namespace=str(meta.get("namespace") or ""),
             name=str(meta.get("name") or ""),
@@ -55,32 +71,54 @@ class MonitorEntry:
             generation=int(meta.get("generation") or 0),
             resource_version=str(meta.get("resourceVersion") or ""),
             creation_timestamp=str(meta.get("creationTimestamp") or ""),
-            labels=dict(meta.get("labels") or {}),
-            annotations=dict(meta.get("annotations") or {}),
+            labels=_plain(meta.get("labels") or {}),
+            annotations=_plain(meta.get("annotations") or {}),
             spec=_plain(body.get("spec") or {}),
-            status=_plain(body.get("status") or {}),
+            packed_status=pack_status(status),
+            token_hash=token_hash if isinstance(token_hash, str) and token_hash else None,
+            observed_generation=observed if isinstance(observed, int) else None,
             deleting=bool(meta.get("deletionTimestamp")),
         )
 
 
-#: Strings up to this long are shared too: states, reasons, kinds and condition statuses
-#: repeat across monitors; times (20+ characters) and messages rarely do.
+def pack_status(status: Mapping[str, Any]) -> bytes:
+    """A status as compact JSON, compressed (level 1: ~15 µs for a full status)."""
+    if not status:
+        return b""
+    return zlib.compress(orjson.dumps(status, default=_mapping_as_dict), 1)
+
+
+#: How many unpacked statuses stay cached: the monitors being pinged or reconciled right
+#: now; a miss costs ~20 µs (a ping's write costs milliseconds).
+_UNPACKED_CACHE = 1024
+
+
+@functools.lru_cache(maxsize=_UNPACKED_CACHE)
+def unpack_status(packed: bytes) -> Mapping[str, Any]:
+    if not packed:
+        return {}
+    unpacked: Mapping[str, Any] = orjson.loads(zlib.decompress(packed))
+    return unpacked
+
+
+def _mapping_as_dict(value: Any) -> Any:
+    if isinstance(value, Mapping):  # kopf hands out read-only mapping views
+        return dict(value)
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+#: Strings up to this long are shared too: the spec's units and reasons repeat across
+#: monitors.
 _SHARED_VALUE_LENGTH = 16
 
 
 def _plain(value: Any) -> Any:
-    """A deep plain-dict copy (kopf hands out read-only mapping views).
-
-    Keys and short values are interned: every status repeats the same field names
-    (``time``, ``kind``, ``reason`` … in each of ``recentPings`` and ``recentTransitions``)
-    and the same states and reasons, and one shared copy of each instead of one per
-    monitor makes the table about a third smaller (111 -> 71 MiB for 10,000 monitors with
-    full recent lists; issue 8's RSS targets, bench/README.md).
-    """
+    """A deep plain-dict copy (kopf hands out read-only mapping views), keys and short
+    values interned: field names and common values are held once, not once per monitor."""
     if isinstance(value, Mapping):
         return {sys.intern(str(k)): _plain(v) for k, v in value.items()}
     if isinstance(value, str) and len(value) <= _SHARED_VALUE_LENGTH:
-        return sys.intern(value)  # "success", "Healthy", "PingReceived", "True" …
+        return sys.intern(value)
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
@@ -146,7 +184,7 @@ class MonitorTable:
         """The spec ``entry.status`` was computed from (its ``observedGeneration``), when
         this replica saw it; None if unknown (e.g. edited while no replica ran)."""
         known = self._observed_specs.get(entry.key)
-        if known is None or known[0] != entry.status.get("observedGeneration"):
+        if known is None or known[0] != entry.observed_generation:
             return None
         return known[1]
 
@@ -185,19 +223,25 @@ class MonitorTable:
         return lambda: self._listeners.remove(listener)
 
     def upsert(self, body: Mapping[str, Any]) -> MonitorEntry | None:
-        """Take a newer version of a monitor; return the entry kept (None if ignored)."""
-        entry = MonitorEntry.from_body(body)
-        if not entry.namespace or not entry.name:
+        """Take a newer version of a monitor; return the entry kept (None if ignored).
+
+        The version already held is kept as it is: the watch echoes each of our own
+        writes, which the writer put in the table when the API answered it.
+        """
+        meta = body.get("metadata") or {}
+        key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        if not key[0] or not key[1]:
             return None
-        current = self._entries.get(entry.key)
-        if current is not None:
-            if current.uid == entry.uid and not newer(
-                entry.resource_version, current.resource_version
-            ):
+        current = self._entries.get(key)
+        if current is not None and current.uid == str(meta.get("uid") or ""):
+            version = str(meta.get("resourceVersion") or "")
+            if version == current.resource_version or not newer(version, current.resource_version):
                 return current
+        entry = MonitorEntry.from_body(body)
+        if current is not None:
             self._unindex(current)
         self._entries[entry.key] = entry
-        if entry.status.get("observedGeneration") == entry.generation:
+        if entry.observed_generation == entry.generation:
             self._observed_specs[entry.key] = (entry.generation, entry.spec)
         if entry.token_hash:
             self._by_hash.setdefault(entry.token_hash, set()).add(entry.key)

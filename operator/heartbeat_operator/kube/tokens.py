@@ -62,10 +62,10 @@ class TokenKeeper:
     def needs_work(self, entry: MonitorEntry) -> bool:
         rotation = self._rotation(entry)
         if entry.uid not in self._rotation_seen:
-            self._rotation_seen[entry.uid] = rotation if entry.status.get("tokenHash") else None
+            self._rotation_seen[entry.uid] = rotation if entry.token_hash else None
         if self._failed.get(entry.uid) == (entry.generation, rotation):
             return False  # reported; the user must edit the spec or the annotation
-        if not entry.status.get("tokenHash"):
+        if not entry.token_hash:
             return True
         if entry.status.get("tokenSecretName") != secrets.secret_name_for(entry):
             return True

@@ -133,6 +133,31 @@ def test_the_table_never_goes_back_to_an_older_version():
     assert table.get(("ops", "m")).status == {"pingCount": 2}
 
 
+def test_the_table_gives_back_a_status_exactly_as_the_api_returned_it():
+    status = {
+        "state": "Healthy",
+        "lastDurationSeconds": 412.5,
+        "recentPings": [{"time": "2026-01-01T02:00:00.250Z", "kind": "success", "body": "é✓"}],
+        "lastOutput": {"time": "2026-01-01T02:00:00.250Z", "kind": "success", "body": "x" * 10_000},
+        "tokenHash": token_hash("C" * 43),
+        "observedGeneration": 1,
+    }
+    table = MonitorTable()
+    entry = table.upsert(body(status=status))
+    assert entry.status == status
+    assert (entry.token_hash, entry.observed_generation) == (status["tokenHash"], 1)
+    assert len(entry.packed_status) < 1_000  # packed: 10 KB of output is held compressed
+
+
+def test_the_watch_echo_of_a_version_already_held_changes_nothing():
+    table = MonitorTable()
+    seen = []
+    table.subscribe(lambda key, entry: seen.append(entry))
+    first = table.upsert(body(rv="20", status={"pingCount": 2}))
+    assert table.upsert(body(rv="20", status={"pingCount": 2})) is first
+    assert seen == [first]
+
+
 def test_a_token_belongs_to_the_oldest_monitor_claiming_it():
     table = MonitorTable()
     digest = token_hash("A" * 43)
