@@ -19,6 +19,7 @@ and Events missing for transitions younger than 10 minutes are created (DESIGN 9
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime
 import heapq
@@ -40,7 +41,9 @@ logger = logging.getLogger(__name__)
 
 WAKE_MARGIN = 0.01  # s: wake strictly after deadline + delay (Tick settles strictly before)
 RETRY_DELAY = 2.0  # s: after a failed reconcile (API unreachable, ...), not a hot loop
-MAX_RECONCILES = 32  # concurrent reconciles (each mostly waits on its writer lane)
+#: Concurrent reconciles (each mostly waits on its writer lane). Also a bound on tasks: a
+#: takeover marks every monitor at once, and 100,000 waiting tasks cost ~150 MiB.
+MAX_RECONCILES = 32
 
 
 class Scheduler:
@@ -61,12 +64,13 @@ class Scheduler:
         self._heap: list[tuple[float, int, Key]] = []
         self._scheduled: dict[Key, float] = {}
         self._seq = itertools.count()
+        # Monitors to reconcile, in the order marked; each at most once in the queue.
         self._dirty: set[Key] = set()
+        self._queue: collections.deque[Key] = collections.deque()
         self._busy: set[Key] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._limit = asyncio.Semaphore(MAX_RECONCILES)
         table.subscribe(self._on_table_change)
 
     # --- leadership ------------------------------------------------------------------
@@ -88,6 +92,7 @@ class Scheduler:
             self._heap.clear()
             self._scheduled.clear()
             self._dirty.clear()
+            self._queue.clear()
 
     async def stop(self) -> None:
         task = self._task
@@ -98,15 +103,21 @@ class Scheduler:
 
     def _on_table_change(self, key: Key, entry: MonitorEntry | None) -> None:
         if self.leading:
-            self._dirty.add(key)
+            self._mark(key)
             self._wake.set()
+
+    def _mark(self, key: Key) -> None:
+        if key not in self._dirty:
+            self._dirty.add(key)
+            self._queue.append(key)
 
     # --- the loop ----------------------------------------------------------------------
 
     async def _run(self) -> None:
         await self.table.wait_synced()  # a takeover starts from the whole initial list
         logger.info("leading: reconciling %d monitors", len(self.table))
-        self._dirty = {entry.key for entry in self.table}
+        for entry in self.table:
+            self._mark(entry.key)
         self._spawn(self._catch_up(list(self.table)))
         while self._task is asyncio.current_task():
             self._wake.clear()
@@ -115,12 +126,8 @@ class Scheduler:
                 when, _, key = heapq.heappop(self._heap)
                 if self._scheduled.get(key) == when:
                     del self._scheduled[key]
-                    self._dirty.add(key)
-            for key in list(self._dirty):
-                if key not in self._busy:
-                    self._dirty.discard(key)
-                    self._busy.add(key)
-                    self._spawn(self._reconcile(key))
+                    self._mark(key)
+            self._start_reconciles()
             timeout = None
             if self._heap:
                 timeout = max(0.0, self._heap[0][0] - time.time())
@@ -129,6 +136,20 @@ class Scheduler:
                 await asyncio.wait({waking}, timeout=timeout)
             finally:
                 waking.cancel()
+
+    def _start_reconciles(self) -> None:
+        """Start reconciles for queued monitors, up to ``MAX_RECONCILES`` at a time; one
+        marked again while its reconcile runs waits in the queue for the next turn."""
+        again = []
+        while self._queue and len(self._busy) < MAX_RECONCILES:
+            key = self._queue.popleft()
+            if key in self._busy:
+                again.append(key)
+                continue
+            self._dirty.discard(key)
+            self._busy.add(key)
+            self._spawn(self._reconcile(key))
+        self._queue.extend(again)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -154,8 +175,7 @@ class Scheduler:
 
     async def _reconcile(self, key: Key) -> None:
         try:
-            async with self._limit:
-                await self.reconcile(key)
+            await self.reconcile(key)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -163,7 +183,7 @@ class Scheduler:
             self._retry(key)
         finally:
             self._busy.discard(key)
-            if key in self._dirty:
+            if self._queue:
                 self._wake.set()
 
     async def reconcile(self, key: Key) -> None:
@@ -178,7 +198,7 @@ class Scheduler:
                 return
         now = self._now()
         delay = datetime.timedelta(seconds=self.delay)
-        if not entry.status:
+        if not entry.packed_status:
             return  # no token yet: nothing to write a status for
         observed = self.table.observed_spec(entry)
         if folding.fold(entry, [], now, settle_delay=delay, observed_spec=observed).changed:
