@@ -16,7 +16,7 @@ kopf's watch stays in the table until its next status write answers 404 and remo
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import kopf
@@ -34,6 +34,10 @@ from heartbeat_operator.kube.monitors import MonitorTable
 
 logger = logging.getLogger(__name__)
 
+#: Monitors per page of the initial list: one page decoded at a time, instead of the whole
+#: list at once (at 100,000 monitors, gigabytes of dicts at start-up; bench/README.md "scale").
+LIST_PAGE = 500
+
 
 def build_settings(settings: kopf.OperatorSettings | None = None) -> kopf.OperatorSettings:
     """Kopf settings for a watch-only, standalone replica."""
@@ -44,6 +48,7 @@ def build_settings(settings: kopf.OperatorSettings | None = None) -> kopf.Operat
     # Events of one object arriving within this window are merged into the last one;
     # short, because a brand-new monitor's token must reach the index fast (DESIGN 9.9).
     settings.batching.batch_window = 0.05
+    settings.watching.chunk_size = LIST_PAGE  # the initial list a page at a time, as ours
     settings.watching.server_timeout = 300  # re-list after 5 min if the stream stays idle
     settings.watching.client_timeout = 330
     return settings
@@ -83,8 +88,7 @@ async def prime(client: KubeClient, table: MonitorTable, namespaces: Sequence[st
     else:  # all namespaces, or kopf's glob patterns: list everything, keep what matches
         paths = [f"/apis/{GROUP}/{VERSION}/{PLURAL}"]
     for path in paths:
-        listing = await client.get(path, kind=PLURAL)
-        for body in listing.get("items") or ():
+        async for body in list_pages(client, path):
             meta = body.get("metadata") or {}
             key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
             namespace = NamespaceName(key[0])
@@ -95,3 +99,16 @@ async def prime(client: KubeClient, table: MonitorTable, namespaces: Sequence[st
     if not table.synced:
         logger.info("initial list of monitors is in (%d monitors, own list)", len(table))
     table.synced = True
+
+
+async def list_pages(client: KubeClient, path: str) -> AsyncIterator[Mapping[str, Any]]:
+    """Every item of a LIST, fetched ``LIST_PAGE`` at a time (``limit`` and ``continue``)."""
+    token = ""
+    while True:
+        query = {"limit": str(LIST_PAGE), **({"continue": token} if token else {})}
+        listing = await client.get(path, kind=PLURAL, params=query)
+        for body in listing.get("items") or ():
+            yield body
+        token = (listing.get("metadata") or {}).get("continue") or ""
+        if not token:
+            return
