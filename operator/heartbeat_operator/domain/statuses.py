@@ -46,7 +46,7 @@ def render_status(
     record: Record,
     now: datetime,
     generation: int,
-    ready: Ready,
+    ready: Ready | None,
     previous: Mapping[str, Any] | None = None,
     token_hash: str | None = None,
     token_secret_name: str | None = None,
@@ -61,6 +61,8 @@ def render_status(
     - ``now``: the write's time: ``Ready``'s transition time when it changes.
     - ``generation``: ``metadata.generation`` -> ``observedGeneration`` (top level and on
       each condition).
+    - ``ready``: None while the token is not yet in its Secret: no ``Ready`` condition
+      (``kubectl wait --for=condition=Ready`` then means the ping URL can be read).
     - ``previous``: the status being replaced (``lastTransitionTime`` kept from it).
     - ``paused``: the raw ``spec.paused`` (or CronJob suspend), needed with a SpecError.
 
@@ -68,7 +70,7 @@ def render_status(
     Unknown ``InvalidSpec``, the state keeps its last value (``Paused`` if paused).
     """
     status = record.to_status()
-    evaluable = isinstance(spec, MonitorSpec) and ready.status == "True"
+    evaluable = isinstance(spec, MonitorSpec) and (ready is None or ready.status == "True")
     next_due: datetime | None = None
     alert: datetime | None = None
     if isinstance(spec, MonitorSpec):
@@ -83,7 +85,7 @@ def render_status(
     previous_conditions = _conditions_by_type(previous)
 
     if not evaluable:
-        healthy = ("Unknown", "InvalidSpec", ready.message)
+        healthy = ("Unknown", "InvalidSpec", ready.message if ready else "")
     elif state == "Paused":
         healthy = ("Unknown", "Paused", message or "paused")
     elif state == "New":
@@ -105,16 +107,12 @@ def render_status(
     running_since = record.running_changed_at or record.active_since
 
     conditions = [
-        _condition(
-            "Ready",
-            (ready.status, ready.reason, ready.message),
-            now,
-            generation,
-            previous_conditions,
-        ),
         _condition("Healthy", healthy, healthy_since, generation, previous_conditions),
         _condition("Running", run_cond, running_since, generation, previous_conditions),
     ]
+    if ready is not None:
+        readiness = (ready.status, ready.reason, ready.message)
+        conditions.insert(0, _condition("Ready", readiness, now, generation, previous_conditions))
     out: dict[str, Any] = {"observedGeneration": generation}
     out.update(status)
     out["state"] = state

@@ -192,7 +192,7 @@ def fold(
 
     token_hash = entry.token_hash
     secret_name = entry.status.get("tokenSecretName")
-    ready = token_ready(entry.status)
+    ready: Ready | None = token_ready(entry.status)
     for change in changes:
         if change.token is None:
             continue
@@ -241,6 +241,11 @@ def fold(
                 )
             )
 
+    if ready is not None and ready.status == "True" and not isinstance(secret_name, str):
+        # The token is not in its Secret yet (kube.tokens writes the hash first): no Ready
+        # condition until it is, so `kubectl wait --for=condition=Ready` means the ping
+        # URL can be read from the Secret.
+        ready = None
     status = render_status(
         spec=spec,
         record=record,

@@ -34,6 +34,12 @@ def secret_name_for(entry: MonitorEntry) -> str:
     return name if isinstance(name, str) and name else f"{entry.name}-heartbeat"
 
 
+def monitor_label(name: str) -> str:
+    """The monitor's name as a label value: at most 63 characters, ending alphanumeric
+    (a longer name cut at a ``-`` or ``.`` would make the Secret invalid)."""
+    return name[:63].rstrip("-.")
+
+
 def ping_urls(token: str, external_url: str, internal_url: str | None) -> dict[str, str]:
     urls = {"url": f"{external_url}/ping/{token}"}
     if internal_url:
@@ -52,7 +58,7 @@ def build_secret(
         "metadata": {
             "name": name,
             "namespace": entry.namespace,
-            "labels": {**MANAGED_BY, MONITOR_LABEL: entry.name[:63]},
+            "labels": {**MANAGED_BY, MONITOR_LABEL: monitor_label(entry.name)},
             "ownerReferences": [
                 {
                     "apiVersion": "heartbeat.dev/v1alpha1",

@@ -123,6 +123,12 @@ def test_a_created_secret_is_opaque_owned_and_labelled():
     assert secrets.secret_name_for(entry) == "m-heartbeat"
 
 
+def test_a_long_monitor_name_still_gives_a_valid_label():
+    name = "a" * 62 + "-b" + "c" * 30  # cut at 63 it would end with "-"
+    made = secrets.build_secret(MonitorEntry.from_body(body(name)), "s", "tok", {"url": "u"})
+    assert made["metadata"]["labels"]["heartbeat.dev/monitor"] == "a" * 62
+
+
 # --- the table -----------------------------------------------------------------------------
 
 
@@ -189,6 +195,13 @@ def test_first_write_of_a_new_monitor_holds_the_hash_but_no_secret_name_yet():
     assert "tokenSecretName" not in folded.status
     assert folded.status["state"] == "New"
     assert folded.changed
+    # Not Ready until the Secret holds the token: `kubectl wait --for=condition=Ready`
+    # must mean the URL can be read.
+    assert [c["type"] for c in folded.status["conditions"]] == ["Healthy", "Running"]
+    entry = MonitorEntry.from_body(body(rv="11", status=folded.status))
+    stored = folding.fold(entry, [Change(token=TokenUpdate(secret_name="m-heartbeat"))], T0)
+    ready = [c for c in stored.status["conditions"] if c["type"] == "Ready"]
+    assert [(c["status"], c["reason"]) for c in ready] == [("True", "TokenReady")]
 
 
 def test_a_ping_is_folded_and_an_unchanged_status_is_not_rewritten():
