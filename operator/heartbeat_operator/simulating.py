@@ -149,7 +149,7 @@ def simulate(
             raise InputError("--until is too far ahead for this schedule (too many deadlines)")
         nxt = view(spec, rec, rec.last_transition_time).next_change_at
         event_time = pending[index].time if index < len(pending) else None
-        if nxt is not None and nxt < until and (event_time is None or nxt < event_time):
+        if nxt is not None and nxt <= until and (event_time is None or nxt < event_time):
             # Settle exactly the deadline(s) at ``nxt`` (Tick settles strictly before).
             rec, changed = apply(spec, rec, Tick(nxt + _TICK), nxt)
             if changed:

@@ -236,3 +236,17 @@ def test_installed_command(tmp_path: Path) -> None:
         check=False,
     )
     assert bad.returncode == 2 and bad.stdout == "" and "events.txt:1" in bad.stderr
+
+
+def test_a_deadline_at_exactly_until_is_shown(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    monitor = MONITOR.replace('schedule: "0 2 * * *"\n  timeZone: Europe/Berlin\n', "period: 1h\n")
+    # Created 12:00, due 13:00, alert 13:30: "up to 13:30" includes the miss at 13:30.
+    code, lines, _ = run(
+        tmp_path, capsys, "--until", "2026-03-27T13:30:00Z", monitor=monitor, events=""
+    )
+    assert code == 0
+    assert [(x["time"], x["state"], x["reason"]) for x in lines][-1] == (
+        "2026-03-27T13:30:00Z",
+        "Grace",
+        "NeverPinged",
+    )
