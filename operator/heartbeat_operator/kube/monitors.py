@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from heartbeat_operator.kube.client import dump_json
+
 logger = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace, name)
@@ -85,7 +87,7 @@ def pack_status(status: Mapping[str, Any]) -> bytes:
     """A status as compact JSON, compressed (level 1: ~15 µs for a full status)."""
     if not status:
         return b""
-    return zlib.compress(orjson.dumps(status, default=_mapping_as_dict), 1)
+    return zlib.compress(dump_json(status), 1)
 
 
 #: How many unpacked statuses stay cached: the monitors being pinged or reconciled right
@@ -99,12 +101,6 @@ def unpack_status(packed: bytes) -> Mapping[str, Any]:
         return {}
     unpacked: Mapping[str, Any] = orjson.loads(zlib.decompress(packed))
     return unpacked
-
-
-def _mapping_as_dict(value: Any) -> Any:
-    if isinstance(value, Mapping):  # kopf hands out read-only mapping views
-        return dict(value)
-    raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 #: Strings up to this long are shared too: the spec's units and reasons repeat across
