@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from typing import cast
 
 from aiohttp import web
 
@@ -128,8 +129,9 @@ class GuardedProtocol(asyncio.Protocol):
     # -- asyncio callbacks, forwarded ------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport (it can write); not isinstance-checked: uvloop's transports
+        # implement asyncio.Transport without subclassing it (bench/README.md, uvloop).
+        self._transport = cast(asyncio.Transport, transport)
         self._inner.connection_made(transport)
         self.arm()
 
@@ -194,10 +196,10 @@ class _RefusedProtocol(asyncio.Protocol):
         self._extra_headers = extra_headers
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        stream = cast(asyncio.Transport, transport)  # see GuardedProtocol.connection_made
         body = b"too many connections; retry in 1 s"
         extra = (("Retry-After", "1"), *self._extra_headers)
-        transport.write(_raw_response("503 Service Unavailable", body, extra))
+        stream.write(_raw_response("503 Service Unavailable", body, extra))
         transport.close()
 
 
