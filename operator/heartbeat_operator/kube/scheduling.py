@@ -41,8 +41,8 @@ logger = logging.getLogger(__name__)
 
 WAKE_MARGIN = 0.01  # s: wake strictly after deadline + delay (Tick settles strictly before)
 RETRY_DELAY = 2.0  # s: after a failed reconcile (API unreachable, ...), not a hot loop
-#: Concurrent reconciles (each mostly waits on its writer lane). Also a bound on tasks: a
-#: takeover marks every monitor at once, and 100,000 waiting tasks cost ~150 MiB.
+#: Concurrent reconciles (each mostly waits on its writer lane). Also the bound on tasks: a
+#: takeover marks every monitor at once, which was one waiting task per monitor.
 MAX_RECONCILES = 32
 
 
