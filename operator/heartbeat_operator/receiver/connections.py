@@ -39,9 +39,11 @@ def _raw_response(status: str, body: bytes, extra: tuple[tuple[str, str], ...] =
 
 class _RedactingRequestHandler(web.RequestHandler):
     """aiohttp's handler, except that its own 400 replies to unparseable requests (which
-    quote the request line back) carry no token (DESIGN 3: never in an error)."""
+    quote the request line back) carry no token (DESIGN 3: never in an error), and carry
+    the headers every reply has (``Ping-Body-Limit``), which the app never gets to add."""
 
     __slots__ = ()
+    extra_headers: tuple[tuple[str, str], ...] = ()
 
     def handle_error(
         self,
@@ -52,7 +54,10 @@ class _RedactingRequestHandler(web.RequestHandler):
     ) -> web.StreamResponse:
         if message is not None:
             message = redact_text(message)
-        return super().handle_error(request, status, exc, message)
+        response = super().handle_error(request, status, exc, message)
+        for name, value in self.extra_headers:
+            response.headers[name] = value
+        return response
 
 
 class ConnectionGuards:
@@ -78,6 +83,12 @@ class ConnectionGuards:
         self.observer = observer
         self._by_handler: dict[web.RequestHandler, GuardedProtocol] = {}
         self.refused = 0  # connections answered 503 because of the cap
+        # aiohttp's handler with our error replies; a class per listener for its headers.
+        self._handler_class = type(
+            "RedactingRequestHandler",
+            (_RedactingRequestHandler,),
+            {"__slots__": (), "extra_headers": extra_headers},
+        )
 
     def __len__(self) -> int:
         return len(self._by_handler)
@@ -91,7 +102,7 @@ class ConnectionGuards:
         handler = make_handler()
         # Same slots, one method more: aiohttp builds the handler (with all its options),
         # we only change how it words its own error replies.
-        handler.__class__ = _RedactingRequestHandler
+        handler.__class__ = self._handler_class
         guarded = GuardedProtocol(handler, self)
         self._by_handler[handler] = guarded
         return guarded

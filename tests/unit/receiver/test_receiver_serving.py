@@ -94,6 +94,7 @@ async def test_malformed_request_line_is_logged_without_token(
         writer.close()
     assert reply.split(b"\r\n", 1)[0].endswith(b" 400 Bad Request")
     assert b"<redacted>" in reply  # aiohttp quotes the request line back, token removed
+    assert b"Ping-Body-Limit: 10000\r\n" in reply  # DESIGN 3: on every reply
     assert TOKEN not in caplog.text
     assert TOKEN.encode() not in reply
 
