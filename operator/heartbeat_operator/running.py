@@ -170,6 +170,12 @@ class Operator:
         if leading:
             # Secrets written with other --external-url/--internal-url get the new ones.
             self.writer.spawn(self.tokens.refresh_urls(self.leadership.annotations))
+            self.writer.spawn(self._warm_metrics())
+
+    async def _warm_metrics(self) -> None:
+        """The leader's first scrape finds every monitor rendered (metrics: ``warm``)."""
+        await self.table.wait_synced()
+        await self.metrics.monitors.warm()
 
     def is_leader(self) -> bool:
         leadership = getattr(self, "leadership", None)

@@ -540,3 +540,70 @@ def test_unchanged_rows_are_reused_and_changes_and_removals_show() -> None:
     s = scrape(metrics)
     assert series(s, "heartbeat_monitor_up", namespace="ops", name="b") is None
     assert series(s, "heartbeat_monitor_up", namespace="ops", name="a") == 0
+
+
+class CountingTable(Table):
+    """A table that counts how often the collector reads a row's status (renders it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def put(self, name: str, status: dict[str, Any], **kwargs: Any) -> None:
+        table = self
+
+        class Counted(dict[str, Any]):
+            def get(self, key: str, default: Any = None) -> Any:
+                if key == "state":  # read once per render
+                    table.reads += 1
+                return super().get(key, default)
+
+        super().put(name, Counted(status), **kwargs)
+
+
+async def test_a_new_leader_renders_every_monitor_before_its_first_scrape() -> None:
+    """warm(): the first scrape after leading renders nothing (issue 6: every scrape of
+    10,000 monitors is a warm one) and shows the same series as a cold scrape."""
+    table = CountingTable()
+    for i in range(600):  # more than one slice
+        table.put(f"m{i}", {"state": "Healthy", "missedRuns": i})
+    metrics = Metrics(table, lambda: table.leader)
+    await metrics.monitors.warm()
+    assert table.reads == 600
+    warm = scrape(metrics)
+    assert table.reads == 600  # the scrape rendered no monitor again
+    cold = scrape(Metrics(table, lambda: True))
+    assert {k: v for k, v in warm.items() if k[0] in PER_MONITOR} == {
+        k: v for k, v in cold.items() if k[0] in PER_MONITOR
+    }
+    assert series(warm, "heartbeat_missed_runs_total", namespace="ops", name="m599") == 599
+
+    before = table.reads
+    table.put("m7", {"state": "Down"})  # changed after the warm pass: rendered anew
+    s = scrape(metrics)
+    assert table.reads == before + 1
+    assert series(s, "heartbeat_monitor_up", namespace="ops", name="m7") == 0
+
+
+async def test_warming_yields_to_the_event_loop_and_stops_when_leadership_is_lost() -> None:
+    """A warm pass holds the loop (the pings on it) for one slice at a time, and a replica
+    that stops leading stops rendering (followers export no per-monitor series)."""
+    import asyncio
+
+    from heartbeat_operator.metrics import WARM_SLICE
+
+    table = CountingTable()
+    for i in range(3 * WARM_SLICE):
+        table.put(f"m{i}", {"state": "Healthy"})
+    metrics = Metrics(table, lambda: table.leader)
+    seen: list[int] = []
+
+    async def meanwhile() -> None:
+        seen.append(table.reads)  # a ping handled while the warm pass runs
+        table.leader = False
+
+    warming = asyncio.create_task(metrics.monitors.warm())
+    other = asyncio.create_task(meanwhile())
+    await asyncio.gather(warming, other)
+    assert seen and 0 < seen[0] < 3 * WARM_SLICE
+    assert table.reads == seen[0]  # nothing rendered after leadership went

@@ -607,7 +607,7 @@ class AutoWiring:
             if not await self._apply(key, body):
                 return
             entry = self.monitors.get(key)
-        if entry is None or entry.deleting or not entry.packed_status:
+        if entry is None or entry.deleting or not entry.has_status:
             return  # the leader's first write (token, Ready) comes before any Job ping
         inputs: list[Input] = pause_inputs(cronjob, entry, now)
         inputs.extend(await self._job_pings(cronjob, entry))

@@ -122,7 +122,7 @@ def spec_inputs(entry: MonitorEntry, record: Record, now: datetime) -> list[Inpu
     """What a not yet observed generation asks to fold (DESIGN 9.19, fine print 8)."""
     observed = entry.observed_generation
     paused = entry.spec.get("paused") is True
-    if not entry.packed_status:
+    if not entry.has_status:
         # A new monitor created paused (or paused before its first write) starts Paused.
         return [Pause(created_at(entry, now), PAUSE_CAUSE_SPEC)] if paused else []
     if observed == entry.generation:
@@ -266,4 +266,4 @@ def fold(
 
 def needs_write(entry: MonitorEntry) -> bool:
     """Whether the leader must write this monitor although no input is waiting."""
-    return not entry.packed_status or entry.observed_generation != entry.generation
+    return not entry.has_status or entry.observed_generation != entry.generation

@@ -198,7 +198,7 @@ class Scheduler:
                 return
         now = self._now()
         delay = datetime.timedelta(seconds=self.delay)
-        if not entry.packed_status:
+        if not entry.has_status:
             return  # no token yet: nothing to write a status for
         observed = self.table.observed_spec(entry)
         if folding.fold(entry, [], now, settle_delay=delay, observed_spec=observed).changed:

@@ -152,7 +152,7 @@ def test_the_table_gives_back_a_status_exactly_as_the_api_returned_it():
     entry = table.upsert(body(status=status))
     assert entry.status == status
     assert (entry.token_hash, entry.observed_generation) == (status["tokenHash"], 1)
-    assert len(entry.packed_status) < 1_000  # packed: 10 KB of output is held compressed
+    assert len(entry.packed_histories) < 1_000  # packed: 10 KB of output is held compressed
 
 
 def test_the_watch_echo_of_a_version_already_held_changes_nothing():
@@ -306,3 +306,43 @@ def test_before_a_spec_edit_time_is_judged_by_the_old_spec():
 
     unknown = folding.fold(entry, [], now, settle_delay=timedelta(seconds=0.5))
     assert not [t for t in unknown.transitions if t.event_reason == "Missed"]  # edits never alert
+
+
+def test_a_status_is_held_as_a_summary_and_its_histories() -> None:
+    """The metrics read the summary: every field but the histories, unpacked without them;
+    the whole status, packed against the preset dictionary, is smaller than plain zlib."""
+    import zlib
+
+    import orjson
+
+    from heartbeat_operator.kube.packing import HISTORY_FIELDS
+
+    status = {
+        "observedGeneration": 1,
+        "state": "Down",
+        "stateReason": "Missed",
+        "lastPingTime": "2026-01-01T02:00:00.250Z",
+        "pingCounts": {"success": 3, "start": 3},
+        "conditions": [{"type": "Ready", "status": "True", "reason": "TokenReady",
+                        "message": "the ping token is ready",
+                        "lastTransitionTime": "2026-01-01T01:59:00Z", "observedGeneration": 1}],
+        "recentPings": [{"time": "2026-01-01T02:00:00.250Z", "kind": "success", "runId": "r1"}],
+        "recentTransitions": [{"time": "2026-01-01T03:05:00Z", "state": "Down",
+                               "reason": "Missed", "message": "no ping since 02:00:00 UTC"}],
+        "openRuns": [{"runId": "r2", "startTime": "2026-01-01T03:00:00Z"}],
+        "tokenHash": token_hash("D" * 43),
+    }  # fmt: skip
+    entry = MonitorTable().upsert(body(status=status))
+    assert entry.status == status
+    assert entry.summary == {k: v for k, v in status.items() if k not in HISTORY_FIELDS}
+    assert "recentPings" not in entry.summary and entry.summary["state"] == "Down"
+    packed = len(entry.packed_summary) + len(entry.packed_histories)
+    assert packed < 0.8 * len(zlib.compress(orjson.dumps(status), 1))
+
+
+def test_a_monitor_the_leader_never_wrote_has_no_status() -> None:
+    entry = MonitorTable().upsert(body(status=None))
+    assert not entry.has_status
+    assert entry.status == {} and entry.summary == {}
+    only_histories = MonitorTable().upsert(body(status={"recentPings": []}))
+    assert only_histories.has_status
