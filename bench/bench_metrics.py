@@ -1,9 +1,9 @@
 """Benchmark: one /metrics scrape of 10,000 monitors (issue 6; target < 200 ms).
 
 Builds a monitor table the way the kube side holds it (``kube.monitors.MonitorEntry``
-rows: namespace, name, labels, spec and a full status per monitor, kept packed and
-unpacked when read; every per-monitor series present), makes this replica the leader,
-and times
+rows: namespace, name, labels, spec and a full status per monitor — three conditions, ten
+recent pings and transitions, a last output, as the operator writes them — kept packed
+and unpacked when read; every per-monitor series present), makes this replica the leader, and times
 
 - ``render``: ``Metrics.render()``, the body and content type /metrics serves;
 - ``http``: a GET /metrics through the aiohttp handler on 127.0.0.1, body read whole
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import platform
 import statistics
 import time
@@ -38,6 +39,17 @@ def fmt(moment: datetime) -> str:
     return (text[:-4] if text.endswith(".000") else text) + "Z"
 
 
+def condition(kind: str, status: str, reason: str, message: str, since: str) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": since,
+        "observedGeneration": 1,
+    }
+
+
 def entry(
     namespace: str, name: str, labels: dict[str, str], spec: Any, status: Any
 ) -> MonitorEntry:
@@ -50,14 +62,28 @@ def table(count: int) -> list[MonitorEntry]:
     rows = []
     for i in range(count):
         last = now - timedelta(seconds=37 * i % 86400, milliseconds=i % 1000)
+        started = last - timedelta(seconds=412)
+        message = f"success at {last:%H:%M:%S} UTC in 412.5s; next expected by {last:%H}:00 UTC"
         status: dict[str, Any] = {
             "observedGeneration": 1,
             "state": MONITOR_STATES[i % len(MONITOR_STATES)],
-            "conditions": [{"type": "Ready", "status": "True", "reason": "TokenReady"}],
+            "stateReason": "PingReceived",
+            "stateMessage": message,
+            "stateSince": fmt(last),
+            "activeSince": fmt(last - timedelta(days=30)),
+            "referenceTime": fmt(last),
+            "successStreak": i % 5,
+            "runningChangedAt": fmt(last),
+            "failureReason": "Failed",
+            "conditions": [
+                condition("Ready", "True", "TokenReady", "the ping token is ready", fmt(now)),
+                condition("Healthy", "True", "PingReceived", message, fmt(last)),
+                condition("Running", "False", "Idle", "no run is open", fmt(last)),
+            ],
             "lastPingTime": fmt(last),
             "lastSuccessTime": fmt(last),
             "lastFailureTime": fmt(last - timedelta(days=1)),
-            "lastStartTime": fmt(last - timedelta(seconds=412)),
+            "lastStartTime": fmt(started),
             "lastExitCode": i % 3,
             "lastDurationSeconds": 412.5 + i % 100,
             "nextDueTime": fmt(last + timedelta(hours=1)),
@@ -66,16 +92,37 @@ def table(count: int) -> list[MonitorEntry]:
             "pingCount": 1000 + i,
             "pingCounts": {"success": 600 + i, "start": 300, "fail": 60, "log": 40},
             "missedRuns": i % 7,
-            "tokenHash": "sha256:" + "0" * 64,
-            # What the metrics never read but every status carries (unpacked all the same).
+            "tokenHash": "sha256:" + hashlib.sha256(b"%d" % i).hexdigest(),
+            "tokenSecretName": f"monitor-{i}-heartbeat",
+            # What the metrics never read but every status carries.
             "recentPings": [
-                {"time": fmt(last - timedelta(hours=k)), "kind": "success", "runId": f"r{k}"}
-                for k in range(10)
+                ping
+                for k in range(5)
+                for ping in (
+                    {
+                        "time": fmt(last - timedelta(hours=k)),
+                        "kind": "success",
+                        "exitCode": 0,
+                        "durationSeconds": 412.5,
+                        "runId": f"run-{i}-{k}",
+                    },
+                    {
+                        "time": fmt(started - timedelta(hours=k)),
+                        "kind": "start",
+                        "runId": f"run-{i}-{k}",
+                    },
+                )
             ],
             "recentTransitions": [
-                {"time": fmt(last - timedelta(days=k)), "state": "Healthy", "reason": "Recovered"}
+                {
+                    "time": fmt(last - timedelta(days=k)),
+                    "state": "Healthy",
+                    "reason": "PingReceived",
+                    "message": message,
+                }
                 for k in range(10)
             ],
+            "lastOutput": {"time": fmt(last), "kind": "success", "body": f"backup {i} done\n"},
         }
         spec = {"schedule": "0 2 * * *"} if i % 2 else {"period": "1h"}
         labels = {"team": f"team-{i % 20}", "app.kubernetes.io/part-of": "batch", "other": "x"}
