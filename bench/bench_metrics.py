@@ -5,7 +5,9 @@ rows: namespace, name, labels, spec and a full status per monitor — three cond
 recent pings and transitions, a last output, as the operator writes them — kept packed
 and unpacked when read; every per-monitor series present), makes this replica the leader, and times
 
-- ``render``: ``Metrics.render()``, the body and content type /metrics serves;
+- ``render``: ``Metrics.render()``, the body and content type /metrics serves, with no
+  monitor rendered yet, after a new leader's warm pass (``MonitorCollector.warm``, also
+  timed, with the longest the event loop waited during it), and with 1% changed;
 - ``http``: a GET /metrics through the aiohttp handler on 127.0.0.1, body read whole
   (what Prometheus sees, minus its parsing);
 
@@ -183,6 +185,29 @@ async def timed_http(metrics: Metrics, runs: int) -> list[float]:
     return out
 
 
+async def timed_warm_pass(metrics: Metrics) -> tuple[float, float]:
+    """A new leader's warm pass from nothing rendered: its duration, and the longest the
+    event loop waited meanwhile (what a ping arriving then would wait), both in ms."""
+    metrics.monitors.forget()
+    done = False
+    longest = 0.0
+
+    async def ticker() -> None:
+        nonlocal longest
+        while not done:
+            before = time.perf_counter()
+            await asyncio.sleep(0)
+            longest = max(longest, (time.perf_counter() - before) * 1000)
+
+    ticking = asyncio.create_task(ticker())
+    start = time.perf_counter()
+    await metrics.monitors.warm()
+    took = (time.perf_counter() - start) * 1000
+    done = True
+    await ticking
+    return took, longest
+
+
 def row(what: str, mode: str, values: list[float], size: int, samples: int) -> str:
     values = sorted(values)
     p95 = values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
@@ -210,10 +235,19 @@ def main() -> None:
         samples = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
 
         def forget(metrics: Metrics = metrics) -> None:
-            metrics.monitors._cache = {}  # every row new since the last scrape
+            metrics.monitors.forget()  # every row new since the last scrape
 
         cold = timed(metrics.render, args.runs, forget)
         print(row("render, every monitor changed", mode, cold, len(body), samples))
+        passes = [asyncio.run(timed_warm_pass(metrics)) for _ in range(args.runs)]
+        print(row("warm pass on leading", mode, [t for t, _ in passes], len(body), samples))
+        print(row("(loop held, longest)", mode, [h for _, h in passes], len(body), samples))
+
+        def warmed(metrics: Metrics = metrics) -> None:
+            asyncio.run(timed_warm_pass(metrics))
+
+        after = timed(metrics.render, args.runs, warmed)
+        print(row("render, first after the warm pass", mode, after, len(body), samples))
         warm = timed(metrics.render, args.runs, replace_some(rows, 0.01))
         print(row("render, 1% changed", mode, warm, len(body), samples))
         http = asyncio.run(timed_http(metrics, args.runs))

@@ -372,7 +372,7 @@ class MonitorCollector(Collector):
         leader = bool(self._is_leader())
         out = _leader_text(leader).encode()
         if not leader:
-            self._cache = {}
+            self.forget()
             return out
         return out + _families_body(self._rendered())
 
@@ -403,23 +403,33 @@ class MonitorCollector(Collector):
 
     async def warm(self) -> None:
         """Render every monitor not rendered yet, ``WARM_SLICE`` at a time, yielding to the
-        event loop between slices; stops early if this replica stops leading.
+        event loop between slices.
 
         A replica calls it when it starts leading (``running``): its first scrape then
         finds every monitor rendered, like every later one (issue 6: a scrape of 10,000
         monitors under 200 ms), and no scrape holds the event loop, and the pings
-        waiting on it, while the whole table renders (~0.3 s at 10,000 monitors).
+        waiting on it, while the whole table renders (~0.3 s at 10,000 monitors). It
+        stops early if this replica stops leading or a scrape came first (a scrape
+        renders whatever is missing itself).
         """
+        previous = self._cache
+        cache: dict[int, tuple[Any, tuple[bytes, ...]]] = {}
         rows = [row for row in self._monitors() if not getattr(row, "deleting", False)]
         for start in range(0, len(rows), WARM_SLICE):
-            if not self._is_leader():
+            if not self._is_leader() or self._cache is not previous:
                 return
-            cache = self._cache  # a scrape in between replaces it: fill the current one
             for row in rows[start : start + WARM_SLICE]:
-                hit = cache.get(id(row))
-                if hit is None or hit[0] is not row:
-                    cache[id(row)] = (row, self._render(row))
+                hit = previous.get(id(row))
+                lines = hit[1] if hit is not None and hit[0] is row else self._render(row)
+                cache[id(row)] = (row, lines)
             await asyncio.sleep(0)
+        if self._is_leader() and self._cache is previous:
+            self._cache = cache
+
+    def forget(self) -> None:
+        """Drop every rendered line: a replica that stops leading exports no per-monitor
+        series and should not hold them (~2 KiB per monitor)."""
+        self._cache = {}
 
     def describe(self) -> list[Metric]:
         # Nothing to describe up front: the series depend on the table at scrape time, and

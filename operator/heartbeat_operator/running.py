@@ -171,6 +171,8 @@ class Operator:
             # Secrets written with other --external-url/--internal-url get the new ones.
             self.writer.spawn(self.tokens.refresh_urls(self.leadership.annotations))
             self.writer.spawn(self._warm_metrics())
+        else:
+            self.metrics.monitors.forget()
 
     async def _warm_metrics(self) -> None:
         """The leader's first scrape finds every monitor rendered (metrics: ``warm``)."""

@@ -607,3 +607,28 @@ async def test_warming_yields_to_the_event_loop_and_stops_when_leadership_is_los
     await asyncio.gather(warming, other)
     assert seen and 0 < seen[0] < 3 * WARM_SLICE
     assert table.reads == seen[0]  # nothing rendered after leadership went
+
+
+async def test_a_scrape_during_the_warm_pass_renders_the_rest_and_ends_the_pass() -> None:
+    import asyncio
+
+    from heartbeat_operator.metrics import WARM_SLICE
+
+    table = CountingTable()
+    for i in range(3 * WARM_SLICE):
+        table.put(f"m{i}", {"state": "Healthy", "missedRuns": i})
+    metrics = Metrics(table, lambda: table.leader)
+    scraped: list[Samples] = []
+
+    async def prometheus() -> None:
+        scraped.append(scrape(metrics))
+
+    await asyncio.gather(metrics.monitors.warm(), prometheus())
+    last = f"m{3 * WARM_SLICE - 1}"
+    assert series(scraped[0], "heartbeat_missed_runs_total", namespace="ops", name=last) == (
+        3 * WARM_SLICE - 1
+    )
+    assert table.reads <= 4 * WARM_SLICE  # the pass stopped after the scrape: one slice
+    reads = table.reads
+    scrape(metrics)
+    assert table.reads == reads  # and the scrape's lines are kept
