@@ -2,8 +2,8 @@
 
 Every rule has a case it accepts and one it rejects, checked against the real
 kube-apiserver: schema types, the duration pattern, minimums, maxLength, the two CEL
-rules, defaults, the status schema (nothing the operator writes is pruned), printer
-columns and ``kubectl explain``.
+rules on the spec and the one on the name's length, defaults, the status schema (nothing
+the operator writes is pruned), printer columns and ``kubectl explain``.
 """
 
 from __future__ import annotations
@@ -177,6 +177,36 @@ def test_time_zone_alone_breaks_both_rules(custom: k8s.CustomObjectsApi, ns: str
     message = rejection(custom, ns, {"timeZone": "UTC"})
     assert EXACTLY_ONE in message
     assert TZ_ONLY_WITH_SCHEDULE in message
+
+
+def test_a_name_too_long_for_the_default_secret_needs_a_token_secret_name(
+    custom: k8s.CustomObjectsApi, ns: str
+) -> None:
+    """The default Secret is <name>-heartbeat, at most 253 characters: a longer monitor
+    name is refused at admission (it would never get its token), unless it names its
+    Secret."""
+
+    def named(length: int, spec: dict[str, Any]) -> dict[str, Any]:
+        name = (uuid.uuid4().hex * 8)[:length]
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "HeartbeatMonitor",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+        created: dict[str, Any] = custom.create_namespaced_custom_object(
+            GROUP, VERSION, ns, PLURAL, body
+        )
+        return created
+
+    assert len(named(243, {"period": "1h"})["metadata"]["name"]) == 243
+    with pytest.raises(ApiException) as refused:
+        named(244, {"period": "1h"})
+    message = json.loads(refused.value.body)["message"]
+    assert "metadata.name" in message
+    assert "a name longer than 243 characters needs spec.tokenSecretName" in message
+    spec = {"period": "1h", "tokenSecretName": "short-token"}
+    assert len(named(253, spec)["metadata"]["name"]) == 253
 
 
 def test_a_monitor_without_spec_is_rejected(custom: k8s.CustomObjectsApi, ns: str) -> None:
