@@ -32,7 +32,7 @@ from heartbeat_operator.kube.monitors import MonitorTable
 from heartbeat_operator.kube.scheduling import Scheduler
 from heartbeat_operator.kube.tokens import TokenKeeper, Urls
 from heartbeat_operator.kube.writing import Writer, WriterConfig
-from heartbeat_operator.metrics import Metrics
+from heartbeat_operator.metrics import Metrics, make_metrics_handler
 from heartbeat_operator.receiver.app import make_metrics_app, make_ping_app
 from heartbeat_operator.receiver.health import Health
 from heartbeat_operator.receiver.serving import serve
@@ -236,7 +236,9 @@ async def run(settings: Settings) -> int:
 
     server = settings.server
     ping_app = make_ping_app(settings, op.writer, op.health, observer=op.metrics.observe)
-    metrics_app = make_metrics_app(op.metrics.render, op.health, observer=op.metrics.observe)
+    metrics_app = make_metrics_app(
+        make_metrics_handler(op.metrics), op.health, observer=op.metrics.observe
+    )
     async with (
         serve(ping_app, server.host, server.port, shutdown_timeout=server.shutdown_timeout),
         serve(metrics_app, server.host, server.metrics_port, shutdown_timeout=1.0),
