@@ -495,6 +495,36 @@ async def test_aiohttp_handler_serves_the_text(table: Table, metrics: Metrics) -
     assert series(s, "heartbeat_monitor_up", namespace="ops", name="m") == 1
 
 
+async def test_a_large_table_is_streamed_whole_and_head_gets_no_body(
+    table: Table, metrics: Metrics
+) -> None:
+    """/metrics is streamed in pieces (never built whole); what arrives is exactly what
+    render() builds, every family once with all its monitors."""
+    from aiohttp import web
+
+    from heartbeat_operator.metrics import STREAM_ROWS
+
+    for i in range(2 * STREAM_ROWS + 7):
+        table.put(f"m{i}", {"state": "Down", "missedRuns": i})
+    app = web.Application()
+    app.router.add_route("*", "/metrics", make_metrics_handler(metrics))
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get("/metrics")
+        body = await response.read()
+        assert response.headers.get("Transfer-Encoding") == "chunked"
+        head = await client.head("/metrics")
+        assert head.status == 200 and await head.read() == b""
+        assert head.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    s = parse(body)
+    ups = [v for (name, _), v in s.items() if name == "heartbeat_monitor_up"]
+    assert len(ups) == 2 * STREAM_ROWS + 7 and not any(ups)
+    assert series(s, "heartbeat_missed_runs_total", namespace="ops", name="m2006") == 2006
+    assert body.count(b"# TYPE heartbeat_monitor_up gauge") == 1
+    own = b"heartbeat_http_requests"  # this replica's counters come after the monitors'
+    assert body.index(b"heartbeat_monitor_info{") < body.index(own)
+    assert body.split(b"\nprocess_")[0] == metrics.render()[0].split(b"\nprocess_")[0]
+
+
 def test_reads_the_kube_monitor_table_and_skips_monitors_being_deleted() -> None:
     """Seam 3 with the kube side's own rows (kube.monitors.MonitorEntry)."""
     from heartbeat_operator.kube.monitors import MonitorTable
