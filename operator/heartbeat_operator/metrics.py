@@ -8,16 +8,18 @@ What lives here (DESIGN section 5, section 9 item 14, docs/metrics.md):
   them; every replica exports ``heartbeat_leader``.
 - ``Metrics``: everything one replica exports — the collector above, the receiver's
   request counter and latency histogram (``observe``), the Kubernetes API write counters
-  (``api_write``) — and ``render()`` / ``make_metrics_handler()`` for ``/metrics``.
+  (``api_write``) — and ``chunks()`` / ``render()`` / ``make_metrics_handler()`` for
+  ``/metrics``.
 
 No label ever carries a token or free text: namespaces, names, states, modes, ping kinds,
 route classes, verbs, resources, status codes and allow-listed Kubernetes label values
 (which the API server already restricts to 63 characters of ``[A-Za-z0-9._-]``).
 
 The per-monitor part is written straight to the text format rather than through
-prometheus_client's sample objects, and a monitor's lines are reused until its row in the
-table changes: a scrape of 10,000 monitors is ~190,000 samples and must stay under 200 ms
-(bench/bench_metrics.py, bench/README.md).
+prometheus_client's sample objects, a monitor's lines are reused until its row in the
+table changes, a new leader renders them all before its first scrape (``warm``), and the
+body is streamed in pieces: a scrape of 10,000 monitors is ~190,000 samples (16 MB) and
+must stay under 200 ms (bench/bench_metrics.py, bench/README.md "Metrics scrape").
 """
 
 from __future__ import annotations

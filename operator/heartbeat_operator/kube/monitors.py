@@ -95,7 +95,7 @@ class MonitorEntry:
 
 
 #: How many unpacked statuses stay cached: the monitors being pinged or reconciled right
-#: now; a miss costs ~10 µs (a ping's write costs milliseconds).
+#: now; a miss costs ~20 µs (a ping's write costs milliseconds).
 _UNPACKED_CACHE = 1024
 
 
