@@ -58,6 +58,24 @@ def test_a_users_secret_is_adopted_weak_and_conflicting_tokens_are_not(operator_
     assert monitors.status("adopter")["pingCount"] == 2  # the older monitor keeps the token
 
 
+def test_a_monitor_with_a_token_failure_never_goes_down(operator_factory, monitors):
+    """DESIGN 9.7: while Ready=False the state keeps its value and nothing alerts. A twin
+    with a good token and the same schedule shows the deadlines did pass."""
+    operator_factory.start(*isolated(monitors.namespace))
+    spec = {"period": "2s", "grace": "1s"}
+    user_secret(monitors, "weak", "short")
+    monitors.create("weakling", {**spec, "tokenSecretName": "weak"})
+    monitors.create("twin", spec)
+    assert ready_reason(monitors, "weakling", "False") == "WeakToken"
+    monitors.wait_state("twin", "Down", timeout=30)
+    status = monitors.status("weakling")
+    assert status["state"] == "New" and status["missedRuns"] == 0
+    assert "nextDueTime" not in status and "alertTime" not in status
+    assert condition(status, "Healthy")["reason"] == "InvalidSpec"
+    assert not {"Late", "NeverPinged", "Missed"} & set(monitors.event_reasons("weakling"))
+    assert {"Late", "NeverPinged"} <= set(monitors.event_reasons("twin"))
+
+
 def test_rotation_replaces_the_token_and_the_old_one_stops_working(operator_factory, monitors):
     op = operator_factory.start(*isolated(monitors.namespace))
     monitors.create("rotating", {"period": "1h"})

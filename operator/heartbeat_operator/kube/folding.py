@@ -127,6 +127,13 @@ def spec_inputs(entry: MonitorEntry, record: Record, now: datetime) -> list[Inpu
         return [Pause(created_at(entry, now), PAUSE_CAUSE_SPEC)] if paused else []
     if observed == entry.generation:
         return []
+    return spec_now(entry, record, now)
+
+
+def spec_now(entry: MonitorEntry, record: Record, now: datetime) -> list[Input]:
+    """Fold what the spec says now into a record that has not judged it: a pause, a
+    resume or an edit (the slot counted from now if it is over; DESIGN 9.19)."""
+    paused = entry.spec.get("paused") is True
     if paused and record.paused_since is None:
         return [Pause(now, PAUSE_CAUSE_SPEC)]
     if (
@@ -192,6 +199,7 @@ def fold(
 
     token_hash = entry.token_hash
     secret_name = entry.status.get("tokenSecretName")
+    token_failed_before = token_ready(entry.status).status == "False"
     ready: Ready | None = token_ready(entry.status)
     for change in changes:
         if change.token is None:
@@ -203,7 +211,14 @@ def fold(
         if change.token.ready is not KEEP:
             ready = change.token.ready
 
+    # DESIGN 9.7: while a token failure holds Ready=False nothing is judged (the state
+    # keeps its value, nothing alerts); once it clears, judging resumes the way an edit
+    # resumes it, so the slots that passed meanwhile are not counted as missed.
+    token_failed = ready is not None and ready.status == "False"
+    judged = isinstance(spec, MonitorSpec) and not token_failed
     edits: list[Input] = spec_inputs(entry, record, now)
+    if judged and token_failed_before and not edits and entry.has_status:
+        edits = spec_now(entry, record, now)
     pings = sorted(
         (i for c in changes for i in c.inputs), key=lambda i: i.time
     )  # stable: arrival order for equal times
@@ -211,23 +226,24 @@ def fold(
 
     transitions: list[Announcement] = []
     old = _parse_observed(observed_spec, entry.name) if edits else None
-    if isinstance(spec, MonitorSpec) and old is not None:
+    if judged and isinstance(spec, MonitorSpec) and old is not None:
         # What happened before the edit is judged by the spec in force then (the domain's
         # rule for SpecEdit: fold a Tick at the edit time with the old spec first).
         for item in [*pings, Tick(now - settle_delay)]:
             record, made = apply(old, record, item, now)
             transitions.extend(made)
         inputs = edits
-    if isinstance(spec, MonitorSpec):
+    if judged and isinstance(spec, MonitorSpec):
         for item in inputs:
             record, made = apply(spec, record, item, now)
             transitions.extend(made)
         record, made = apply(spec, record, Tick(now - settle_delay), now)
         transitions.extend(made)
-    else:
+    else:  # an invalid spec or a token failure: pings counted, nothing judged
         for item in inputs:
             if isinstance(item, Ping):
                 record = record_ping_only(record, item)
+    if not isinstance(spec, MonitorSpec):
         ready = Ready.from_spec_error(spec)
         if entry.observed_generation != entry.generation:
             transitions.append(

@@ -204,8 +204,8 @@ class Scheduler:
         if folding.fold(entry, [], now, settle_delay=delay, observed_spec=observed).changed:
             entry = await self.writer.submit(key, folding.Change(), timeout=None)
         spec = folding.parse(entry)
-        if not isinstance(spec, MonitorSpec):
-            self.schedule(key, None)
+        if not isinstance(spec, MonitorSpec) or folding.token_ready(entry.status).status != "True":
+            self.schedule(key, None)  # DESIGN 9.7: nothing is judged while Ready=False
             return
         record = Record.from_status(entry.status, active_since=folding.created_at(entry, now))
         self.schedule(key, view(spec, record, now - delay).next_change_at)

@@ -346,3 +346,31 @@ def test_a_monitor_the_leader_never_wrote_has_no_status() -> None:
     assert entry.status == {} and entry.summary == {}
     only_histories = MonitorTable().upsert(body(status={"recentPings": []}))
     assert only_histories.has_status
+
+
+def test_nothing_is_judged_while_a_token_failure_holds_ready_false() -> None:
+    """DESIGN 9.7: while Ready=False the state keeps its last value and nothing alerts;
+    once the token is fixed, judging resumes from then (no burst of missed slots)."""
+    from heartbeat_operator.domain.statuses import READY_TOKEN, Ready
+
+    weak = Ready("False", "WeakToken", "the token in Secret m-heartbeat is too short")
+    entry = MonitorEntry.from_body(body(status=None))  # period 1h, created 01:59
+    token = TokenUpdate(token_hash="sha256:abc", secret_name="m-heartbeat", ready=weak)
+    failed = folding.fold(entry, [Change(token=token)], T0)
+    assert failed.status["state"] == "New"
+    for hours in (2, 30):  # deadlines pass, a day of them
+        entry = MonitorEntry.from_body(body(rv=f"1{hours}", status=failed.status))
+        failed = folding.fold(entry, [], T0 + timedelta(hours=hours))
+        assert failed.status["state"] == "New" and not failed.transitions
+        assert "nextDueTime" not in failed.status and failed.status["missedRuns"] == 0
+    healthy = [c for c in failed.status["conditions"] if c["type"] == "Healthy"]
+    assert (healthy[0]["status"], healthy[0]["reason"]) == ("Unknown", "InvalidSpec")
+    ready = [c for c in failed.status["conditions"] if c["type"] == "Ready"]
+    assert (ready[0]["status"], ready[0]["reason"]) == ("False", "WeakToken")
+
+    fixed_at = T0 + timedelta(hours=30, minutes=1)
+    entry = MonitorEntry.from_body(body(rv="200", status=failed.status))
+    fixed = folding.fold(entry, [Change(token=TokenUpdate(ready=READY_TOKEN))], fixed_at)
+    assert fixed.status["state"] == "New" and not fixed.transitions
+    assert fixed.status["nextDueTime"] == "2026-01-02T09:01:00Z"  # a period from the fix
+    assert fixed.status["missedRuns"] == 0 and fixed.status["consecutiveFailures"] == 0
