@@ -412,12 +412,21 @@ def test_every_field_of_the_schema_has_a_description(kubectl: KubectlRunner) -> 
     assert missing == []
 
 
-def test_every_string_of_the_spec_has_a_max_length(kubectl: KubectlRunner) -> None:
+def test_every_string_of_the_schema_has_a_max_length(kubectl: KubectlRunner) -> None:
+    """DESIGN 9.15: every string has a maxLength, spec and status alike."""
     crd = json.loads(kubectl("get", "crd", "heartbeatmonitors.heartbeat.dev", "-o", "json").stdout)
-    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    unbounded = [
-        name
-        for name, field in spec["properties"].items()
-        if field["type"] == "string" and "maxLength" not in field
-    ]
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    unbounded: list[str] = []
+
+    def walk(node: dict[str, Any], path: str) -> None:
+        if node.get("type") == "string" and "maxLength" not in node:
+            unbounded.append(path)
+        for key, child in node.get("properties", {}).items():
+            walk(child, f"{path}.{key}")
+        for child_key in ("items", "additionalProperties"):
+            if isinstance(node.get(child_key), dict):
+                walk(node[child_key], f"{path}[]")
+
+    walk(schema, "")
     assert unbounded == []
+    assert schema["properties"]["status"]["properties"]["lastPingTime"]["maxLength"] == 64
