@@ -27,7 +27,15 @@ from typing import Any
 
 import yaml
 
-from heartbeat_operator.domain.inputs import PAUSE_CAUSE_SPEC, Input, Pause, Ping, Resume, Tick
+from heartbeat_operator.domain.inputs import (
+    PAUSE_CAUSE_SPEC,
+    Input,
+    Pause,
+    Ping,
+    Resume,
+    Tick,
+    exit_code_kind,
+)
 from heartbeat_operator.domain.machine import apply, view
 from heartbeat_operator.domain.records import Record
 from heartbeat_operator.domain.specs import MonitorSpec, SpecError, parse_spec
@@ -64,9 +72,12 @@ class Event:
         if self.name == "resume":
             return Resume(self.time, PAUSE_CAUSE_SPEC)
         if self.name == "exit":
-            return Ping(self.time, "exit", exit_code=self.exit_code, run_id=self.run_id)
-        kind = {"success": "success", "start": "start", "fail": "fail", "log": "log"}[self.name]
-        return Ping(self.time, kind, run_id=self.run_id)  # type: ignore[arg-type]
+            assert self.exit_code is not None  # the parser requires one
+            # as the receiver records /<code>
+            kind = exit_code_kind(self.exit_code)
+            return Ping(self.time, kind, exit_code=self.exit_code, run_id=self.run_id)
+        named = {"success": "success", "start": "start", "fail": "fail", "log": "log"}[self.name]
+        return Ping(self.time, named, run_id=self.run_id)  # type: ignore[arg-type]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -109,6 +109,16 @@ def test_fail_exit_codes_bad_requests_and_bodies(operator, monitors):
     )
     assert failed[0].type == "Warning"
 
+    # An exit code is recorded as the success or failure it reports, with the code.
+    assert http(url + "/0").status == 200
+    status = monitors.status("job")
+    assert (status["state"], status["lastExitCode"]) == ("Healthy", 0)
+    newest, before = status["recentPings"][:2]
+    assert (newest["kind"], newest["exitCode"], before["kind"], before["exitCode"]) == (
+        "success", 0, "fail", 3,
+    )  # fmt: skip
+    assert status["pingCounts"] == {"fail": 2, "success": 1}
+
     assert http(url + "/256").status == 400
     assert http(url.rsplit("/", 1)[0] + "/" + "x" * 43).status == 404
 

@@ -58,7 +58,7 @@ _TYPICAL_STATUS: dict[str, Any] = {
     "failureReason": "Missed",
     "lastExitCode": 0,
     "lastDurationSeconds": 40.25,
-    "pingCounts": {"exit": 1, "fail": 1, "log": 1, "start": 13, "success": 10},
+    "pingCounts": {"fail": 1, "log": 1, "start": 13, "success": 10},
     "openRuns": [
         {"startTime": "2026-01-01T11:00:03Z", "runId": "run9", "timedOut": True},
         {"startTime": "2026-01-01T15:03:03Z", "runId": "open"},

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from heartbeat_operator.domain.inputs import PingKind
+from heartbeat_operator.domain.inputs import PingKind, exit_code_kind
 
 RouteClass = Literal["ping", "hb", "v1", "probe", "other"]
 
@@ -79,7 +79,7 @@ def parse_ping_path(route: RouteClass, tail: str) -> PingPath:
     if action in _ACTIONS:
         return PingPath(token, _ACTIONS[action])
     if _EXIT_CODE_RE.fullmatch(action) and int(action) <= 255:
-        return PingPath(token, "exit", int(action))
+        return PingPath(token, exit_code_kind(int(action)), int(action))
     if action.lstrip("-+").isdigit():
         raise PathError("exit code must be 0-255")
     raise PathError("unknown ping action; expected start, fail, log or an exit code 0-255")

@@ -82,7 +82,8 @@ def test_route_class(path: str, route: str) -> None:
 @given(code=st.integers(min_value=0, max_value=255))
 def test_every_exit_code_parses(code: int) -> None:
     parsed = parse_ping_path("ping", f"tok/{code}")
-    assert (parsed.kind, parsed.exit_code) == ("exit", code)
+    # DESIGN 3: 0 success, 1-255 failure, recorded with the code (section 2's example)
+    assert (parsed.kind, parsed.exit_code) == ("success" if code == 0 else "fail", code)
 
 
 @given(code=st.integers().filter(lambda n: not 0 <= n <= 255))
