@@ -273,7 +273,8 @@ FULL_STATUS: dict[str, Any] = {
     "openRuns": [{"runId": "r-2", "startTime": T, "timedOut": True}, {"startTime": T}],
     "reportedJobs": [{"uid": str(uuid.UUID(int=7)), "phase": "start"}],
     "recentTransitions": [
-        {"time": T, "state": "Grace", "reason": "Failed", "message": "exit code 3 (1 of 2)"}
+        {"time": T, "state": "Grace", "reason": "Failed", "message": "exit code 3 (1 of 2)",
+         "eventReason": "Failed"}
     ],
     "stateReason": "Failed",
     "stateMessage": "exit code 3",

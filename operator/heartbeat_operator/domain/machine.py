@@ -570,7 +570,7 @@ def _transition(
     rec.state = state
     rec.state_reason = reason
     rec.state_message = message
-    rec.recent_transitions.insert(0, TransitionRecord(at, state, reason, message))
+    rec.recent_transitions.insert(0, TransitionRecord(at, state, reason, message, event_reason))
     del rec.recent_transitions[MAX_RECENT_TRANSITIONS:]
     out.append(Transition(at, state, reason, message, event_reason, event_type))
 

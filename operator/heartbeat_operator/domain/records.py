@@ -80,20 +80,29 @@ class ReportedJob:
 
 @dataclass(slots=True)
 class TransitionRecord:
-    """One entry of ``recentTransitions``: ``{time, state, reason, message}``."""
+    """One entry of ``recentTransitions``: ``{time, state, reason, message, eventReason}``.
+
+    ``event_reason`` is the Event the transition posts (absent when it posts none, e.g. a
+    spec edit): a new leader re-creating Events the writer may not have posted (DESIGN
+    9.6) posts exactly the writer's, never one derived after the fact.
+    """
 
     time: datetime
     state: str
     reason: str
     message: str
+    event_reason: str | None = None
 
     def to_status(self) -> dict[str, Any]:
-        return {
+        out = {
             "time": format_time(self.time),
             "state": self.state,
             "reason": self.reason,
             "message": self.message,
         }
+        if self.event_reason:
+            out["eventReason"] = self.event_reason
+        return out
 
 
 @dataclass(slots=True)
@@ -309,6 +318,7 @@ class Record:
                         _str(item.get("state")) or "",
                         _str(item.get("reason")) or "",
                         _str(item.get("message")) or "",
+                        _str(item.get("eventReason")),
                     )
                 )
         for item in _items(st.get("recentPings")):

@@ -107,35 +107,8 @@ async def apply_event(client: KubeClient, body: dict[str, Any]) -> bool:
     return True
 
 
-FAILURE_REASONS = frozenset({"Missed", "NeverPinged", "Failed", "RunTimeout", "RanTooFast"})
-
-
-def event_for_transition(
-    state: str, reason: str, previous_state: str | None
-) -> tuple[str, str] | None:
-    """(Event reason, type) of a transition as ``status.recentTransitions`` keeps it.
-
-    ``recentTransitions`` holds time, state, reason and message; the Event reason follows
-    from them and the state before (DESIGN 9.7). None: a change that posts no Event.
-    """
-    if state == "Paused":
-        return "Paused", "Normal"
-    if previous_state == "Paused":
-        return "Resumed", "Normal"
-    if reason in FAILURE_REASONS:
-        return reason, "Warning"
-    if reason == "Late":
-        return "Late", "Normal"
-    if state == "Healthy":
-        return (
-            ("FirstPing", "Normal")
-            if previous_state in (None, "New")
-            else (
-                "Recovered",
-                "Normal",
-            )
-        )
-    return None
+#: Event reasons posted as Warning (DESIGN 9.7); every other transition Event is Normal.
+WARNING_REASONS = frozenset({"Missed", "NeverPinged", "Failed", "RunTimeout", "RanTooFast"})
 
 
 def missing_events(
@@ -144,28 +117,26 @@ def missing_events(
     now: datetime.datetime,
     instance: str = "",
 ) -> list[dict[str, Any]]:
-    """Events for the transitions in ``status`` younger than 10 minutes (plain data)."""
-    items = [t for t in status.get("recentTransitions") or () if isinstance(t, Mapping)]
+    """Events for the transitions in ``status`` younger than 10 minutes (plain data): the
+    ones their writer posted (``eventReason``), with the same names, so an Event already
+    there is not posted twice."""
     out = []
-    for index, item in enumerate(items):
+    for item in status.get("recentTransitions") or ():
+        if not isinstance(item, Mapping) or not isinstance(item.get("eventReason"), str):
+            continue  # posted no Event (a spec edit, a run start ending Late)
         try:
             when = parse_time(str(item.get("time")))
         except TimeFormatError:
             continue
         if now - when > CATCH_UP_WINDOW:
             continue
-        previous = items[index + 1].get("state") if index + 1 < len(items) else None
-        kind = event_for_transition(
-            str(item.get("state") or ""), str(item.get("reason") or ""), previous
-        )
-        if kind is None:
-            continue
+        reason = item["eventReason"]
         out.append(
             build_event(
                 obj,
                 time=when,
-                reason=kind[0],
-                event_type=kind[1],
+                reason=reason,
+                event_type="Warning" if reason in WARNING_REASONS else "Normal",
                 message=str(item.get("message") or ""),
                 instance=instance,
             )

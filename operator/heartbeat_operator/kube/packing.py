@@ -70,6 +70,7 @@ _TYPICAL_STATUS: dict[str, Any] = {
             "reason": "Late",
             "message": "no ping since 14:00:43 UTC; expected by 15:00 UTC + grace 5m "
             "(missed after 15:05 UTC)",
+            "eventReason": "Late",
         },
         {
             "time": "2026-01-01T13:05:00Z",
@@ -77,6 +78,7 @@ _TYPICAL_STATUS: dict[str, Any] = {
             "reason": "Missed",
             "message": "no ping since 11:00:03 UTC; expected by 13:00 UTC + grace 5m; "
             "2 of failureThreshold 1",
+            "eventReason": "Missed",
         },
         {
             "time": "2026-01-01T14:00:43.250Z",
@@ -84,6 +86,7 @@ _TYPICAL_STATUS: dict[str, Any] = {
             "reason": "PingReceived",
             "message": "success at 14:00:43 UTC in 40.25s; 1 of successThreshold 1; "
             "next expected by 15:00 UTC",
+            "eventReason": "Recovered",
         },
         {
             "time": "2026-01-01T15:00:03Z",

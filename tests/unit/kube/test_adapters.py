@@ -55,14 +55,20 @@ def test_long_messages_are_cut_in_the_middle():
 
 
 def test_catch_up_rebuilds_the_writers_events_for_young_transitions():
+    """Exactly the Events the writer posted (eventReason), none for a transition that
+    posted none (here a spec edit), and only for transitions younger than 10 minutes."""
     status = {
         "recentTransitions": [
-            {"time": "2026-01-01T02:09:00Z", "state": "Healthy", "reason": "PingReceived"},
-            {"time": "2026-01-01T02:05:00Z", "state": "Down", "reason": "Missed", "message": "m"},
-            {"time": "2026-01-01T02:04:00Z", "state": "Grace", "reason": "Late"},
-            {"time": "2026-01-01T01:00:00Z", "state": "Healthy", "reason": "PingReceived"},
+            {"time": "2026-01-01T02:09:00Z", "state": "Healthy", "reason": "PingReceived",
+             "eventReason": "Recovered"},
+            {"time": "2026-01-01T02:06:00Z", "state": "Grace", "reason": "Missed",
+             "message": "spec edited: 1 of failureThreshold 3"},
+            {"time": "2026-01-01T02:05:00Z", "state": "Down", "reason": "Missed", "message": "m",
+             "eventReason": "Missed"},
+            {"time": "2026-01-01T01:00:00Z", "state": "Healthy", "reason": "PingReceived",
+             "eventReason": "FirstPing"},
         ]
-    }
+    }  # fmt: skip
     now = T0 + timedelta(minutes=14, seconds=30)
     made = events.missing_events(OBJ, status, now)
     assert [(e["reason"], e["type"]) for e in made] == [
@@ -75,12 +81,13 @@ def test_catch_up_rebuilds_the_writers_events_for_young_transitions():
     assert made[1]["metadata"]["name"] == same["metadata"]["name"]
 
 
-def test_event_reasons_of_transitions():
-    assert events.event_for_transition("Healthy", "PingReceived", "New") == ("FirstPing", "Normal")
-    assert events.event_for_transition("Healthy", "PingReceived", "Down") == ("Recovered", "Normal")
-    assert events.event_for_transition("Paused", "Paused", "Healthy") == ("Paused", "Normal")
-    assert events.event_for_transition("Down", "Missed", "Paused") == ("Resumed", "Normal")
-    assert events.event_for_transition("New", "AwaitingFirstPing", "Grace") is None
+def test_the_writer_keeps_each_transitions_event_in_status():
+    entry = MonitorEntry.from_body(body(status=None))
+    first = folding.fold(entry, [Change(token=TokenUpdate(secret_name="m-heartbeat"))], T0)
+    entry = MonitorEntry.from_body(body(rv="11", status=first.status))
+    pinged = folding.fold(entry, [Change(inputs=(Ping(T0, "success"),))], T0)
+    assert [t.event_reason for t in pinged.transitions] == ["FirstPing"]
+    assert pinged.status["recentTransitions"][0]["eventReason"] == "FirstPing"
 
 
 # --- Secrets ---------------------------------------------------------------------------
