@@ -199,8 +199,8 @@ def fold(
 
     token_hash = entry.token_hash
     secret_name = entry.status.get("tokenSecretName")
-    token_failed_before = token_ready(entry.status).status == "False"
-    ready: Ready | None = token_ready(entry.status)
+    ready_before = token_ready(entry.status)
+    ready: Ready | None = ready_before
     for change in changes:
         if change.token is None:
             continue
@@ -217,15 +217,15 @@ def fold(
     token_failed = ready is not None and ready.status == "False"
     judged = isinstance(spec, MonitorSpec) and not token_failed
     edits: list[Input] = spec_inputs(entry, record, now)
-    if judged and token_failed_before and not edits and entry.has_status:
-        edits = spec_now(entry, record, now)
+    old = _parse_observed(observed_spec, entry.name) if edits else None
+    if judged and ready_before.status == "False" and not edits and entry.has_status:
+        edits = spec_now(entry, record, now)  # with no old spec: nothing before is judged
     pings = sorted(
         (i for c in changes for i in c.inputs), key=lambda i: i.time
     )  # stable: arrival order for equal times
     inputs = edits + pings
 
     transitions: list[Announcement] = []
-    old = _parse_observed(observed_spec, entry.name) if edits else None
     if judged and isinstance(spec, MonitorSpec) and old is not None:
         # What happened before the edit is judged by the spec in force then (the domain's
         # rule for SpecEdit: fold a Tick at the edit time with the old spec first).

@@ -377,7 +377,12 @@ def test_nothing_is_judged_while_a_token_failure_holds_ready_false() -> None:
 
     fixed_at = T0 + timedelta(hours=30, minutes=1)
     entry = MonitorEntry.from_body(body(rv="200", status=failed.status))
-    fixed = folding.fold(entry, [Change(token=TokenUpdate(ready=READY_TOKEN))], fixed_at)
+    fixed = folding.fold(
+        entry,
+        [Change(token=TokenUpdate(ready=READY_TOKEN))],
+        fixed_at,
+        observed_spec=entry.spec,  # the leader knows the spec the status was made from
+    )
     assert fixed.status["state"] == "New" and not fixed.transitions
     assert fixed.status["nextDueTime"] == "2026-01-02T09:01:00Z"  # a period from the fix
     assert fixed.status["missedRuns"] == 0 and fixed.status["consecutiveFailures"] == 0
