@@ -345,6 +345,12 @@ def _leader_text(leader: bool) -> str:
     )
 
 
+# What a collector keeps between scrapes: id(row) -> (row, its lines: UTF-8, one bytes per
+# family of _FAMILIES). Bytes, not str: smaller, and the body is joined from them with no
+# 16 MB encode.
+_Cache = dict[int, tuple[Any, tuple[bytes, ...]]]
+
+
 class MonitorCollector(Collector):
     """Per-monitor series from the monitor table, computed at scrape time (seam 3).
 
@@ -370,9 +376,7 @@ class MonitorCollector(Collector):
         self._monitors = monitors
         self._is_leader = is_leader
         self._renderer = _RowRenderer(tuple(label_keys), mode == "minimal")
-        # id(row) -> (row, its lines: UTF-8, one bytes per family of _FAMILIES). Bytes,
-        # not str: smaller, and the body is joined from them with no 16 MB encode.
-        self._cache: dict[int, tuple[Any, tuple[bytes, ...]]] = {}
+        self._cache: _Cache = {}
 
     def text(self) -> str:
         """The collector's exposition text (Prometheus text format 0.0.4)."""
@@ -396,22 +400,25 @@ class MonitorCollector(Collector):
         table replaces an entry on every change, never edits it), so at 10,000 monitors a
         scrape renders only the monitors that changed since the last one."""
         previous = self._cache
-        cache: dict[int, tuple[Any, tuple[bytes, ...]]] = {}
+        cache: _Cache = {}
         rendered: list[tuple[bytes, ...]] = []
         for row in self._monitors():
-            if getattr(row, "deleting", False):
-                continue
-            # id() is safe as a key: the cache holds the row, so no other live object
-            # can have its id while the entry exists.
-            hit = previous.get(id(row))
-            lines = hit[1] if hit is not None and hit[0] is row else self._render(row)
-            cache[id(row)] = (row, lines)
-            rendered.append(lines)
+            if not getattr(row, "deleting", False):
+                rendered.append(self._lines(row, previous, cache))
         self._cache = cache
         return rendered
 
-    def _render(self, row: Any) -> tuple[bytes, ...]:
-        return tuple([family.encode() for family in self._renderer.render(row)])
+    def _lines(self, row: Any, previous: _Cache, cache: _Cache) -> tuple[bytes, ...]:
+        """``row``'s lines, from ``previous`` when rendered there for this very row object,
+        else rendered now; either way kept in ``cache``. (id() is safe as a key: the cache
+        holds the row, so no other live object can have its id while the entry exists.)"""
+        hit = previous.get(id(row))
+        if hit is not None and hit[0] is row:
+            lines = hit[1]
+        else:
+            lines = tuple([family.encode() for family in self._renderer.render(row)])
+        cache[id(row)] = (row, lines)
+        return lines
 
     async def warm(self) -> None:
         """Render every monitor not rendered yet, ``WARM_SLICE`` at a time, yielding to the
@@ -425,15 +432,13 @@ class MonitorCollector(Collector):
         renders whatever is missing itself).
         """
         previous = self._cache
-        cache: dict[int, tuple[Any, tuple[bytes, ...]]] = {}
+        cache: _Cache = {}
         rows = [row for row in self._monitors() if not getattr(row, "deleting", False)]
         for start in range(0, len(rows), WARM_SLICE):
             if not self._is_leader() or self._cache is not previous:
                 return
             for row in rows[start : start + WARM_SLICE]:
-                hit = previous.get(id(row))
-                lines = hit[1] if hit is not None and hit[0] is row else self._render(row)
-                cache[id(row)] = (row, lines)
+                self._lines(row, previous, cache)
             await asyncio.sleep(0)
         if self._is_leader() and self._cache is previous:
             self._cache = cache
