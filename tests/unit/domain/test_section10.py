@@ -63,7 +63,7 @@ def test_a_run_that_never_finishes_fails_at_the_second_slots_alert_time(
 
 def test_an_explicit_max_runtime_replaces_the_default_bound() -> None:
     s = spec(period="1h", grace="10m", maxRuntime="3h", failureThreshold=5)
-    rec, out = fold(s, T0, [P("01:00:00", "start")], until=T(at("03:30:00")))
+    _rec, out = fold(s, T0, [P("01:00:00", "start")], until=T(at("03:30:00")))
     assert "RunTimeout" not in [t.reason for t in out]  # missed slots, no timeout yet
     _rec, out = fold(s, T0, [P("01:00:00", "start")], until=T(at("04:00:01")))
     assert [t.time for t in out if t.reason == "RunTimeout"] == [T(at("04:00:00"))]
