@@ -150,15 +150,40 @@ class KubeClient:
         ``kind`` labels the counters: the resource's plural (``heartbeatmonitors/status``,
         ``secrets``, ``events``, ``leases``).
         """
+        data = await self._send(method, path, body, params, content_type, kind, timeout)
+        return data if isinstance(data, dict) else {}
+
+    async def get_bytes(
+        self, path: str, *, params: Mapping[str, str] | None = None, kind: str = "other"
+    ) -> bytes:
+        """A GET whose answer is not JSON (``pods/log`` answers text): the raw body, or
+        ``ApiError`` as ``request`` raises it (an error's body is still a JSON Status)."""
+        data = await self._send("GET", path, None, params, "application/json", kind, None, raw=True)
+        return data if isinstance(data, bytes) else b""
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None,
+        params: Mapping[str, str] | None,
+        content_type: str,
+        kind: str,
+        timeout: float | None,
+        *,
+        raw: bool = False,
+    ) -> Any:
         try:
-            return await self._request(method, path, body, params, content_type, kind, timeout)
+            return await self._request(
+                method, path, body, params, content_type, kind, timeout, raw=raw
+            )
         except ApiError as exc:
             if exc.status != 401 or self._relogin is None:
                 raise
         logger.info("the API server refused our credentials (401): reading them again")
         self._info = self._relogin()
         await self.close()
-        return await self._request(method, path, body, params, content_type, kind, timeout)
+        return await self._request(method, path, body, params, content_type, kind, timeout, raw=raw)
 
     async def _request(
         self,
@@ -169,7 +194,10 @@ class KubeClient:
         content_type: str,
         kind: str,
         timeout: float | None,
-    ) -> JSON:
+        *,
+        raw: bool = False,
+    ) -> Any:
+        """One attempt: the decoded JSON answer (``raw``: the body's bytes) or ``ApiError``."""
         session = self._ensure_session()
         write = method != "GET"
         kwargs: dict[str, Any] = {}
@@ -186,10 +214,7 @@ class KubeClient:
             ) as response:
                 self.stats.last_answer = time.monotonic()
                 status = response.status
-                try:
-                    data = orjson.loads(await response.read())
-                except orjson.JSONDecodeError:
-                    data = None
+                payload = await response.read()
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             self.stats.errors[kind] += 1
             if write:
@@ -199,6 +224,12 @@ class KubeClient:
             raise ApiError(0, "Unreachable", type(exc).__name__) from None
         if write:
             self._notify(method, kind, status)
+        if raw and status < 400:
+            return payload
+        try:
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            data = None
         if status >= 400:
             self.stats.errors[kind] += 1
             reason = "Unknown"
