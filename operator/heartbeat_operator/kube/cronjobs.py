@@ -197,13 +197,13 @@ def skipped_slot_cause(
             finished = job.finish_time
             if began < due and (finished is None or finished > due):
                 return (
-                    f"no Job was created: concurrencyPolicy Forbid and Job {job.name} "
-                    f"active since {format_clock(began)}"
+                    f"concurrencyPolicy Forbid: Job {job.name} active since {format_clock(began)}"
                 )
-    if cronjob.starting_deadline_seconds is not None:
+    deadline = cronjob.starting_deadline_seconds
+    if deadline is not None and now > due + datetime.timedelta(seconds=deadline):
         return (
-            "no Job was created within startingDeadlineSeconds "
-            f"{cronjob.starting_deadline_seconds} of its due time"
+            f"startingDeadlineSeconds ({deadline}s) passed before the CronJob controller "
+            "created a Job"
         )
     return "the CronJob controller created no Job for it"
 
@@ -534,7 +534,7 @@ class AutoWiring:
                 if not gone.finished:
                     deleted = self._deleted.setdefault(gone.key, [])
                     deleted.append((gone, self._now()))
-                    del deleted[:-jobs_.MAX_DELETED_REMEMBERED]
+                    del deleted[: -jobs_.MAX_DELETED_REMEMBERED]
                 self.mark(gone.key)
             return
         job = self.jobs.upsert(body)

@@ -324,9 +324,7 @@ def reported_phases(status: Mapping[str, Any]) -> dict[str, set[str]]:
     return out
 
 
-def job_inputs(
-    job: JobRun, status: Mapping[str, Any], pods: JobPods | None
-) -> list[Input]:
+def job_inputs(job: JobRun, status: Mapping[str, Any], pods: JobPods | None) -> list[Input]:
     """The inputs ``job`` still owes the monitor whose status is ``status``, in order.
 
     Leaves out what ``status.reportedJobs`` lists (a Job listed with a finishing phase, or
@@ -457,7 +455,7 @@ def deleted_inputs(job: JobRun, deleted_at: datetime, phases: set[str]) -> list[
 
 
 def waiting_cause(job: JobRun, pods: JobPods | None) -> str:
-    """"Job x created T; Pod y Pending for 3m: ImagePullBackOff: ..." (DESIGN 10.1)."""
+    """ "Job x created T; Pod y Pending for 3m: ImagePullBackOff: ..." (DESIGN 10.1)."""
     if pods is not None:
         return pods.waiting
     created = format_clock(job.created) if job.created is not None else "at an unknown time"
@@ -467,9 +465,7 @@ def waiting_cause(job: JobRun, pods: JobPods | None) -> str:
 def failure_body(failure: Failure, pods: JobPods | None) -> str:
     """The fail ping's body: the Job's reason, what the Pods say, and with
     ``--capture-logs`` the failing container's last output (DESIGN 9.11, 10.1; issue 12)."""
-    body = failure.body
-    if pods is not None and pods.failure and pods.failure not in body:
-        body = f"{body}; {pods.failure}"
+    body = pods.failure if pods is not None and pods.failure else failure.body
     if pods is not None and pods.log_tail:
         body = f"{body}\n{pods.log_tail}"
     return body

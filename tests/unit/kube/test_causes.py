@@ -8,7 +8,6 @@ waiting messages, the scheduler's ``PodScheduled`` condition, the Job controller
 
 from __future__ import annotations
 
-import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +23,6 @@ from heartbeat_operator.kube.causes import (
     not_started_cause,
     not_started_message,
     pod_started_at,
-    skipped_slot_cause,
 )
 
 JOB_UID = "5d0b3a3e-8c4f-4b8e-a1f2-0c9d7e6b5a41"
@@ -807,124 +805,3 @@ def test_successful_containers_decide_nothing():
     ended = terminated(0, "Completed", "2026-12-04T02:00:09Z", "2026-12-04T02:00:30Z")
     body = pod(phase="Succeeded", container_statuses=[cstatus(state=ended)])
     assert failing_container([body]) is None
-
-
-# --- skipped_slot_cause ------------------------------------------------------------------
-
-DUE = t("2026-12-04T03:00:00Z")
-
-
-def cronjob(**spec: Any) -> dict[str, Any]:
-    base = {
-        "schedule": "0 * * * *",
-        "concurrencyPolicy": "Allow",
-        "suspend": False,
-        "successfulJobsHistoryLimit": 3,
-        "failedJobsHistoryLimit": 1,
-        "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "main"}]}}}},
-    }
-    base.update(spec)
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "CronJob",
-        "metadata": {"name": "nightly", "namespace": "backups", "uid": "cj-uid"},
-        "spec": base,
-        "status": {"active": [], "lastScheduleTime": "2026-12-04T02:00:00Z"},
-    }
-
-
-def job(
-    name: str,
-    scheduled: str,
-    *,
-    created: str | None = None,
-    start: str | None = None,
-    finished: tuple[str, str] | None = None,
-) -> dict[str, Any]:
-    status: dict[str, Any] = {"startTime": start or created or scheduled, "active": 1}
-    if finished:
-        kind, when = finished
-        status = {
-            "startTime": status["startTime"],
-            "conditions": [
-                {"type": kind, "status": "True", "lastProbeTime": when,
-                 "lastTransitionTime": when, "reason": "BackoffLimitExceeded"
-                 if kind == "Failed" else None}
-            ],
-        }  # fmt: skip
-        if kind == "Complete":
-            status["completionTime"] = when
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": name,
-            "namespace": "backups",
-            "creationTimestamp": created or scheduled,
-            "annotations": {"batch.kubernetes.io/cronjob-scheduled-timestamp": scheduled},
-            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "nightly",
-                                 "uid": "cj-uid", "controller": True}],
-        },
-        "status": status,
-    }  # fmt: skip
-
-
-def test_forbid_names_the_job_still_active_at_the_due_time():
-    hung = job("nightly-29424600", "2026-12-04T02:00:00Z", created="2026-12-04T02:00:01Z",
-               start="2026-12-04T02:00:01Z")  # fmt: skip
-    done = job(
-        "nightly-29424540", "2026-12-04T01:00:00Z", finished=("Complete", "2026-12-04T01:10:00Z")
-    )
-    assert skipped_slot_cause(cronjob(concurrencyPolicy="Forbid"), [done, hung], DUE, DUE) == (
-        "concurrencyPolicy Forbid: Job nightly-29424600 active since 02:00:01 UTC"
-    )
-    # The same Job under Allow (or Replace) blocks nothing.
-    assert skipped_slot_cause(cronjob(), [done, hung], DUE, DUE) is None
-    assert skipped_slot_cause(cronjob(concurrencyPolicy="Replace"), [hung], DUE, DUE) is None
-
-
-def test_forbid_ignores_jobs_finished_before_or_created_after_the_due_time():
-    finished = job("nightly-a", "2026-12-04T02:00:00Z", finished=("Failed", "2026-12-04T02:59:59Z"))
-    later = job("nightly-b", "2026-12-04T03:00:00Z", created="2026-12-04T03:00:02Z")
-    spec = cronjob(concurrencyPolicy="Forbid")
-    assert skipped_slot_cause(spec, [finished], DUE, DUE) is None
-    # A Job scheduled for this very slot: it was not skipped.
-    assert skipped_slot_cause(spec, [later], DUE, DUE) is None
-    # Finished after the due time: it was still active then.
-    late_finish = job(
-        "nightly-c", "2026-12-04T02:00:00Z", finished=("Complete", "2026-12-04T03:00:30Z")
-    )
-    assert skipped_slot_cause(spec, [late_finish], DUE, DUE + timedelta(minutes=1)) == (
-        "concurrencyPolicy Forbid: Job nightly-c active since 02:00 UTC"
-    )
-
-
-def test_forbid_names_the_oldest_active_job_with_its_date_when_it_is_old():
-    old = job("nightly-old", "2026-12-01T03:00:00Z")
-    newer = job("nightly-new", "2026-12-04T02:00:00Z")
-    assert skipped_slot_cause(cronjob(concurrencyPolicy="Forbid"), [newer, old], DUE, DUE) == (
-        "concurrencyPolicy Forbid: Job nightly-old active since 2026-12-01T03:00:00Z"
-    )
-
-
-def test_starting_deadline_passed():
-    spec = cronjob(startingDeadlineSeconds=200)
-    assert skipped_slot_cause(spec, [], DUE, DUE + timedelta(seconds=200)) is None
-    assert skipped_slot_cause(spec, [], DUE, DUE + timedelta(seconds=201)) == (
-        "startingDeadlineSeconds (200s) passed at 03:03:20 UTC before the CronJob controller "
-        "created a Job"
-    )
-    assert skipped_slot_cause(cronjob(), [], DUE, DUE + timedelta(hours=1)) is None
-
-
-def test_suspended_cronjob():
-    assert skipped_slot_cause(cronjob(suspend=True), [], DUE, DUE) == "CronJob suspended"
-
-
-def test_inputs_are_not_mutated():
-    pods = [image_pull_backoff_pod(), oom_pod()]
-    before = copy.deepcopy(pods)
-    not_started_cause(pods, [], NOW)
-    failure_cause(pods, "BackoffLimitExceeded", "x")
-    job_started_at(pods)
-    assert pods == before
