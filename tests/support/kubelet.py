@@ -439,10 +439,40 @@ class Kubelet:
         Yields the list of Pod names handled so far. A watch, not polling; stopped (and
         joined) when the block ends. Errors are kept and raised at the end of the block.
         """
+
+        def play(pod: Any) -> bool:
+            outcome = decide(pod)
+            if outcome is None:
+                return False
+            self.run_pod(pod, outcome)
+            return True
+
+        with self.autoplay(play, concurrent=False) as handled:
+            yield handled
+
+    @contextmanager
+    def autoplay(
+        self, play: Callable[[Any], bool], *, concurrent: bool = True
+    ) -> Iterator[list[str]]:
+        """Play every new Pod of the namespace with ``play(pod)`` — start it, leave it
+        Pending with a reason, end it OOMKilled, ... — each in a thread of its own when
+        ``concurrent`` (a play may wait, like a container that runs for a while).
+        ``play`` returns whether it handled the Pod. Yields the Pod names handled so far;
+        errors of any play are raised when the block ends."""
         handled: list[str] = []
+        seen: set[str] = set()
         errors: list[BaseException] = []
         stop = threading.Event()
         watcher = k8s_watch.Watch()
+        players: list[threading.Thread] = []
+
+        def one(pod: Any) -> None:
+            try:
+                if play(pod):
+                    handled.append(pod.metadata.name)
+            except Exception as exc:  # kept for the test, which raises it at the end
+                if not stop.is_set():
+                    errors.append(exc)
 
         def loop() -> None:
             while not stop.is_set():
@@ -455,16 +485,18 @@ class Kubelet:
                         pod = event["object"]
                         if (
                             event["type"] == "DELETED"
-                            or pod.metadata.name in handled
+                            or pod.metadata.name in seen
                             or pod.metadata.deletion_timestamp
                             or (pod.status and pod.status.phase not in (None, "Pending"))
                         ):
                             continue
-                        outcome = decide(pod)
-                        if outcome is None:
-                            continue
-                        handled.append(pod.metadata.name)
-                        self.run_pod(pod, outcome)
+                        seen.add(pod.metadata.name)
+                        if concurrent:
+                            player = threading.Thread(target=one, args=(pod,), daemon=True)
+                            players.append(player)
+                            player.start()
+                        else:
+                            one(pod)
                 except Exception as exc:  # kept for the test, which raises it at the end
                     if not stop.is_set():
                         errors.append(exc)
@@ -478,6 +510,8 @@ class Kubelet:
             stop.set()
             watcher.stop()
             thread.join(timeout=10)
+            for player in players:
+                player.join(timeout=10)
         if errors:
             raise errors[0]
 
