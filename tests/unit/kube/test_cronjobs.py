@@ -43,8 +43,14 @@ def cronjob_body(
     deadline: int | None = None,
     uid: str = CJ_UID,
     generation: int = 1,
+    concurrency_policy: str | None = None,
+    starting_deadline: int | None = None,
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {"schedule": schedule, "suspend": suspend, "jobTemplate": {"spec": {}}}
+    if concurrency_policy is not None:
+        spec["concurrencyPolicy"] = concurrency_policy
+    if starting_deadline is not None:
+        spec["startingDeadlineSeconds"] = starting_deadline
     if time_zone:
         spec["timeZone"] = time_zone
     if deadline is not None:
@@ -336,6 +342,7 @@ class FakeClient:
         self.deleted: list[tuple[str, dict[str, Any]]] = []
         self.events: list[dict[str, Any]] = []
         self.pods: list[dict[str, Any]] = []
+        self.job_events: list[dict[str, Any]] = []
         self.pod_lists = 0
         self.rv = 100
         self.current: dict[str, Any] | None = None
@@ -362,9 +369,15 @@ class FakeClient:
         return body
 
     async def get(self, path: str, **kw: Any) -> dict[str, Any]:
+        """Pod lists by ``controller-uid`` label (counted), Event lists by involved uid."""
+        if path == "/api/v1/namespaces/ops/events":
+            uid = kw["params"]["fieldSelector"].removeprefix("involvedObject.uid=")
+            return {"items": [e for e in self.job_events if e["involvedObject"]["uid"] == uid]}
         assert path == "/api/v1/namespaces/ops/pods"
+        label, _, uid = kw["params"]["labelSelector"].partition("=")
+        assert label == "batch.kubernetes.io/controller-uid"
         self.pod_lists += 1
-        return {"items": self.pods}
+        return {"items": [p for p in self.pods if p["metadata"]["labels"][label] == uid]}
 
 
 class Harness:
@@ -373,12 +386,13 @@ class Harness:
         self.table = MonitorTable()
         self.leader = leader
         self.submitted: list[tuple[Key, Change]] = []
+        self.now = NOW
         self.wiring = AutoWiring(
             client=self.client,  # type: ignore[arg-type]
             monitors=self.table,
             submit=self.submit,
             is_leader=lambda: self.leader,
-            now=lambda: NOW,
+            now=lambda: self.now,
         )
 
     async def submit(self, key: Key, change: Change) -> MonitorEntry:
@@ -459,32 +473,73 @@ async def test_invalid_annotation_warns_once_and_monitor_still_applied() -> None
     assert len(h.client.applied) == 1
 
 
-def job_body(uid: str, *, failed: bool = False, complete: bool = False) -> dict[str, Any]:
-    status: dict[str, Any] = {"startTime": "2026-11-25T04:30:00Z"}
+def job_body(
+    uid: str,
+    *,
+    failed: bool = False,
+    complete: bool = False,
+    created: str = "2026-11-25T04:30:00Z",
+    scheduled: str | None = None,
+    finished: str = "2026-11-25T04:31:00Z",
+    failure: str = "BackoffLimitExceeded",
+) -> dict[str, Any]:
+    """A Job of the CronJob; ``startTime`` is when the Job controller began, not a run."""
+    status: dict[str, Any] = {"startTime": created}
     if complete:
-        status["completionTime"] = "2026-11-25T04:31:00Z"
+        status["completionTime"] = finished
         status["conditions"] = [{"type": "Complete", "status": "True"}]
     if failed:
         status["conditions"] = [
             {
                 "type": "Failed",
                 "status": "True",
-                "reason": "BackoffLimitExceeded",
+                "reason": failure,
                 "message": "Job has reached the specified backoff limit",
-                "lastTransitionTime": "2026-11-25T04:31:00Z",
+                "lastTransitionTime": finished,
             }
         ]
+    meta: dict[str, Any] = {
+        "name": f"backup-{uid}",
+        "namespace": "ops",
+        "uid": uid,
+        "creationTimestamp": created,
+        "ownerReferences": [
+            {"kind": "CronJob", "name": "backup", "uid": CJ_UID, "controller": True}
+        ],
+    }
+    if scheduled is not None:
+        meta["annotations"] = {"batch.kubernetes.io/cronjob-scheduled-timestamp": scheduled}
+    return {"metadata": meta, "status": status}
+
+
+def pod_body(job_uid: str, state: dict[str, Any], *, phase: str = "Running") -> dict[str, Any]:
+    """A Pod of the Job with ``job_uid``: one container ``main`` in ``state``."""
     return {
         "metadata": {
-            "name": f"backup-{uid}",
+            "name": f"backup-{job_uid}-x7k",
             "namespace": "ops",
-            "uid": uid,
-            "ownerReferences": [
-                {"kind": "CronJob", "name": "backup", "uid": CJ_UID, "controller": True}
-            ],
+            "creationTimestamp": "2026-11-25T04:30:01Z",
+            "labels": {"batch.kubernetes.io/controller-uid": job_uid},
         },
-        "status": status,
+        "spec": {"nodeName": "n1", "containers": [{"name": "main", "image": IMAGE}]},
+        "status": {
+            "phase": phase,
+            "containerStatuses": [{"name": "main", "image": IMAGE, "state": state}],
+        },
     }
+
+
+IMAGE = "registry.invalid/backup:1"
+PULL_BACKOFF = {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}}
+
+
+def ran(started: str, finished: str | None = None, code: int = 0, reason: str = "") -> Any:
+    if finished is None:
+        return {"running": {"startedAt": started}}
+    terminated: dict[str, Any] = {"exitCode": code, "startedAt": started, "finishedAt": finished}
+    if reason:
+        terminated["reason"] = reason
+    return {"terminated": terminated}
 
 
 ACTIVE = {
@@ -494,35 +549,42 @@ ACTIVE = {
 }
 
 
-async def test_job_pings_are_submitted_once_with_the_exit_code_looked_up_once() -> None:
+def pings(change: Change) -> list[tuple[str, str | None]]:
+    return [(p.kind, p.run_id) for p in change.inputs if isinstance(p, Ping)]
+
+
+async def test_job_pings_are_submitted_once_with_the_exit_code_read_once() -> None:
     h = Harness()
     h.wiring.cronjob_event("ADDED", cronjob_body())
     h.monitor(monitor_body(status=ACTIVE))
     h.client.pods = [
-        {
-            "status": {
-                "containerStatuses": [
-                    {
-                        "name": "main",
-                        "state": {
-                            "terminated": {"exitCode": 3, "finishedAt": "2026-11-25T04:30:59Z"}
-                        },
-                    }
-                ]
-            }
-        }
+        pod_body("j1", ran("2026-11-25T04:30:05Z", "2026-11-25T04:30:59Z", 3), phase="Failed"),
+        pod_body("j2", ran("2026-11-25T04:30:10Z", "2026-11-25T04:30:50Z"), phase="Succeeded"),
     ]
     h.wiring.job_event("ADDED", job_body("j1", failed=True))
     h.wiring.job_event("ADDED", job_body("j2", complete=True))
     await h.reconcile()
     ((key, change),) = h.submitted
     assert key == ("ops", "backup")
-    kinds = [(p.kind, p.run_id) for p in change.inputs if isinstance(p, Ping)]
-    assert sorted(kinds) == [("fail", "j1"), ("start", "j1"), ("start", "j2"), ("success", "j2")]
+    assert sorted(pings(change)) == [
+        ("fail", "j1"),
+        ("start", "j1"),
+        ("start", "j2"),
+        ("success", "j2"),
+    ]
+    starts = {p.run_id: p.time for p in change.inputs if isinstance(p, Ping) and p.kind == "start"}
+    assert starts == {  # from each Job's Pod, never the Jobs' creation (04:30:00)
+        "j1": datetime(2026, 11, 25, 4, 30, 5, tzinfo=UTC),
+        "j2": datetime(2026, 11, 25, 4, 30, 10, tzinfo=UTC),
+    }
     fail = next(p for p in change.inputs if isinstance(p, Ping) and p.kind == "fail")
     assert fail.exit_code == 3
-    assert fail.body == "BackoffLimitExceeded: Job has reached the specified backoff limit"
-    # the write lands (reportedJobs lists j1's start only): just the rest, no second Pod list
+    assert fail.body == (
+        "BackoffLimitExceeded: Job has reached the specified backoff limit; "
+        "container main Error (exit code 3)"
+    )
+    assert h.client.pod_lists == 2  # one list per Job
+    # the write lands (reportedJobs lists j1's start only): just the rest, no other Pod list
     h.monitor(
         monitor_body(
             status={
@@ -536,14 +598,96 @@ async def test_job_pings_are_submitted_once_with_the_exit_code_looked_up_once() 
         )
     )
     await h.reconcile()
-    assert [p.kind for p in h.submitted[-1][1].inputs if isinstance(p, Ping)] == ["fail"]
-    assert h.client.pod_lists == 1
-    # everything reported: no more writes
+    assert pings(h.submitted[-1][1]) == [("fail", "j1")]
+    assert h.client.pod_lists == 2
+    # everything reported: no more writes, no more reads
     done = [{"uid": "j1", "phase": "fail"}, {"uid": "j2", "phase": "success"}]
     h.monitor(monitor_body(status={**ACTIVE, "reportedJobs": done}, rv="300"))
     count = len(h.submitted)
     await h.reconcile()
     assert len(h.submitted) == count
+    assert h.client.pod_lists == 2
+
+
+async def test_a_started_running_job_is_read_once_until_it_finishes() -> None:
+    h = Harness()
+    h.wiring.cronjob_event("ADDED", cronjob_body())
+    h.monitor(monitor_body(status=ACTIVE))
+    h.client.pods = [pod_body("j1", ran("2026-11-25T04:30:05Z"))]
+    h.wiring.job_event("ADDED", job_body("j1"))
+    await h.reconcile()
+    assert pings(h.submitted[-1][1]) == [("start", "j1")]
+    started = {**ACTIVE, "reportedJobs": [{"uid": "j1", "phase": "start"}]}
+    h.monitor(monitor_body(status=started, rv="200"))
+    for _ in range(3):  # Job status updates (ready, active) while it runs
+        h.wiring.job_event("MODIFIED", job_body("j1"))
+        await h.reconcile()
+    assert h.client.pod_lists == 1
+    assert len(h.submitted) == 1
+    # it fails: its Pods are read again, for why
+    h.client.pods = [
+        pod_body("j1", ran("2026-11-25T04:30:05Z", "2026-11-25T05:10:00Z", 137, "OOMKilled"))
+    ]
+    h.now = datetime(2026, 11, 25, 5, 10, 1, tzinfo=UTC)
+    h.wiring.job_event("MODIFIED", job_body("j1", failed=True, finished="2026-11-25T05:10:01Z"))
+    await h.reconcile()
+    assert h.client.pod_lists == 2
+    (fail,) = [p for p in h.submitted[-1][1].inputs if isinstance(p, Ping)]
+    assert (fail.kind, fail.exit_code) == ("fail", 137)
+    assert fail.body is not None and "OOMKilled" in fail.body
+
+
+async def test_a_failure_in_the_second_of_the_last_read_is_read_again() -> None:
+    """API times have whole seconds: a Job that fails at 05:00:00.9 says "05:00:00", before
+    a read at 05:00:00.5 that still saw it running. That read cannot tell why it failed."""
+    h = Harness()
+    h.wiring.cronjob_event("ADDED", cronjob_body())
+    h.monitor(monitor_body(status={**ACTIVE, "reportedJobs": [{"uid": "j1", "phase": "start"}]}))
+    h.client.pods = [pod_body("j1", ran("2026-11-25T04:30:05Z"))]
+    h.now = datetime(2026, 11, 25, 5, 0, 0, 500000, tzinfo=UTC)
+    h.wiring.job_event("ADDED", job_body("j1"))
+    await h.reconcile()
+    assert h.client.pod_lists == 1
+    h.client.pods = [
+        pod_body("j1", ran("2026-11-25T04:30:05Z", "2026-11-25T05:00:00Z", 137, "OOMKilled"))
+    ]
+    h.now = datetime(2026, 11, 25, 5, 0, 1, tzinfo=UTC)
+    h.wiring.job_event("MODIFIED", job_body("j1", failed=True, finished="2026-11-25T05:00:00Z"))
+    await h.reconcile()
+    (fail,) = [p for p in h.submitted[-1][1].inputs if isinstance(p, Ping)]
+    assert fail.exit_code == 137
+    assert fail.body is not None and "container main OOMKilled (exit code 137)" in fail.body
+
+
+async def test_a_job_deleted_before_it_finished_fails_at_its_deletion() -> None:
+    h = Harness()
+    h.wiring.cronjob_event("ADDED", cronjob_body())
+    started = {**ACTIVE, "reportedJobs": [{"uid": "j1", "phase": "start"}]}
+    h.monitor(monitor_body(status=started))
+    h.client.pods = [pod_body("j1", ran("2026-11-25T04:30:05Z"))]
+    h.wiring.job_event("ADDED", job_body("j1"))
+    h.now = datetime(2026, 11, 25, 5, 3, tzinfo=UTC)
+    h.wiring.job_event("DELETED", job_body("j1"))
+    await h.reconcile()
+    ((_, change),) = h.submitted
+    (fail,) = change.inputs
+    assert isinstance(fail, Ping)
+    assert (fail.kind, fail.time, fail.run_id) == ("fail", h.now, "j1")
+    assert fail.body == "Job backup-j1 was deleted before it finished"
+    # once written, nothing more
+    failed = {**ACTIVE, "reportedJobs": [{"uid": "j1", "phase": "fail"}]}
+    h.monitor(monitor_body(status=failed, rv="200"))
+    await h.reconcile()
+    await h.reconcile()
+    assert len(h.submitted) == 1
+    # a finished Job's deletion (history limits, TTL) is no failure
+    h = Harness()
+    h.wiring.cronjob_event("ADDED", cronjob_body())
+    h.monitor(monitor_body(status={**ACTIVE, "reportedJobs": [{"uid": "j2", "phase": "start"}]}))
+    h.wiring.job_event("ADDED", job_body("j2", complete=True))
+    h.wiring.job_event("DELETED", job_body("j2", complete=True))
+    await h.reconcile()
+    assert all(p.kind != "fail" for c in h.submitted for p in c[1].inputs if isinstance(p, Ping))
 
 
 async def test_no_job_pings_before_the_monitors_first_status_write() -> None:
