@@ -755,7 +755,9 @@ class AutoWiring:
         if (
             not made_for_slot
             and record.state in ("New", "Healthy")
-            and until < slot.due + JOB_CREATION_ALLOWANCE
+            # Only the slot's own Late judgement waits for its Job: a run's deadline before
+            # the slot is due (maxRuntime) is judged on time.
+            and slot.due <= until < slot.due + JOB_CREATION_ALLOWANCE
             and not cronjob.suspend
         ):
             return Judging(tuple(inputs), hold_until=slot.due + JOB_CREATION_ALLOWANCE)

@@ -5,14 +5,24 @@ ownership, Events on the CronJob, and the leader's reconcile against a fake of o
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.support.waiting import async_wait_for
 
-from heartbeat_operator.domain.inputs import PAUSE_CAUSE_CRONJOB, Pause, Ping, Resume
+from heartbeat_operator.domain.inputs import (
+    PAUSE_CAUSE_CRONJOB,
+    JobPending,
+    Pause,
+    Ping,
+    Resume,
+    SlotSkipped,
+)
+from heartbeat_operator.domain.records import Record
+from heartbeat_operator.domain.specs import parse_spec
 from heartbeat_operator.kube.client import ApiError
 from heartbeat_operator.kube.cronjobs import (
+    JOB_CREATION_ALLOWANCE,
     AutoWiring,
     CronJobInfo,
     Owner,
@@ -25,10 +35,13 @@ from heartbeat_operator.kube.cronjobs import (
     monitor_owner,
     name_conflict_event,
     pause_inputs,
+    skipped_slot_cause,
     split_schedule,
 )
 from heartbeat_operator.kube.folding import Change
+from heartbeat_operator.kube.jobs import JobRun
 from heartbeat_operator.kube.monitors import Key, MonitorEntry, MonitorTable
+from heartbeat_operator.kube.scheduling import Judging
 
 NOW = datetime(2026, 11, 25, 5, 0, tzinfo=UTC)
 CJ_UID = "cj-uid-1"
@@ -749,3 +762,175 @@ def test_deleted_cronjob_is_forgotten_unless_recreated() -> None:
     h.wiring.cronjob_event("ADDED", cronjob_body(uid="new"))
     h.wiring.cronjob_event("DELETED", cronjob_body())  # a late event of the old one
     assert list(h.wiring.cronjobs) == [("ops", "backup")]
+
+
+# --- before judging a slot (DESIGN 10.1, 10.8.3, 10.8.7) ---------------------------------
+
+HOURLY = {"schedule": "0 * * * *", "grace": "5m"}
+DUE = datetime(2026, 11, 25, 5, 0, tzinfo=UTC)  # the slot after referenceTime 04:00
+ALERT = datetime(2026, 11, 25, 5, 5, tzinfo=UTC)
+
+
+def hourly(
+    status: dict[str, Any], spec: dict[str, Any] | None = None, **cronjob_kw: Any
+) -> Harness:
+    """An hourly auto-wired CronJob whose monitor last judged the 04:00 slot."""
+    h = Harness()
+    h.wiring.cronjob_event(
+        "ADDED", cronjob_body(schedule="0 * * * *", time_zone=None, **cronjob_kw)
+    )
+    h.monitor(monitor_body(spec=spec or HOURLY, status={**ACTIVE, "state": "Healthy", **status}))
+    return h
+
+
+async def judge(h: Harness, until: datetime) -> Judging:
+    entry = h.table.get(("ops", "backup"))
+    assert entry is not None
+    spec = parse_spec(entry.spec)
+    record = Record.from_status(entry.status, active_since=NOW)
+    return await h.wiring.before_judging(entry, spec, record, until)
+
+
+PENDING = {
+    "reportedJobs": [{"uid": "j5", "phase": "pending"}],
+    "pendingStarts": [
+        {
+            "jobUid": "j5",
+            "jobName": "backup-j5",
+            "creationTime": "2026-11-25T05:00:01Z",
+            "dueTime": "2026-11-25T05:00:00Z",
+            "cause": "Job backup-j5 created 05:00:01 UTC; no Pod created yet",
+        }
+    ],
+}
+
+
+def slot_job(**kw: Any) -> dict[str, Any]:
+    return job_body("j5", created="2026-11-25T05:00:01Z", scheduled="2026-11-25T05:00:00Z", **kw)
+
+
+async def test_a_pending_slot_at_its_alert_time_gets_the_clusters_cause_now() -> None:
+    h = hourly(PENDING)
+    h.wiring.job_event("ADDED", slot_job())
+    h.client.pods = [pod_body("j5", PULL_BACKOFF, phase="Pending")]
+    h.now = ALERT
+    judging = await judge(h, ALERT)
+    assert judging.hold_until is None
+    (refresh,) = judging.inputs
+    assert isinstance(refresh, JobPending)
+    assert refresh.time == ALERT  # folded right before the deadline it decides
+    assert (refresh.uid, refresh.name, refresh.scheduled_time) == ("j5", "backup-j5", DUE)
+    assert refresh.created == datetime(2026, 11, 25, 5, 0, 1, tzinfo=UTC)
+    assert refresh.cause.startswith("Job backup-j5 created 05:00:01 UTC; Pod backup-j5-x7k")
+    assert "ImagePullBackOff: image registry.invalid/backup:1" in refresh.cause
+    assert h.client.pod_lists == 1  # read fresh, right before judging
+
+
+async def test_a_pod_that_started_before_alert_time_gives_its_start_instead() -> None:
+    h = hourly(PENDING)
+    h.wiring.job_event("ADDED", slot_job())
+    h.client.pods = [pod_body("j5", PULL_BACKOFF, phase="Pending")]
+    await h.reconcile()  # the last read saw it waiting
+    h.client.pods = [pod_body("j5", ran("2026-11-25T05:04:30Z"))]
+    h.now = ALERT
+    judging = await judge(h, ALERT)
+    assert not any(isinstance(i, JobPending) for i in judging.inputs)
+    (start,) = judging.inputs
+    assert isinstance(start, Ping)
+    assert (start.kind, start.run_id) == ("start", "j5")
+    assert start.time == datetime(2026, 11, 25, 5, 4, 30, tzinfo=UTC)
+
+
+async def test_late_is_held_while_the_cronjob_controller_creates_the_slots_job() -> None:
+    h = hourly({})
+    until = DUE + timedelta(milliseconds=10)
+    assert await judge(h, until) == Judging(hold_until=DUE + JOB_CREATION_ALLOWANCE)
+    # after the allowance: judged (Late), nothing to add before the alertTime
+    assert await judge(h, DUE + JOB_CREATION_ALLOWANCE) == Judging()
+    # the Job is there: no hold, its pending start is folded first
+    h.wiring.job_event("ADDED", slot_job())
+    h.client.pods = [pod_body("j5", PULL_BACKOFF, phase="Pending")]
+    judging = await judge(h, until)
+    assert judging.hold_until is None
+    (pending,) = judging.inputs
+    assert isinstance(pending, JobPending) and pending.time == DUE
+
+
+async def test_a_run_deadline_before_the_slot_is_due_is_never_held() -> None:
+    """An auto-wired run's maxRuntime (activeDeadlineSeconds + 60 s) ends between two
+    slots: its RunTimeout is judged on time, not when the next slot's Job is due."""
+    h = hourly(
+        {
+            "reportedJobs": [{"uid": "j4", "phase": "start"}],
+            "openRuns": [
+                {
+                    "runId": "j4",
+                    "startTime": "2026-11-25T04:00:05Z",
+                    "dueTime": "2026-11-25T04:00:00Z",
+                }
+            ],
+        },
+        spec={**HOURLY, "maxRuntime": "660s"},  # activeDeadlineSeconds 600
+    )
+    timeout = datetime(2026, 11, 25, 4, 11, 5, tzinfo=UTC)
+    assert (await judge(h, timeout)).hold_until is None
+
+
+async def test_a_slot_forbidden_by_an_active_job_says_which() -> None:
+    h = hourly({"reportedJobs": [{"uid": "j4", "phase": "start"}]}, concurrency_policy="Forbid")
+    h.wiring.job_event(
+        "ADDED", job_body("j4", created="2026-11-25T04:00:01Z", scheduled="2026-11-25T04:00:00Z")
+    )
+    h.client.pods = [pod_body("j4", ran("2026-11-25T04:00:05Z"))]
+    h.now = ALERT
+    judging = await judge(h, ALERT)
+    assert judging.inputs == (
+        SlotSkipped(
+            ALERT, DUE, "concurrencyPolicy Forbid: Job backup-j4 active since 04:00:01 UTC"
+        ),
+    )
+
+
+async def test_nothing_is_asked_of_a_monitor_not_ours_or_paused() -> None:
+    h = hourly({}, concurrency_policy="Forbid")
+    h.wiring.owners.clear()
+    assert await judge(h, ALERT) == Judging()
+    h = hourly({"pausedSince": "2026-11-25T04:30:00Z", "pauseCause": PAUSE_CAUSE_CRONJOB})
+    assert await judge(h, ALERT) == Judging()
+
+
+def test_skipped_slot_cause() -> None:
+    def parsed(body: dict[str, Any]) -> JobRun:
+        job = JobRun.from_body(body)
+        assert job is not None
+        return job
+
+    forbid = cronjob(concurrency_policy="Forbid")
+    active = parsed(job_body("j4", created="2026-11-25T04:00:01Z"))
+    assert skipped_slot_cause(forbid, [active], DUE, ALERT) == (
+        "concurrencyPolicy Forbid: Job backup-j4 active since 04:00:01 UTC"
+    )
+    # a Job that finished before the slot was due blocked nothing
+    done = parsed(
+        job_body(
+            "j4", created="2026-11-25T04:00:01Z", complete=True, finished="2026-11-25T04:20:00Z"
+        )
+    )
+    assert skipped_slot_cause(forbid, [done], DUE, ALERT) == (
+        "the CronJob controller created no Job for it"
+    )
+    # ... nor one that finished after it but was created after it (not blocking it)
+    later = parsed(job_body("j6", created="2026-11-25T05:01:00Z"))
+    assert "Forbid" not in skipped_slot_cause(forbid, [later], DUE, ALERT)
+    # Allow: an active Job is no reason
+    assert "Forbid" not in skipped_slot_cause(cronjob(), [active], DUE, ALERT)
+    deadline = cronjob(starting_deadline=60)
+    assert skipped_slot_cause(deadline, [], DUE, ALERT) == (
+        "startingDeadlineSeconds (60s) passed before the CronJob controller created a Job"
+    )
+    # the deadline has not passed yet: no claim that it did
+    soon = DUE + timedelta(seconds=30)
+    assert "startingDeadlineSeconds" not in skipped_slot_cause(deadline, [], DUE, soon)
+    # a Job was made for the slot: not skipped
+    made = parsed(job_body("j5", created="2026-11-25T05:00:01Z", scheduled="2026-11-25T05:00:00Z"))
+    assert skipped_slot_cause(forbid, [active, made], DUE, ALERT) == ""
