@@ -709,10 +709,15 @@ class AutoWiring:
         if not self.read_pods:
             return None
         known = self._pods.get(job.uid)
-        if known is not None and not fresh:
-            finished_when_read = job.finish_time is not None and job.finish_time <= known.read_at
-            if (known.started_at is not None and not job.finished) or finished_when_read:
-                return known
+        # Whether the Job had finished at that read, never its finish time against the
+        # read's: API times have whole seconds (and another clock), so a failure in the
+        # second of a read looked older than the read and kept the Pods of before it.
+        if (
+            known is not None
+            and not fresh
+            and ((known.started_at is not None and not job.finished) or known.job_finished)
+        ):
+            return known
         pods = await jobs_.read_job_pods(
             self.client, job, self._now(), capture_logs=self.capture_logs
         )
@@ -750,7 +755,9 @@ class AutoWiring:
         if (
             not made_for_slot
             and record.state in ("New", "Healthy")
-            and until < slot.due + JOB_CREATION_ALLOWANCE
+            # Only the slot's own Late judgement waits for its Job: a run's deadline before
+            # the slot is due (maxRuntime) is judged on time.
+            and slot.due <= until < slot.due + JOB_CREATION_ALLOWANCE
             and not cronjob.suspend
         ):
             return Judging(tuple(inputs), hold_until=slot.due + JOB_CREATION_ALLOWANCE)

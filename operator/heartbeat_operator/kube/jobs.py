@@ -48,10 +48,10 @@ CONTROLLER_UID_LABEL = "batch.kubernetes.io/controller-uid"
 SCHEDULED_TIMESTAMP_ANNOTATION = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 
 FINISHED_PHASES = frozenset({"success", "fail", "ignored"})
-WAITING_PHASES = frozenset({"pending", "notstarted"})
-"""Phases of a Job already known not to have started (``notstarted``: its slot failed)."""
 """``reportedJobs`` phases after which a Job yields nothing more (``ignored``: the domain
 marked a Job that started before ``activeSince``)."""
+WAITING_PHASES = frozenset({"pending", "notstarted"})
+"""Phases of a Job already known not to have started (``notstarted``: its slot failed)."""
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -185,7 +185,9 @@ class JobPods:
     cluster's words for why not ("Pod x Pending for 3m: ImagePullBackOff: ..."),
     ``failure`` what the Pods say of a failure ("container main OOMKilled (exit code
     137)"), ``exit_code`` the failed container's code, ``found`` whether any Pod was
-    listed, ``log_tail`` the failing container's last output (``--capture-logs``).
+    listed, ``log_tail`` the failing container's last output (``--capture-logs``),
+    ``job_finished`` whether the Job had finished when its Pods were read (then this read
+    tells all: a Job's finish is final).
     """
 
     read_at: datetime
@@ -196,6 +198,7 @@ class JobPods:
     exit_code: int | None = None
     failing_container: tuple[str, str] | None = None
     log_tail: str | None = None
+    job_finished: bool = False
 
 
 def summarize_pods(
@@ -219,6 +222,7 @@ def summarize_pods(
         failure=failure,
         exit_code=pick_exit_code(pods),
         failing_container=causes.failing_container(pods),
+        job_finished=job.finished,
     )
 
 

@@ -5,14 +5,24 @@ ownership, Events on the CronJob, and the leader's reconcile against a fake of o
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.support.waiting import async_wait_for
 
-from heartbeat_operator.domain.inputs import PAUSE_CAUSE_CRONJOB, Pause, Ping, Resume
+from heartbeat_operator.domain.inputs import (
+    PAUSE_CAUSE_CRONJOB,
+    JobPending,
+    Pause,
+    Ping,
+    Resume,
+    SlotSkipped,
+)
+from heartbeat_operator.domain.records import Record
+from heartbeat_operator.domain.specs import parse_spec
 from heartbeat_operator.kube.client import ApiError
 from heartbeat_operator.kube.cronjobs import (
+    JOB_CREATION_ALLOWANCE,
     AutoWiring,
     CronJobInfo,
     Owner,
@@ -25,10 +35,13 @@ from heartbeat_operator.kube.cronjobs import (
     monitor_owner,
     name_conflict_event,
     pause_inputs,
+    skipped_slot_cause,
     split_schedule,
 )
 from heartbeat_operator.kube.folding import Change
+from heartbeat_operator.kube.jobs import JobRun
 from heartbeat_operator.kube.monitors import Key, MonitorEntry, MonitorTable
+from heartbeat_operator.kube.scheduling import Judging
 
 NOW = datetime(2026, 11, 25, 5, 0, tzinfo=UTC)
 CJ_UID = "cj-uid-1"
@@ -43,8 +56,14 @@ def cronjob_body(
     deadline: int | None = None,
     uid: str = CJ_UID,
     generation: int = 1,
+    concurrency_policy: str | None = None,
+    starting_deadline: int | None = None,
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {"schedule": schedule, "suspend": suspend, "jobTemplate": {"spec": {}}}
+    if concurrency_policy is not None:
+        spec["concurrencyPolicy"] = concurrency_policy
+    if starting_deadline is not None:
+        spec["startingDeadlineSeconds"] = starting_deadline
     if time_zone:
         spec["timeZone"] = time_zone
     if deadline is not None:
@@ -336,6 +355,7 @@ class FakeClient:
         self.deleted: list[tuple[str, dict[str, Any]]] = []
         self.events: list[dict[str, Any]] = []
         self.pods: list[dict[str, Any]] = []
+        self.job_events: list[dict[str, Any]] = []
         self.pod_lists = 0
         self.rv = 100
         self.current: dict[str, Any] | None = None
@@ -362,9 +382,15 @@ class FakeClient:
         return body
 
     async def get(self, path: str, **kw: Any) -> dict[str, Any]:
+        """Pod lists by ``controller-uid`` label (counted), Event lists by involved uid."""
+        if path == "/api/v1/namespaces/ops/events":
+            uid = kw["params"]["fieldSelector"].removeprefix("involvedObject.uid=")
+            return {"items": [e for e in self.job_events if e["involvedObject"]["uid"] == uid]}
         assert path == "/api/v1/namespaces/ops/pods"
+        label, _, uid = kw["params"]["labelSelector"].partition("=")
+        assert label == "batch.kubernetes.io/controller-uid"
         self.pod_lists += 1
-        return {"items": self.pods}
+        return {"items": [p for p in self.pods if p["metadata"]["labels"][label] == uid]}
 
 
 class Harness:
@@ -373,12 +399,13 @@ class Harness:
         self.table = MonitorTable()
         self.leader = leader
         self.submitted: list[tuple[Key, Change]] = []
+        self.now = NOW
         self.wiring = AutoWiring(
             client=self.client,  # type: ignore[arg-type]
             monitors=self.table,
             submit=self.submit,
             is_leader=lambda: self.leader,
-            now=lambda: NOW,
+            now=lambda: self.now,
         )
 
     async def submit(self, key: Key, change: Change) -> MonitorEntry:
@@ -459,32 +486,73 @@ async def test_invalid_annotation_warns_once_and_monitor_still_applied() -> None
     assert len(h.client.applied) == 1
 
 
-def job_body(uid: str, *, failed: bool = False, complete: bool = False) -> dict[str, Any]:
-    status: dict[str, Any] = {"startTime": "2026-11-25T04:30:00Z"}
+def job_body(
+    uid: str,
+    *,
+    failed: bool = False,
+    complete: bool = False,
+    created: str = "2026-11-25T04:30:00Z",
+    scheduled: str | None = None,
+    finished: str = "2026-11-25T04:31:00Z",
+    failure: str = "BackoffLimitExceeded",
+) -> dict[str, Any]:
+    """A Job of the CronJob; ``startTime`` is when the Job controller began, not a run."""
+    status: dict[str, Any] = {"startTime": created}
     if complete:
-        status["completionTime"] = "2026-11-25T04:31:00Z"
+        status["completionTime"] = finished
         status["conditions"] = [{"type": "Complete", "status": "True"}]
     if failed:
         status["conditions"] = [
             {
                 "type": "Failed",
                 "status": "True",
-                "reason": "BackoffLimitExceeded",
+                "reason": failure,
                 "message": "Job has reached the specified backoff limit",
-                "lastTransitionTime": "2026-11-25T04:31:00Z",
+                "lastTransitionTime": finished,
             }
         ]
+    meta: dict[str, Any] = {
+        "name": f"backup-{uid}",
+        "namespace": "ops",
+        "uid": uid,
+        "creationTimestamp": created,
+        "ownerReferences": [
+            {"kind": "CronJob", "name": "backup", "uid": CJ_UID, "controller": True}
+        ],
+    }
+    if scheduled is not None:
+        meta["annotations"] = {"batch.kubernetes.io/cronjob-scheduled-timestamp": scheduled}
+    return {"metadata": meta, "status": status}
+
+
+def pod_body(job_uid: str, state: dict[str, Any], *, phase: str = "Running") -> dict[str, Any]:
+    """A Pod of the Job with ``job_uid``: one container ``main`` in ``state``."""
     return {
         "metadata": {
-            "name": f"backup-{uid}",
+            "name": f"backup-{job_uid}-x7k",
             "namespace": "ops",
-            "uid": uid,
-            "ownerReferences": [
-                {"kind": "CronJob", "name": "backup", "uid": CJ_UID, "controller": True}
-            ],
+            "creationTimestamp": "2026-11-25T04:30:01Z",
+            "labels": {"batch.kubernetes.io/controller-uid": job_uid},
         },
-        "status": status,
+        "spec": {"nodeName": "n1", "containers": [{"name": "main", "image": IMAGE}]},
+        "status": {
+            "phase": phase,
+            "containerStatuses": [{"name": "main", "image": IMAGE, "state": state}],
+        },
     }
+
+
+IMAGE = "registry.invalid/backup:1"
+PULL_BACKOFF = {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}}
+
+
+def ran(started: str, finished: str | None = None, code: int = 0, reason: str = "") -> Any:
+    if finished is None:
+        return {"running": {"startedAt": started}}
+    terminated: dict[str, Any] = {"exitCode": code, "startedAt": started, "finishedAt": finished}
+    if reason:
+        terminated["reason"] = reason
+    return {"terminated": terminated}
 
 
 ACTIVE = {
@@ -494,35 +562,42 @@ ACTIVE = {
 }
 
 
-async def test_job_pings_are_submitted_once_with_the_exit_code_looked_up_once() -> None:
+def pings(change: Change) -> list[tuple[str, str | None]]:
+    return [(p.kind, p.run_id) for p in change.inputs if isinstance(p, Ping)]
+
+
+async def test_job_pings_are_submitted_once_with_the_exit_code_read_once() -> None:
     h = Harness()
     h.wiring.cronjob_event("ADDED", cronjob_body())
     h.monitor(monitor_body(status=ACTIVE))
     h.client.pods = [
-        {
-            "status": {
-                "containerStatuses": [
-                    {
-                        "name": "main",
-                        "state": {
-                            "terminated": {"exitCode": 3, "finishedAt": "2026-11-25T04:30:59Z"}
-                        },
-                    }
-                ]
-            }
-        }
+        pod_body("j1", ran("2026-11-25T04:30:05Z", "2026-11-25T04:30:59Z", 3), phase="Failed"),
+        pod_body("j2", ran("2026-11-25T04:30:10Z", "2026-11-25T04:30:50Z"), phase="Succeeded"),
     ]
     h.wiring.job_event("ADDED", job_body("j1", failed=True))
     h.wiring.job_event("ADDED", job_body("j2", complete=True))
     await h.reconcile()
     ((key, change),) = h.submitted
     assert key == ("ops", "backup")
-    kinds = [(p.kind, p.run_id) for p in change.inputs if isinstance(p, Ping)]
-    assert sorted(kinds) == [("fail", "j1"), ("start", "j1"), ("start", "j2"), ("success", "j2")]
+    assert sorted(pings(change)) == [
+        ("fail", "j1"),
+        ("start", "j1"),
+        ("start", "j2"),
+        ("success", "j2"),
+    ]
+    starts = {p.run_id: p.time for p in change.inputs if isinstance(p, Ping) and p.kind == "start"}
+    assert starts == {  # from each Job's Pod, never the Jobs' creation (04:30:00)
+        "j1": datetime(2026, 11, 25, 4, 30, 5, tzinfo=UTC),
+        "j2": datetime(2026, 11, 25, 4, 30, 10, tzinfo=UTC),
+    }
     fail = next(p for p in change.inputs if isinstance(p, Ping) and p.kind == "fail")
     assert fail.exit_code == 3
-    assert fail.body == "BackoffLimitExceeded: Job has reached the specified backoff limit"
-    # the write lands (reportedJobs lists j1's start only): just the rest, no second Pod list
+    assert fail.body == (
+        "BackoffLimitExceeded: Job has reached the specified backoff limit; "
+        "container main Error (exit code 3)"
+    )
+    assert h.client.pod_lists == 2  # one list per Job
+    # the write lands (reportedJobs lists j1's start only): just the rest, no other Pod list
     h.monitor(
         monitor_body(
             status={
@@ -536,14 +611,96 @@ async def test_job_pings_are_submitted_once_with_the_exit_code_looked_up_once() 
         )
     )
     await h.reconcile()
-    assert [p.kind for p in h.submitted[-1][1].inputs if isinstance(p, Ping)] == ["fail"]
-    assert h.client.pod_lists == 1
-    # everything reported: no more writes
+    assert pings(h.submitted[-1][1]) == [("fail", "j1")]
+    assert h.client.pod_lists == 2
+    # everything reported: no more writes, no more reads
     done = [{"uid": "j1", "phase": "fail"}, {"uid": "j2", "phase": "success"}]
     h.monitor(monitor_body(status={**ACTIVE, "reportedJobs": done}, rv="300"))
     count = len(h.submitted)
     await h.reconcile()
     assert len(h.submitted) == count
+    assert h.client.pod_lists == 2
+
+
+async def test_a_started_running_job_is_read_once_until_it_finishes() -> None:
+    h = Harness()
+    h.wiring.cronjob_event("ADDED", cronjob_body())
+    h.monitor(monitor_body(status=ACTIVE))
+    h.client.pods = [pod_body("j1", ran("2026-11-25T04:30:05Z"))]
+    h.wiring.job_event("ADDED", job_body("j1"))
+    await h.reconcile()
+    assert pings(h.submitted[-1][1]) == [("start", "j1")]
+    started = {**ACTIVE, "reportedJobs": [{"uid": "j1", "phase": "start"}]}
+    h.monitor(monitor_body(status=started, rv="200"))
+    for _ in range(3):  # Job status updates (ready, active) while it runs
+        h.wiring.job_event("MODIFIED", job_body("j1"))
+        await h.reconcile()
+    assert h.client.pod_lists == 1
+    assert len(h.submitted) == 1
+    # it fails: its Pods are read again, for why
+    h.client.pods = [
+        pod_body("j1", ran("2026-11-25T04:30:05Z", "2026-11-25T05:10:00Z", 137, "OOMKilled"))
+    ]
+    h.now = datetime(2026, 11, 25, 5, 10, 1, tzinfo=UTC)
+    h.wiring.job_event("MODIFIED", job_body("j1", failed=True, finished="2026-11-25T05:10:01Z"))
+    await h.reconcile()
+    assert h.client.pod_lists == 2
+    (fail,) = [p for p in h.submitted[-1][1].inputs if isinstance(p, Ping)]
+    assert (fail.kind, fail.exit_code) == ("fail", 137)
+    assert fail.body is not None and "OOMKilled" in fail.body
+
+
+async def test_a_failure_in_the_second_of_the_last_read_is_read_again() -> None:
+    """API times have whole seconds: a Job that fails at 05:00:00.9 says "05:00:00", before
+    a read at 05:00:00.5 that still saw it running. That read cannot tell why it failed."""
+    h = Harness()
+    h.wiring.cronjob_event("ADDED", cronjob_body())
+    h.monitor(monitor_body(status={**ACTIVE, "reportedJobs": [{"uid": "j1", "phase": "start"}]}))
+    h.client.pods = [pod_body("j1", ran("2026-11-25T04:30:05Z"))]
+    h.now = datetime(2026, 11, 25, 5, 0, 0, 500000, tzinfo=UTC)
+    h.wiring.job_event("ADDED", job_body("j1"))
+    await h.reconcile()
+    assert h.client.pod_lists == 1
+    h.client.pods = [
+        pod_body("j1", ran("2026-11-25T04:30:05Z", "2026-11-25T05:00:00Z", 137, "OOMKilled"))
+    ]
+    h.now = datetime(2026, 11, 25, 5, 0, 1, tzinfo=UTC)
+    h.wiring.job_event("MODIFIED", job_body("j1", failed=True, finished="2026-11-25T05:00:00Z"))
+    await h.reconcile()
+    (fail,) = [p for p in h.submitted[-1][1].inputs if isinstance(p, Ping)]
+    assert fail.exit_code == 137
+    assert fail.body is not None and "container main OOMKilled (exit code 137)" in fail.body
+
+
+async def test_a_job_deleted_before_it_finished_fails_at_its_deletion() -> None:
+    h = Harness()
+    h.wiring.cronjob_event("ADDED", cronjob_body())
+    started = {**ACTIVE, "reportedJobs": [{"uid": "j1", "phase": "start"}]}
+    h.monitor(monitor_body(status=started))
+    h.client.pods = [pod_body("j1", ran("2026-11-25T04:30:05Z"))]
+    h.wiring.job_event("ADDED", job_body("j1"))
+    h.now = datetime(2026, 11, 25, 5, 3, tzinfo=UTC)
+    h.wiring.job_event("DELETED", job_body("j1"))
+    await h.reconcile()
+    ((_, change),) = h.submitted
+    (fail,) = change.inputs
+    assert isinstance(fail, Ping)
+    assert (fail.kind, fail.time, fail.run_id) == ("fail", h.now, "j1")
+    assert fail.body == "Job backup-j1 was deleted before it finished"
+    # once written, nothing more
+    failed = {**ACTIVE, "reportedJobs": [{"uid": "j1", "phase": "fail"}]}
+    h.monitor(monitor_body(status=failed, rv="200"))
+    await h.reconcile()
+    await h.reconcile()
+    assert len(h.submitted) == 1
+    # a finished Job's deletion (history limits, TTL) is no failure
+    h = Harness()
+    h.wiring.cronjob_event("ADDED", cronjob_body())
+    h.monitor(monitor_body(status={**ACTIVE, "reportedJobs": [{"uid": "j2", "phase": "start"}]}))
+    h.wiring.job_event("ADDED", job_body("j2", complete=True))
+    h.wiring.job_event("DELETED", job_body("j2", complete=True))
+    await h.reconcile()
+    assert all(p.kind != "fail" for c in h.submitted for p in c[1].inputs if isinstance(p, Ping))
 
 
 async def test_no_job_pings_before_the_monitors_first_status_write() -> None:
@@ -605,3 +762,175 @@ def test_deleted_cronjob_is_forgotten_unless_recreated() -> None:
     h.wiring.cronjob_event("ADDED", cronjob_body(uid="new"))
     h.wiring.cronjob_event("DELETED", cronjob_body())  # a late event of the old one
     assert list(h.wiring.cronjobs) == [("ops", "backup")]
+
+
+# --- before judging a slot (DESIGN 10.1, 10.8.3, 10.8.7) ---------------------------------
+
+HOURLY = {"schedule": "0 * * * *", "grace": "5m"}
+DUE = datetime(2026, 11, 25, 5, 0, tzinfo=UTC)  # the slot after referenceTime 04:00
+ALERT = datetime(2026, 11, 25, 5, 5, tzinfo=UTC)
+
+
+def hourly(
+    status: dict[str, Any], spec: dict[str, Any] | None = None, **cronjob_kw: Any
+) -> Harness:
+    """An hourly auto-wired CronJob whose monitor last judged the 04:00 slot."""
+    h = Harness()
+    h.wiring.cronjob_event(
+        "ADDED", cronjob_body(schedule="0 * * * *", time_zone=None, **cronjob_kw)
+    )
+    h.monitor(monitor_body(spec=spec or HOURLY, status={**ACTIVE, "state": "Healthy", **status}))
+    return h
+
+
+async def judge(h: Harness, until: datetime) -> Judging:
+    entry = h.table.get(("ops", "backup"))
+    assert entry is not None
+    spec = parse_spec(entry.spec)
+    record = Record.from_status(entry.status, active_since=NOW)
+    return await h.wiring.before_judging(entry, spec, record, until)
+
+
+PENDING = {
+    "reportedJobs": [{"uid": "j5", "phase": "pending"}],
+    "pendingStarts": [
+        {
+            "jobUid": "j5",
+            "jobName": "backup-j5",
+            "creationTime": "2026-11-25T05:00:01Z",
+            "dueTime": "2026-11-25T05:00:00Z",
+            "cause": "Job backup-j5 created 05:00:01 UTC; no Pod created yet",
+        }
+    ],
+}
+
+
+def slot_job(**kw: Any) -> dict[str, Any]:
+    return job_body("j5", created="2026-11-25T05:00:01Z", scheduled="2026-11-25T05:00:00Z", **kw)
+
+
+async def test_a_pending_slot_at_its_alert_time_gets_the_clusters_cause_now() -> None:
+    h = hourly(PENDING)
+    h.wiring.job_event("ADDED", slot_job())
+    h.client.pods = [pod_body("j5", PULL_BACKOFF, phase="Pending")]
+    h.now = ALERT
+    judging = await judge(h, ALERT)
+    assert judging.hold_until is None
+    (refresh,) = judging.inputs
+    assert isinstance(refresh, JobPending)
+    assert refresh.time == ALERT  # folded right before the deadline it decides
+    assert (refresh.uid, refresh.name, refresh.scheduled_time) == ("j5", "backup-j5", DUE)
+    assert refresh.created == datetime(2026, 11, 25, 5, 0, 1, tzinfo=UTC)
+    assert refresh.cause.startswith("Job backup-j5 created 05:00:01 UTC; Pod backup-j5-x7k")
+    assert "ImagePullBackOff: image registry.invalid/backup:1" in refresh.cause
+    assert h.client.pod_lists == 1  # read fresh, right before judging
+
+
+async def test_a_pod_that_started_before_alert_time_gives_its_start_instead() -> None:
+    h = hourly(PENDING)
+    h.wiring.job_event("ADDED", slot_job())
+    h.client.pods = [pod_body("j5", PULL_BACKOFF, phase="Pending")]
+    await h.reconcile()  # the last read saw it waiting
+    h.client.pods = [pod_body("j5", ran("2026-11-25T05:04:30Z"))]
+    h.now = ALERT
+    judging = await judge(h, ALERT)
+    assert not any(isinstance(i, JobPending) for i in judging.inputs)
+    (start,) = judging.inputs
+    assert isinstance(start, Ping)
+    assert (start.kind, start.run_id) == ("start", "j5")
+    assert start.time == datetime(2026, 11, 25, 5, 4, 30, tzinfo=UTC)
+
+
+async def test_late_is_held_while_the_cronjob_controller_creates_the_slots_job() -> None:
+    h = hourly({})
+    until = DUE + timedelta(milliseconds=10)
+    assert await judge(h, until) == Judging(hold_until=DUE + JOB_CREATION_ALLOWANCE)
+    # after the allowance: judged (Late), nothing to add before the alertTime
+    assert await judge(h, DUE + JOB_CREATION_ALLOWANCE) == Judging()
+    # the Job is there: no hold, its pending start is folded first
+    h.wiring.job_event("ADDED", slot_job())
+    h.client.pods = [pod_body("j5", PULL_BACKOFF, phase="Pending")]
+    judging = await judge(h, until)
+    assert judging.hold_until is None
+    (pending,) = judging.inputs
+    assert isinstance(pending, JobPending) and pending.time == DUE
+
+
+async def test_a_run_deadline_before_the_slot_is_due_is_never_held() -> None:
+    """An auto-wired run's maxRuntime (activeDeadlineSeconds + 60 s) ends between two
+    slots: its RunTimeout is judged on time, not when the next slot's Job is due."""
+    h = hourly(
+        {
+            "reportedJobs": [{"uid": "j4", "phase": "start"}],
+            "openRuns": [
+                {
+                    "runId": "j4",
+                    "startTime": "2026-11-25T04:00:05Z",
+                    "dueTime": "2026-11-25T04:00:00Z",
+                }
+            ],
+        },
+        spec={**HOURLY, "maxRuntime": "660s"},  # activeDeadlineSeconds 600
+    )
+    timeout = datetime(2026, 11, 25, 4, 11, 5, tzinfo=UTC)
+    assert (await judge(h, timeout)).hold_until is None
+
+
+async def test_a_slot_forbidden_by_an_active_job_says_which() -> None:
+    h = hourly({"reportedJobs": [{"uid": "j4", "phase": "start"}]}, concurrency_policy="Forbid")
+    h.wiring.job_event(
+        "ADDED", job_body("j4", created="2026-11-25T04:00:01Z", scheduled="2026-11-25T04:00:00Z")
+    )
+    h.client.pods = [pod_body("j4", ran("2026-11-25T04:00:05Z"))]
+    h.now = ALERT
+    judging = await judge(h, ALERT)
+    assert judging.inputs == (
+        SlotSkipped(
+            ALERT, DUE, "concurrencyPolicy Forbid: Job backup-j4 active since 04:00:01 UTC"
+        ),
+    )
+
+
+async def test_nothing_is_asked_of_a_monitor_not_ours_or_paused() -> None:
+    h = hourly({}, concurrency_policy="Forbid")
+    h.wiring.owners.clear()
+    assert await judge(h, ALERT) == Judging()
+    h = hourly({"pausedSince": "2026-11-25T04:30:00Z", "pauseCause": PAUSE_CAUSE_CRONJOB})
+    assert await judge(h, ALERT) == Judging()
+
+
+def test_skipped_slot_cause() -> None:
+    def parsed(body: dict[str, Any]) -> JobRun:
+        job = JobRun.from_body(body)
+        assert job is not None
+        return job
+
+    forbid = cronjob(concurrency_policy="Forbid")
+    active = parsed(job_body("j4", created="2026-11-25T04:00:01Z"))
+    assert skipped_slot_cause(forbid, [active], DUE, ALERT) == (
+        "concurrencyPolicy Forbid: Job backup-j4 active since 04:00:01 UTC"
+    )
+    # a Job that finished before the slot was due blocked nothing
+    done = parsed(
+        job_body(
+            "j4", created="2026-11-25T04:00:01Z", complete=True, finished="2026-11-25T04:20:00Z"
+        )
+    )
+    assert skipped_slot_cause(forbid, [done], DUE, ALERT) == (
+        "the CronJob controller created no Job for it"
+    )
+    # ... nor one that finished after it but was created after it (not blocking it)
+    later = parsed(job_body("j6", created="2026-11-25T05:01:00Z"))
+    assert "Forbid" not in skipped_slot_cause(forbid, [later], DUE, ALERT)
+    # Allow: an active Job is no reason
+    assert "Forbid" not in skipped_slot_cause(cronjob(), [active], DUE, ALERT)
+    deadline = cronjob(starting_deadline=60)
+    assert skipped_slot_cause(deadline, [], DUE, ALERT) == (
+        "startingDeadlineSeconds (60s) passed before the CronJob controller created a Job"
+    )
+    # the deadline has not passed yet: no claim that it did
+    soon = DUE + timedelta(seconds=30)
+    assert "startingDeadlineSeconds" not in skipped_slot_cause(deadline, [], DUE, soon)
+    # a Job was made for the slot: not skipped
+    made = parsed(job_body("j5", created="2026-11-25T05:00:01Z", scheduled="2026-11-25T05:00:00Z"))
+    assert skipped_slot_cause(forbid, [active, made], DUE, ALERT) == ""
