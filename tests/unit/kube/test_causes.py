@@ -9,10 +9,12 @@ waiting messages, the scheduler's ``PodScheduled`` condition, the Job controller
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from heartbeat_operator.kube import cronjobs
 from heartbeat_operator.kube.causes import (
     MESSAGE_LIMIT,
     age,
@@ -24,6 +26,7 @@ from heartbeat_operator.kube.causes import (
     not_started_message,
     pod_started_at,
 )
+from heartbeat_operator.kube.jobs import JobRun
 
 JOB_UID = "5d0b3a3e-8c4f-4b8e-a1f2-0c9d7e6b5a41"
 IMAGE = "registry.example.com/backup:1.4"
@@ -805,3 +808,114 @@ def test_successful_containers_decide_nothing():
     ended = terminated(0, "Completed", "2026-12-04T02:00:09Z", "2026-12-04T02:00:30Z")
     body = pod(phase="Succeeded", container_statuses=[cstatus(state=ended)])
     assert failing_container([body]) is None
+
+
+# --- docs/cronjobs.md shows what these functions say -------------------------------------
+
+PAGE = Path(__file__).resolve().parents[3] / "docs" / "cronjobs.md"
+CREATED = t("2026-12-04T02:00:03Z")
+
+
+def documented_samples() -> dict[str, str]:
+    """Each cause of docs/cronjobs.md's table -> the message made from real-shaped bodies."""
+
+    def waiting_job(*pods: dict[str, Any], events=(), suspended=False) -> str:
+        return not_started_message(
+            "nightly-29012", CREATED, list(pods), list(events), NOW, suspended
+        )
+
+    def scheduler(message: str) -> dict[str, Any]:
+        return pod(node=None, conditions=[{
+            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": message, "lastProbeTime": None,
+            "lastTransitionTime": "2026-12-04T02:00:04Z"}])  # fmt: skip
+
+    def kubelet_waiting(reason: str, message: str | None, image: str = IMAGE) -> dict:
+        return pod(
+            containers=[{"name": "main", "image": image}],
+            conditions=not_ready("main"),
+            container_statuses=[cstatus(image=image, state=waiting(reason, message))],
+        )
+
+    def cronjob(**spec: Any) -> cronjobs.CronJobInfo:
+        return cronjobs.CronJobInfo.from_body({
+            "metadata": {"name": "nightly", "namespace": "backups", "uid": "cj-uid"},
+            "spec": {"schedule": "0 * * * *", **spec}})  # fmt: skip
+
+    bad = "registry.example.com/Backup:1.4"
+    hung = JobRun.from_body({
+        "metadata": {
+            "name": "nightly-29424600", "namespace": "backups", "uid": "job-uid",
+            "creationTimestamp": "2026-12-04T02:00:01Z",
+            "annotations": {
+                "batch.kubernetes.io/cronjob-scheduled-timestamp": "2026-12-04T02:00:00Z"},
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob",
+                                 "name": "nightly", "uid": "cj-uid", "controller": True}]},
+        "status": {"startTime": "2026-12-04T02:00:01Z", "active": 1}})  # fmt: skip
+    assert hung is not None
+    due = t("2026-12-04T03:00:00Z")
+    exited = terminated(3, "Error", "2026-12-04T02:00:09Z", "2026-12-04T02:00:30Z")
+    return {
+        "ImagePullBackOff": waiting_job(image_pull_backoff_pod()),
+        "ErrImagePull": waiting_job(
+            kubelet_waiting("ErrImagePull", f"rpc error: code = NotFound desc = {PULL_ERROR}")
+        ),
+        "InvalidImageName": waiting_job(
+            kubelet_waiting(
+                "InvalidImageName",
+                f'Failed to apply default image tag "{bad}": couldn\'t parse image name '
+                f'"{bad}": invalid reference format: repository name must be lowercase',
+                bad,
+            )
+        ),
+        "Unschedulable": waiting_job(
+            scheduler(
+                "0/3 nodes are available: 3 Insufficient memory. preemption: 0/3 nodes are "
+                "available: 3 No preemption victims found for incoming pod."
+            )
+        ),
+        "CreateContainerConfigError": waiting_job(
+            kubelet_waiting(
+                "CreateContainerConfigError",
+                "couldn't find key password in Secret backups/db-credentials",
+            )
+        ),
+        "CrashLoopBackOff": waiting_job(crash_looping_init_pod()),
+        "ContainerCreating": waiting_job(kubelet_waiting("ContainerCreating", None)),
+        "not scheduled": waiting_job(pod(node=None)),
+        "FailedCreate quota": waiting_job(
+            events=[job_event("FailedCreate", QUOTA, "2026-12-04T02:25:40Z", count=14)]
+        ),
+        "FailedCreate webhook": waiting_job(
+            events=[job_event("FailedCreate", WEBHOOK, "2026-12-04T02:00:03Z")]
+        ),
+        "no Pod": waiting_job(),
+        "suspended": waiting_job(image_pull_backoff_pod(), suspended=True),
+        "OOMKilled": failure_cause(
+            [oom_pod()], "BackoffLimitExceeded", "Job has reached the specified backoff limit"
+        ),
+        "exit code": failure_cause(
+            [pod(phase="Failed", container_statuses=[cstatus(state=exited)])],
+            "BackoffLimitExceeded",
+            "Job has reached the specified backoff limit",
+        ),
+        "Evicted": failure_cause(
+            [evicted_pod()], "BackoffLimitExceeded", "Job has reached the specified backoff limit"
+        ),
+        "DeadlineExceeded": failure_cause(
+            [], "DeadlineExceeded", "Job was active longer than specified deadline"
+        ),
+        "Forbid": cronjobs.skipped_slot_cause(
+            cronjob(concurrencyPolicy="Forbid"), [hung], due, due
+        ),
+        "startingDeadlineSeconds": cronjobs.skipped_slot_cause(
+            cronjob(startingDeadlineSeconds=200), [], due, due + timedelta(minutes=4)
+        ),
+    }
+
+
+@pytest.mark.parametrize("cause", sorted(documented_samples()))
+def test_the_docs_table_shows_each_message_as_made(cause):
+    sample = documented_samples()[cause]
+    rows = [line for line in PAGE.read_text().splitlines() if line.startswith("| ")]
+    assert any(f"`{sample}`" in row for row in rows), f"docs/cronjobs.md lacks:\n{sample}"
