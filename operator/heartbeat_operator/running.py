@@ -167,6 +167,8 @@ class Operator:
             submit=self.writer.submit,
             is_leader=self.is_leader,
             exit_codes=settings.jobs.exit_codes,
+            capture_logs=settings.jobs.capture_logs,
+            namespace_selector=settings.jobs.namespace_selector,
             instance=settings.watching.identity,
         )
         self.writer.on_transitions.append(self.wiring.mirror_transitions)

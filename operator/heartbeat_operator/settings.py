@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from heartbeat_operator.domain.selectors import Selector, SelectorError, parse_selector
+
 __all__ = [
     "SERVICEACCOUNT_NAMESPACE_FILE",
     "JobsSettings",
@@ -214,6 +216,19 @@ class JobsSettings:
     """List a failed Job's Pods once to report the container's exit code. Needs RBAC
     ``pods list`` (DESIGN 9.17); off, a Job failure carries no exit code. Default on."""
 
+    namespace_selector: Selector | None = None
+    """Coverage by policy (issue 12, item 5): every CronJob in a Namespace whose labels
+    match this label selector is monitored without the ``heartbeat.dev/monitor``
+    annotation (``"false"`` opts one out; ``"true"`` works in every namespace). Needs RBAC
+    ``namespaces list, watch``, which the operator already has (DESIGN 9.17). Default
+    None (off): monitoring a CronJob is the user's explicit choice unless they set one."""
+
+    capture_logs: bool = False
+    """Read a failed Job's failing container's last lines (at most 10,000 bytes) into the
+    fail ping's body (issue 12, item 4), so they outlive the Pod. Needs RBAC ``pods/log
+    get`` (the chart grants it only while on). Default off: logs may hold what a user
+    never meant to store in a monitor's status."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
@@ -278,6 +293,15 @@ def _monitor_metrics(text: str) -> str:
     if text not in ("full", "minimal"):
         raise ValueError("must be 'full' or 'minimal'")
     return text
+
+
+def _namespace_selector(text: str) -> Selector | None:
+    if not text.strip():
+        return None  # empty: coverage by policy is off
+    try:
+        return parse_selector(text)
+    except SelectorError as exc:
+        raise ValueError(f"not a label selector: {exc}") from None
 
 
 def _boolean(text: str) -> bool:
@@ -436,6 +460,22 @@ _FLAGS: tuple[_Flag, ...] = (
         "exit_codes",
         _boolean,
         "list a failed Job's Pods for its exit code (on)",
+        boolean=True,
+    ),
+    _Flag(
+        "--auto-wire-namespace-selector",
+        "jobs",
+        "namespace_selector",
+        _namespace_selector,
+        "label selector on Namespaces whose CronJobs are all monitored without the "
+        "annotation, e.g. 'heartbeat.dev/monitor-cronjobs=true' (empty: off)",
+    ),
+    _Flag(
+        "--capture-logs",
+        "jobs",
+        "capture_logs",
+        _boolean,
+        "a failed Job's last log lines become its fail ping's body (off)",
         boolean=True,
     ),
 )

@@ -32,6 +32,7 @@ from tests.support.charts import (
     CHART,
     CLUSTER_GRANTS,
     EXIT_CODE_GRANTS,
+    LOG_GRANTS,
     NAMESPACED_GRANTS,
     grants,
     helm_binary,
@@ -154,7 +155,9 @@ def test_chart_with_every_option_applies(
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
     role = stored(kubectl, one(rendered, "ClusterRole", f"{release}-heartbeat-operator"))
-    expected = CLUSTER_GRANTS if extra else NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS
+    # every option on includes captureLogs: pods/log get (issue 12)
+    everywhere = NAMESPACED_GRANTS | EXIT_CODE_GRANTS | LOG_GRANTS | CLUSTER_GRANTS
+    expected = CLUSTER_GRANTS if extra else everywhere
     assert grants(role["rules"]) == expected
     monitor = stored(kubectl, one(rendered, "ServiceMonitor"))
     assert monitor["spec"]["endpoints"][0]["honorLabels"] is True

@@ -8,6 +8,7 @@
    token), with the flags the chart's Deployment gives it, and the operator's main
    scenarios (tests/e2e/scenarios.py) pass under it with no request refused by RBAC in its
    log: cluster-wide (the default), with `watchNamespaces`, and with `jobExitCodes: false`.
+   `autoWireNamespaceSelector` under `watchNamespaces`: tests/integration/test_coverage.py.
 
 Only the RBAC objects are applied here (ServiceAccount, roles, bindings): the operator runs
 as a local process because the control plane has no kubelet.
@@ -36,6 +37,7 @@ from tests.support.charts import (
     CLUSTER_GRANTS,
     EXIT_CODE_GRANTS,
     LEASE_GRANTS,
+    LOG_GRANTS,
     NAMESPACED_GRANTS,
     Grant,
     render_text,
@@ -229,6 +231,23 @@ def test_without_exit_codes_no_pods_at_all(
     sa = install(namespace, jobExitCodes=False)
     assert sa.granted(other_namespace) == NAMESPACED_GRANTS | CLUSTER_GRANTS
     assert not sa.can("list", "pods", other_namespace)
+
+
+def test_capture_logs_adds_pods_log_and_nothing_else(
+    install: InstallFactory, namespace: str, other_namespace: str
+) -> None:
+    sa = install(namespace, captureLogs=True)
+    assert sa.granted(other_namespace) == (
+        NAMESPACED_GRANTS | EXIT_CODE_GRANTS | LOG_GRANTS | CLUSTER_GRANTS
+    )
+    where = ["-n", other_namespace]
+    done = sa.kubectl("auth", "can-i", "get", "pods", "--subresource=log", *where)
+    assert done.stdout.strip() == "yes"
+    assert not sa.can("get", "pods", other_namespace)  # the log, never the Pod itself
+    # and without it (the default), no Pod log is readable
+    default = install(namespace)
+    done = default.kubectl("auth", "can-i", "get", "pods", "--subresource=log", *where)
+    assert done.stdout.strip() == "no"
 
 
 def test_watch_namespaces_grant_only_there(

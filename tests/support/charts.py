@@ -32,6 +32,8 @@ ALL_ON: dict[str, Any] = {
     "networkPolicy": {"enabled": True},
     "externalURL": "https://heartbeat.example.com",
     "metricsLabels": ["team"],
+    "captureLogs": True,
+    "autoWireNamespaceSelector": "team in (payments,billing),!legacy",
 }
 
 Grant = tuple[str, str, str]  # (apiGroup, resource, verb)
@@ -46,11 +48,15 @@ NAMESPACED_GRANTS: frozenset[Grant] = frozenset(
         *(("heartbeat.dev", "heartbeatmonitors/status", v) for v in ("get", "update", "patch")),
         *(("", "secrets", v) for v in ("get", "create", "patch")),
         *(("batch", r, v) for r in ("cronjobs", "jobs") for v in ("get", "list", "watch")),
-        ("", "events", "create"),
+        # create: one per transition; patch: while Down (DESIGN 10.8.13); list: a Job's
+        # FailedCreate Events (DESIGN 10.8.3)
+        *(("", "events", v) for v in ("create", "list", "patch")),
     }
 )
 # ...plus this while exit codes are enabled (`jobExitCodes`)...
 EXIT_CODE_GRANTS: frozenset[Grant] = frozenset({("", "pods", "list")})
+# ...and this only while log capture is on (`captureLogs`, issue 12)...
+LOG_GRANTS: frozenset[Grant] = frozenset({("", "pods/log", "get")})
 # ...the cluster-scoped reads kopf needs...
 CLUSTER_GRANTS: frozenset[Grant] = frozenset(
     {

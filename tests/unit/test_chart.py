@@ -31,6 +31,7 @@ from tests.support.charts import (
     EXIT_CODE_GRANTS,
     KUBE_VERSION,
     LEASE_GRANTS,
+    LOG_GRANTS,
     NAMESPACED_GRANTS,
     ROOT,
     HelmError,
@@ -125,6 +126,8 @@ def test_chart_needs_kubernetes_1_29() -> None:
         ({"monitorMetrics": "some"}, "monitorMetrics"),
         ({"externalURL": "heartbeat.example.com"}, "externalURL"),
         ({"replicaCount": "two"}, "replicaCount"),
+        ({"captureLogs": "yes"}, "captureLogs"),
+        ({"autoWireNamespaceSelector": ["team=a"]}, "autoWireNamespaceSelector"),
     ],
 )
 def test_schema_rejects_misspelled_and_invalid_values(
@@ -214,6 +217,9 @@ def test_default_flags_point_pings_at_the_service() -> None:
     assert settings.watching.namespaces == ()
     assert settings.watching.lease_namespace == "heartbeat-system"
     assert settings.jobs.exit_codes is True
+    assert settings.jobs.capture_logs is False
+    assert settings.jobs.namespace_selector is None
+    assert not any("namespace-selector" in arg for arg in container(render())["args"])
     assert settings.metrics.monitor_metrics == "full"
 
 
@@ -233,6 +239,21 @@ def test_values_become_the_operators_settings() -> None:
     assert settings.jobs.exit_codes is False
     assert settings.metrics.monitor_metrics == "minimal"
     assert settings.metrics.label_allowlist == ("team",)
+    assert settings.jobs.capture_logs is True
+    selector = settings.jobs.namespace_selector
+    assert str(selector) == "team in (payments,billing),!legacy"
+    assert selector.matches({"team": "billing"})
+    assert not selector.matches({"team": "billing", "legacy": "yes"})
+
+
+@pytest.mark.parametrize(
+    "selector",
+    ["heartbeat.dev/monitor-cronjobs=true", "!legacy", "team notin (a, b), tier", "a=b,c!=d"],
+)
+def test_namespace_selector_reaches_the_operator_intact(selector: str) -> None:
+    # YAML-special characters (!, commas, parentheses, spaces) survive the template's quoting
+    settings = settings_from(container(render({"autoWireNamespaceSelector": selector})))
+    assert str(settings.jobs.namespace_selector) == selector
 
 
 def test_services_for_pings_and_metrics() -> None:
@@ -266,6 +287,28 @@ def test_cluster_role_is_exactly_the_design() -> None:
 def test_no_pods_grant_without_exit_codes() -> None:
     role = one(render({"jobExitCodes": False}), "ClusterRole", "hb-heartbeat-operator")
     assert grants(role["rules"]) == NAMESPACED_GRANTS | CLUSTER_GRANTS
+
+
+def test_pods_log_granted_only_with_capture_logs() -> None:
+    role = one(render({"captureLogs": True}), "ClusterRole", "hb-heartbeat-operator")
+    assert grants(role["rules"]) == (
+        NAMESPACED_GRANTS | EXIT_CODE_GRANTS | LOG_GRANTS | CLUSTER_GRANTS
+    )
+    docs = render({"captureLogs": True, "watchNamespaces": ["team-a"]})
+    cluster_role = one(docs, "ClusterRole", "hb-heartbeat-operator")
+    assert grants(cluster_role["rules"]) == CLUSTER_GRANTS
+    role = one(docs, "Role", "hb-heartbeat-operator")
+    assert grants(role["rules"]) == NAMESPACED_GRANTS | EXIT_CODE_GRANTS | LOG_GRANTS
+    default = one(render(), "ClusterRole", "hb-heartbeat-operator")
+    assert not any(resource == "pods/log" for _, resource, _ in grants(default["rules"]))
+
+
+def test_namespace_selector_needs_no_grant_beyond_the_namespace_watch() -> None:
+    # coverage by policy watches Namespaces: the cluster-scoped read kopf already has
+    for values in ({"autoWireNamespaceSelector": "team=a"}, {}):
+        role = one(render(values), "ClusterRole", "hb-heartbeat-operator")
+        assert ("", "namespaces", "watch") in grants(role["rules"])
+        assert grants(role["rules"]) == NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS
 
 
 def test_lease_role_in_the_release_or_lease_namespace() -> None:

@@ -249,3 +249,76 @@ def test_design_flags_exist() -> None:
 def test_build_settings_without_args_uses_environment_only(no_file: Path) -> None:
     settings = build_settings(None, {"HEARTBEAT_PORT": "1234"}, namespace_file=no_file)
     assert settings.server.port == 1234
+
+
+# --- CronJob auto-wiring (issue 12, items 4 and 5) ----------------------------------------
+
+
+def test_coverage_by_policy_and_log_capture_are_off_by_default(no_file: Path) -> None:
+    settings = build([], namespace_file=no_file)
+    assert settings.jobs.namespace_selector is None
+    assert settings.jobs.capture_logs is False
+
+
+def test_namespace_selector_from_flag_and_environment(no_file: Path) -> None:
+    flag = build(
+        ["--auto-wire-namespace-selector", "team in (a,b),!legacy"], namespace_file=no_file
+    )
+    selector = flag.jobs.namespace_selector
+    assert selector is not None
+    assert selector.matches({"team": "a"})
+    assert not selector.matches({"team": "a", "legacy": "1"})
+    assert not selector.matches({"team": "c"})
+    env = build(
+        [],
+        {"HEARTBEAT_AUTO_WIRE_NAMESPACE_SELECTOR": "heartbeat.dev/monitor-cronjobs=true"},
+        namespace_file=no_file,
+    )
+    assert str(env.jobs.namespace_selector) == "heartbeat.dev/monitor-cronjobs=true"
+    # the flag wins over the environment
+    both = build(
+        ["--auto-wire-namespace-selector", "team=a"],
+        {"HEARTBEAT_AUTO_WIRE_NAMESPACE_SELECTOR": "team=b"},
+        namespace_file=no_file,
+    )
+    assert str(both.jobs.namespace_selector) == "team=a"
+
+
+def test_empty_namespace_selector_means_off(no_file: Path) -> None:
+    assert (
+        build(
+            ["--auto-wire-namespace-selector", ""], namespace_file=no_file
+        ).jobs.namespace_selector
+        is None
+    )
+    environ = {"HEARTBEAT_AUTO_WIRE_NAMESPACE_SELECTOR": "  "}
+    assert build([], environ, namespace_file=no_file).jobs.namespace_selector is None
+
+
+def test_invalid_namespace_selector_in_environment_is_one_sentence(no_file: Path) -> None:
+    with pytest.raises(SettingsError) as caught:
+        build([], {"HEARTBEAT_AUTO_WIRE_NAMESPACE_SELECTOR": "team in (a"}, namespace_file=no_file)
+    assert str(caught.value) == (
+        "HEARTBEAT_AUTO_WIRE_NAMESPACE_SELECTOR='team in (a': not a label selector: "
+        "the list after 'team in' lacks its closing ')'"
+    )
+
+
+def test_invalid_namespace_selector_flag_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse(["--auto-wire-namespace-selector", "team is a"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --auto-wire-namespace-selector: 'team is a': not a label selector" in err
+
+
+def test_capture_logs_from_flag_and_environment(no_file: Path) -> None:
+    assert build(["--capture-logs"], namespace_file=no_file).jobs.capture_logs is True
+    on = build([], {"HEARTBEAT_CAPTURE_LOGS": "true"}, namespace_file=no_file)
+    assert on.jobs.capture_logs is True
+    off = build(["--no-capture-logs"], {"HEARTBEAT_CAPTURE_LOGS": "true"}, namespace_file=no_file)
+    assert off.jobs.capture_logs is False
+    with pytest.raises(SettingsError, match="HEARTBEAT_CAPTURE_LOGS"):
+        build([], {"HEARTBEAT_CAPTURE_LOGS": "sometimes"}, namespace_file=no_file)

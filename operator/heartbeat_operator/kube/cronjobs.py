@@ -1,6 +1,8 @@
 """Zero-change monitoring of annotated CronJobs (DESIGN 4, 9.10, 9.11, 9.12).
 
-A CronJob annotated ``heartbeat.dev/monitor: "true"`` gets a HeartbeatMonitor of the same
+A CronJob annotated ``heartbeat.dev/monitor: "true"`` — or, with
+``--auto-wire-namespace-selector``, any CronJob without that annotation in a Namespace the
+selector matches (coverage by policy, issue 12 item 5) — gets a HeartbeatMonitor of the same
 name, owned by it, whose ``schedule`` and ``timeZone`` follow the CronJob and whose
 ``grace``, ``maxRuntime``, ``minRuntime`` and ``failureThreshold`` come from optional
 annotations. The operator pings on the job's behalf from the Jobs the CronJob owns
@@ -50,6 +52,7 @@ from heartbeat_operator.domain.inputs import (
     SlotSkipped,
 )
 from heartbeat_operator.domain.records import Record
+from heartbeat_operator.domain.selectors import Selector
 from heartbeat_operator.domain.specs import MonitorSpec
 from heartbeat_operator.domain.timefmt import format_clock
 from heartbeat_operator.kube import jobs as jobs_
@@ -143,6 +146,11 @@ class CronJobInfo:
         return self.annotations.get(MONITOR_ANNOTATION) == "true"
 
     @property
+    def annotated(self) -> bool:
+        """Whether the annotation decides (any value), rather than a namespace policy."""
+        return MONITOR_ANNOTATION in self.annotations
+
+    @property
     def involved(self) -> InvolvedObject:
         return InvolvedObject(
             self.namespace, self.name, self.uid, api_version=CRONJOB_API_VERSION, kind="CronJob"
@@ -220,6 +228,29 @@ def split_schedule(schedule: str) -> tuple[str, str | None]:
             zone, _, rest = text[len(prefix) :].partition(" ")
             return rest.strip(), zone or None
     return text, None
+
+
+def monitoring(
+    cronjob: CronJobInfo,
+    namespace_labels: Mapping[str, str] | None,
+    selector: Selector | None,
+) -> bool | None:
+    """Whether the CronJob is monitored; None while that cannot be known yet.
+
+    The annotation decides wherever it is set: exactly ``"true"`` monitors, any other
+    value (``"false"`` to opt out of a policy) does not (DESIGN 9.11). Without it, the
+    CronJob is monitored when a namespace selector is set and its Namespace's labels match
+    (issue 12, item 5). ``namespace_labels`` None means the Namespace has not been seen
+    yet: undecided, so a replica that starts leading before its Namespace watch has
+    caught up neither creates nor deletes anything on a guess.
+    """
+    if cronjob.annotated:
+        return cronjob.monitored
+    if selector is None:
+        return False
+    if namespace_labels is None:
+        return None
+    return selector.matches(namespace_labels)
 
 
 # --- the desired monitor ------------------------------------------------------------------
@@ -384,7 +415,17 @@ def invalid_annotation_event(
 def name_conflict_event(
     cronjob: CronJobInfo, *, now: datetime.datetime, instance: str = ""
 ) -> dict[str, Any]:
-    """Warning ``NameConflict``: a monitor of this name exists that the operator did not make."""
+    """Warning ``NameConflict``: a monitor of this name exists that the operator did not make.
+
+    The way out it suggests is how the CronJob came to be monitored: its annotation, or
+    its Namespace's labels (coverage by policy: opt it out with ``"false"``)."""
+    if cronjob.annotated:
+        remedy = "or remove the annotation heartbeat.dev/monitor"
+    else:
+        remedy = (
+            'or annotate this CronJob heartbeat.dev/monitor: "false" (its namespace\'s '
+            "labels select it for monitoring)"
+        )
     body = build_event(
         cronjob.involved,
         time=now,
@@ -393,7 +434,7 @@ def name_conflict_event(
         message=(
             f"HeartbeatMonitor {cronjob.name} already exists and was not created for this "
             "CronJob; it is left alone and this CronJob is not monitored. Rename or delete "
-            "that monitor, or remove the annotation heartbeat.dev/monitor"
+            f"that monitor, {remedy}"
         ),
         instance=instance,
     )
@@ -486,6 +527,7 @@ class AutoWiring:
         is_leader: Callable[[], bool],
         exit_codes: bool = True,
         capture_logs: bool = False,
+        namespace_selector: Selector | None = None,
         instance: str = "",
         now: Callable[[], datetime.datetime] | None = None,
     ) -> None:
@@ -494,12 +536,20 @@ class AutoWiring:
         self.submit = submit
         self.is_leader = is_leader
         self.read_pods = exit_codes
+        # Issue 12, item 4: a failed Job's log tail follows the cause in its fail ping
+        # (RBAC pods/log get, granted only while on).
         self.capture_logs = capture_logs
+        # Issue 12, item 5: coverage by policy; None (off) when no selector is set.
+        self.namespace_selector = namespace_selector
         self.instance = instance
         self._now = now or (lambda: datetime.datetime.now(datetime.UTC))
         self.cronjobs: dict[Key, CronJobInfo] = {}
         self.jobs = jobs_.JobTable()
         self.owners: dict[Key, Owner] = {}
+        # Labels of every Namespace seen (only watched with a namespace selector) and the
+        # CronJobs of each, so a Namespace relabelled re-decides exactly its CronJobs.
+        self.namespace_labels: dict[str, Mapping[str, str]] = {}
+        self._names_in: dict[str, set[str]] = {}
         self._applied: dict[Key, dict[str, Any]] = {}
         # The latest read of a Job's Pods, by Job uid (only this summary: no Pod is held).
         self._pods: dict[str, jobs_.JobPods] = {}
@@ -521,9 +571,45 @@ class AutoWiring:
             if self.cronjobs.get(info.key, info).uid == info.uid:
                 self.cronjobs.pop(info.key, None)
                 self._applied.pop(info.key, None)
+                names = self._names_in.get(info.namespace)
+                if names is not None:
+                    names.discard(info.name)
+                    if not names:
+                        del self._names_in[info.namespace]
             return
         self.cronjobs[info.key] = info
+        self._names_in.setdefault(info.namespace, set()).add(info.name)
         self.mark(info.key)
+
+    def namespace_event(self, type: str | None, body: Mapping[str, Any]) -> None:
+        """A Namespace's labels decide its un-annotated CronJobs (issue 12, item 5).
+
+        Labelled to match: they gain monitors; unlabelled: the monitors the operator made
+        for them are deleted, as when an annotation is removed. Only a change of the
+        selector's answer re-decides the Namespace's CronJobs (first sight is one).
+        """
+        meta = body.get("metadata") or {}
+        name = str(meta.get("name") or "")
+        if not name or self.namespace_selector is None:
+            return
+        before = self.namespace_labels.get(name)
+        if type == "DELETED":
+            self.namespace_labels.pop(name, None)
+            return  # its CronJobs and their monitors go with it (garbage collector)
+        labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
+        self.namespace_labels[name] = labels
+        if before is not None and self.namespace_selector.matches(
+            before
+        ) == self.namespace_selector.matches(labels):
+            return
+        for cronjob in self._names_in.get(name, ()):
+            self.mark((name, cronjob))
+
+    def monitoring(self, cronjob: CronJobInfo) -> bool | None:
+        """``monitoring`` with this replica's selector and Namespace table."""
+        return monitoring(
+            cronjob, self.namespace_labels.get(cronjob.namespace), self.namespace_selector
+        )
 
     def job_event(self, type: str | None, body: Mapping[str, Any]) -> None:
         if type == "DELETED":
@@ -648,7 +734,10 @@ class AutoWiring:
         if owner is not None and entry is not None and owner.monitor_uid != entry.uid:
             return  # the owner map lags behind a re-created monitor: its event marks us again
         ours = entry is not None and created_by_operator(owner, cronjob)
-        if not cronjob.monitored:
+        monitored = self.monitoring(cronjob)
+        if monitored is None:
+            return  # its Namespace is not in yet: that Namespace's event marks it again
+        if not monitored:
             if entry is not None and ours and not entry.deleting:
                 await self._delete(entry)
             return
@@ -824,7 +913,11 @@ class AutoWiring:
                 logger.warning("could not delete monitor %s/%s: %s", *entry.key, exc)
             return
         self._applied.pop(entry.key, None)
-        logger.info("deleted monitor %s/%s: its CronJob is no longer annotated", *entry.key)
+        logger.info(
+            "deleted monitor %s/%s: its CronJob is no longer monitored (annotation or "
+            "namespace labels)",
+            *entry.key,
+        )
 
     async def _post_once(self, body: dict[str, Any]) -> None:
         name = body["metadata"]["name"]
@@ -836,6 +929,9 @@ class AutoWiring:
 
 def register(registry: kopf.OperatorRegistry, wiring: AutoWiring) -> kopf.OperatorRegistry:
     """Watch CronJobs, Jobs and monitors' owners: ``@kopf.on.event`` only (DESIGN 9.1, 9.12).
+
+    With a namespace selector also Namespaces (cluster-scoped: kopf watches them
+    cluster-wide even with ``--namespace``; RBAC ``namespaces list, watch``, DESIGN 9.17).
 
     Returns ``registry`` (with the handlers added), for ``kopf.spawn_tasks(registry=...)``.
     The handlers are coroutines on purpose: kopf runs plain functions in a thread pool,
@@ -854,6 +950,12 @@ def register(registry: kopf.OperatorRegistry, wiring: AutoWiring) -> kopf.Operat
     async def monitor_owner_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
         wiring.monitor_event(type, body)
 
+    if wiring.namespace_selector is not None:
+
+        @kopf.on.event("", "v1", "namespaces", registry=registry)
+        async def namespace_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
+            wiring.namespace_event(type, body)
+
     return registry
 
 
@@ -866,5 +968,6 @@ __all__ = [
     "Owner",
     "build_monitor",
     "desired_spec",
+    "monitoring",
     "register",
 ]

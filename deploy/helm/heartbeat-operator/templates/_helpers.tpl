@@ -94,10 +94,18 @@ wildcard, never list or watch of Secrets: the operator reads a Secret by name.
   resources: ["pods"]
   verbs: ["list"]
 {{- end }}
-# One Event per transition (DESIGN 9.6).
+{{- if .Values.captureLogs }}
+# A failed Job's failing container's log tail becomes its fail ping's body (issue 12).
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
+{{- end }}
+# One Event per transition (DESIGN 9.6), patched while Down instead of a new one (DESIGN
+# 10.8.13); listed to read a Job's FailedCreate Events, the cause of a NotStarted slot
+# when the Job has no Pod (DESIGN 10.8.3).
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create"]
+  verbs: ["create", "list", "patch"]
 {{- end }}
 
 {{/* Cluster-scoped reads kopf needs to watch (DESIGN 9.17); no Role can grant them. */}}
