@@ -246,6 +246,9 @@ class Writer:
             except ApiError as exc:
                 if exc.conflict or (exc.status == 422 and attempt == 1):
                     entry = await self._fetch(key)  # 409: re-read and re-apply (DESIGN 9.3)
+                    # A ping answered 503 meanwhile counts nothing (DESIGN 9.13): leave it
+                    # out of the retry, as the error path below does (issue 13 item 9).
+                    batch = _expire(batch, loop.time())
                     continue
                 if exc.not_found:
                     self.table.remove(*key, entry.uid)

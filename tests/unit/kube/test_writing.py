@@ -94,6 +94,21 @@ async def test_a_ping_not_written_in_time_is_a_write_timeout_and_never_counted()
     assert ping_count(fake) == 0
 
 
+async def test_a_ping_answered_503_is_not_counted_by_the_retry_after_a_conflict():
+    # Issue 13 item 9: the write carrying the ping outlives its 5 s and then meets a 409;
+    # the client already has its 503, so the re-applied write must leave the ping out.
+    fake, _, writer = setup(write_timeout=0.2)
+    fake.gate = asyncio.Event()
+    fake.conflicts_left = 1
+    with pytest.raises(WriteTimeout):
+        await writer.record(TOKEN, ping())
+    assert fake.puts_started == 1  # the ping's write was in flight when it timed out
+    fake.gate.set()
+    await writer.drain(timeout=2)
+    assert ping_count(fake) == 0
+    assert fake.puts_started == 1  # and nothing was left to write after the conflict
+
+
 async def test_a_conflict_is_re_read_and_re_applied():
     fake, _, writer = setup()
     fake.conflicts_left = 2
