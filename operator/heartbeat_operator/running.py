@@ -53,8 +53,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level",
         default="INFO",
+        # Any case: the chart's own example is `--log-level=debug` (issue 13 item 10).
+        type=str.upper,
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="log level (INFO)",
+        help="log level, any case (INFO)",
     )
 
 

@@ -249,3 +249,24 @@ def test_design_flags_exist() -> None:
 def test_build_settings_without_args_uses_environment_only(no_file: Path) -> None:
     settings = build_settings(None, {"HEARTBEAT_PORT": "1234"}, namespace_file=no_file)
     assert settings.server.port == 1234
+
+
+@pytest.mark.parametrize("given", ["debug", "DEBUG", "Debug", "warning"])
+def test_log_level_in_any_case(given: str) -> None:
+    # Issue 13 item 10: the chart's own example `extraArgs: ["--log-level=debug"]` exited 2.
+    from heartbeat_operator import running
+
+    parser = argparse.ArgumentParser()
+    running.configure(parser)
+    assert parser.parse_args([f"--log-level={given}"]).log_level == given.upper()
+
+
+def test_an_unknown_log_level_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    from heartbeat_operator import running
+
+    parser = argparse.ArgumentParser()
+    running.configure(parser)
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(["--log-level=loud"])
+    assert exit_info.value.code == 2
+    assert "--log-level" in capsys.readouterr().err
