@@ -5,6 +5,10 @@ is for the CLI and tests. Credentials come from kopf's own login helpers
 (``ConnectionInfo``: the ServiceAccount in a pod, else the kubeconfig), so kopf's watches
 and this client talk to the same server as the same user.
 
+A ``429 Too Many Requests`` (API Priority and Fairness) is retried after the server's
+``Retry-After``, a bounded number of times and never past the request's own timeout:
+hammering a throttling API server only deepens its queue (issue 13 item 14).
+
 The client counts its writes and errors (``ApiStats``) for the metrics collector and
 remembers when the API last answered (``/readyz`` needs an answer within 10 s). Error
 messages carry the API's status and reason, never a request body (a Secret's body holds a
@@ -13,6 +17,7 @@ token).
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import dataclasses
 import logging
@@ -32,15 +37,28 @@ VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 
+#: Retries of one request answered 429: the API server's own flow control asks for a
+#: second or so (Retry-After: 1); three retries ride out a burst without piling up.
+THROTTLE_RETRIES = 3
+#: Seconds at most we wait for one Retry-After; longer values are capped (a status write
+#: has 5 s, DESIGN 9.13) and a request with its own timeout never waits past it.
+MAX_RETRY_AFTER = 10.0
+#: Seconds waited after a 429 without a usable Retry-After (seconds, not an HTTP date).
+DEFAULT_RETRY_AFTER = 1.0
+
 
 class ApiError(Exception):
     """The API server answered with an error status (or could not be reached: status 0)."""
 
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    def __init__(
+        self, status: int, reason: str, message: str, *, retry_after: float | None = None
+    ) -> None:
         super().__init__(f"{status} {reason}: {message}")
         self.status = status
         self.reason = reason
         self.message = message
+        self.retry_after = retry_after
+        """Seconds from the answer's ``Retry-After`` header (429, 503), if it had one."""
 
     @property
     def conflict(self) -> bool:
@@ -79,6 +97,14 @@ def connection_info() -> kopf.ConnectionInfo:
     if info is None:
         raise kopf.LoginError("no ServiceAccount token and no kubeconfig found")
     return info
+
+
+def _seconds(header: str | None) -> float | None:
+    """A ``Retry-After`` of delay-seconds (what the API server sends); None otherwise."""
+    try:
+        return max(0.0, float(header)) if header is not None else None
+    except ValueError:  # an HTTP date: the default delay applies
+        return None
 
 
 def dump_json(value: Any) -> bytes:
@@ -148,17 +174,39 @@ class KubeClient:
         """Send one request; return the decoded JSON answer or raise ``ApiError``.
 
         ``kind`` labels the counters: the resource's plural (``heartbeatmonitors/status``,
-        ``secrets``, ``events``, ``leases``).
+        ``secrets``, ``events``, ``leases``). A 401 reads the credentials again and retries
+        once; a 429 waits for ``Retry-After`` and retries (``THROTTLE_RETRIES`` times, and
+        only while ``timeout`` leaves room for it).
         """
-        try:
-            return await self._request(method, path, body, params, content_type, kind, timeout)
-        except ApiError as exc:
-            if exc.status != 401 or self._relogin is None:
-                raise
-        logger.info("the API server refused our credentials (401): reading them again")
-        self._info = self._relogin()
-        await self.close()
-        return await self._request(method, path, body, params, content_type, kind, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        relogged = False
+        throttled = 0
+        while True:
+            remaining = None if deadline is None else max(0.001, deadline - time.monotonic())
+            try:
+                return await self._request(
+                    method, path, body, params, content_type, kind, remaining
+                )
+            except ApiError as exc:
+                if exc.status == 401 and self._relogin is not None and not relogged:
+                    relogged = True
+                    logger.info("the API server refused our credentials (401): reading them again")
+                    self._info = self._relogin()
+                    await self.close()
+                    continue
+                if exc.status != 429 or throttled >= THROTTLE_RETRIES:
+                    raise
+                delay = min(
+                    MAX_RETRY_AFTER,
+                    DEFAULT_RETRY_AFTER if exc.retry_after is None else exc.retry_after,
+                )
+                if deadline is not None and time.monotonic() + delay >= deadline:
+                    raise
+                throttled += 1
+                logger.info(
+                    "the API server throttles %s %s (429): retrying in %.1f s", method, kind, delay
+                )
+                await asyncio.sleep(delay)
 
     async def _request(
         self,
@@ -186,6 +234,7 @@ class KubeClient:
             ) as response:
                 self.stats.last_answer = time.monotonic()
                 status = response.status
+                retry_after = _seconds(response.headers.get("Retry-After"))
                 try:
                     data = orjson.loads(await response.read())
                 except orjson.JSONDecodeError:
@@ -206,7 +255,7 @@ class KubeClient:
             if isinstance(data, dict):
                 reason = str(data.get("reason") or reason)
                 message = str(data.get("message") or "")
-            raise ApiError(status, reason, message)
+            raise ApiError(status, reason, message, retry_after=retry_after)
         if write:
             self.stats.writes[kind] += 1
         return data if isinstance(data, dict) else {}
