@@ -1,9 +1,10 @@
 """A small async Kubernetes API client on aiohttp.
 
 Inside the operator every API call is async (DESIGN 9.1); the sync ``kubernetes`` package
-is for the CLI and tests. Credentials come from kopf's own login helpers
-(``ConnectionInfo``: the ServiceAccount in a pod, else the kubeconfig), so kopf's watches
-and this client talk to the same server as the same user.
+is for the CLI and tests. Credentials come from ``kube.credentials`` (``ConnectionInfo``:
+the ServiceAccount in a pod, else the kubeconfig, exec plugins included), as kopf's
+watches do, so both talk to the same server as the same user. They are fetched again
+after a 401 and when they expire (an exec plugin's ``expirationTimestamp``).
 
 A ``429 Too Many Requests`` (API Priority and Fairness) is retried after the server's
 ``Retry-After``, a bounded number of times and never past the request's own timeout:
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import datetime
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -28,6 +30,8 @@ from typing import Any
 import aiohttp
 import kopf
 import orjson
+
+from heartbeat_operator.kube.credentials import Credentials
 
 logger = logging.getLogger(__name__)
 
@@ -89,14 +93,9 @@ class ApiStats:
 
 
 def connection_info() -> kopf.ConnectionInfo:
-    """The credentials the operator runs with: in a pod its ServiceAccount, else kubeconfig."""
-    settings = kopf.OperatorSettings()
-    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
-        settings=settings
-    )
-    if info is None:
-        raise kopf.LoginError("no ServiceAccount token and no kubeconfig found")
-    return info
+    """The credentials the operator runs with now: in a pod its ServiceAccount, else the
+    kubeconfig (``kube.credentials``; read anew on every call)."""
+    return Credentials().get()
 
 
 def _seconds(header: str | None) -> float | None:
@@ -139,8 +138,12 @@ class KubeClient:
         self.on_write = on_write
         """``metrics.Metrics.api_write(verb, resource, code)``: called once per write attempt."""
         self._relogin = relogin
-        """Fresh credentials after a 401: in a pod the kubelet rotates the projected
-        ServiceAccount token file, and the one read at start-up eventually expires."""
+        """Fresh credentials after a 401 or at expiry: in a pod the kubelet rotates the
+        projected ServiceAccount token file, and the one read at start-up eventually
+        expires; an exec plugin's token has an expirationTimestamp. It may block (an exec
+        plugin runs), so it runs in a thread."""
+        self._login_lock = asyncio.Lock()
+        self._retired: set[asyncio.Task[None]] = set()
 
     def _ensure_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -159,6 +162,40 @@ class KubeClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        for task in list(self._retired):
+            task.cancel()
+
+    def _expired(self) -> bool:
+        expiration = self._info.expiration
+        if expiration is None or self._relogin is None:
+            return False
+        if expiration.tzinfo is None:
+            expiration = expiration.replace(tzinfo=datetime.UTC)
+        return datetime.datetime.now(datetime.UTC) >= expiration
+
+    async def _login_again(self, stale: kopf.ConnectionInfo) -> None:
+        """New credentials and a new session for them, once for all callers that saw
+        ``stale`` refused or expired. Requests still in flight finish on the old session."""
+        assert self._relogin is not None
+        async with self._login_lock:
+            if self._info is not stale:
+                return  # another request already logged in again
+            try:
+                self._info = await asyncio.to_thread(self._relogin)
+            except Exception as exc:  # callers handle ApiError; the message holds no secret
+                logger.warning("fetching our credentials again failed: %s", exc)
+                raise ApiError(401, "LoginFailed", str(exc)) from None
+            old, self._session = self._session, None
+            if old is not None:
+                task = asyncio.create_task(self._close_later(old))
+                self._retired.add(task)
+                task.add_done_callback(self._retired.discard)
+
+    async def _close_later(self, session: aiohttp.ClientSession) -> None:
+        try:
+            await asyncio.sleep(self._timeout.total or 10.0)
+        finally:
+            await session.close()
 
     async def request(
         self,
@@ -183,6 +220,11 @@ class KubeClient:
         throttled = 0
         while True:
             remaining = None if deadline is None else max(0.001, deadline - time.monotonic())
+            info = self._info
+            if self._expired():
+                logger.info("our credentials expired: fetching them again")
+                await self._login_again(info)
+                info = self._info
             try:
                 return await self._request(
                     method, path, body, params, content_type, kind, remaining
@@ -191,8 +233,7 @@ class KubeClient:
                 if exc.status == 401 and self._relogin is not None and not relogged:
                     relogged = True
                     logger.info("the API server refused our credentials (401): reading them again")
-                    self._info = self._relogin()
-                    await self.close()
+                    await self._login_again(info)
                     continue
                 if exc.status != 429 or throttled >= THROTTLE_RETRIES:
                     raise
