@@ -22,7 +22,16 @@ if ((${#need[@]} == 0)); then
   exit 0
 fi
 
+# Parallel `make` runs (two work trees, a test session and `make run`) share this cache:
+# the first builds, the others wait for it and then find the binaries.
 mkdir -p "$bin"
+exec 9>"$bin/../.build.lock"
+flock 9
+need=()
+for b in etcd kube-apiserver kube-controller-manager kubectl; do
+  [[ -x $bin/$b ]] || need+=("$b")
+done
+
 export CGO_ENABLED=0 GOFLAGS=-trimpath
 minor=${k8s_version#v1.}; minor=${minor%%.*}
 ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$k8s_version \

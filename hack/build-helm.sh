@@ -18,7 +18,14 @@ if [[ -x $bin/helm ]]; then
   exit 0
 fi
 
+# Parallel `make` runs share this cache: the first builds, the others wait and find it.
 mkdir -p "$bin"
+exec 9>"$bin/../.build.lock"
+flock 9
+if [[ -x $bin/helm ]]; then
+  echo "$bin/helm"
+  exit 0
+fi
 export CGO_ENABLED=0 GOFLAGS=-trimpath
 start=$SECONDS
 echo "building helm $helm_version (first time only; cached in $bin)" >&2

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime
 import logging
 import os
 import signal
@@ -25,12 +26,14 @@ from typing import Any
 import kopf
 
 from heartbeat_operator import settings as settings_module
+from heartbeat_operator.domain.records import Record
+from heartbeat_operator.domain.specs import MonitorSpec
 from heartbeat_operator.kube import cronjobs, watching
 from heartbeat_operator.kube.client import ApiError, KubeClient
 from heartbeat_operator.kube.credentials import Credentials
 from heartbeat_operator.kube.leasing import Leadership, LeaseConfig
-from heartbeat_operator.kube.monitors import MonitorTable
-from heartbeat_operator.kube.scheduling import Scheduler
+from heartbeat_operator.kube.monitors import MonitorEntry, MonitorTable
+from heartbeat_operator.kube.scheduling import Judging, Scheduler
 from heartbeat_operator.kube.tokens import TokenKeeper, Urls
 from heartbeat_operator.kube.writing import Writer, WriterConfig
 from heartbeat_operator.metrics import Metrics, make_metrics_handler
@@ -147,7 +150,11 @@ class Operator:
         urls = Urls(settings.server.external_url, settings.server.internal_url)
         self.tokens = TokenKeeper(self.client, self.table, self.writer, urls)
         self.scheduler = Scheduler(
-            self.table, self.writer, self.tokens, deadline_delay=w.deadline_delay
+            self.table,
+            self.writer,
+            self.tokens,
+            deadline_delay=w.deadline_delay,
+            judge=self._before_judging,
         )
         lease = settings.leadership
         self.leadership = Leadership(
@@ -173,6 +180,11 @@ class Operator:
             instance=settings.watching.identity,
         )
         self.writer.on_transitions.append(self.wiring.mirror_transitions)
+
+    async def _before_judging(
+        self, entry: MonitorEntry, spec: MonitorSpec, record: Record, until: datetime.datetime
+    ) -> Judging:
+        return await self.wiring.before_judging(entry, spec, record, until)
 
     def _leadership_changed(self, leading: bool) -> None:
         self.scheduler.set_leading(leading)

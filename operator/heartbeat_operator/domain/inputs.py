@@ -24,8 +24,8 @@ def exit_code_kind(code: int) -> PingKind:
 
 
 # Job phases recorded in ``status.reportedJobs`` (DESIGN 9.10): the kind of ping the Job
-# produced.
-JobPhase = Literal["start", "success", "fail"]
+# produced, or ``pending`` (a ``JobPending`` folded: the Job existed before its Pod ran).
+JobPhase = Literal["pending", "start", "success", "fail"]
 
 PAUSE_CAUSE_SPEC = "spec.paused"
 PAUSE_CAUSE_CRONJOB = "CronJob suspend"
@@ -46,6 +46,8 @@ class Ping:
     - ``job``: ``(uid, phase)`` for ``status.reportedJobs`` (exactly-once Job pings).
     - ``exit_code_unknown``: a Job failure whose Pod is gone; the Event says
       "exit code unknown (Pod gone)".
+    - ``not_started``: a Job that ended before any of its Pods ran (DESIGN 10.8.3): the
+      failure's reason is ``NotStarted`` and ``body`` says what the cluster said.
     """
 
     time: datetime
@@ -56,6 +58,7 @@ class Ping:
     scheduled_time: datetime | None = None
     job: tuple[str, JobPhase] | None = None
     exit_code_unknown: bool = False
+    not_started: bool = False
 
     @property
     def finishes(self) -> bool:
@@ -68,6 +71,42 @@ class Ping:
         if self.kind == "fail":
             return True
         return self.kind == "exit" and self.exit_code is not None and self.exit_code != 0
+
+
+@dataclass(frozen=True, slots=True)
+class JobPending:
+    """An auto-wired Job exists and none of its Pods has run yet (DESIGN 10.1, 10.8.3).
+
+    A Job created on time for the slot expected is a *pending start*: that slot is not
+    Late, and at its ``alertTime`` it fails with ``NotStarted`` unless a start came first.
+    Folding it again for the same Job only refreshes ``cause`` (the leader does that right
+    before judging, with ``time`` at or before the deadline, so the failure names what the
+    cluster says then).
+
+    - ``created``: the Job's ``creationTimestamp``; ``scheduled_time`` its
+      ``cronjob-scheduled-timestamp`` (the slot it was made for), when present;
+    - ``cause``: the cluster's words, e.g. "Job nightly-29012 created 02:00:03 UTC; Pod
+      nightly-29012-x7k Pending for 31m: ImagePullBackOff: ...".
+    """
+
+    time: datetime
+    uid: str
+    name: str
+    created: datetime
+    cause: str
+    scheduled_time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SlotSkipped:
+    """The CronJob controller made no Job for the slot due at ``due``, and ``cause`` says
+    why (``concurrencyPolicy: Forbid`` with Job X active since T, ``startingDeadlineSeconds``
+    passed): the slot's failure message adds it (DESIGN 10.1, 10.8.7). The leader folds it
+    right before judging that slot; ``time`` is at or before the deadline."""
+
+    time: datetime
+    due: datetime
+    cause: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,4 +142,4 @@ class SpecEdit:
     time: datetime
 
 
-Input = Ping | Pause | Resume | Tick | SpecEdit
+Input = Ping | JobPending | SlotSkipped | Pause | Resume | Tick | SpecEdit

@@ -24,16 +24,27 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from heartbeat_operator.domain.durations import format_duration
-from heartbeat_operator.domain.inputs import Input, Pause, Ping, Resume, SpecEdit, Tick
+from heartbeat_operator.domain.inputs import (
+    Input,
+    JobPending,
+    Pause,
+    Ping,
+    Resume,
+    SlotSkipped,
+    SpecEdit,
+    Tick,
+)
 from heartbeat_operator.domain.records import (
     MAX_MESSAGE_BYTES,
     MAX_OPEN_RUNS,
+    MAX_PENDING_STARTS,
     MAX_RECENT_PINGS,
     MAX_RECENT_TRANSITIONS,
     MAX_REPORTED_JOBS,
     RECENT_PING_BODY_BYTES,
     OpenRun,
     Output,
+    PendingStart,
     PingRecord,
     Record,
     ReportedJob,
@@ -62,11 +73,11 @@ class Transition:
 
     ``state``/``reason``/``message`` are what the monitor shows after it (``reason`` is the
     ``Healthy`` condition's reason). ``event_reason`` (DESIGN 9.7: ``FirstPing``, ``Late``,
-    ``Missed``, ``NeverPinged``, ``Failed``, ``RunTimeout``, ``RanTooFast``, ``Recovered``,
-    ``Paused``, ``Resumed``) and ``event_type`` (``Normal``/``Warning``) say which Event to
-    post; ``event_reason`` is None for a change that posts none (a start during the first
-    slot's Late window returning the monitor to New). The same transition is already
-    prepended to ``record.recent_transitions``.
+    ``Missed``, ``NeverPinged``, ``NotStarted``, ``Failed``, ``RunTimeout``, ``RanTooFast``,
+    ``Recovered``, ``Paused``, ``Resumed``) and ``event_type`` (``Normal``/``Warning``) say
+    which Event to post; ``event_reason`` is None for a change that posts none (a start
+    during the first slot's Late window returning the monitor to New). The same transition
+    is already prepended to ``record.recent_transitions``.
     """
 
     time: datetime
@@ -99,7 +110,9 @@ class View:
 @dataclass(frozen=True, slots=True)
 class _Deadline:
     time: datetime
-    order: int  # 0 late, 1 missed, 2 run timeout: ties settle in this order
+    # 0 late, 1 missed, 2 run timeout: ties settle in this order, except that a run timeout
+    # at a slot's alertTime is that slot's one failure (order 1 with both set, DESIGN 10.3).
+    order: int
     slot: Slot | None = None
     run: OpenRun | None = None
 
@@ -130,6 +143,10 @@ def apply(
     _settle(spec, rec, at, out)
     if isinstance(input, Ping):
         _ping(spec, rec, input, at, out)
+    elif isinstance(input, JobPending):
+        _job_pending(spec, rec, input)
+    elif isinstance(input, SlotSkipped):
+        _slot_skipped(rec, input)
     elif isinstance(input, Pause):
         _pause(rec, input, at, out)
     elif isinstance(input, Resume):
@@ -193,18 +210,42 @@ def _next_deadline(spec: MonitorSpec, rec: Record, slot: Slot | None) -> _Deadli
         return None
     best: _Deadline | None = None
     if slot is not None:
-        if rec.state in ("New", "Healthy"):
+        # DESIGN 10.8.3: a slot whose Job exists but has not started is not Late.
+        if rec.state in ("New", "Healthy") and _pending_for(rec, slot) is None:
             best = _Deadline(slot.due, 0, slot=slot)
         else:
             best = _Deadline(slot.alert(spec.grace), 1, slot=slot)
-    if spec.max_runtime is not None:
-        for run in rec.open_runs:
-            if run.timed_out:
-                continue
-            t = run.start_time + spec.max_runtime
-            if best is None or t < best.time:
-                best = _Deadline(t, 2, run=run)
+    for run in rec.open_runs:
+        if run.timed_out:
+            continue
+        t = run_deadline(spec, run)
+        if t is None:
+            continue
+        if best is None or t < best.time:
+            best = _Deadline(t, 2, run=run)
+        elif best.order == 1 and best.run is None and t == best.time:
+            best = _Deadline(t, 1, slot=best.slot, run=run)
     return best
+
+
+def run_deadline(spec: MonitorSpec, run: OpenRun) -> datetime | None:
+    """When ``run`` times out (DESIGN 10.2, 10.8.5): ``maxRuntime`` after its start when
+    the spec sets one, else the ``alertTime`` of the slot its start opened (so a run that
+    never finishes always fails, by the second slot's ``alertTime`` at the latest)."""
+    if spec.max_runtime is not None:
+        return run.start_time + spec.max_runtime
+    if run.due is not None:
+        slot = spec.slots.slot_due_at(run.due)
+    else:  # a status written before openRuns had dueTime
+        slot = spec.slots.next_slot(run.start_time)
+    return slot.alert(spec.grace) if slot is not None else None
+
+
+def _pending_for(rec: Record, slot: Slot) -> PendingStart | None:
+    for pending in rec.pending_starts:
+        if pending.due == slot.due:
+            return pending
+    return None
 
 
 def _settle(spec: MonitorSpec, rec: Record, until: datetime, out: list[Transition]) -> None:
@@ -218,6 +259,9 @@ def _settle(spec: MonitorSpec, rec: Record, until: datetime, out: list[Transitio
         if deadline.order == 0:
             assert deadline.slot is not None
             _go_late(spec, rec, deadline.slot, at, out)
+        elif deadline.order == 1 and deadline.run is not None:
+            assert deadline.slot is not None
+            _time_out(spec, rec, deadline.run, at, out, slot=deadline.slot)
         elif deadline.order == 1:
             assert deadline.slot is not None
             _miss(spec, rec, deadline.slot, at, out)
@@ -237,31 +281,72 @@ def _go_late(
 
 
 def _miss(spec: MonitorSpec, rec: Record, slot: Slot, at: datetime, out: list[Transition]) -> None:
+    pending = _pending_for(rec, slot)
+    skipped = _end_slot(rec, slot)
+    rec.missed_runs += 1
+    if pending is not None:
+        # DESIGN 10.1, 10.8.4: the slot's Job never ran; never replaced by NeverPinged.
+        _report_job(rec, pending.uid, JUDGED_NOT_STARTED)
+        message = pending.cause or (
+            f"Job {pending.name} created {format_clock(pending.created)}; no Pod of it has started"
+        )
+        _fail_slot(spec, rec, at, "NotStarted", message, out)
+        return
     reason = "Missed" if _ever_pinged(rec) else "NeverPinged"
     message = (
         f"{_since(rec)}; expected by {format_clock(slot.due)} + grace {format_duration(spec.grace)}"
     )
-    rec.missed_runs += 1
-    # DESIGN section 2: after a miss the next slot is due one period (or the next tick)
-    # after the missed one's due time.
+    _fail_slot(spec, rec, at, reason, message, out, skipped)
+
+
+def _end_slot(rec: Record, slot: Slot) -> str:
+    """A slot judged failed at its ``alertTime``: the next one is due one period (or the
+    next tick) after its due time (DESIGN section 2); what the cluster said of it goes.
+    Returns why the CronJob controller skipped it, if it said (DESIGN 10.8.7)."""
     rec.reference_time = max(rec.reference_time, slot.due)
-    _fail_slot(spec, rec, at, reason, message, out)
+    rec.pending_starts = [p for p in rec.pending_starts if p.due > slot.due]
+    skipped = rec.skipped_slot
+    if skipped is not None and skipped[0] <= slot.due:
+        rec.skipped_slot = None
+        if skipped[0] == slot.due:
+            return skipped[1]
+    return ""
 
 
 def _time_out(
-    spec: MonitorSpec, rec: Record, run: OpenRun, at: datetime, out: list[Transition]
+    spec: MonitorSpec,
+    rec: Record,
+    run: OpenRun,
+    at: datetime,
+    out: list[Transition],
+    *,
+    slot: Slot | None = None,
 ) -> None:
+    """``run`` did not finish by its deadline. With ``slot``, the deadline is also that
+    slot's ``alertTime``: one failure, ``RunTimeout``, and the next slot counts from the
+    missed one's due time, as for ``Missed`` (DESIGN 10.3, 10.8.7)."""
     was_running = rec.running
     run.timed_out = True
     if was_running and not rec.running:
         rec.running_changed_at = at
-    assert spec.max_runtime is not None
+    skipped = _end_slot(rec, slot) if slot is not None else ""
     rid = f" (rid {run.run_id})" if run.run_id else ""
-    message = (
-        f"run started at {format_clock(run.start_time)}{rid} did not finish within "
-        f"maxRuntime {format_duration(spec.max_runtime)}"
-    )
-    _fail_slot(spec, rec, at, "RunTimeout", message, out)
+    started = format_clock(run.start_time)
+    if spec.max_runtime is not None:
+        message = (
+            f"run started at {started}{rid} did not finish within "
+            f"maxRuntime {format_duration(spec.max_runtime)}"
+        )
+    else:
+        message = f"run started at {started}{rid}, not finished by {format_clock(at)}"
+        finished = [t for t in (rec.last_success_time, rec.last_failure_time) if t]
+        if run.run_id is None and finished and max(finished) > run.start_time:
+            # DESIGN 10.8.6: without run ids, overlapping runs cannot be told apart.
+            message += (
+                f"; a later run finished at {format_clock(max(finished))}: overlapping runs "
+                "must send ?rid= to be told apart"
+            )
+    _fail_slot(spec, rec, at, "RunTimeout", message, out, skipped)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -270,6 +355,11 @@ def _time_out(
 def _ping(spec: MonitorSpec, rec: Record, ping: Ping, at: datetime, out: list[Transition]) -> None:
     if ping.job is not None and not _admit_job(rec, ping):
         return
+    judged = False
+    if ping.job is not None:
+        uid = ping.job[0]
+        judged = any(j.uid == uid and j.phase == JUDGED_NOT_STARTED for j in rec.reported_jobs)
+        rec.pending_starts = [p for p in rec.pending_starts if p.uid != uid]
     paused = rec.paused_since is not None
     run: OpenRun | None = None
     duration: timedelta | None = None
@@ -280,10 +370,64 @@ def _ping(spec: MonitorSpec, rec: Record, ping: Ping, at: datetime, out: list[Tr
     _record_ping(rec, ping, at, duration)
     if paused or ping.kind == "log":
         return  # fine print 8: recorded, changes nothing else; a log ping changes nothing
+    if judged and ping.not_started:
+        return  # its slot already failed NotStarted: one failure per Job
     if ping.kind == "start":
         _start(spec, rec, ping, at, out)
     else:
         _finish(spec, rec, ping, at, run, duration, out)
+
+
+JUDGED_NOT_STARTED = "notstarted"
+"""``reportedJobs`` phase of a Job whose slot was judged ``NotStarted`` (its own failure
+later, still before any start, is recorded and counts nothing more)."""
+
+
+def _job_pending(spec: MonitorSpec, rec: Record, job: JobPending) -> None:
+    """DESIGN 10.8.3: a Job created on time for the slot expected is a pending start."""
+    for i, pending in enumerate(rec.pending_starts):
+        if pending.uid == job.uid:
+            if job.cause and job.cause != pending.cause:
+                rec.pending_starts[i] = replace(pending, cause=_cause(job.cause))
+            return
+    if any(j.uid == job.uid for j in rec.reported_jobs):
+        return
+    if job.created < rec.active_since:
+        _report_job(rec, job.uid, "ignored")
+        return
+    _report_job(rec, job.uid, "pending")
+    if rec.paused_since is not None:
+        return
+    slot = spec.slots.next_slot(rec.reference_time)
+    if slot is None or not _created_on_time(spec, rec, job, slot):
+        return
+    cause = _cause(job.cause)
+    rec.pending_starts.append(PendingStart(job.uid, job.name, job.created, slot.due, cause))
+    del rec.pending_starts[:-MAX_PENDING_STARTS]
+
+
+def _created_on_time(spec: MonitorSpec, rec: Record, job: JobPending, slot: Slot) -> bool:
+    """Whether ``job`` was made for ``slot``: scheduled for its tick, or created in its
+    window (cron: from 60 s before its tick, fine print 10; period: after the last run)."""
+    if job.created > slot.alert(spec.grace):
+        return False
+    if job.scheduled_time is not None:
+        return job.scheduled_time == slot.due
+    if spec.is_cron:
+        return job.created >= slot.due - EARLY_PING_WINDOW
+    return job.created > rec.reference_time
+
+
+def _slot_skipped(rec: Record, skipped: SlotSkipped) -> None:
+    """Why the CronJob controller made no Job for the slot due at ``skipped.due``; its
+    failure's message adds it (DESIGN 10.1, 10.8.7)."""
+    if skipped.due > rec.reference_time:
+        rec.skipped_slot = (skipped.due, _cause(skipped.cause))
+
+
+def _cause(text: str) -> str:
+    """A cause as status keeps it: no longer than the message it will end up in."""
+    return cut_utf8(text, MAX_MESSAGE_BYTES)
 
 
 def _admit_job(rec: Record, ping: Ping) -> bool:
@@ -370,11 +514,28 @@ def _start(spec: MonitorSpec, rec: Record, ping: Ping, at: datetime, out: list[T
             ref = named.due
     rec.reference_time = max(rec.reference_time, ref)
     was_running = rec.running
-    # Fine print 5 and 13: a start replaces an open run with the same id, or (without an
-    # id) any open run that has no id.
-    rec.open_runs = [r for r in rec.open_runs if r.run_id != ping.run_id]
-    rec.open_runs.append(OpenRun(ping.run_id, at))
-    del rec.open_runs[:-MAX_OPEN_RUNS]
+    # Fine print 5 and 13, DESIGN 10.2 and 10.8.5: a start replaces an open run with the
+    # same id; without an id, only an open run without id that began in the same slot (a
+    # retry: the start comes before the due time of the slot that run opened), whose
+    # deadline it inherits so retries never extend it. A start for a later slot leaves the
+    # earlier run open, to time out.
+    slot = spec.slots.next_slot(rec.reference_time)
+    due = slot.due if slot is not None else None
+    kept: list[OpenRun] = []
+    for run in rec.open_runs:
+        if ping.run_id is not None and run.run_id == ping.run_id:
+            continue
+        if ping.run_id is None and run.run_id is None:
+            run_due = run.due if run.due is not None else _first_due_after(spec, run.start_time)
+            if run_due is not None and ref < run_due:
+                due = run_due if due is None else min(due, run_due)
+                continue
+        kept.append(run)
+    kept.append(OpenRun(ping.run_id, at, due=due))
+    while len(kept) > MAX_OPEN_RUNS:  # 10.8.6: the oldest timed-out run goes first
+        oldest = next((i for i, r in enumerate(kept) if r.timed_out), 0)
+        del kept[oldest]
+    rec.open_runs = kept
     rec.last_start_time = at
     if not was_running:
         rec.running_changed_at = at
@@ -400,6 +561,8 @@ def _finish(
     out: list[Transition],
 ) -> None:
     failure: str | None = "Failed" if ping.failed else None
+    if ping.not_started:
+        failure = "NotStarted"
     if (
         failure is None
         and spec.min_runtime is not None
@@ -420,6 +583,11 @@ def _finish(
         rec.running_changed_at = at
     if failure is None:
         _succeed(spec, rec, at, duration, out)
+        return
+    if failure == "NotStarted":
+        # DESIGN 10.8.3: a Job that ended before any container ran; counted like Missed.
+        rec.missed_runs += 1
+        _fail_slot(spec, rec, at, failure, ping.body or "the Job ended before its Pod ran", out)
         return
     if failure == "RanTooFast":
         assert spec.min_runtime is not None and duration is not None
@@ -477,7 +645,8 @@ def _fail_slot(
     if rec.state == "Down":
         state = "Down"  # leaving Down takes successes, not edits or counters
     counted = f"{rec.consecutive_failures} of failureThreshold {spec.failure_threshold}"
-    text = f"{message}; {counted}" + (f"; {detail}" if detail else "")
+    room = MAX_MESSAGE_BYTES - len(counted.encode("utf-8")) - 2
+    text = f"{cut_utf8(message, room)}; {counted}" + (f"; {detail}" if detail else "")
     _transition(rec, out, at, state, reason, text, reason, WARNING, force=True)
 
 
@@ -488,6 +657,8 @@ def _pause(rec: Record, pause: Pause, at: datetime, out: list[Transition]) -> No
     rec.paused_since = at
     rec.pause_cause = pause.cause
     rec.open_runs = []  # fine print 8: pausing forgets open runs
+    rec.pending_starts = []
+    rec.skipped_slot = None
     if was_running:
         rec.running_changed_at = at
     message = f"paused by {pause.cause}; pings are recorded but change no state"
@@ -573,6 +744,11 @@ def _transition(
     rec.recent_transitions.insert(0, TransitionRecord(at, state, reason, message, event_reason))
     del rec.recent_transitions[MAX_RECENT_TRANSITIONS:]
     out.append(Transition(at, state, reason, message, event_reason, event_type))
+
+
+def _first_due_after(spec: MonitorSpec, at: datetime) -> datetime | None:
+    slot = spec.slots.next_slot(at)
+    return slot.due if slot is not None else None
 
 
 def _ever_pinged(rec: Record) -> bool:

@@ -28,6 +28,9 @@ from heartbeat_operator.domain.timefmt import TimeFormatError, format_time, pars
 
 MAX_OPEN_RUNS = 20
 MAX_REPORTED_JOBS = 20
+# Jobs whose Pods have not run, per slot (DESIGN 10.8.3); more than a few means a CronJob
+# with concurrencyPolicy Allow stacking stuck Jobs: the oldest is judged first anyway.
+MAX_PENDING_STARTS = 5
 MAX_RECENT_TRANSITIONS = 10
 MAX_RECENT_PINGS = 10
 RECENT_PING_BODY_BYTES = 256  # DESIGN 9.8
@@ -48,19 +51,53 @@ def cut_utf8(text: str, limit: int) -> str:
 
 @dataclass(slots=True)
 class OpenRun:
-    """A started run not finished yet: ``{runId, startTime, timedOut}``."""
+    """A started run not finished yet: ``{runId, startTime, dueTime, timedOut}``.
+
+    ``due`` is the due time of the slot its start opened (DESIGN 10.2, 10.8.5): without
+    ``maxRuntime`` the run times out at that slot's ``alertTime``, and a start without run
+    id before ``due`` is a retry of this run. None in statuses written before it existed
+    (read as the first slot after ``start_time``).
+    """
 
     run_id: str | None
     start_time: datetime
     timed_out: bool = False
+    due: datetime | None = None
 
     def to_status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"startTime": format_time(self.start_time)}
         if self.run_id is not None:
             out["runId"] = self.run_id
+        if self.due is not None:
+            out["dueTime"] = format_time(self.due)
         if self.timed_out:
             out["timedOut"] = True
         return out
+
+
+@dataclass(slots=True)
+class PendingStart:
+    """An auto-wired Job created on time whose Pods have not run: ``pendingStarts[]``
+    ``{jobUid, jobName, creationTime, dueTime, cause}`` (DESIGN 10.1, 10.8.3).
+
+    ``due`` is the slot it stands for: that slot is not Late and fails ``NotStarted`` at
+    its ``alertTime`` with ``cause`` unless the Job starts first.
+    """
+
+    uid: str
+    name: str
+    created: datetime
+    due: datetime
+    cause: str
+
+    def to_status(self) -> dict[str, Any]:
+        return {
+            "jobUid": self.uid,
+            "jobName": self.name,
+            "creationTime": format_time(self.created),
+            "dueTime": format_time(self.due),
+            "cause": self.cause,
+        }
 
 
 @dataclass(slots=True)
@@ -167,6 +204,9 @@ class Record:
     last_duration_seconds: float | None = None
     running_changed_at: datetime | None = None
     open_runs: list[OpenRun] = field(default_factory=list)
+    pending_starts: list[PendingStart] = field(default_factory=list)
+    skipped_slot: tuple[datetime, str] | None = None
+    """Why the CronJob controller made no Job for the slot due at [0] (``skippedSlot``)."""
     reported_jobs: list[ReportedJob] = field(default_factory=list)
     recent_transitions: list[TransitionRecord] = field(default_factory=list)
     recent_pings: list[PingRecord] = field(default_factory=list)
@@ -186,7 +226,10 @@ class Record:
         """
         out = copy.copy(self)
         out.ping_counts = dict(self.ping_counts)
-        out.open_runs = [OpenRun(r.run_id, r.start_time, r.timed_out) for r in self.open_runs]
+        out.open_runs = [
+            OpenRun(r.run_id, r.start_time, r.timed_out, r.due) for r in self.open_runs
+        ]
+        out.pending_starts = list(self.pending_starts)
         out.reported_jobs = list(self.reported_jobs)
         out.recent_transitions = list(self.recent_transitions)
         out.recent_pings = list(self.recent_pings)
@@ -243,6 +286,11 @@ class Record:
             out["pingCounts"] = counts
         if self.open_runs:
             out["openRuns"] = [r.to_status() for r in self.open_runs]
+        if self.pending_starts:
+            out["pendingStarts"] = [p.to_status() for p in self.pending_starts]
+        if self.skipped_slot is not None:
+            due, cause = self.skipped_slot
+            out["skippedSlot"] = {"dueTime": format_time(due), "cause": cause}
         if self.reported_jobs:
             out["reportedJobs"] = [j.to_status() for j in self.reported_jobs]
         if self.recent_transitions:
@@ -303,8 +351,24 @@ class Record:
             start = _time(item.get("startTime"))
             if start is not None:
                 rec.open_runs.append(
-                    OpenRun(_str(item.get("runId")), start, item.get("timedOut") is True)
+                    OpenRun(
+                        _str(item.get("runId")),
+                        start,
+                        item.get("timedOut") is True,
+                        _time(item.get("dueTime")),
+                    )
                 )
+        for item in _items(st.get("pendingStarts")):
+            created, due = _time(item.get("creationTime")), _time(item.get("dueTime"))
+            uid, name = _str(item.get("jobUid")), _str(item.get("jobName"))
+            if created is not None and due is not None and uid and name:
+                cause = _str(item.get("cause")) or ""
+                rec.pending_starts.append(PendingStart(uid, name, created, due, cause))
+        skipped = st.get("skippedSlot")
+        if isinstance(skipped, Mapping):
+            skipped_due, why = _time(skipped.get("dueTime")), _str(skipped.get("cause"))
+            if skipped_due is not None and why:
+                rec.skipped_slot = (skipped_due, why)
         for item in _items(st.get("reportedJobs")):
             uid, phase = _str(item.get("uid")), _str(item.get("phase"))
             if uid and phase:

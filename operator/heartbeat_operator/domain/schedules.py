@@ -78,6 +78,11 @@ class Schedule:
         """The first slot due strictly after ``after``; None if the schedule never fires."""
         raise NotImplementedError
 
+    def slot_due_at(self, due: datetime) -> Slot | None:
+        """The slot due at ``due`` (or, if none is, the first one after it): a run's
+        deadline is its slot's ``alertTime`` (DESIGN 10.8.5)."""
+        return self.next_slot(due - timedelta(microseconds=1))
+
     def upcoming(self, after: datetime, count: int) -> list[Slot]:
         """The next ``count`` slots after ``after``, in order (fewer if the schedule ends)."""
         out: list[Slot] = []
@@ -102,6 +107,9 @@ class PeriodSchedule(Schedule):
     def next_slot(self, after: datetime) -> Slot | None:
         due = after + self.period
         return Slot(due, due)
+
+    def slot_due_at(self, due: datetime) -> Slot | None:
+        return Slot(due, due)  # period slots are anchored on the reference time, not a grid
 
     def __repr__(self) -> str:
         return f"PeriodSchedule({self.period!r})"

@@ -215,6 +215,30 @@ class KubeClient:
         once; a 429 waits for ``Retry-After`` and retries (``THROTTLE_RETRIES`` times, and
         only while ``timeout`` leaves room for it).
         """
+        data = await self._send(method, path, body, params, content_type, kind, timeout)
+        return data if isinstance(data, dict) else {}
+
+    async def get_bytes(
+        self, path: str, *, params: Mapping[str, str] | None = None, kind: str = "other"
+    ) -> bytes:
+        """A GET whose answer is not JSON (``pods/log`` answers text): the raw body, or
+        ``ApiError`` as ``request`` raises it (an error's body is still a JSON Status)."""
+        data = await self._send("GET", path, None, params, "application/json", kind, None, raw=True)
+        return data if isinstance(data, bytes) else b""
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None,
+        params: Mapping[str, str] | None,
+        content_type: str,
+        kind: str,
+        timeout: float | None,
+        *,
+        raw: bool = False,
+    ) -> Any:
+        """``_request`` with the re-login after a 401 or at expiry, and the 429 retries."""
         deadline = None if timeout is None else time.monotonic() + timeout
         relogged = False
         throttled = 0
@@ -227,7 +251,7 @@ class KubeClient:
                 info = self._info
             try:
                 return await self._request(
-                    method, path, body, params, content_type, kind, remaining
+                    method, path, body, params, content_type, kind, remaining, raw=raw
                 )
             except ApiError as exc:
                 if exc.status == 401 and self._relogin is not None and not relogged:
@@ -258,7 +282,10 @@ class KubeClient:
         content_type: str,
         kind: str,
         timeout: float | None,
-    ) -> JSON:
+        *,
+        raw: bool = False,
+    ) -> Any:
+        """One attempt: the decoded JSON answer (``raw``: the body's bytes) or ``ApiError``."""
         session = self._ensure_session()
         write = method != "GET"
         kwargs: dict[str, Any] = {}
@@ -276,10 +303,7 @@ class KubeClient:
                 self.stats.last_answer = time.monotonic()
                 status = response.status
                 retry_after = _seconds(response.headers.get("Retry-After"))
-                try:
-                    data = orjson.loads(await response.read())
-                except orjson.JSONDecodeError:
-                    data = None
+                payload = await response.read()
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             self.stats.errors[kind] += 1
             if write:
@@ -289,6 +313,12 @@ class KubeClient:
             raise ApiError(0, "Unreachable", type(exc).__name__) from None
         if write:
             self._notify(method, kind, status)
+        if raw and status < 400:
+            return payload
+        try:
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            data = None
         if status >= 400:
             self.stats.errors[kind] += 1
             reason = "Unknown"

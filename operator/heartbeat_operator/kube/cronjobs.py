@@ -40,7 +40,18 @@ from typing import Any, Protocol
 import kopf
 
 from heartbeat_operator.domain.durations import DurationError, parse_duration
-from heartbeat_operator.domain.inputs import PAUSE_CAUSE_CRONJOB, Input, Pause, Resume
+from heartbeat_operator.domain.inputs import (
+    PAUSE_CAUSE_CRONJOB,
+    Input,
+    JobPending,
+    Pause,
+    Ping,
+    Resume,
+    SlotSkipped,
+)
+from heartbeat_operator.domain.records import Record
+from heartbeat_operator.domain.specs import MonitorSpec
+from heartbeat_operator.domain.timefmt import format_clock
 from heartbeat_operator.kube import jobs as jobs_
 from heartbeat_operator.kube.client import (
     APPLY_PATCH,
@@ -59,6 +70,7 @@ from heartbeat_operator.kube.events import (
 )
 from heartbeat_operator.kube.folding import Change
 from heartbeat_operator.kube.monitors import Key, MonitorEntry, MonitorTable
+from heartbeat_operator.kube.scheduling import Judging
 from heartbeat_operator.recording import UnknownToken
 
 logger = logging.getLogger(__name__)
@@ -93,6 +105,11 @@ ACTIVE_DEADLINE_MARGIN = 60
 ``maxRuntime`` (DESIGN 9.11): the Job controller kills the run at its deadline, and the
 minute covers its Pods' termination before the Job's ``Failed`` condition is written."""
 
+JOB_CREATION_ALLOWANCE = datetime.timedelta(seconds=10)
+"""How long after a slot's due time the leader waits for the CronJob controller's Job
+before judging the slot Late (DESIGN 10.8.3: a Job created on time is a pending start;
+the controller creates it within a second or two, more on a busy control plane)."""
+
 MAX_DURATION_CHARS = 64  # the CRD's maxLength for durations
 MAX_FAILURE_THRESHOLD = 1000  # the CRD's maximum
 
@@ -113,6 +130,8 @@ class CronJobInfo:
     time_zone: str | None
     suspend: bool
     active_deadline_seconds: int | None
+    concurrency_policy: str = "Allow"
+    starting_deadline_seconds: int | None = None
 
     @property
     def key(self) -> Key:
@@ -151,7 +170,42 @@ class CronJobInfo:
             time_zone=time_zone,
             suspend=spec.get("suspend") is True,
             active_deadline_seconds=deadline,
+            concurrency_policy=str(spec.get("concurrencyPolicy") or "Allow"),
+            starting_deadline_seconds=_positive_int(spec.get("startingDeadlineSeconds")),
         )
+
+
+def _positive_int(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return None
+    return value
+
+
+def skipped_slot_cause(
+    cronjob: CronJobInfo,
+    jobs: Sequence[jobs_.JobRun],
+    due: datetime.datetime,
+    now: datetime.datetime,
+) -> str:
+    """Why the CronJob controller made no Job for the slot due at ``due`` (DESIGN 10.1,
+    10.8.7), from what the CronJob and its Jobs show; "" when a Job was made for it."""
+    if any(job.scheduled_time == due for job in jobs):
+        return ""
+    if cronjob.concurrency_policy == "Forbid":
+        for job in jobs:
+            began = job.created or job.sort_time
+            finished = job.finish_time
+            if began < due and (finished is None or finished > due):
+                return (
+                    f"concurrencyPolicy Forbid: Job {job.name} active since {format_clock(began)}"
+                )
+    deadline = cronjob.starting_deadline_seconds
+    if deadline is not None and now > due + datetime.timedelta(seconds=deadline):
+        return (
+            f"startingDeadlineSeconds ({deadline}s) passed before the CronJob controller "
+            "created a Job"
+        )
+    return "the CronJob controller created no Job for it"
 
 
 def split_schedule(schedule: str) -> tuple[str, str | None]:
@@ -431,6 +485,7 @@ class AutoWiring:
         submit: Submit,
         is_leader: Callable[[], bool],
         exit_codes: bool = True,
+        capture_logs: bool = False,
         instance: str = "",
         now: Callable[[], datetime.datetime] | None = None,
     ) -> None:
@@ -438,14 +493,18 @@ class AutoWiring:
         self.monitors = monitors
         self.submit = submit
         self.is_leader = is_leader
-        self.exit_codes = exit_codes
+        self.read_pods = exit_codes
+        self.capture_logs = capture_logs
         self.instance = instance
         self._now = now or (lambda: datetime.datetime.now(datetime.UTC))
         self.cronjobs: dict[Key, CronJobInfo] = {}
         self.jobs = jobs_.JobTable()
         self.owners: dict[Key, Owner] = {}
         self._applied: dict[Key, dict[str, Any]] = {}
-        self._exit_codes: dict[str, jobs_.ExitCode] = {}
+        # The latest read of a Job's Pods, by Job uid (only this summary: no Pod is held).
+        self._pods: dict[str, jobs_.JobPods] = {}
+        # Jobs deleted before they finished (Replace, kubectl delete): a failure each.
+        self._deleted: dict[Key, list[tuple[jobs_.JobRun, datetime.datetime]]] = {}
         self._posted: set[str] = set()
         self._dirty: set[Key] = set()
         self._busy: set[Key] = set()
@@ -470,8 +529,12 @@ class AutoWiring:
         if type == "DELETED":
             uid = str((body.get("metadata") or {}).get("uid") or "")
             gone = self.jobs.remove(uid)
-            self._exit_codes.pop(uid, None)
+            self._pods.pop(uid, None)
             if gone is not None:
+                if not gone.finished:
+                    deleted = self._deleted.setdefault(gone.key, [])
+                    deleted.append((gone, self._now()))
+                    del deleted[: -jobs_.MAX_DELETED_REMEMBERED]
                 self.mark(gone.key)
             return
         job = self.jobs.upsert(body)
@@ -610,24 +673,110 @@ class AutoWiring:
         if entry is None or entry.deleting or not entry.has_status:
             return  # the leader's first write (token, Ready) comes before any Job ping
         inputs: list[Input] = pause_inputs(cronjob, entry, now)
-        inputs.extend(await self._job_pings(cronjob, entry))
+        inputs.extend(await self._job_inputs(cronjob, entry))
         if inputs:
             try:
                 await self.submit(key, Change(inputs=tuple(inputs)))
             except UnknownToken:
                 logger.debug("monitor %s/%s went away before its Job pings were written", *key)
 
-    async def _job_pings(self, cronjob: CronJobInfo, entry: MonitorEntry) -> list[Input]:
+    async def _job_inputs(
+        self, cronjob: CronJobInfo, entry: MonitorEntry, *, fresh: bool = False
+    ) -> list[Input]:
+        """What the CronJob's Jobs still owe the monitor (``jobs.job_inputs``), reading
+        each Job's Pods when its start or failure is not known yet (``fresh``: always)."""
         out: list[Input] = []
+        reported = jobs_.reported_phases(entry.status)
         for job in self.jobs.of_cronjob(cronjob.namespace, cronjob.uid):
-            code = None
-            if self.exit_codes and jobs_.needs_exit_code(job, entry.status):
-                code = self._exit_codes.get(job.uid)
-                if code is None:
-                    code = await jobs_.lookup_exit_code(self.client, job)
-                    self._exit_codes[job.uid] = code
-            out.extend(jobs_.job_pings(job, entry.status, exit_code=code))
+            phases = reported.get(job.uid, set())
+            if phases & jobs_.FINISHED_PHASES:
+                self._pods.pop(job.uid, None)
+                continue
+            pods = await self._pods_of(job, fresh=fresh)
+            out.extend(jobs_.job_inputs(job, entry.status, pods))
+        deleted = self._deleted.get(cronjob.key, [])
+        for job, when in list(deleted):
+            phases = reported.get(job.uid, set())
+            owed = jobs_.deleted_inputs(job, when, phases)
+            if not owed:
+                deleted.remove((job, when))
+            out.extend(owed)
         return out
+
+    async def _pods_of(self, job: jobs_.JobRun, *, fresh: bool) -> jobs_.JobPods | None:
+        """The Job's Pods as last read, read again unless that read still tells all: a
+        start seen before the Job finished needs no other read until it does."""
+        if not self.read_pods:
+            return None
+        known = self._pods.get(job.uid)
+        if known is not None and not fresh:
+            finished_when_read = job.finish_time is not None and job.finish_time <= known.read_at
+            if (known.started_at is not None and not job.finished) or finished_when_read:
+                return known
+        pods = await jobs_.read_job_pods(
+            self.client, job, self._now(), capture_logs=self.capture_logs
+        )
+        if pods is not None:
+            self._pods[job.uid] = pods
+        return pods
+
+    async def before_judging(
+        self, entry: MonitorEntry, spec: MonitorSpec, record: Record, until: datetime.datetime
+    ) -> Judging:
+        """What the cluster says of the slot about to be judged (leader; DESIGN 10.8.3).
+
+        The scheduler calls this when a deadline of ``entry`` is due by ``until``. For an
+        auto-wired monitor it re-reads the Pods of the Jobs that may stand for the slot:
+        a start found at or before the deadline is folded first (the run was on time); a
+        Job still waiting gets its cause refreshed, so ``NotStarted`` names what the
+        cluster says now; a slot with no Job says why (``SlotSkipped``). While the CronJob
+        controller may still be creating the slot's Job, the Late judgement is held.
+        """
+        cronjob = self.cronjobs.get(entry.key)
+        owner = self.owners.get(entry.key)
+        if cronjob is None or owner is None or owner.monitor_uid != entry.uid:
+            return Judging()
+        if record.paused_since is not None:
+            return Judging()
+        inputs = await self._job_inputs(cronjob, entry, fresh=True)
+        slot = spec.slots.next_slot(record.reference_time)
+        if slot is None:
+            return Judging(tuple(inputs))
+        alert = slot.alert(spec.grace)
+        waiting = [p for p in record.pending_starts if p.due == slot.due]
+        made_for_slot = waiting or any(
+            isinstance(i, JobPending | Ping) and i.time <= alert for i in inputs
+        )
+        if (
+            not made_for_slot
+            and record.state in ("New", "Healthy")
+            and until < slot.due + JOB_CREATION_ALLOWANCE
+            and not cronjob.suspend
+        ):
+            return Judging(tuple(inputs), hold_until=slot.due + JOB_CREATION_ALLOWANCE)
+        if alert > until:
+            return Judging(tuple(inputs))
+        for pending in waiting:
+            job = self.jobs.get(pending.uid)
+            pods = self._pods.get(pending.uid)
+            if job is None or pods is None or pods.started_at is not None:
+                continue
+            inputs.append(
+                JobPending(
+                    time=alert,
+                    uid=job.uid,
+                    name=job.name,
+                    created=pending.created,
+                    cause=pods.waiting,
+                    scheduled_time=job.scheduled_time,
+                )
+            )
+        if not waiting:
+            jobs = self.jobs.of_cronjob(cronjob.namespace, cronjob.uid)
+            why = skipped_slot_cause(cronjob, jobs, slot.due, until)
+            if why:
+                inputs.append(SlotSkipped(alert, slot.due, why))
+        return Judging(tuple(inputs))
 
     async def _apply(self, key: Key, body: dict[str, Any]) -> bool:
         try:

@@ -108,7 +108,9 @@ async def apply_event(client: KubeClient, body: dict[str, Any]) -> bool:
 
 
 #: Event reasons posted as Warning (DESIGN 9.7); every other transition Event is Normal.
-WARNING_REASONS = frozenset({"Missed", "NeverPinged", "Failed", "RunTimeout", "RanTooFast"})
+WARNING_REASONS = frozenset(
+    {"Missed", "NeverPinged", "NotStarted", "Failed", "RunTimeout", "RanTooFast"}
+)
 
 
 def missing_events(

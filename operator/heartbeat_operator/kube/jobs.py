@@ -1,14 +1,21 @@
 """The Jobs of auto-wired CronJobs, and the pings the operator sends on their behalf.
 
-DESIGN 4, 9.10 and 9.11. A Job owned (``controller: true``) by a CronJob yields:
+DESIGN 4, 9.10, 9.11 and 10.1 (fine print 10.8.2, 10.8.3). A Job owned
+(``controller: true``) by a CronJob yields:
 
-- ``start`` at ``status.startTime``, run id = the Job's UID, ``scheduled_time`` from the
-  ``batch.kubernetes.io/cronjob-scheduled-timestamp`` annotation when present;
+- while none of its Pods has run: ``JobPending`` once (the slot it was made for is not
+  Late, and fails ``NotStarted`` at its ``alertTime`` unless a start comes first);
+- ``start`` at the moment its Pod first ran (``JobPods.started_at``, from Pod status:
+  never the Job's creation), run id = the Job's UID, ``scheduled_time`` from the
+  ``batch.kubernetes.io/cronjob-scheduled-timestamp`` annotation when present; with no
+  Pod left, the Job's ``status.startTime``;
 - ``success`` (exit code 0) at ``status.completionTime`` once the ``Complete`` condition
   is True;
 - ``fail`` at the ``Failed`` condition's ``lastTransitionTime``, with the body
-  ``<reason>: <message>`` and the exit code of the failed container when its Pod still
-  exists (``pick_exit_code``; none found: ``exit_code_unknown``).
+  ``<reason>: <message>`` plus what the Pods say (OOMKilled, Evicted, ...) and the exit
+  code of the failed container when its Pod still exists (none found:
+  ``exit_code_unknown``); a Job that failed before any Pod ran sends no start and a
+  ``fail`` with ``not_started`` (reason ``NotStarted``).
 
 Each ping carries ``job=(uid, phase)``: the status write that records it lists the Job in
 ``status.reportedJobs``, and ``job_pings`` leaves out what that list already holds, so
@@ -16,8 +23,10 @@ each Job yields each ping exactly once across restarts and leader changes (the d
 skips a listed ping too, should two writers race). A Job first seen already finished
 yields start then finish, in one write.
 
-Everything here but ``list_job_pods`` is pure: Job and Pod bodies in, ``JobRun`` and
-``Ping`` values out. The operator only reads Jobs and Pods, never writes them (DESIGN 9.12).
+Everything here but ``list_job_pods`` is pure: Job and Pod bodies in, ``JobRun``,
+``JobPods`` and input values out. The operator only reads Jobs and Pods, never writes
+them (DESIGN 9.12), and holds no Pod: the leader lists one Job's Pods when it needs them
+(``AutoWiring``) and keeps only the ``JobPods`` summary.
 """
 
 from __future__ import annotations
@@ -28,8 +37,9 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from heartbeat_operator.domain.inputs import Ping
-from heartbeat_operator.domain.timefmt import TimeFormatError, parse_time
+from heartbeat_operator.domain.inputs import Input, JobPending, Ping
+from heartbeat_operator.domain.timefmt import TimeFormatError, format_clock, parse_time
+from heartbeat_operator.kube import causes, podreads
 from heartbeat_operator.kube.client import ApiError, KubeClient
 
 logger = logging.getLogger(__name__)
@@ -38,6 +48,8 @@ CONTROLLER_UID_LABEL = "batch.kubernetes.io/controller-uid"
 SCHEDULED_TIMESTAMP_ANNOTATION = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 
 FINISHED_PHASES = frozenset({"success", "fail", "ignored"})
+WAITING_PHASES = frozenset({"pending", "notstarted"})
+"""Phases of a Job already known not to have started (``notstarted``: its slot failed)."""
 """``reportedJobs`` phases after which a Job yields nothing more (``ignored``: the domain
 marked a Job that started before ``activeSince``)."""
 
@@ -94,6 +106,10 @@ class JobRun:
     completion_time: datetime | None
     """``status.completionTime``, only once the ``Complete`` condition is True."""
     failure: Failure | None
+    suspended: bool = False
+    """``spec.suspend``: held by a queue (Kueue and the like), a ``NotStarted`` cause."""
+    ready: int = 0
+    """``status.ready``: Pods running and ready (the start signal without Pod reads)."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -111,12 +127,8 @@ class JobRun:
         return self.failure.time if self.failure is not None else None
 
     @property
-    def started_at(self) -> datetime | None:
-        """When the run began: ``status.startTime``; for a finished Job that never got one
-        (failed before any Pod ran) its creation, so a finish still has a start."""
-        if self.start_time is not None:
-            return self.start_time
-        return self.created if self.finished else None
+    def sort_time(self) -> datetime:
+        return self.start_time or self.created or _EPOCH
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> JobRun | None:
@@ -156,19 +168,80 @@ class JobRun:
             scheduled_time=_time(annotations.get(SCHEDULED_TIMESTAMP_ANNOTATION)),
             completion_time=completion,
             failure=failure,
+            suspended=(body.get("spec") or {}).get("suspend") is True,
+            ready=_count(status.get("ready")),
         )
 
 
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 @dataclasses.dataclass(frozen=True)
-class ExitCode:
-    """The result of looking a failed Job's Pods up once."""
+class JobPods:
+    """What one read of a Job's Pods (and, with none, its Events) said, at ``read_at``.
 
-    code: int | None
-    """The non-zero exit code of the container that finished last; None if none found."""
+    ``started_at`` is DESIGN 10.8.2's start (None: no Pod has run); ``waiting`` the
+    cluster's words for why not ("Pod x Pending for 3m: ImagePullBackOff: ..."),
+    ``failure`` what the Pods say of a failure ("container main OOMKilled (exit code
+    137)"), ``exit_code`` the failed container's code, ``found`` whether any Pod was
+    listed, ``log_tail`` the failing container's last output (``--capture-logs``).
+    """
 
-    @property
-    def unknown(self) -> bool:
-        return self.code is None
+    read_at: datetime
+    found: bool
+    started_at: datetime | None = None
+    waiting: str = ""
+    failure: str = ""
+    exit_code: int | None = None
+    failing_container: tuple[str, str] | None = None
+    log_tail: str | None = None
+
+
+def summarize_pods(
+    job: JobRun,
+    pods: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+    now: datetime,
+) -> JobPods:
+    """The ``JobPods`` of one read (pure: the bodies the API returned)."""
+    waiting = causes.not_started_message(
+        job.name, job.created or now, pods, events, now, job.suspended
+    )
+    failure = ""
+    if job.failure is not None:
+        failure = causes.failure_cause(pods, job.failure.reason, job.failure.message)
+    return JobPods(
+        read_at=now,
+        found=bool(pods),
+        started_at=causes.job_started_at(pods),
+        waiting=waiting,
+        failure=failure,
+        exit_code=pick_exit_code(pods),
+        failing_container=causes.failing_container(pods),
+    )
+
+
+def job_start(job: JobRun, pods: JobPods | None, phases: set[str]) -> datetime | None:
+    """DESIGN 10.8.2: when the Job's run began, or None while no Pod of it has run.
+
+    From Pod status when a read found Pods; with no Pod left (or Pods not readable), the
+    Job's ``status.startTime`` once it finished — unless it failed while known to be
+    waiting (its Pods removed by the Job controller at its deadline) — or once a Pod is
+    ready (``status.ready``, the signal left when Pods cannot be listed).
+    """
+    if pods is not None and pods.started_at is not None:
+        return pods.started_at
+    if pods is not None and pods.found:
+        return None
+    fallback = job.start_time or job.created
+    if job.completion_time is not None:
+        return fallback
+    if job.failure is not None:
+        return None if phases & WAITING_PHASES else fallback
+    if pods is None and job.ready > 0:
+        return fallback
+    return None
 
 
 def pick_exit_code(pods: Iterable[Mapping[str, Any]]) -> int | None:
@@ -213,14 +286,31 @@ async def list_job_pods(client: KubeClient, namespace: str, uid: str) -> list[di
     return [item for item in items if isinstance(item, dict)]
 
 
-async def lookup_exit_code(client: KubeClient, job: JobRun) -> ExitCode:
-    """The failed Job's exit code; an API error counts as "Pod gone" (logged)."""
+async def read_job_pods(
+    client: KubeClient, job: JobRun, now: datetime, *, capture_logs: bool = False
+) -> JobPods | None:
+    """List the Job's Pods once (and its Events when it has none: quota and admission
+    refusals are ``FailedCreate`` Events, DESIGN 10.8.3); with ``capture_logs``, a failed
+    Job's failing container's last 10,000 bytes of output. None when Pods cannot be read
+    (logged; e.g. 403 with the chart's ``pods list`` rule off)."""
     try:
         pods = await list_job_pods(client, job.namespace, job.uid)
     except ApiError as exc:
         logger.warning("could not list the Pods of Job %s/%s: %s", job.namespace, job.name, exc)
-        return ExitCode(None)
-    return ExitCode(pick_exit_code(pods))
+        return None
+    events: list[dict[str, Any]] = []
+    if not pods and not job.finished:
+        try:
+            events = await podreads.list_job_events(client, job.namespace, job.uid)
+        except ApiError as exc:
+            logger.info("could not list the Events of Job %s/%s: %s", job.namespace, job.name, exc)
+    summary = summarize_pods(job, pods, events, now)
+    if capture_logs and job.failure is not None and summary.failing_container is not None:
+        pod, container = summary.failing_container
+        tail = await podreads.read_log_tail(client, job.namespace, pod, container)
+        if tail:
+            summary = dataclasses.replace(summary, log_tail=tail)
+    return summary
 
 
 def reported_phases(status: Mapping[str, Any]) -> dict[str, set[str]]:
@@ -234,41 +324,33 @@ def reported_phases(status: Mapping[str, Any]) -> dict[str, set[str]]:
     return out
 
 
-def needs_exit_code(job: JobRun, status: Mapping[str, Any]) -> bool:
-    """Whether ``job_pings`` would send this Job's fail ping (so its Pods are worth a look)."""
-    if job.failure is None:
-        return False
-    return any(p.kind == "fail" for p in job_pings(job, status, exit_code=ExitCode(None)))
-
-
-def job_pings(
-    job: JobRun, status: Mapping[str, Any], *, exit_code: ExitCode | None = None
-) -> list[Ping]:
-    """The pings ``job`` still owes the monitor whose status is ``status``, in order.
+def job_inputs(job: JobRun, status: Mapping[str, Any], pods: JobPods | None) -> list[Input]:
+    """The inputs ``job`` still owes the monitor whose status is ``status``, in order.
 
     Leaves out what ``status.reportedJobs`` lists (a Job listed with a finishing phase, or
-    ``ignored``, yields nothing more), an unlisted Job that started before ``activeSince``
+    ``ignored``, yields nothing more), an unlisted Job that began before ``activeSince``
     (annotating a CronJob with old failed Jobs does not alert) and an unlisted Job that
     finished before ``referenceTime`` (its entry fell off the list of 20) — DESIGN 9.10.
-    ``exit_code`` is the Pod lookup for a failed Job (None: not looked up, no code).
+    ``pods`` is the latest read of its Pods (None: not read: Pods not readable).
     """
     phases = reported_phases(status).get(job.uid, set())
     if phases & FINISHED_PHASES:
         return []
-    started = job.started_at
-    if started is None:
-        return []
+    started = job_start(job, pods, phases)
     if not phases:
         active_since = _time(status.get("activeSince"))
-        if active_since is not None and started < active_since:
+        began = started or job.created
+        if active_since is not None and began is not None and began < active_since:
             return []
         reference = _time(status.get("referenceTime"))
         finish = job.finish_time
         if finish is not None and reference is not None and finish < reference:
             return []
-    pings: list[Ping] = []
+    if started is None:
+        return _waiting_inputs(job, status, pods, phases)
+    out: list[Input] = []
     if "start" not in phases:
-        pings.append(
+        out.append(
             Ping(
                 time=started,
                 kind="start",
@@ -278,7 +360,7 @@ def job_pings(
             )
         )
     if job.completion_time is not None:
-        pings.append(
+        out.append(
             Ping(
                 time=job.completion_time,
                 kind="success",
@@ -288,19 +370,105 @@ def job_pings(
             )
         )
     elif job.failure is not None:
-        code = exit_code.code if exit_code is not None else None
-        pings.append(
+        code = pods.exit_code if pods is not None else None
+        out.append(
             Ping(
                 time=job.failure.time,
                 kind="fail",
                 exit_code=code,
                 run_id=job.uid,
-                body=job.failure.body,
+                body=failure_body(job.failure, pods),
                 job=(job.uid, "fail"),
-                exit_code_unknown=exit_code is not None and exit_code.unknown,
+                exit_code_unknown=code is None and pods is not None,
             )
         )
-    return pings
+    return out
+
+
+def _waiting_inputs(
+    job: JobRun, status: Mapping[str, Any], pods: JobPods | None, phases: set[str]
+) -> list[Input]:
+    """A Job none of whose Pods has run: pending, or failed before it ever ran."""
+    created = job.created or job.sort_time
+    cause = waiting_cause(job, pods)
+    if job.failure is not None:
+        return [
+            Ping(
+                time=job.failure.time,
+                kind="fail",
+                run_id=job.uid,
+                body=f"{cause}; {job.failure.body}",
+                job=(job.uid, "fail"),
+                not_started=True,
+            )
+        ]
+    if phases & WAITING_PHASES:
+        return []
+    reference = _time(status.get("referenceTime"))
+    if reference is not None and created < reference and job.scheduled_time is None:
+        return []  # older than the slot expected: it cannot stand for it
+    return [
+        JobPending(
+            # At the slot it was made for: the CronJob controller's seconds to create it
+            # never make that slot Late (DESIGN 10.8.3).
+            time=job.scheduled_time or created,
+            uid=job.uid,
+            name=job.name,
+            created=created,
+            cause=cause,
+            scheduled_time=job.scheduled_time,
+        )
+    ]
+
+
+MAX_DELETED_REMEMBERED = 5
+"""Unfinished Jobs remembered per CronJob after their deletion, until reported."""
+
+
+def deleted_inputs(job: JobRun, deleted_at: datetime, phases: set[str]) -> list[Input]:
+    """A Job deleted before it finished (``concurrencyPolicy: Replace``, ``kubectl
+    delete``) is a failure at its deletion (DESIGN 10.8.3); ``NotStarted`` if it never ran.
+    Nothing for a Job never reported (it stood for no slot) or already finished."""
+    if not phases or phases & FINISHED_PHASES:
+        return []
+    if "start" in phases:
+        return [
+            Ping(
+                time=deleted_at,
+                kind="fail",
+                run_id=job.uid,
+                body=f"Job {job.name} was deleted before it finished",
+                job=(job.uid, "fail"),
+            )
+        ]
+    created = format_clock(job.created) if job.created is not None else "earlier"
+    return [
+        Ping(
+            time=deleted_at,
+            kind="fail",
+            run_id=job.uid,
+            body=f"Job {job.name} created {created}; deleted before any Pod of it ran",
+            job=(job.uid, "fail"),
+            not_started=True,
+        )
+    ]
+
+
+def waiting_cause(job: JobRun, pods: JobPods | None) -> str:
+    """ "Job x created T; Pod y Pending for 3m: ImagePullBackOff: ..." (DESIGN 10.1)."""
+    if pods is not None:
+        return pods.waiting
+    created = format_clock(job.created) if job.created is not None else "at an unknown time"
+    return f"Job {job.name} created {created}; no Pod of it is ready (Pods not readable)"
+
+
+def failure_body(failure: Failure, pods: JobPods | None) -> str:
+    """The fail ping's body: the Job's reason, what the Pods say, and with
+    ``--capture-logs`` the failing container's last output (DESIGN 9.11, 10.1; issue 12)."""
+    body = pods.failure if pods is not None and pods.failure else failure.body
+    if pods is not None and pods.log_tail:
+        body = f"{body}\n{pods.log_tail}"
+    return body
 
 
 class JobTable:
@@ -322,11 +490,14 @@ class JobTable:
     def remove(self, uid: str) -> JobRun | None:
         return self._jobs.pop(uid, None)
 
+    def get(self, uid: str) -> JobRun | None:
+        return self._jobs.get(uid)
+
     def of_cronjob(self, namespace: str, cronjob_uid: str) -> list[JobRun]:
-        """The CronJob's Jobs, oldest start first (pings are folded in time order anyway)."""
+        """The CronJob's Jobs, oldest first (pings are folded in time order anyway)."""
         jobs = [
             j
             for j in self._jobs.values()
             if j.namespace == namespace and j.cronjob_uid == cronjob_uid
         ]
-        return sorted(jobs, key=lambda j: (j.started_at or j.created or _EPOCH, j.name))
+        return sorted(jobs, key=lambda j: (j.sort_time, j.name))

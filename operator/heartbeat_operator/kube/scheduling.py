@@ -21,14 +21,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import datetime
 import heapq
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from heartbeat_operator.domain.inputs import Input
 from heartbeat_operator.domain.machine import view
 from heartbeat_operator.domain.records import Record
 from heartbeat_operator.domain.specs import MonitorSpec
@@ -46,6 +48,20 @@ RETRY_DELAY = 2.0  # s: after a failed reconcile (API unreachable, ...), not a h
 MAX_RECONCILES = 32
 
 
+@dataclasses.dataclass(frozen=True)
+class Judging:
+    """What the cluster says right before a deadline is judged (``Judge``'s answer):
+    inputs to fold first, or an instant to hold the judgement until."""
+
+    inputs: tuple[Input, ...] = ()
+    hold_until: datetime.datetime | None = None
+
+
+Judge = Callable[[MonitorEntry, MonitorSpec, Record, datetime.datetime], Awaitable[Judging]]
+"""``AutoWiring.before_judging``: called with the monitor, its spec and record and the
+instant deadlines are settled up to, when one is due by then (DESIGN 10.8.3)."""
+
+
 class Scheduler:
     def __init__(
         self,
@@ -55,10 +71,12 @@ class Scheduler:
         *,
         deadline_delay: float = 0.5,
         now: Callable[[], datetime.datetime] | None = None,
+        judge: Judge | None = None,
     ) -> None:
         self.table = table
         self.writer = writer
         self.tokens = token_keeper
+        self.judge = judge
         self.delay = deadline_delay
         self._now = now or (lambda: datetime.datetime.now(datetime.UTC))
         self._heap: list[tuple[float, int, Key]] = []
@@ -200,8 +218,15 @@ class Scheduler:
         delay = datetime.timedelta(seconds=self.delay)
         if not entry.has_status:
             return  # no token yet: nothing to write a status for
+        judging = await self._before_judging(entry, now - delay)
+        if judging.hold_until is not None:
+            self.schedule(key, judging.hold_until)
+            return
         observed = self.table.observed_spec(entry)
-        if folding.fold(entry, [], now, settle_delay=delay, observed_spec=observed).changed:
+        if judging.inputs:
+            change = folding.Change(inputs=judging.inputs)
+            entry = await self.writer.submit(key, change, timeout=None)
+        elif folding.fold(entry, [], now, settle_delay=delay, observed_spec=observed).changed:
             entry = await self.writer.submit(key, folding.Change(), timeout=None)
         spec = folding.parse(entry)
         if not isinstance(spec, MonitorSpec) or folding.token_ready(entry.status).status != "True":
@@ -209,6 +234,20 @@ class Scheduler:
             return
         record = Record.from_status(entry.status, active_since=folding.created_at(entry, now))
         self.schedule(key, view(spec, record, now - delay).next_change_at)
+
+    async def _before_judging(self, entry: MonitorEntry, until: datetime.datetime) -> Judging:
+        """Ask the judge (auto-wiring) when a deadline of ``entry`` is due by ``until``."""
+        if self.judge is None or entry.observed_generation != entry.generation:
+            return Judging()
+        spec = folding.parse(entry)
+        if not isinstance(spec, MonitorSpec) or folding.token_ready(entry.status).status != "True":
+            return Judging()
+        now = self._now()
+        record = Record.from_status(entry.status, active_since=folding.created_at(entry, now))
+        due = view(spec, record, until).next_change_at
+        if due is None or due > until:
+            return Judging()
+        return await self.judge(entry, spec, record, until)
 
     async def _catch_up(self, entries: list[MonitorEntry]) -> None:
         """A new leader creates Events missing for transitions younger than 10 min."""
