@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test run bench bench-deps setup venv test-deps controlplane helm lint pytest e2e-kind
+.PHONY: test run bench bench-deps setup venv test-deps controlplane helm lint pytest e2e-kind check-py313
 
 ## test: virtualenv, test tools, Debian test deps, control plane; lint, types, layers, tests
 test: setup lint pytest
@@ -58,6 +58,22 @@ helm:
 ## e2e-kind: kind cluster, image built and loaded, chart installed, tests/e2e run (needs Docker and kind)
 e2e-kind: venv helm
 	bash tests/e2e/run-kind.sh
+
+## check-py313: the unit tests on the newest Python the project claims (3.13, from pyenv),
+## in a virtualenv of its own; not part of `make test` (CONTRIBUTING.md says when to run it)
+# Python 3.13 verifies TLS strictly (VERIFY_X509_STRICT) and deprecates more than 3.11:
+# what passes on CI's 3.11 can fail there (issue 13 item 13).
+PY313 ?= $(shell ls -d "$$(pyenv root 2>/dev/null || echo $$HOME/.pyenv)"/versions/3.13*/bin/python3 2>/dev/null | sort -V | tail -n 1)
+VENV313 := .venv-py313
+
+check-py313: $(VENV313)/.installed
+	$(VENV313)/bin/pytest tests/unit -q -p no:cacheprovider
+
+$(VENV313)/.installed: pyproject.toml
+	@test -n "$(PY313)" || { echo "no Python 3.13: pyenv install 3.13 (or make check-py313 PY313=/path/to/python3.13)" >&2; exit 1; }
+	test -x $(VENV313)/bin/python || "$(PY313)" -m venv $(VENV313)
+	$(VENV313)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
 
 lint: venv
 	$(BIN)/ruff check .

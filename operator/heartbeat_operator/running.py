@@ -29,7 +29,8 @@ from heartbeat_operator import settings as settings_module
 from heartbeat_operator.domain.records import Record
 from heartbeat_operator.domain.specs import MonitorSpec
 from heartbeat_operator.kube import cronjobs, watching
-from heartbeat_operator.kube.client import ApiError, KubeClient, connection_info
+from heartbeat_operator.kube.client import ApiError, KubeClient
+from heartbeat_operator.kube.credentials import Credentials
 from heartbeat_operator.kube.leasing import Leadership, LeaseConfig
 from heartbeat_operator.kube.monitors import MonitorEntry, MonitorTable
 from heartbeat_operator.kube.scheduling import Judging, Scheduler
@@ -56,8 +57,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level",
         default="INFO",
+        # Any case: the chart's own example is `--log-level=debug` (issue 13 item 10).
+        type=str.upper,
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="log level (INFO)",
+        help="log level, any case (INFO)",
     )
 
 
@@ -108,8 +111,11 @@ def run_to_exit(main_coro: Coroutine[Any, Any, int]) -> int:
 class Operator:
     """The parts of one replica, wired together (tests may build one in-process)."""
 
-    def __init__(self, settings: Settings, info: kopf.ConnectionInfo) -> None:
+    def __init__(
+        self, settings: Settings, credentials: Credentials, info: kopf.ConnectionInfo
+    ) -> None:
         self.settings = settings
+        self.credentials = credentials
         self.info = info
         self.table = MonitorTable()
         self.leadership: Leadership  # built below; the metrics only ask it at scrape time
@@ -119,7 +125,11 @@ class Operator:
             label_keys=settings.metrics.label_allowlist,
             monitor_metrics=settings.metrics.monitor_metrics,
         )
-        self.client = KubeClient(info, on_write=self.metrics.api_write, relogin=connection_info)
+        self.client = KubeClient(
+            info,
+            on_write=self.metrics.api_write,
+            relogin=lambda: credentials.get(refresh=True),  # after a 401 or at expiry
+        )
         w = settings.writer
         r = settings.receiver
         self.writer = Writer(
@@ -218,14 +228,17 @@ async def _prime(op: Operator, namespaces: list[str]) -> None:
 
 async def run(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
-    op = Operator(settings, connection_info())
+    credentials = Credentials()
+    op = Operator(settings, credentials, await asyncio.to_thread(credentials.get))
     stop = asyncio.Event()
     kopf_stop = asyncio.Event()
     namespaces = list(settings.watching.namespaces)
 
     existing = set(asyncio.all_tasks())
     kopf_tasks = await kopf.spawn_tasks(
-        registry=cronjobs.register(watching.build_registry(op.table, op.info), op.wiring),
+        registry=cronjobs.register(
+            watching.build_registry(op.table, op.credentials.kopf_login()), op.wiring
+        ),
         settings=watching.build_settings(),
         standalone=True,
         clusterwide=not namespaces,

@@ -9,7 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
 from heartbeat_operator import devcluster
+from heartbeat_operator.devcluster import pki
 
 
 def processes_mentioning(text: str) -> list[int]:
@@ -105,6 +109,55 @@ def test_a_session_stops_only_the_control_plane_it_started(tmp_path: Path) -> No
         with devcluster.shared(state_dir=state_dir) as reused:
             assert not reused.started
         # ... so a test session never stops it.
+        assert devcluster.status(state_dir=state_dir) is not None
+    finally:
+        dev(state_dir, "down")
+    assert processes_mentioning(str(state_dir)) == []
+
+
+def strip_key_identifiers(cert_path: Path, ca_key_path: Path) -> None:
+    """Re-sign a certificate as ``dev up`` wrote them before issue 13 item 13: no SKI/AKI."""
+    ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), None)
+    old = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(old.subject)
+        .issuer_name(old.issuer)
+        .public_key(old.public_key())
+        .serial_number(old.serial_number)
+        .not_valid_before(old.not_valid_before_utc)
+        .not_valid_after(old.not_valid_after_utc)
+    )
+    for extension in old.extensions:
+        if not isinstance(extension.value, x509.SubjectKeyIdentifier | x509.AuthorityKeyIdentifier):
+            builder = builder.add_extension(extension.value, extension.critical)
+    cert = builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def test_dev_up_replaces_a_control_plane_whose_certificates_python_313_refuses(
+    tmp_path: Path,
+) -> None:
+    state_dir = tmp_path / "dev"
+    try:
+        first = dev(state_dir, "up")
+        assert first.returncode == 0, first.stderr
+        keys = pki.Pki(state_dir / "pki")
+        strip_key_identifiers(keys.admin_cert, keys.ca_key)
+        old = devcluster.status(state_dir=state_dir)
+        assert old is not None  # still a healthy control plane, only its certificates are old
+
+        again = dev(state_dir, "up")
+        assert again.returncode == 0, again.stderr
+        assert "certificates lack key identifiers" in again.stderr
+        assert "reusing" not in again.stderr
+        new = devcluster.status(state_dir=state_dir)
+        assert new is not None and new.processes != old.processes
+        assert pki.is_current(state_dir / "pki")
+        assert again.stdout == first.stdout  # the same kubeconfig path, now with new certs
+        # Started by hand, replaced: still pinned, a test session never stops it.
+        with devcluster.shared(state_dir=state_dir) as reused:
+            assert not reused.started
         assert devcluster.status(state_dir=state_dir) is not None
     finally:
         dev(state_dir, "down")

@@ -4,12 +4,14 @@ process."""
 
 from __future__ import annotations
 
+import ssl
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from heartbeat_operator.devcluster import kubeconfigs, pki, processes
@@ -48,6 +50,74 @@ def test_certificates_carry_the_identities_the_components_rely_on(tmp_path: Path
     # Private keys are readable by their owner only.
     for key in (keys.ca_key, keys.admin_key, keys.serving_key, keys.sa_key):
         assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
+def _strict(context: ssl.SSLContext) -> ssl.SSLContext:
+    # Python 3.13's defaults (issue 13 item 13); the flags exist on 3.11 already.
+    context.verify_flags |= ssl.VERIFY_X509_STRICT | ssl.VERIFY_X509_PARTIAL_CHAIN
+    return context
+
+
+def test_the_chain_passes_strict_verification_both_ways(tmp_path: Path) -> None:
+    """A TLS handshake in memory: the API server's certificate and a client's (admin,
+    kube-controller-manager) each verified against the CA under VERIFY_X509_STRICT, as
+    Python 3.13 does by default (without key identifiers: "Missing Authority Key
+    Identifier")."""
+    keys = pki.generate(tmp_path)
+    for client_cert, client_key in (
+        (keys.admin_cert, keys.admin_key),
+        (keys.controller_manager_cert, keys.controller_manager_key),
+    ):
+        server_side = _strict(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
+        server_side.load_cert_chain(keys.serving_cert, keys.serving_key)
+        server_side.load_verify_locations(keys.ca_cert)
+        server_side.verify_mode = ssl.CERT_REQUIRED
+        client_side = _strict(ssl.create_default_context(cafile=str(keys.ca_cert)))
+        client_side.load_cert_chain(client_cert, client_key)
+        _handshake(client_side, server_side, "localhost")
+
+
+def _handshake(client: ssl.SSLContext, server: ssl.SSLContext, hostname: str) -> None:
+    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+    client_tls = client.wrap_bio(c_in, c_out, server_hostname=hostname)
+    server_tls = server.wrap_bio(s_in, s_out, server_side=True)
+    done = {"client": False, "server": False}
+    for _ in range(10):
+        for side, tls in (("client", client_tls), ("server", server_tls)):
+            if not done[side]:
+                try:
+                    tls.do_handshake()
+                    done[side] = True
+                except ssl.SSLWantReadError:
+                    pass
+        s_in.write(c_out.read())
+        c_in.write(s_out.read())
+        if all(done.values()):
+            break
+    assert all(done.values()), done
+    assert client_tls.getpeercert()["subject"] == ((("commonName", "kube-apiserver"),),)
+    assert server_tls.getpeercert() is not None
+
+
+def test_certificates_without_key_identifiers_are_not_current(tmp_path: Path) -> None:
+    keys = pki.generate(tmp_path)
+    assert pki.is_current(tmp_path)
+    # A control plane started before the identifiers were added: dev up replaces it.
+    ca_key = serialization.load_pem_private_key(keys.ca_key.read_bytes(), None)
+    old = load(keys.admin_cert)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(old.subject)
+        .issuer_name(old.issuer)
+        .public_key(old.public_key())
+        .serial_number(old.serial_number)
+        .not_valid_before(old.not_valid_before_utc)
+        .not_valid_after(old.not_valid_after_utc)
+    )
+    cert = builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    keys.admin_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    assert not pki.is_current(tmp_path)
+    assert not pki.is_current(tmp_path / "missing")
 
 
 def test_a_token_kubeconfig_is_private_and_names_the_namespace(tmp_path: Path) -> None:

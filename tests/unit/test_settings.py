@@ -322,3 +322,24 @@ def test_capture_logs_from_flag_and_environment(no_file: Path) -> None:
     assert off.jobs.capture_logs is False
     with pytest.raises(SettingsError, match="HEARTBEAT_CAPTURE_LOGS"):
         build([], {"HEARTBEAT_CAPTURE_LOGS": "sometimes"}, namespace_file=no_file)
+
+
+@pytest.mark.parametrize("given", ["debug", "DEBUG", "Debug", "warning"])
+def test_log_level_in_any_case(given: str) -> None:
+    # Issue 13 item 10: the chart's own example `extraArgs: ["--log-level=debug"]` exited 2.
+    from heartbeat_operator import running
+
+    parser = argparse.ArgumentParser()
+    running.configure(parser)
+    assert parser.parse_args([f"--log-level={given}"]).log_level == given.upper()
+
+
+def test_an_unknown_log_level_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    from heartbeat_operator import running
+
+    parser = argparse.ArgumentParser()
+    running.configure(parser)
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(["--log-level=loud"])
+    assert exit_info.value.code == 2
+    assert "--log-level" in capsys.readouterr().err

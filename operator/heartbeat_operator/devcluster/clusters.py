@@ -552,7 +552,23 @@ def up(
 def _up_locked(state_dir: Path, crds_dir: Path | None, *, pin: bool) -> Cluster:
     """The body of ``up``; the caller holds the lock."""
     state = _read_state(state_dir)
-    if state is not None and _healthy(state_dir, state):
+    healthy = state is not None and _healthy(state_dir, state)
+    renew_pinned = False  # a `dev up` replaced for its certificates stays pinned
+    if healthy and not pki.is_current(state_dir / "pki"):
+        # Started before the certificates had key identifiers: Python 3.13 refuses them
+        # (issue 13 item 13). Replaced once nobody else uses it; until then, say so.
+        if _other_users(state_dir):
+            _say(
+                "the running control plane's certificates lack key identifiers (Python 3.13 "
+                "refuses them); once no session uses it, `heartbeat-operator dev down` and "
+                "`dev up` make new ones"
+            )
+        else:
+            _say("replacing the running control plane: its certificates lack key identifiers")
+            healthy = False
+            renew_pinned = bool(state and state.get("pinned"))
+    if healthy:
+        assert state is not None
         cluster = _cluster_from_state(state_dir, state, started=False)
         _say(f"reusing the running control plane at {cluster.server}")
     else:
@@ -563,6 +579,7 @@ def _up_locked(state_dir: Path, crds_dir: Path | None, *, pin: bool) -> Cluster:
         cluster = _start(state_dir, resolve_bin_dir())
         state = _read_state(state_dir)
         assert state is not None
+        pin = pin or renew_pinned
     if pin and not state.get("pinned"):
         state["pinned"] = True
         _write_state(state_dir, state)

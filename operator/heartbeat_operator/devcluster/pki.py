@@ -5,6 +5,11 @@ One CA signs the kube-apiserver's serving certificate and the client certificate
 the identity kubeadm gives it). A separate key pair signs and verifies ServiceAccount
 tokens. ECDSA P-256 everywhere: generating it takes milliseconds, which keeps start-up
 short (issue 2: under 20 s), and every component accepts it (ES256 tokens included).
+
+Every certificate carries SubjectKeyIdentifier and AuthorityKeyIdentifier: Python 3.13
+verifies with ``VERIFY_X509_STRICT`` by default and refuses a chain without them, so
+``dev up`` + ``run`` failed there (issue 13 item 13). ``is_current`` tells a control plane
+started with certificates from before that (``dev up`` then starts a fresh one).
 """
 
 from __future__ import annotations
@@ -132,6 +137,10 @@ def _leaf(
     builder = (
         _builder(subject, ca_name, key.public_key())
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
@@ -163,6 +172,10 @@ def generate(directory: Path) -> Pki:
     ca_cert = (
         _builder(ca_name, ca_name, ca_key.public_key())
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
@@ -218,3 +231,21 @@ def generate(directory: Path) -> Pki:
         )
     )
     return pki
+
+
+def is_current(directory: Path) -> bool:
+    """Whether every certificate in ``directory`` has the key identifiers ``generate`` adds.
+
+    False for certificates written before they were added (or missing or unreadable ones):
+    a strict verifier (Python 3.13's default) would refuse them.
+    """
+    keys = Pki(directory)
+    paths = (keys.ca_cert, keys.serving_cert, keys.admin_cert, keys.controller_manager_cert)
+    try:
+        certs = [x509.load_pem_x509_certificate(path.read_bytes()) for path in paths]
+        for cert in certs:
+            cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+            cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier)
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return False
+    return True

@@ -1,9 +1,14 @@
 """A small async Kubernetes API client on aiohttp.
 
 Inside the operator every API call is async (DESIGN 9.1); the sync ``kubernetes`` package
-is for the CLI and tests. Credentials come from kopf's own login helpers
-(``ConnectionInfo``: the ServiceAccount in a pod, else the kubeconfig), so kopf's watches
-and this client talk to the same server as the same user.
+is for the CLI and tests. Credentials come from ``kube.credentials`` (``ConnectionInfo``:
+the ServiceAccount in a pod, else the kubeconfig, exec plugins included), as kopf's
+watches do, so both talk to the same server as the same user. They are fetched again
+after a 401 and when they expire (an exec plugin's ``expirationTimestamp``).
+
+A ``429 Too Many Requests`` (API Priority and Fairness) is retried after the server's
+``Retry-After``, a bounded number of times and never past the request's own timeout:
+hammering a throttling API server only deepens its queue (issue 13 item 14).
 
 The client counts its writes and errors (``ApiStats``) for the metrics collector and
 remembers when the API last answered (``/readyz`` needs an answer within 10 s). Error
@@ -13,8 +18,10 @@ token).
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import dataclasses
+import datetime
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -24,6 +31,8 @@ import aiohttp
 import kopf
 import orjson
 
+from heartbeat_operator.kube.credentials import Credentials
+
 logger = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
@@ -32,15 +41,28 @@ VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 
+#: Retries of one request answered 429: the API server's own flow control asks for a
+#: second or so (Retry-After: 1); three retries ride out a burst without piling up.
+THROTTLE_RETRIES = 3
+#: Seconds at most we wait for one Retry-After; longer values are capped (a status write
+#: has 5 s, DESIGN 9.13) and a request with its own timeout never waits past it.
+MAX_RETRY_AFTER = 10.0
+#: Seconds waited after a 429 without a usable Retry-After (seconds, not an HTTP date).
+DEFAULT_RETRY_AFTER = 1.0
+
 
 class ApiError(Exception):
     """The API server answered with an error status (or could not be reached: status 0)."""
 
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    def __init__(
+        self, status: int, reason: str, message: str, *, retry_after: float | None = None
+    ) -> None:
         super().__init__(f"{status} {reason}: {message}")
         self.status = status
         self.reason = reason
         self.message = message
+        self.retry_after = retry_after
+        """Seconds from the answer's ``Retry-After`` header (429, 503), if it had one."""
 
     @property
     def conflict(self) -> bool:
@@ -71,14 +93,17 @@ class ApiStats:
 
 
 def connection_info() -> kopf.ConnectionInfo:
-    """The credentials the operator runs with: in a pod its ServiceAccount, else kubeconfig."""
-    settings = kopf.OperatorSettings()
-    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
-        settings=settings
-    )
-    if info is None:
-        raise kopf.LoginError("no ServiceAccount token and no kubeconfig found")
-    return info
+    """The credentials the operator runs with now: in a pod its ServiceAccount, else the
+    kubeconfig (``kube.credentials``; read anew on every call)."""
+    return Credentials().get()
+
+
+def _seconds(header: str | None) -> float | None:
+    """A ``Retry-After`` of delay-seconds (what the API server sends); None otherwise."""
+    try:
+        return max(0.0, float(header)) if header is not None else None
+    except ValueError:  # an HTTP date: the default delay applies
+        return None
 
 
 def dump_json(value: Any) -> bytes:
@@ -113,8 +138,12 @@ class KubeClient:
         self.on_write = on_write
         """``metrics.Metrics.api_write(verb, resource, code)``: called once per write attempt."""
         self._relogin = relogin
-        """Fresh credentials after a 401: in a pod the kubelet rotates the projected
-        ServiceAccount token file, and the one read at start-up eventually expires."""
+        """Fresh credentials after a 401 or at expiry: in a pod the kubelet rotates the
+        projected ServiceAccount token file, and the one read at start-up eventually
+        expires; an exec plugin's token has an expirationTimestamp. It may block (an exec
+        plugin runs), so it runs in a thread."""
+        self._login_lock = asyncio.Lock()
+        self._retired: set[asyncio.Task[None]] = set()
 
     def _ensure_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -133,6 +162,40 @@ class KubeClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        for task in list(self._retired):
+            task.cancel()
+
+    def _expired(self) -> bool:
+        expiration = self._info.expiration
+        if expiration is None or self._relogin is None:
+            return False
+        if expiration.tzinfo is None:
+            expiration = expiration.replace(tzinfo=datetime.UTC)
+        return datetime.datetime.now(datetime.UTC) >= expiration
+
+    async def _login_again(self, stale: kopf.ConnectionInfo) -> None:
+        """New credentials and a new session for them, once for all callers that saw
+        ``stale`` refused or expired. Requests still in flight finish on the old session."""
+        assert self._relogin is not None
+        async with self._login_lock:
+            if self._info is not stale:
+                return  # another request already logged in again
+            try:
+                self._info = await asyncio.to_thread(self._relogin)
+            except Exception as exc:  # callers handle ApiError; the message holds no secret
+                logger.warning("fetching our credentials again failed: %s", exc)
+                raise ApiError(401, "LoginFailed", str(exc)) from None
+            old, self._session = self._session, None
+            if old is not None:
+                task = asyncio.create_task(self._close_later(old))
+                self._retired.add(task)
+                task.add_done_callback(self._retired.discard)
+
+    async def _close_later(self, session: aiohttp.ClientSession) -> None:
+        try:
+            await asyncio.sleep(self._timeout.total or 10.0)
+        finally:
+            await session.close()
 
     async def request(
         self,
@@ -148,7 +211,9 @@ class KubeClient:
         """Send one request; return the decoded JSON answer or raise ``ApiError``.
 
         ``kind`` labels the counters: the resource's plural (``heartbeatmonitors/status``,
-        ``secrets``, ``events``, ``leases``).
+        ``secrets``, ``events``, ``leases``). A 401 reads the credentials again and retries
+        once; a 429 waits for ``Retry-After`` and retries (``THROTTLE_RETRIES`` times, and
+        only while ``timeout`` leaves room for it).
         """
         data = await self._send(method, path, body, params, content_type, kind, timeout)
         return data if isinstance(data, dict) else {}
@@ -173,17 +238,40 @@ class KubeClient:
         *,
         raw: bool = False,
     ) -> Any:
-        try:
-            return await self._request(
-                method, path, body, params, content_type, kind, timeout, raw=raw
-            )
-        except ApiError as exc:
-            if exc.status != 401 or self._relogin is None:
-                raise
-        logger.info("the API server refused our credentials (401): reading them again")
-        self._info = self._relogin()
-        await self.close()
-        return await self._request(method, path, body, params, content_type, kind, timeout, raw=raw)
+        """``_request`` with the re-login after a 401 or at expiry, and the 429 retries."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        relogged = False
+        throttled = 0
+        while True:
+            remaining = None if deadline is None else max(0.001, deadline - time.monotonic())
+            info = self._info
+            if self._expired():
+                logger.info("our credentials expired: fetching them again")
+                await self._login_again(info)
+                info = self._info
+            try:
+                return await self._request(
+                    method, path, body, params, content_type, kind, remaining, raw=raw
+                )
+            except ApiError as exc:
+                if exc.status == 401 and self._relogin is not None and not relogged:
+                    relogged = True
+                    logger.info("the API server refused our credentials (401): reading them again")
+                    await self._login_again(info)
+                    continue
+                if exc.status != 429 or throttled >= THROTTLE_RETRIES:
+                    raise
+                delay = min(
+                    MAX_RETRY_AFTER,
+                    DEFAULT_RETRY_AFTER if exc.retry_after is None else exc.retry_after,
+                )
+                if deadline is not None and time.monotonic() + delay >= deadline:
+                    raise
+                throttled += 1
+                logger.info(
+                    "the API server throttles %s %s (429): retrying in %.1f s", method, kind, delay
+                )
+                await asyncio.sleep(delay)
 
     async def _request(
         self,
@@ -214,6 +302,7 @@ class KubeClient:
             ) as response:
                 self.stats.last_answer = time.monotonic()
                 status = response.status
+                retry_after = _seconds(response.headers.get("Retry-After"))
                 payload = await response.read()
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             self.stats.errors[kind] += 1
@@ -237,7 +326,7 @@ class KubeClient:
             if isinstance(data, dict):
                 reason = str(data.get("reason") or reason)
                 message = str(data.get("message") or "")
-            raise ApiError(status, reason, message)
+            raise ApiError(status, reason, message, retry_after=retry_after)
         if write:
             self.stats.writes[kind] += 1
         return data if isinstance(data, dict) else {}

@@ -16,7 +16,7 @@ kopf's watch stays in the table until its next status write answers 404 and remo
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import kopf
@@ -54,17 +54,20 @@ def build_settings(settings: kopf.OperatorSettings | None = None) -> kopf.Operat
     return settings
 
 
-def build_registry(table: MonitorTable, info: kopf.ConnectionInfo) -> kopf.OperatorRegistry:
+def build_registry(
+    table: MonitorTable, login: Callable[..., kopf.ConnectionInfo]
+) -> kopf.OperatorRegistry:
     """A private registry (never kopf's global one): login and the monitors' event handler.
 
-    The handlers are coroutines on purpose: kopf runs plain functions in a thread pool,
-    and the table (its asyncio events, its listeners) belongs to the event loop's thread.
+    ``login`` is ``Credentials.kopf_login()``: credentials fetched anew when kopf asks
+    (after a 401, at expiry). Returning the start-up ones forever made kopf give up with
+    "Ran out of valid credentials" once the ServiceAccount token rotated (issue 13 item
+    11). It is a plain function on purpose: kopf runs it in a thread, and an exec plugin
+    may take seconds. The event handler is a coroutine on purpose: the table (its asyncio
+    events, its listeners) belongs to the event loop's thread.
     """
     registry = kopf.OperatorRegistry()
-
-    @kopf.on.login(registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
-        return info
+    kopf.on.login(registry=registry, id="credentials")(login)
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def monitor_changed(type: str | None, body: kopf.Body, **_: Any) -> None:

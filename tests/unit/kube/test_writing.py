@@ -38,11 +38,16 @@ def monitor() -> dict:
     }
 
 
-def setup(**config) -> tuple[FakeKube, MonitorTable, Writer]:
+def setup(clock=None, **config) -> tuple[FakeKube, MonitorTable, Writer]:
     fake = FakeKube()
     table = MonitorTable()
     table.upsert(fake.add(PATH, monitor()))
-    writer = Writer(fake, table, WriterConfig(deadline_delay=0, **config))  # type: ignore[arg-type]
+    writer = Writer(
+        fake,
+        table,
+        WriterConfig(deadline_delay=0, **config),  # type: ignore[arg-type]
+        **({"clock": clock} if clock else {}),
+    )
     return fake, table, writer
 
 
@@ -92,6 +97,58 @@ async def test_a_ping_not_written_in_time_is_a_write_timeout_and_never_counted()
     await leader
     await writer.drain(timeout=1)
     assert ping_count(fake) == 0
+
+
+async def test_a_ping_answered_503_is_not_counted_by_the_retry_after_a_conflict():
+    # Issue 13 item 9: the write carrying the ping outlives its 5 s and then meets a 409;
+    # the client already has its 503, so the re-applied write must leave the ping out.
+    fake, _, writer = setup(write_timeout=0.2)
+    fake.gate = asyncio.Event()
+    fake.conflicts_left = 1
+    with pytest.raises(WriteTimeout):
+        await writer.record(TOKEN, ping())
+    assert fake.puts_started == 1  # the ping's write was in flight when it timed out
+    fake.gate.set()
+    await writer.drain(timeout=2)
+    assert ping_count(fake) == 0
+    assert fake.puts_started == 1  # and nothing was left to write after the conflict
+
+
+async def test_sequential_pings_keep_to_the_write_budget():
+    # Issue 13 item 8: a client that waits for each reply empties the monitor's lane
+    # between pings; the budget (here burst 2, then one write per 100 s) still holds.
+    fake, _, writer = setup(writes_per_second=0.01, write_burst=2, write_timeout=0.3)
+    await writer.record(TOKEN, ping())
+    await writer.record(TOKEN, ping())
+    with pytest.raises(WriteTimeout):
+        await writer.record(TOKEN, ping())  # waits for the budget, past its 503
+    assert fake.writes.count(("PUT", "heartbeatmonitors/status")) == 2
+    assert ping_count(fake) == 2
+
+
+async def test_a_monitors_write_budget_is_forgotten_once_refilled():
+    # The buckets that outlive lanes are bounded: a full one is dropped (issue 13 item 8).
+    now = [0.0]
+    fake, table, writer = setup(clock=lambda: now[0], writes_per_second=5, write_burst=10)
+    other = "o" * 43
+    body = monitor()
+    body["metadata"].update(name="n", uid="uid-2")
+    body["status"]["tokenHash"] = token_hash(other)
+    table.upsert(fake.add(monitor_path("ns", "n"), body))
+    await writer.record(TOKEN, ping())
+    await async_wait_for(lambda: _true(not writer._lanes), timeout=2, what="lane gone")
+    assert ("ns", "m") in writer._idle_buckets  # 9 of 10 left: kept
+    now[0] += 0.1
+    await writer.record(other, ping())
+    assert ("ns", "m") in writer._idle_buckets  # not refilled yet
+    now[0] += 0.2  # 0.3 s at 5/s refills the one write
+    await writer.record(other, ping())
+    await async_wait_for(lambda: _true(not writer._lanes), timeout=2, what="lanes gone")
+    assert ("ns", "m") not in writer._idle_buckets
+    now[0] += 1.0
+    await writer.record(TOKEN, ping())
+    await async_wait_for(lambda: _true(not writer._lanes), timeout=2, what="lanes gone")
+    assert list(writer._idle_buckets) == [("ns", "m")]  # n's bucket refilled and dropped
 
 
 async def test_a_conflict_is_re_read_and_re_applied():
