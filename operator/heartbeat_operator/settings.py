@@ -202,8 +202,9 @@ class MetricsSettings:
     Default none (labels may hold anything; only what the user allows becomes a series)."""
 
     monitor_metrics: MonitorMetrics = "full"
-    """``full`` exports every per-monitor series; ``minimal`` only state, up and next due
-    (DESIGN 9.14), for large fleets."""
+    """``full`` exports every per-monitor series; ``minimal`` only state, up, ready and
+    next due (DESIGN 9.14; ready so that an invalid monitor still alerts, 10.4), for large
+    fleets."""
 
 
 @dataclasses.dataclass(frozen=True)
