@@ -160,6 +160,7 @@ _NUMBERS: tuple[tuple[str, str, str], ...] = (
 )
 _STATE = "heartbeat_monitor_state"
 _UP = "heartbeat_monitor_up"
+_READY = "heartbeat_monitor_ready"
 _NEXT_DUE = "heartbeat_monitor_next_due_timestamp_seconds"
 _PINGS = "heartbeat_pings_total"
 _MISSED = "heartbeat_missed_runs_total"
@@ -169,6 +170,11 @@ _LEADER = "heartbeat_leader"
 _HELP: dict[str, tuple[str, str]] = {
     _STATE: ("gauge", "1 for the monitor's current state (status.state), 0 for the others."),
     _UP: ("gauge", "0 while the monitor is Down (and its spec can be evaluated), else 1."),
+    _READY: (
+        "gauge",
+        "1 while the monitor's Ready condition is True, 0 while it is not (the spec or the "
+        "token cannot be used: nothing is judged, see the condition's reason).",
+    ),
     **{metric: ("gauge", text) for _, metric, text in _TIMESTAMPS + _NUMBERS},
     _PINGS: (
         "counter",
@@ -214,14 +220,16 @@ def _timestamp(value: object) -> str | None:
     return str(int(seconds)) if seconds.is_integer() else repr(seconds)
 
 
-def _ready_false(status: Mapping[str, Any]) -> bool:
+def _ready(status: Mapping[str, Any]) -> str | None:
+    """The ``Ready`` condition's status (``"True"``, ``"False"``, …), None while absent."""
     conditions = status.get("conditions")
     if not isinstance(conditions, list):
-        return False
+        return None
     for condition in conditions:
         if isinstance(condition, Mapping) and condition.get("type") == "Ready":
-            return condition.get("status") == "False"
-    return False
+            value = condition.get("status")
+            return value if isinstance(value, str) else None
+    return None
 
 
 def _mode(spec: Mapping[str, Any]) -> str:
@@ -254,6 +262,7 @@ def _unpack(row: Any) -> tuple[str, str, Mapping[str, Any], Mapping[str, Any], M
 _FAMILIES: tuple[str, ...] = (
     _STATE,
     _UP,
+    _READY,
     *(metric for _, metric, _ in _TIMESTAMPS + _NUMBERS),
     _PINGS,
     _MISSED,
@@ -286,14 +295,19 @@ class _RowRenderer:
         ident = f'{{namespace="{_escape(namespace)}",name="{_escape(name)}"'
         out: list[str] = []
         state = status.get("state")
+        ready = _ready(status)
         if state in MONITOR_STATES:
             prefix = _STATE + ident
             out.append("".join([prefix + suffix for suffix in _STATE_SUFFIXES[state]]))
             # DESIGN 9.7: while Ready=False nothing alerts, even if the kept state is Down.
-            down = state == "Down" and not _ready_false(status)
+            down = state == "Down" and ready != "False"
             out.append(f"{_UP}{ident}}} {0 if down else 1}\n")
         else:
             out += ("", "")
+        # DESIGN 10.4: a monitor that cannot be evaluated alerts (HeartbeatMonitorInvalid),
+        # so this series is kept in minimal mode too. Absent until the operator has set
+        # Ready (a brand-new monitor whose token is not in its Secret yet).
+        out.append(f"{_READY}{ident}}} {1 if ready == 'True' else 0}\n" if ready else "")
         if self.minimal:
             value = _timestamp(status.get("nextDueTime"))
             due = f"{_NEXT_DUE}{ident}}} {value}\n" if value is not None else ""
@@ -359,8 +373,8 @@ class MonitorCollector(Collector):
     ``heartbeat_leader 0``. A row whose ``deleting`` attribute is true (the kube table's
     ``MonitorEntry`` of an object with a deletionTimestamp) is skipped: a monitor on its way
     out never pages. ``label_keys`` is the allow-list of Kubernetes label keys
-    copied onto ``heartbeat_monitor_info``; ``mode="minimal"`` keeps only state, up and
-    next due (``--monitor-metrics=minimal``).
+    copied onto ``heartbeat_monitor_info``; ``mode="minimal"`` keeps only state, up, ready
+    and next due (``--monitor-metrics=minimal``).
     """
 
     def __init__(

@@ -148,7 +148,15 @@ class Operator:
             ),
         )
         urls = Urls(settings.server.external_url, settings.server.internal_url)
-        self.tokens = TokenKeeper(self.client, self.table, self.writer, urls)
+        self.tokens = TokenKeeper(
+            self.client,
+            self.table,
+            self.writer,
+            urls,
+            instance=settings.watching.identity,
+            poke=lambda key: self.scheduler.poke(key),
+        )
+        self._sweep: asyncio.Task[None] | None = None
         self.scheduler = Scheduler(
             self.table,
             self.writer,
@@ -195,8 +203,24 @@ class Operator:
             # Secrets written with other --external-url/--internal-url get the new ones.
             self.writer.spawn(self.tokens.refresh_urls(self.leadership.annotations))
             self.writer.spawn(self._warm_metrics())
+            # DESIGN 10.8.14: deleted token Secrets are found by a slow sweep of reads.
+            self.stop_sweep()
+            self._sweep = asyncio.create_task(
+                self.tokens.sweep_forever(
+                    self.is_leader,
+                    reads_per_second=self.settings.tokens.sweep_reads_per_second,
+                    interval=self.settings.tokens.sweep_interval,
+                ),
+                name="token sweep",
+            )
         else:
             self.metrics.monitors.forget()
+            self.stop_sweep()
+
+    def stop_sweep(self) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
 
     async def _warm_metrics(self) -> None:
         """The leader's first scrape finds every monitor rendered (metrics: ``warm``)."""
@@ -284,6 +308,7 @@ async def run(settings: Settings) -> int:
         op.health.begin_shutdown()
         lease_stop.set()
         await op.scheduler.stop()
+        op.stop_sweep()
         # Bounded: a renewal stuck on an unreachable API must not hold the exit past 10 s.
         await asyncio.wait({lease_task, wiring_task}, timeout=STEP_TIMEOUT)
         with contextlib.suppress(TimeoutError):

@@ -34,6 +34,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "SettingsError",
+    "TokenSettings",
     "WatchingSettings",
     "WriterSettings",
     "add_arguments",
@@ -196,6 +197,19 @@ class LeadershipSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class TokenSettings:
+    """The leader's sweep that finds deleted token Secrets (DESIGN 10.8.14)."""
+
+    sweep_reads_per_second: float = 20.0
+    """Secret reads per second the sweep makes, at most. Default 20 (DESIGN 10.8.14): a few
+    thousand monitors are read in a few minutes at an API cost that stays in the noise."""
+
+    sweep_interval: float = 60.0
+    """Seconds from the end of one sweep pass to the start of the next (and from taking the
+    lead to the first pass). Default 60 s (DESIGN 10.8.14)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class MetricsSettings:
     """What the scrape-time collector exports (DESIGN 5 and 9.14)."""
 
@@ -204,8 +218,9 @@ class MetricsSettings:
     Default none (labels may hold anything; only what the user allows becomes a series)."""
 
     monitor_metrics: MonitorMetrics = "full"
-    """``full`` exports every per-monitor series; ``minimal`` only state, up and next due
-    (DESIGN 9.14), for large fleets."""
+    """``full`` exports every per-monitor series; ``minimal`` only state, up, ready and
+    next due (DESIGN 9.14; ready so that an invalid monitor still alerts, 10.4), for large
+    fleets."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,6 +255,7 @@ class Settings:
     writer: WriterSettings = dataclasses.field(default_factory=WriterSettings)
     leadership: LeadershipSettings = dataclasses.field(default_factory=LeadershipSettings)
     metrics: MetricsSettings = dataclasses.field(default_factory=MetricsSettings)
+    tokens: TokenSettings = dataclasses.field(default_factory=TokenSettings)
     jobs: JobsSettings = dataclasses.field(default_factory=JobsSettings)
 
 
@@ -440,6 +456,20 @@ _FLAGS: tuple[_Flag, ...] = (
     ),
     _Flag("--lease-name", "leadership", "lease_name", _text, "Lease name (heartbeat-operator)"),
     _Flag(
+        "--secret-sweep-reads-per-second",
+        "tokens",
+        "sweep_reads_per_second",
+        _positive_float,
+        "token Secret reads per second of the leader's sweep for deleted Secrets (20)",
+    ),
+    _Flag(
+        "--secret-sweep-interval",
+        "tokens",
+        "sweep_interval",
+        _positive_float,
+        "seconds between the end of one Secret sweep pass and the next (60)",
+    ),
+    _Flag(
         "--monitor-metrics",
         "metrics",
         "monitor_metrics",
@@ -589,6 +619,7 @@ def build_settings(
         writer=WriterSettings(**given.get("writer", {})),
         leadership=LeadershipSettings(**given.get("leadership", {})),
         metrics=MetricsSettings(**given.get("metrics", {})),
+        tokens=TokenSettings(**given.get("tokens", {})),
         jobs=JobsSettings(**given.get("jobs", {})),
     )
     _check(settings)

@@ -54,7 +54,12 @@ def alerts_in(document: dict[str, Any]) -> set[str]:
 
 def test_every_alert_is_tested_firing_and_quiet() -> None:
     shipped = alerts_in(yaml.safe_load(RULES.read_text()))
-    assert {"HeartbeatMonitorDown", "HeartbeatMonitorLate", "HeartbeatOperatorAbsent"} <= shipped
+    assert {
+        "HeartbeatMonitorDown",
+        "HeartbeatMonitorLate",
+        "HeartbeatMonitorInvalid",
+        "HeartbeatOperatorAbsent",
+    } <= shipped
     firing: set[str] = set()
     quiet: set[str] = set()
     for test_file in TESTS:

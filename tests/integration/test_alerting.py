@@ -28,9 +28,10 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client as k8s
 
 from heartbeat_operator.devcluster import processes
-from tests.integration.operator_process import Monitors, http, isolated
+from tests.integration.operator_process import Monitors, condition, http, isolated
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -462,3 +463,68 @@ def test_stopping_the_operator_fires_operator_absent_after_two_minutes(
     assert absent.received - stopped >= 119
     assert absent.labels["severity"] == "critical"
     assert "heartbeat_leader" in absent.annotations["description"]
+
+
+def test_an_invalid_monitor_notifies_and_the_fix_resolves_it(
+    stack: Stack, operator_factory: Any, monitors: Monitors, namespace: str
+) -> None:
+    """DESIGN 10.4: a monitor that cannot be evaluated (Ready=False) is not silent.
+
+    The monitor is made unusable by a weak token in the user's Secret (Ready=False
+    WeakToken): unlike a schedule or time zone typo, which the admission webhook may
+    refuse before the operator ever sees it, nothing at admission can refuse that, so the
+    test does not depend on which other checks are installed. The alert reads
+    heartbeat_monitor_ready alone, whatever the reason.
+    """
+    operator = operator_factory.start(*isolated(namespace, "--metrics-label", "team"))
+    stack.scrape(operator.metrics_port)
+    monitors.core.create_namespaced_secret(
+        namespace,
+        k8s.V1Secret(metadata=k8s.V1ObjectMeta(name="weak"), string_data={"token": "short"}),
+    )
+    # A 2 s period: valid, it would be Down in seconds; invalid, nothing is judged.
+    spec = {"period": "2s", "grace": "1s", "tokenSecretName": "weak"}
+    monitors.create("typo", spec, labels={"team": "storage"})
+    monitors.create("fine", {"period": "1h"}, labels={"team": "storage"})
+    wait_for(
+        lambda: condition(monitors.status("typo"), "Ready").get("reason") == "WeakToken",
+        timeout=10,
+        what="typo Ready=False WeakToken",
+    )
+
+    invalid = stack.webhook.wait(
+        "HeartbeatMonitorInvalid", "firing", 30, namespace=namespace, name="typo"
+    )
+    assert invalid.labels["severity"] == "warning"
+    assert invalid.labels["label_team"] == "storage"
+    assert invalid.labels["mode"] == "period"
+    assert (
+        invalid.annotations["summary"] == f"Heartbeat monitor {namespace}/typo cannot be evaluated"
+    )
+    description = invalid.annotations["description"]
+    assert "Ready=False" in description
+    assert f"kubectl describe heartbeatmonitor -n {namespace} typo" in description
+    assert "short" not in json.dumps(invalid.__dict__)
+    # Invalid, not Down: the 2 s slots that passed were not judged (DESIGN 9.7).
+    assert not stack.webhook.matching("HeartbeatMonitorDown", namespace=namespace, name="typo")
+    assert not stack.webhook.matching("HeartbeatMonitorInvalid", namespace=namespace, name="fine")
+
+    # The fix the docs give: a strong token in the Secret, then the rotation annotation
+    # so the operator re-reads it (docs/operating.md, "Known limits").
+    fixed = time.time()
+    monitors.core.patch_namespaced_secret(
+        "weak", namespace, {"stringData": {"token": "a-strong-token-0123456789abcdefghijklmn"}}
+    )
+    monitors.custom.patch_namespaced_custom_object(
+        "heartbeat.dev",
+        "v1alpha1",
+        namespace,
+        "heartbeatmonitors",
+        "typo",
+        {"metadata": {"annotations": {"heartbeat.dev/rotate-token": "1"}}},
+    )
+    resolved = stack.webhook.wait(
+        "HeartbeatMonitorInvalid", "resolved", 30, namespace=namespace, name="typo"
+    )
+    assert resolved.received >= fixed
+    assert condition(monitors.status("typo"), "Ready")["status"] == "True"

@@ -1,8 +1,9 @@
 """The HeartbeatMonitor CRD as the API server enforces it (DESIGN 2, 9.15, 9.18).
 
 Every rule has a case it accepts and one it rejects, checked against the real
-kube-apiserver: schema types, the duration pattern, minimums, maxLength, the two CEL
-rules on the spec and the one on the name's length, defaults, the status schema (nothing
+kube-apiserver: schema types, the durations' CEL rules (grammar and 10-year bound, refused
+in sentences), minimums, maxLength, the two CEL rules on the spec and the one on the name's
+length, defaults, the status schema (nothing
 the operator writes is pruned), printer columns and ``kubectl explain``.
 """
 
@@ -23,7 +24,17 @@ from tests.integration.conftest import KubectlRunner
 GROUP, VERSION, PLURAL = "heartbeat.dev", "v1alpha1", "heartbeatmonitors"
 EXACTLY_ONE = "exactly one of spec.period and spec.schedule must be set"
 TZ_ONLY_WITH_SCHEDULE = "spec.timeZone is allowed only together with spec.schedule"
-DURATION_PATTERN = "should match '^([0-9]+[smhdw])*0*[1-9][0-9]*[smhdw]([0-9]+[smhdw])*$'"
+
+
+def not_a_duration(field: str) -> str:
+    """DESIGN 10.4: a sentence, not the regular expression it used to be."""
+    sentence = f"{field} must be a duration like 30s, 5m, 1h30m, 2d or 1w"
+    return f'spec.{field}: Invalid value: "string": {sentence}'
+
+
+def too_long(field: str) -> str:
+    """DESIGN 10.8.16: no duration above 10 years (issue 13 item 3: overflow past 9999)."""
+    return f'spec.{field}: Invalid value: "string": {field} must be at most 10 years (3650d)'
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +101,12 @@ ACCEPTED = {
         "tokenSecretName": "nightly-backup.token",
     },
     "thresholds at their minimum": {"period": "1h", "failureThreshold": 1, "successThreshold": 1},
+    # DESIGN 10.8.16: 10 years (3650 days) is the longest duration, however written
+    "ten years in days": {"period": "3650d", "grace": "3650d"},
+    "ten years in weeks and days": {"period": "521w3d", "maxRuntime": "521w3d"},
+    "ten years in hours": {"period": "87600h", "minRuntime": "87600h"},
+    "ten years in seconds": {"period": "315360000s"},
+    "many leading zeros": {"period": "000000000000000000001s"},
 }
 
 
@@ -122,17 +139,26 @@ REJECTED = {
     "neither period nor schedule": ({"grace": "5m"}, EXACTLY_ONE),
     # CEL: timeZone only with schedule
     "timeZone with period": ({"period": "1h", "timeZone": "UTC"}, TZ_ONLY_WITH_SCHEDULE),
-    # the duration pattern, on every duration field
-    "zero period": ({"period": "0s"}, DURATION_PATTERN),
-    "zero compound period": ({"period": "0h0m"}, DURATION_PATTERN),
-    "negative period": ({"period": "-5m"}, DURATION_PATTERN),
-    "period without unit": ({"period": "60"}, DURATION_PATTERN),
-    "fractional period": ({"period": "1.5h"}, DURATION_PATTERN),
-    "unknown unit": ({"period": "1y"}, DURATION_PATTERN),
-    "zero grace": ({"period": "1h", "grace": "0m"}, DURATION_PATTERN),
-    "negative grace": ({"period": "1h", "grace": "-30s"}, DURATION_PATTERN),
-    "zero maxRuntime": ({"period": "1h", "maxRuntime": "0s"}, DURATION_PATTERN),
-    "negative minRuntime": ({"period": "1h", "minRuntime": "-1m"}, DURATION_PATTERN),
+    # the duration grammar, on every duration field, in a sentence
+    "zero period": ({"period": "0s"}, not_a_duration("period")),
+    "zero compound period": ({"period": "0h0m"}, not_a_duration("period")),
+    "negative period": ({"period": "-5m"}, not_a_duration("period")),
+    "period without unit": ({"period": "60"}, not_a_duration("period")),
+    "fractional period": ({"period": "1.5h"}, not_a_duration("period")),
+    "unknown unit": ({"period": "1y"}, not_a_duration("period")),
+    "zero grace": ({"period": "1h", "grace": "0m"}, not_a_duration("grace")),
+    "negative grace": ({"period": "1h", "grace": "-30s"}, not_a_duration("grace")),
+    "zero maxRuntime": ({"period": "1h", "maxRuntime": "0s"}, not_a_duration("maxRuntime")),
+    "negative minRuntime": ({"period": "1h", "minRuntime": "-1m"}, not_a_duration("minRuntime")),
+    # at most 10 years: each of these passed the old pattern and overflowed past year 9999
+    "period 500000w": ({"period": "500000w"}, too_long("period")),
+    "period 99999999h": ({"period": "99999999h"}, too_long("period")),
+    "period one second over": ({"period": "3650d1s"}, too_long("period")),
+    "grace 500000w": ({"period": "1h", "grace": "500000w"}, too_long("grace")),
+    "maxRuntime 500000w": ({"period": "1h", "maxRuntime": "500000w"}, too_long("maxRuntime")),
+    "minRuntime 11 years": ({"period": "1h", "minRuntime": "4015d"}, too_long("minRuntime")),
+    # more digits than an int64 holds: refused in the sentence, not a CEL evaluation error
+    "grace of 30 digits": ({"period": "1h", "grace": "9" * 30 + "w"}, too_long("grace")),
     # thresholds >= 1
     "failureThreshold 0": (
         {"period": "1h", "failureThreshold": 0},
@@ -171,6 +197,15 @@ def test_invalid_specs_are_rejected_with_a_clear_message(
     custom: k8s.CustomObjectsApi, ns: str, spec: dict[str, Any], expected: str
 ) -> None:
     assert expected in rejection(custom, ns, spec)
+
+
+def test_a_malformed_duration_gets_one_sentence_and_no_regular_expression(
+    custom: k8s.CustomObjectsApi, ns: str
+) -> None:
+    message = rejection(custom, ns, {"period": "1h", "grace": "5 minutes"})
+    assert not_a_duration("grace") in message
+    assert "10 years" not in message  # the bound holds for what is not a duration at all
+    assert "should match" not in message and "[smhdw]" not in message
 
 
 def test_time_zone_alone_breaks_both_rules(custom: k8s.CustomObjectsApi, ns: str) -> None:

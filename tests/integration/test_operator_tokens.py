@@ -126,3 +126,53 @@ def test_secret_urls_follow_the_operators_urls(operator_factory, monitors):
         "url": f"https://two.example/ping/{token}",
         "internal-url": f"http://heartbeat.ops.svc:8080/ping/{token}",
     }
+
+
+def test_a_deleted_secret_comes_back_with_a_new_token(operator_factory, monitors):
+    """DESIGN 10.8.14: the leader's slow sweep (reads by name; here a pass every second)
+    finds the deleted Secret, creates it again with a new token, says so in a Warning
+    Event, and the old URL stops working. It used to stay gone with Ready=True."""
+    op = operator_factory.start(
+        *isolated(monitors.namespace),
+        "--secret-sweep-interval",
+        "1",
+        "--secret-sweep-reads-per-second",
+        "50",
+    )
+    monitors.create("lost", {"period": "1h"})
+    old = monitors.url("lost")
+    assert http(old).status == 200
+
+    monitors.core.delete_namespaced_secret("lost-heartbeat", monitors.namespace)
+    new = wait_for(
+        lambda: (u := _url_or_none(monitors, "lost-heartbeat")) != old and u,
+        timeout=30,
+        what="the Secret created again with a new URL",
+    )
+    assert new.startswith(op.url + "/ping/")
+    wait_for(lambda: http(old).status == 404, timeout=10, what="the old URL refused")
+    assert http(new).status == 200
+    status = monitors.wait_ready("lost")
+    assert status["pingCount"] == 2  # the ping before and the one after: nothing lost
+    secret = monitors.core.read_namespaced_secret("lost-heartbeat", monitors.namespace)
+    assert [ref.uid for ref in secret.metadata.owner_references] == [
+        monitors.get("lost")["metadata"]["uid"]
+    ]
+    (event,) = wait_for(
+        lambda: [e for e in monitors.events("lost") if e.reason == "TokenRotated"],
+        timeout=10,
+        what="a TokenRotated Event",
+    )
+    assert event.type == "Warning"
+    assert "lost-heartbeat was deleted" in event.message
+    for token in (old.rsplit("/", 1)[1], new.rsplit("/", 1)[1]):
+        assert token not in event.message
+
+
+def _url_or_none(monitors: Monitors, name: str) -> str | None:
+    try:
+        return monitors.secret(name).get("url")
+    except k8s.ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise

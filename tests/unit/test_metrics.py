@@ -31,6 +31,7 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 PER_MONITOR = {
     "heartbeat_monitor_state",
     "heartbeat_monitor_up",
+    "heartbeat_monitor_ready",
     "heartbeat_monitor_last_ping_timestamp_seconds",
     "heartbeat_monitor_last_success_timestamp_seconds",
     "heartbeat_monitor_last_failure_timestamp_seconds",
@@ -284,9 +285,37 @@ def test_down_with_an_unevaluable_spec_does_not_alert(table: Table, metrics: Met
     s = scrape(metrics)
     assert series(s, "heartbeat_monitor_state", namespace="ops", name="m", state="Down") == 1
     assert series(s, "heartbeat_monitor_up", namespace="ops", name="m") == 1
+    # ...but it is not silent: DESIGN 10.4's HeartbeatMonitorInvalid reads this series.
+    assert series(s, "heartbeat_monitor_ready", namespace="ops", name="m") == 0
 
     table.put("m", {"state": "Down", "conditions": [{"type": "Ready", "status": "True"}]})
     assert series(scrape(metrics), "heartbeat_monitor_up", namespace="ops", name="m") == 0
+
+
+@pytest.mark.parametrize(
+    ("ready", "expected"),
+    [("True", 1), ("False", 0), ("Unknown", 0), (None, None)],
+)
+def test_ready_is_one_only_while_the_ready_condition_is_true(
+    table: Table, metrics: Metrics, ready: str | None, expected: int | None
+) -> None:
+    """DESIGN 10.4: heartbeat_monitor_ready is 0 while Ready=False (an invalid schedule,
+    time zone or duration, a token conflict), and absent before Ready is set at all."""
+    conditions = [{"type": "Healthy", "status": "Unknown", "reason": "AwaitingFirstPing"}]
+    if ready is not None:
+        conditions.insert(0, {"type": "Ready", "status": ready, "reason": "X"})
+    table.put("m", {"state": "New", "conditions": conditions})
+    s = scrape(metrics)
+    assert series(s, "heartbeat_monitor_ready", namespace="ops", name="m") == expected
+
+
+def test_a_spec_fixed_turns_ready_back_to_one(table: Table, metrics: Metrics) -> None:
+    bad = [{"type": "Ready", "status": "False", "reason": "InvalidTimeZone"}]
+    table.put("m", {"state": "Healthy", "conditions": bad})
+    assert series(scrape(metrics), "heartbeat_monitor_ready", namespace="ops", name="m") == 0
+    good = [{"type": "Ready", "status": "True", "reason": "TokenReady"}]
+    table.put("m", {"state": "Healthy", "conditions": good})
+    assert series(scrape(metrics), "heartbeat_monitor_ready", namespace="ops", name="m") == 1
 
 
 def test_monitor_without_a_state_yet_has_no_state_series(table: Table, metrics: Metrics) -> None:
@@ -346,11 +375,12 @@ def test_label_keys_are_sanitized_and_collisions_keep_the_first() -> None:
     )
 
 
-def test_minimal_mode_keeps_only_state_up_and_next_due(table: Table) -> None:
+def test_minimal_mode_keeps_only_state_up_ready_and_next_due(table: Table) -> None:
     table.put(
         "m",
         {
             "state": "Healthy",
+            "conditions": [{"type": "Ready", "status": "False", "reason": "InvalidSchedule"}],
             "nextDueTime": "2026-11-25T05:00:00Z",
             "lastPingTime": "2026-11-25T04:00:00Z",
             "lastSuccessTime": "2026-11-25T04:00:00Z",
@@ -366,8 +396,11 @@ def test_minimal_mode_keeps_only_state_up_and_next_due(table: Table) -> None:
     assert names(s) & PER_MONITOR == {
         "heartbeat_monitor_state",
         "heartbeat_monitor_up",
+        "heartbeat_monitor_ready",
         "heartbeat_monitor_next_due_timestamp_seconds",
     }
+    # an invalid monitor still alerts in minimal mode (DESIGN 10.4)
+    assert series(s, "heartbeat_monitor_ready", namespace="ops", name="m") == 0
     with pytest.raises(ValueError):
         MonitorCollector(table, lambda: True, mode="compact")  # type: ignore[arg-type]
 

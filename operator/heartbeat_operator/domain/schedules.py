@@ -47,6 +47,10 @@ _MAX_CACHED_SLOTS = 512
 _MAX_SCHEDULES = 1024
 
 
+#: The last instant a ``datetime`` can hold; what ``Slot.alert`` gives past it.
+END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+
+
 class ScheduleError(ValueError):
     """An invalid cron expression or time zone. ``reason`` is a DESIGN 9.7 Ready reason."""
 
@@ -65,8 +69,12 @@ class Slot:
     alert_base: datetime
 
     def alert(self, grace: timedelta) -> datetime:
-        """The slot's ``alertTime``."""
-        return self.alert_base + grace
+        """The slot's ``alertTime`` (the last representable instant if it would fall past
+        year 9999: such a slot never alerts, and no computation raises; issue 13 item 3)."""
+        try:
+            return self.alert_base + grace
+        except OverflowError:
+            return END_OF_TIME
 
 
 class Schedule:
@@ -105,7 +113,10 @@ class PeriodSchedule(Schedule):
         self.period = period
 
     def next_slot(self, after: datetime) -> Slot | None:
-        due = after + self.period
+        try:
+            due = after + self.period
+        except OverflowError:  # past year 9999: no further slot (issue 13 item 3)
+            return None
         return Slot(due, due)
 
     def slot_due_at(self, due: datetime) -> Slot | None:
@@ -183,12 +194,16 @@ class CronSchedule(Schedule):
     def _walk(self, after: datetime, count: int) -> tuple[list[Slot], bool]:
         """Compute up to ``count`` slots strictly after ``after`` with cronsim."""
         tz = self.zone if self.zone is not None else UTC
-        it = CronSim(self._six, after.astimezone(tz))
+        try:
+            it = CronSim(self._six, after.astimezone(tz))
+        except OverflowError:  # ``after`` in its zone is past year 9999: no more slots
+            return [], True
         out: list[Slot] = []
         while len(out) < count:
             try:
                 tick = next(it)
-            except StopIteration:
+            except (StopIteration, OverflowError):
+                # cronsim ends (or runs past year 9999, issue 13 item 3): no more slots
                 return out, True
             slot = self._slot_of(tick)
             if slot is not None and slot.due > after:

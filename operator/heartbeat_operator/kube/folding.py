@@ -29,7 +29,7 @@ from heartbeat_operator.domain.inputs import (
     SpecEdit,
     Tick,
 )
-from heartbeat_operator.domain.machine import Transition, apply
+from heartbeat_operator.domain.machine import Transition, apply, describe
 from heartbeat_operator.domain.records import (
     MAX_RECENT_PINGS,
     RECENT_PING_BODY_BYTES,
@@ -226,20 +226,35 @@ def fold(
     inputs = edits + pings
 
     transitions: list[Announcement] = []
-    if judged and isinstance(spec, MonitorSpec) and old is not None:
-        # What happened before the edit is judged by the spec in force then (the domain's
-        # rule for SpecEdit: fold a Tick at the edit time with the old spec first).
-        for item in [*pings, Tick(now - settle_delay)]:
-            record, made = apply(old, record, item, now)
+    before = record
+    try:
+        if judged and isinstance(spec, MonitorSpec) and old is not None:
+            # What happened before the edit is judged by the spec in force then (the
+            # domain's rule for SpecEdit: fold a Tick at the edit time with the old spec
+            # first).
+            for item in [*pings, Tick(now - settle_delay)]:
+                record, made = apply(old, record, item, now)
+                transitions.extend(made)
+            inputs = edits
+        if judged and isinstance(spec, MonitorSpec):
+            for item in inputs:
+                record, made = apply(spec, record, item, now)
+                transitions.extend(made)
+            record, made = apply(spec, record, Tick(now - settle_delay), now)
             transitions.extend(made)
-        inputs = edits
-    if judged and isinstance(spec, MonitorSpec):
-        for item in inputs:
-            record, made = apply(spec, record, item, now)
-            transitions.extend(made)
-        record, made = apply(spec, record, Tick(now - settle_delay), now)
-        transitions.extend(made)
-    else:  # an invalid spec or a token failure: pings counted, nothing judged
+            # What render_status will ask of the spec, asked here where it can be caught.
+            describe(spec, record)
+    except (OverflowError, ValueError):
+        # A spec whose times fall past what a datetime holds (year 9999) cannot be
+        # evaluated: Ready=False like any invalid spec, the pings still counted, never an
+        # exception that would answer every ping 503 (issue 13 item 3). parse_spec bounds
+        # every duration to 10 years, so only a record or clock near year 9999 gets here.
+        spec = SpecError(
+            "InvalidSpec", "spec", "the spec cannot be evaluated: its times fall past year 9999"
+        )
+        judged = False
+        record, transitions, inputs = before, [], edits + pings
+    if not judged:  # an invalid spec or a token failure: pings counted, nothing judged
         for item in inputs:
             if isinstance(item, Ping):
                 record = record_ping_only(record, item)

@@ -124,6 +124,10 @@ class Scheduler:
             self._mark(key)
             self._wake.set()
 
+    def poke(self, key: Key) -> None:
+        """Reconcile this monitor soon (the token sweep found its Secret deleted)."""
+        self._on_table_change(key, None)
+
     def _mark(self, key: Key) -> None:
         if key not in self._dirty:
             self._dirty.add(key)

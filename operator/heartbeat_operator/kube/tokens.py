@@ -8,20 +8,30 @@ creation), or the annotation ``heartbeat.dev/rotate-token`` changed.
 Order matters: ``status.tokenHash`` is written before the Secret is created, and
 ``status.tokenSecretName`` only once the Secret holds the token — so after a crash
 anywhere in between, the next leader sees the mismatch and finishes the job.
+
+And a slow sweep (DESIGN 10.8.14): while leading, the operator re-reads each monitor's
+Secret by name, at most ``sweep_reads_per_second``, a new pass ``sweep_interval`` after
+the last one ended; a Secret found missing is created again with a new token (Warning
+Event ``TokenRotated``), so a deleted Secret never leaves a monitor "Ready" with a URL
+nobody can read. Still no list or watch of Secrets.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import datetime
 import json
 import logging
+from collections.abc import Callable
 
 from heartbeat_operator.domain.statuses import READY_TOKEN, Ready
 from heartbeat_operator.domain.tokens import new_token, token_hash
 from heartbeat_operator.kube import secrets
 from heartbeat_operator.kube.client import ApiError, KubeClient
+from heartbeat_operator.kube.events import InvolvedObject, apply_event, build_event
 from heartbeat_operator.kube.folding import Change, TokenUpdate
-from heartbeat_operator.kube.monitors import MonitorEntry, MonitorTable
+from heartbeat_operator.kube.monitors import Key, MonitorEntry, MonitorTable
 from heartbeat_operator.kube.writing import Writer
 
 logger = logging.getLogger(__name__)
@@ -45,16 +55,34 @@ class Urls:
 
 
 class TokenKeeper:
-    def __init__(self, client: KubeClient, table: MonitorTable, writer: Writer, urls: Urls) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        table: MonitorTable,
+        writer: Writer,
+        urls: Urls,
+        *,
+        instance: str = "",
+        poke: Callable[[Key], None] = lambda key: None,
+    ) -> None:
         self.client = client
         self.table = table
         self.writer = writer
         self.urls = urls
+        self.instance = instance  # reportingInstance of the Events posted here
+        # Asks the leader to reconcile a monitor (the scheduler's ``poke``).
+        self.poke = poke
+        # Monitors whose Secret the sweep found deleted: uid -> that Secret's name.
+        self._missing: dict[str, str] = {}
         # Rotation requests handled, by monitor uid (a new leader takes the current value
         # as handled; see docs/operating.md).
         self._rotation_seen: dict[str, str | None] = {}
         # Failures already reported, by uid: (generation, rotate annotation) they were for.
         self._failed: dict[str, tuple[int, str | None]] = {}
+        # Which sweep loop is the current one: a leadership lost and regained while a
+        # loop sleeps must not leave two loops reading.
+        self._sweep_epoch = 0
+        self.sweeps = 0  # passes completed (tests and logs)
 
     def _rotation(self, entry: MonitorEntry) -> str | None:
         return entry.annotations.get(secrets.ROTATE_ANNOTATION)
@@ -63,6 +91,8 @@ class TokenKeeper:
         rotation = self._rotation(entry)
         if entry.uid not in self._rotation_seen:
             self._rotation_seen[entry.uid] = rotation if entry.token_hash else None
+        if self._missing.get(entry.uid) == secrets.secret_name_for(entry):
+            return True  # the sweep found its Secret deleted (DESIGN 10.8.14)
         if self._failed.get(entry.uid) == (entry.generation, rotation):
             return False  # reported; the user must edit the spec or the annotation
         if not entry.token_hash:
@@ -80,8 +110,13 @@ class TokenKeeper:
         rotate = entry.uid in self._rotation_seen and rotation != self._rotation_seen[entry.uid]
         secret = await secrets.read_secret(self.client, entry.namespace, name)
 
+        missing = self._missing.pop(entry.uid, None) == name
         if secret is None:
             await self._create(entry, name)
+            if missing:
+                fresh = self.table.get(entry.key)
+                if fresh is not None and fresh.status.get("tokenSecretName") == name:
+                    self._rotated_event(fresh, name)
         else:
             verdict = secrets.judge_secret(secret, entry, name)
             if verdict.token is None and not verdict.owned:
@@ -163,6 +198,82 @@ class TokenKeeper:
         logger.warning("%s/%s: %s: %s", entry.namespace, entry.name, reason, message)
         await self._write(entry, TokenUpdate(ready=Ready("False", reason, message)))
         self._failed[entry.uid] = (entry.generation, self._rotation(entry))
+
+    async def sweep_forever(
+        self, is_leading: Callable[[], bool], *, reads_per_second: float, interval: float
+    ) -> None:
+        """While this replica leads: every ``interval`` seconds after the previous pass
+        ended, one ``sweep`` pass (DESIGN 10.8.14). Returns when leadership is lost."""
+        self._sweep_epoch += 1
+        epoch = self._sweep_epoch
+
+        def current() -> bool:
+            return epoch == self._sweep_epoch and is_leading()
+
+        while True:
+            await asyncio.sleep(interval)
+            if not current():
+                return
+            try:
+                missing = await self.sweep(current, reads_per_second)
+            except Exception:  # a bug must not end the sweep for the rest of the lead
+                logger.exception("token Secret sweep failed; next pass in %s s", interval)
+                continue
+            self.sweeps += 1
+            if missing:
+                logger.info("token Secret sweep: %d deleted Secrets to create again", missing)
+
+    async def sweep(self, go_on: Callable[[], bool], reads_per_second: float) -> int:
+        """One pass: read every monitor's token Secret by name, at most
+        ``reads_per_second``; hand a missing one to the leader's reconcile (``poke``),
+        which creates it again with a new token. Returns how many were missing; stops
+        early when ``go_on()`` turns false."""
+        await self.table.wait_synced()
+        loop = asyncio.get_running_loop()
+        spacing = 1.0 / reads_per_second
+        missing = 0
+        for entry in list(self.table):
+            if not go_on():
+                break
+            name = entry.status.get("tokenSecretName")
+            if not isinstance(name, str) or not entry.token_hash or entry.deleting:
+                continue  # no Secret yet: creation (reconcile) is on it
+            if name != secrets.secret_name_for(entry):
+                continue  # a tokenSecretName edit: reconcile's job
+            started = loop.time()
+            try:
+                found = await secrets.read_secret(self.client, entry.namespace, name)
+            except ApiError as exc:
+                logger.warning("sweep: reading Secret %s/%s: %s", entry.namespace, name, exc)
+            else:
+                if found is None:
+                    # The leader's reconcile creates it again (serialised with every other
+                    # change of this monitor), with a new token and a TokenRotated Event.
+                    logger.warning(
+                        "token Secret %s/%s of monitor %s is gone; creating it again",
+                        entry.namespace,
+                        name,
+                        entry.name,
+                    )
+                    self._missing[entry.uid] = name
+                    self.poke(entry.key)
+                    missing += 1
+            await asyncio.sleep(max(0.0, spacing - (loop.time() - started)))
+        return missing
+
+    def _rotated_event(self, entry: MonitorEntry, name: str) -> None:
+        body = build_event(
+            InvolvedObject(entry.namespace, entry.name, entry.uid),
+            time=datetime.datetime.now(datetime.UTC),
+            reason="TokenRotated",
+            event_type="Warning",
+            message=(
+                f"Secret {name} was deleted; created it again with a new token (the old "
+                "ping URL no longer works: read the new one from the Secret)"
+            ),
+            instance=self.instance,
+        )
+        self.writer.spawn(apply_event(self.client, body))
 
     async def refresh_urls(self, notes: dict[str, str]) -> None:
         """When the configured URLs differ from the ones the Secrets were written with

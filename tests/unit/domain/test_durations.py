@@ -2,7 +2,12 @@ from datetime import timedelta
 
 import pytest
 
-from heartbeat_operator.domain.durations import DurationError, format_duration, parse_duration
+from heartbeat_operator.domain.durations import (
+    MAX_DURATION,
+    DurationError,
+    format_duration,
+    parse_duration,
+)
 
 
 @pytest.mark.parametrize(
@@ -40,3 +45,19 @@ def test_rejects_what_the_crd_pattern_rejects(text: str) -> None:
 def test_formats_round_trip(value: timedelta, text: str) -> None:
     assert format_duration(value) == text
     assert parse_duration(text) == value
+
+
+@pytest.mark.parametrize("text", ["3650d", "521w3d", "87600h", "315360000s"])
+def test_ten_years_is_the_longest_duration(text: str) -> None:
+    assert parse_duration(text) == MAX_DURATION == timedelta(days=3650)
+
+
+@pytest.mark.parametrize(
+    "text", ["3650d1s", "500000w", "99999999h", "9" * 30 + "w", "1w" * 600, "315360001s"]
+)
+def test_longer_than_ten_years_is_a_duration_error_never_an_overflow(text: str) -> None:
+    """Issue 13 item 3: ``500000w`` passed the CRD pattern and overflowed past year 9999;
+    thirty digits overflowed timedelta itself."""
+    with pytest.raises(DurationError, match=r"longer than 10 years \(3650d\)") as caught:
+        parse_duration(text)
+    assert len(str(caught.value)) < 120  # a long text is cut in the message

@@ -17,9 +17,11 @@ import pytest
 from cronsim import CronSim
 
 from heartbeat_operator.domain.schedules import (
+    END_OF_TIME,
     CronSchedule,
     PeriodSchedule,
     ScheduleError,
+    Slot,
     compile_cron,
     load_zone,
     normalize_cron,
@@ -258,3 +260,41 @@ def test_the_cache_stays_exact_past_its_size_limit() -> None:
             assert cached.next_slot(older) == CronSchedule(cached.expr, cached.zone).next_slot(
                 older
             )
+
+
+# --- the end of time (issue 13 item 3) -------------------------------------------------------
+# parse_spec bounds durations to 10 years, so a slot past year 9999 takes a record or clock
+# near it; then there is no further slot and no alert, never an OverflowError.
+
+
+def test_a_period_slot_past_year_9999_is_no_slot() -> None:
+    p = PeriodSchedule(timedelta(days=3650))
+    assert p.next_slot(T("9995-01-01T00:00:00Z")) is None
+    assert p.upcoming(T("9985-01-01T00:00:00Z"), 3) == [
+        Slot(T("9994-12-30T00:00:00Z"), T("9994-12-30T00:00:00Z"))
+    ]
+
+
+@pytest.mark.parametrize(
+    ("expr", "zone"),
+    [("0 0 29 2 *", None), ("* * * * *", "Europe/Berlin"), ("0 2 * * *", "America/New_York")],
+)
+def test_a_cron_slot_past_year_9999_is_no_slot(expr: str, zone: str | None) -> None:
+    schedule = CronSchedule(normalize_cron(expr), load_zone(zone))
+    assert schedule.next_slot(T("9999-12-31T23:00:00Z")) is None
+    # and the cache, once it knows the schedule ends, keeps saying so
+    assert schedule.next_slot(T("9999-12-31T23:30:00Z")) is None
+
+
+def test_a_leap_day_schedule_ends_with_its_last_leap_day() -> None:
+    schedule = compile_cron("0 0 29 2 *", None)
+    assert [s.due for s in schedule.upcoming(T("9988-03-01T00:00:00Z"), 5)] == [
+        T("9992-02-29T00:00:00Z"),
+        T("9996-02-29T00:00:00Z"),
+    ]
+
+
+def test_an_alert_past_year_9999_is_the_end_of_time() -> None:
+    slot = Slot(T("9999-06-01T00:00:00Z"), T("9999-06-01T00:00:00Z"))
+    assert slot.alert(timedelta(days=3650)) == END_OF_TIME
+    assert slot.alert(timedelta(days=1)) == T("9999-06-02T00:00:00Z")

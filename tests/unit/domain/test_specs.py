@@ -62,6 +62,13 @@ def test_full_cron_spec() -> None:
         ({"period": "1h", "successThreshold": "2"}, "InvalidSpec", "spec.successThreshold"),
         ({"period": "1h", "paused": "yes"}, "InvalidSpec", "spec.paused"),
         ({"period": "1h", "colour": "red"}, "InvalidSpec", "spec.colour"),
+        # issue 13 item 3: accepted by the old CRD pattern, then OverflowError past 9999
+        ({"period": "500000w"}, "InvalidSpec", "spec.period"),
+        ({"period": "99999999h"}, "InvalidSpec", "spec.period"),
+        ({"period": "1h", "grace": "500000w"}, "InvalidSpec", "spec.grace"),
+        ({"period": "1h", "maxRuntime": "500000w"}, "InvalidSpec", "spec.maxRuntime"),
+        ({"period": "1h", "minRuntime": "3651d"}, "InvalidSpec", "spec.minRuntime"),
+        ({"schedule": "0 2 * * *", "grace": "9" * 40 + "s"}, "InvalidSpec", "spec.grace"),
     ],
 )
 def test_errors_name_reason_and_field(raw: dict[str, object], reason: str, field: str) -> None:

@@ -386,3 +386,23 @@ def test_nothing_is_judged_while_a_token_failure_holds_ready_false() -> None:
     assert fixed.status["state"] == "New" and not fixed.transitions
     assert fixed.status["nextDueTime"] == "2026-01-02T09:01:00Z"  # a period from the fix
     assert fixed.status["missedRuns"] == 0 and fixed.status["consecutiveFailures"] == 0
+
+
+def test_a_spec_past_year_9999_is_ready_false_and_its_pings_still_count():
+    """Issue 13 item 3: whatever the domain cannot evaluate, a writer folds to Ready=False
+    (reason InvalidSpec, with a message), never an exception (which answered every ping
+    503). Durations are bounded, so this takes a clock near year 9999: a run started now
+    whose maxRuntime deadline would fall past it."""
+    now = datetime(9999, 12, 31, 23, 0, tzinfo=UTC)
+    spec = {"period": "1h", "maxRuntime": "3650d"}
+    entry = MonitorEntry.from_body(body(created="9999-12-31T22:00:00Z", **spec))
+    first = folding.fold(entry, [], now)
+    entry = MonitorEntry.from_body(
+        body(created="9999-12-31T22:00:00Z", status=first.status, **spec)
+    )
+    folded = folding.fold(entry, [Change(inputs=(Ping(now, "start"),))], now)
+    ready = folding.ready_condition(folded.status)
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert "past year 9999" in ready["message"]
+    assert folded.status["pingCount"] == 1
+    assert "nextDueTime" not in folded.status and "alertTime" not in folded.status

@@ -87,3 +87,44 @@ async def test_an_adopted_secret_only_gains_its_urls():
     assert "ownerReferences" not in secret["metadata"]
     assert secret["stringData"] == {"url": f"https://hb.example/ping/{token}"}
     assert fake.objects[PATH]["status"]["tokenHash"] == token_hash(token)
+
+
+async def test_the_sweep_finds_a_deleted_secret_and_reconcile_makes_a_new_token():
+    """DESIGN 10.8.14: a deleted token Secret is read as missing by the sweep (a read by
+    name, never a list), handed to the leader's reconcile, and created again with a new
+    token whose hash replaces the old one; a TokenRotated Warning says why."""
+    fake, table, keeper = setup()
+    table.synced = True  # the initial list is in
+    poked: list[tuple[str, str]] = []
+    keeper.poke = poked.append
+    await keeper.reconcile(table.get(("ops", "m")))
+    old = fake.objects[secret_path("ops", "m-heartbeat")]["stringData"]["token"]
+    assert await keeper.sweep(lambda: True, 1000) == 0  # present: nothing to do
+    assert poked == [] and not keeper.needs_work(table.get(("ops", "m")))
+
+    del fake.objects[secret_path("ops", "m-heartbeat")]
+    assert await keeper.sweep(lambda: True, 1000) == 1
+    assert poked == [("ops", "m")]
+    entry = table.get(("ops", "m"))
+    assert keeper.needs_work(entry)
+    await keeper.reconcile(entry)
+    await keeper.writer.drain(timeout=1)
+
+    new = fake.objects[secret_path("ops", "m-heartbeat")]["stringData"]["token"]
+    assert new != old
+    status = fake.objects[PATH]["status"]
+    assert status["tokenHash"] == token_hash(new) and status["tokenSecretName"] == "m-heartbeat"
+    (event,) = [o for p, o in fake.objects.items() if "/events/" in p]
+    assert (event["reason"], event["type"]) == ("TokenRotated", "Warning")
+    assert "m-heartbeat was deleted" in event["message"]
+    assert old not in str(event) and new not in str(event)
+    assert not keeper.needs_work(table.get(("ops", "m")))
+
+
+async def test_the_sweep_stops_when_leadership_is_lost():
+    fake, table, keeper = setup()
+    table.synced = True
+    await keeper.reconcile(table.get(("ops", "m")))
+    del fake.objects[secret_path("ops", "m-heartbeat")]
+    assert await keeper.sweep(lambda: False, 1000) == 0
+    assert not keeper.needs_work(table.get(("ops", "m")))

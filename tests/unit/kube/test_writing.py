@@ -202,3 +202,42 @@ def _pending(writer: Writer) -> list:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"period": "500000w"}, "spec.period"),
+        ({"period": "99999999h"}, "spec.period"),
+        ({"period": "1h", "grace": "500000w"}, "spec.grace"),
+        ({"period": "1h", "maxRuntime": "500000w"}, "spec.maxRuntime"),
+    ],
+)
+async def test_a_spec_the_domain_cannot_evaluate_is_never_a_503(spec: dict, field: str):
+    """Issue 13 item 3: a stored spec with a duration past 10 years (what the CRD accepted
+    before its CEL bound) used to raise OverflowError in the write: every ping 503, every
+    /start 503, status still Ready=True. Now the ping is recorded and the monitor says
+    Ready=False with a message naming the field."""
+    fake, table, writer = setup()
+    stored = dict(fake.objects[PATH])
+    stored["status"] = dict(stored["status"], tokenSecretName="m-heartbeat")
+    table.upsert(fake.add(PATH, stored))
+    await writer.record(TOKEN, ping())
+    healthy = fake.objects[PATH]
+    assert healthy["status"]["state"] == "Healthy"
+    assert [c["status"] for c in healthy["status"]["conditions"] if c["type"] == "Ready"] == [
+        "True"
+    ]
+    # the user edits the healthy monitor's spec
+    edited = dict(healthy, spec=spec)
+    edited["metadata"] = dict(healthy["metadata"], generation=2)
+    table.upsert(fake.add(PATH, edited))
+    await writer.record(TOKEN, Ping(time=datetime.now(UTC), kind="start"))
+    await writer.record(TOKEN, ping())
+    status = fake.objects[PATH]["status"]
+    assert status["pingCount"] == 3
+    (ready,) = [c for c in status["conditions"] if c["type"] == "Ready"]
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert ready["message"].startswith(f"{field}: '")
+    assert "longer than 10 years" in ready["message"]
+    assert status["observedGeneration"] == 2
