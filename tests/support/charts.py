@@ -46,7 +46,7 @@ NAMESPACED_GRANTS: frozenset[Grant] = frozenset(
         *(("heartbeat.dev", "heartbeatmonitors/status", v) for v in ("get", "update", "patch")),
         *(("", "secrets", v) for v in ("get", "create", "patch")),
         *(("batch", r, v) for r in ("cronjobs", "jobs") for v in ("get", "list", "watch")),
-        ("", "events", "create"),
+        *(("", "events", v) for v in ("create", "patch")),  # patch: DESIGN 10.8.13
     }
 )
 # ...plus this while exit codes are enabled (`jobExitCodes`)...

@@ -94,10 +94,11 @@ wildcard, never list or watch of Secrets: the operator reads a Secret by name.
   resources: ["pods"]
   verbs: ["list"]
 {{- end }}
-# One Event per transition (DESIGN 9.6).
+# One Event per transition (DESIGN 9.6); a failure while already Down patches the
+# Event of the transition into Down (its count and last time; DESIGN 10.8.13).
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create"]
+  verbs: ["create", "patch"]
 {{- end }}
 
 {{/* Cluster-scoped reads kopf needs to watch (DESIGN 9.17); no Role can grant them. */}}
