@@ -177,7 +177,7 @@ class Operator:
             ),
             on_change=self._leadership_changed,
         )
-        self.health = Health(self.ready)
+        self.health = Health(self.ready, drain_delay=settings.server.drain_delay)
         # CronJob auto-wiring (DESIGN 4): its watches on every replica, its writes on the leader.
         self.wiring = cronjobs.AutoWiring(
             client=self.client,

@@ -86,6 +86,13 @@ class ServerSettings:
     """Seconds, after SIGTERM, that in-flight requests get to finish before connections are
     closed. Default 8 s: the process must exit within 10 s (DESIGN 9.20)."""
 
+    drain_delay: float = 10.0
+    """Seconds ``/drain`` (metrics port; the Pod's ``preStop`` hook) holds ``/readyz`` at 503
+    before it answers, while pings are still served, so Service endpoints and load
+    balancers move before SIGTERM closes the listener. Default 10 s (DESIGN 10.6: endpoint
+    changes take a few seconds to reach every node); the chart's ``preStopDelaySeconds``.
+    0: ``/drain`` turns ``/readyz`` to 503 and answers at once."""
+
     def __post_init__(self) -> None:
         # The default external URL depends on the port: fill it in once, here, so every
         # way of building the object (flags, tests, defaults) gives the same answer.
@@ -290,6 +297,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise ValueError("must be a number of seconds, 0 or more")
+    return value
+
+
 def _url(text: str) -> str:
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -372,6 +386,13 @@ _FLAGS: tuple[_Flag, ...] = (
         "shutdown_timeout",
         _positive_float,
         "seconds in-flight requests get after SIGTERM (8)",
+    ),
+    _Flag(
+        "--drain-delay",
+        "server",
+        "drain_delay",
+        _non_negative_float,
+        "seconds /drain (the preStop hook) keeps /readyz 503 before answering (10)",
     ),
     _Flag(
         "--namespace",

@@ -48,11 +48,12 @@ def identity(op) -> str:
 
 
 def assert_events_once_per_transition(monitors: Monitors, name: str) -> None:
-    """Each Event reports one transition: no (reason, time) pair appears twice."""
+    """Each Event reports one transition: no (reason, time) pair appears twice. Only the
+    Event of a transition into Down counts more (failures while Down; DESIGN 10.8.13)."""
     events = monitors.events(name)
     pairs = Counter((e.reason, e.first_timestamp) for e in events)
     assert all(n == 1 for n in pairs.values()), pairs
-    assert all((e.count or 1) == 1 for e in events)
+    assert all((e.count or 1) == 1 for e in events if e.type != "Warning")
 
 
 def test_sigkill_and_restart_keep_states_and_post_no_duplicate_events(
@@ -99,14 +100,17 @@ def test_sigkill_and_restart_keep_states_and_post_no_duplicate_events(
     )
     times = sorted(at(t["time"]) for t in flaky["recentTransitions"] if t["reason"] == "Missed")
     assert all(b - a == timedelta(seconds=4) for a, b in itertools.pairwise(times))
-    # Exactly one Missed Event per missed slot, across the kill and the takeover.
+
+    # One Missed Event for the whole Down period, counting every missed slot, across the
+    # kill and the takeover (DESIGN 10.8.13: failures while Down aggregate).
+    def one_missed_event_counting_every_slot() -> bool:
+        missed = [e for e in monitors.events("flaky") if e.reason == "Missed"]
+        return len(missed) == 1 and missed[0].count == monitors.status("flaky")["missedRuns"]
+
     wait_for(
-        lambda: (
-            monitors.event_reasons("flaky").count("Missed")
-            == monitors.status("flaky")["missedRuns"]
-        ),
+        one_missed_event_counting_every_slot,
         timeout=5,
-        what="as many Missed Events as missed slots",
+        what="one Missed Event whose count is the missed slots",
     )
     for name in urls:
         assert_events_once_per_transition(monitors, name)

@@ -200,11 +200,73 @@ def test_deployment_is_hardened() -> None:
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
     assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert c["resources"]["requests"].keys() >= {"cpu", "memory"}
-    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "ping"}
-    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "ping"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"ping": 8080, "metrics": 8081}
     env = {e["name"]: e for e in c["env"]}
     assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+
+
+# --- rollouts and drains (DESIGN 10.6, fine print 10.8.15) ------------------------------
+
+
+def test_probes_never_use_the_capped_ping_port() -> None:
+    """The ping port's connection cap answers 503 under load: a probe there would restart
+    (liveness) or unlist (readiness) a busy replica."""
+    c = container(render())
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert c[probe]["httpGet"]["port"] == "metrics"
+
+
+def test_prestop_drains_on_the_metrics_port_for_the_delay_before_sigterm() -> None:
+    docs = render()
+    c = container(docs)
+    assert c["lifecycle"]["preStop"] == {"httpGet": {"path": "/drain", "port": "metrics"}}
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    settings = settings_from(c)
+    assert settings.server.drain_delay == 10
+    assert pod["terminationGracePeriodSeconds"] >= settings.server.drain_delay + 15
+    assert settings.server.metrics_port == 8081  # the port the hook and probes name
+
+    longer = render({"preStopDelaySeconds": 30, "terminationGracePeriodSeconds": 45})
+    assert settings_from(container(longer)).server.drain_delay == 30
+    longer_pod = one(longer, "Deployment")["spec"]["template"]["spec"]
+    assert longer_pod["terminationGracePeriodSeconds"] == 45
+
+
+def test_grace_shorter_than_the_delay_plus_15_s_is_refused() -> None:
+    with pytest.raises(HelmError, match=r"at least preStopDelaySeconds \(30\) \+ 15"):
+        render({"preStopDelaySeconds": 30, "terminationGracePeriodSeconds": 44})
+    with pytest.raises(HelmError, match="terminationGracePeriodSeconds"):
+        render({"terminationGracePeriodSeconds": 14})  # the schema's floor
+
+
+def test_no_prestop_hook_with_a_zero_delay() -> None:
+    c = container(render({"preStopDelaySeconds": 0, "terminationGracePeriodSeconds": 15}))
+    assert "lifecycle" not in c
+    assert settings_from(c).server.drain_delay == 0
+
+
+@pytest.mark.parametrize(
+    ("values", "rendered"),
+    [
+        ({}, True),  # two replicas by default
+        ({"replicaCount": 3}, True),
+        ({"replicaCount": 1}, False),  # it would block every node drain
+        ({"podDisruptionBudget": {"enabled": False}}, False),
+    ],
+    ids=["default", "three", "one-replica", "disabled"],
+)
+def test_pod_disruption_budget_only_with_more_than_one_replica(
+    values: dict[str, Any], rendered: bool
+) -> None:
+    docs = render(values)
+    pdbs = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    assert len(pdbs) == int(rendered)
+    if rendered:
+        assert pdbs[0]["spec"]["minAvailable"] == 1
+        replicas = one(docs, "Deployment")["spec"]["replicas"]
+        assert replicas > pdbs[0]["spec"]["minAvailable"]
 
 
 def test_default_flags_point_pings_at_the_service() -> None:

@@ -41,6 +41,7 @@ def test_defaults_match_the_design(no_file: Path) -> None:
     assert settings.server.metrics_port == 8081
     assert settings.server.external_url == "http://127.0.0.1:8080"
     assert settings.server.internal_url is None
+    assert settings.server.drain_delay == 10.0  # DESIGN 10.6
     assert settings.watching.namespaces == ()
     assert settings.watching.lease_namespace == "default"
     assert settings.watching.identity == f"{socket.gethostname()}_{os.getpid()}"
@@ -94,6 +95,7 @@ def test_every_flag_reads_its_environment_variable(no_file: Path) -> None:
         "HEARTBEAT_METRICS_PORT": "18081",
         "HEARTBEAT_EXTERNAL_URL": "https://ping.example.org",
         "HEARTBEAT_INTERNAL_URL": "http://hb.ops.svc:8080",
+        "HEARTBEAT_DRAIN_DELAY": "0",
         "HEARTBEAT_NAMESPACE": "ops, batch,ops",
         "HEARTBEAT_LEASE_NAMESPACE": "hb-system",
         "HEARTBEAT_IDENTITY": "replica-a",
@@ -117,6 +119,7 @@ def test_every_flag_reads_its_environment_variable(no_file: Path) -> None:
     assert settings.server.metrics_port == 18081
     assert settings.server.external_url == "https://ping.example.org"
     assert settings.server.internal_url == "http://hb.ops.svc:8080"
+    assert settings.server.drain_delay == 0.0  # 0 is allowed: unready at once, no wait
     assert settings.watching.namespaces == ("ops", "batch")
     assert settings.watching.lease_namespace == "hb-system"
     assert settings.watching.identity == "replica-a"
@@ -194,6 +197,7 @@ def test_lease_namespace_flag_wins_over_pod_namespace(tmp_path: Path) -> None:
         ("HEARTBEAT_EXTERNAL_URL", "not a url"),
         ("HEARTBEAT_MONITOR_METRICS", "some"),
         ("HEARTBEAT_EXIT_CODES", "maybe"),
+        ("HEARTBEAT_DRAIN_DELAY", "-1"),
     ],
 )
 def test_bad_environment_value_names_the_variable(no_file: Path, name: str, value: str) -> None:
@@ -209,6 +213,7 @@ def test_bad_environment_value_names_the_variable(no_file: Path, name: str, valu
         ["--monitor-metrics", "everything"],
         ["--external-url", "127.0.0.1:8080"],
         ["--write-timeout", "nan"],
+        ["--drain-delay", "nan"],
     ],
 )
 def test_bad_flag_value_is_a_usage_error(

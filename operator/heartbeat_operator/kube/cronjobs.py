@@ -66,9 +66,11 @@ from heartbeat_operator.kube.client import (
     monitor_path,
 )
 from heartbeat_operator.kube.events import (
+    Aggregate,
     InvolvedObject,
     apply_event,
     build_event,
+    event_posts,
     missing_events,
 )
 from heartbeat_operator.kube.folding import Change
@@ -457,30 +459,18 @@ class EventLike(Protocol):
 
 def mirrored_events(
     owner: Owner, namespace: str, transitions: Sequence[EventLike], *, instance: str = ""
-) -> list[dict[str, Any]]:
+) -> list[dict[str, Any] | Aggregate]:
     """The monitor's transition Events, posted on its CronJob too (DESIGN 9.7).
 
     Named like the monitor's own (DESIGN 9.6), from the CronJob's uid: whoever posts them
-    posts the same objects.
+    posts the same objects. A failure while already Down (``events.Repeat``, marked by the
+    writer) patches the CronJob's Event of the transition into Down, as on the monitor
+    (DESIGN 10.8.13).
     """
     cronjob = InvolvedObject(
         namespace, owner.cronjob, owner.cronjob_uid, api_version=CRONJOB_API_VERSION, kind="CronJob"
     )
-    out = []
-    for t in transitions:
-        if not t.event_reason:
-            continue
-        out.append(
-            build_event(
-                cronjob,
-                time=t.time,
-                reason=t.event_reason,
-                event_type=t.event_type or "Normal",
-                message=t.message,
-                instance=instance,
-            )
-        )
-    return out
+    return event_posts(cronjob, transitions, instance=instance)
 
 
 # --- pause and resume -----------------------------------------------------------------------

@@ -1,10 +1,23 @@
-"""core/v1 Events, each transition exactly once (DESIGN 5 and 9.6, 9.7).
+"""core/v1 Events, each transition exactly once (DESIGN 5 and 9.6, 9.7, 10.8.13).
 
 An Event's name is derived from what it reports —
 ``<monitor name, cut to 200>.<first 16 hex of sha256(uid + time + reason)>`` — so whoever
 creates it (the writer right after its status write, or a new leader catching up on
 transitions younger than 10 minutes) creates the same object, and ``409 AlreadyExists``
 means it is already there. Never one per ping; never a token in a message.
+
+Events that repeat aggregate (DESIGN 10.8.13): a slot that fails while the monitor is
+already Down posts no Event of its own. It patches the Event of the transition into Down
+(the *anchor*): ``count`` set absolutely to consecutiveFailures − failureThreshold + 1,
+``lastTimestamp`` and ``message`` moved to the newest failure. ``mark_repeats`` finds those
+failures and their anchor from the status before the write; ``event_posts`` turns a
+write's announcements into creates and patches, for the monitor or its CronJob alike.
+
+The anchor is named from its time and reason like any Event. Both come from
+``recentTransitions`` while the transition into Down is among its 10 entries; after that
+only its time is known (``stateSince``), and the patch tries the failure reasons in turn,
+the likeliest first (a 404 costs nothing). An anchor that no longer exists (Events expire
+an hour after their last write) is created again, with the count.
 
 Like kopf's own Events adapter, posting never breaks the caller: transport and API errors
 are logged, not raised.
@@ -16,8 +29,8 @@ import dataclasses
 import datetime
 import hashlib
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 from heartbeat_operator.domain.timefmt import TimeFormatError, format_time, parse_time
 from heartbeat_operator.kube.client import ApiError, KubeClient, event_path
@@ -85,8 +98,11 @@ def build_event(
     }
 
 
-async def apply_event(client: KubeClient, body: dict[str, Any]) -> bool:
-    """Create the Event; True when it exists afterwards. Never raises."""
+async def apply_event(client: KubeClient, body: dict[str, Any] | Aggregate) -> bool:
+    """Create the Event (or, for an ``Aggregate``, patch its anchor); True when it exists
+    afterwards. Never raises."""
+    if isinstance(body, Aggregate):
+        return await _aggregate(client, body)
     namespace = body["metadata"]["namespace"]
     try:
         await client.post(event_path(namespace), body, kind="events")
@@ -112,37 +128,335 @@ WARNING_REASONS = frozenset(
     {"Missed", "NeverPinged", "NotStarted", "Failed", "RunTimeout", "RanTooFast"}
 )
 
+#: The reasons of a slot counted as failed (DESIGN 9.7, 10.8.4), in the order an anchor
+#: whose reason has scrolled out of ``recentTransitions`` is looked for: silence first.
+FAILURE_REASONS: tuple[str, ...] = (
+    "Missed",
+    "Failed",
+    "NotStarted",
+    "RunTimeout",
+    "NeverPinged",
+    "RanTooFast",
+)
+
+
+# --- events that repeat aggregate (DESIGN 10.8.13) ---------------------------------------
+
+
+class Announced(Protocol):
+    """What an Event reports: a domain ``Transition``, a ``folding.ExtraEvent``, a ``Repeat``."""
+
+    @property
+    def time(self) -> datetime.datetime: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def event_reason(self) -> str | None: ...
+    @property
+    def event_type(self) -> str: ...
+
+
+class Transitioned(Announced, Protocol):
+    """An ``Announced`` that also says the state the monitor is in after it."""
+
+    @property
+    def state(self) -> str: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Repeat:
+    """A slot failed while the monitor was already Down: it posts no Event of its own but
+    moves the anchor's (the Event of the transition into Down) count and last time."""
+
+    time: datetime.datetime
+    state: str
+    message: str
+    event_reason: str | None
+    event_type: str
+    anchor_time: datetime.datetime
+    anchor_reasons: tuple[str, ...]  # the anchor's reason, or the candidates, likeliest first
+    count: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Aggregate:
+    """A patch of the anchor Event (``apply_event`` tries ``names`` in turn), or, when none
+    exists, ``create``: the anchor made again, with the count."""
+
+    namespace: str
+    names: tuple[str, ...]
+    patch: dict[str, Any]
+    create: dict[str, Any]
+
+
+def _is_failure(reason: object) -> bool:
+    return isinstance(reason, str) and reason in FAILURE_REASONS
+
+
+def _entry_time(item: Mapping[str, Any]) -> datetime.datetime | None:
+    try:
+        return parse_time(str(item.get("time")))
+    except TimeFormatError:
+        return None
+
+
+def down_anchor(status: Mapping[str, Any]) -> tuple[datetime.datetime, tuple[str, ...]] | None:
+    """The time and reason (or candidate reasons) of the Event that a failure now would
+    aggregate into: the first failure of the current Down period. None when the monitor
+    is not Down, or is Down with no failure since it became so (resumed into Down)."""
+    if status.get("state") != "Down":
+        return None
+    try:
+        since = parse_time(str(status.get("stateSince")))
+    except TimeFormatError:
+        return None
+    entries = [e for e in status.get("recentTransitions") or () if isinstance(e, Mapping)]
+    run: list[Mapping[str, Any]] = []  # the current Down period, newest first
+    start_seen = False
+    for item in entries:
+        when = _entry_time(item)
+        if when is None or item.get("state") != "Down" or when < since:
+            start_seen = True
+            break
+        run.append(item)
+        if when == since and not _is_failure(item.get("eventReason")):
+            start_seen = True  # entered Down without a failure (a resume): this is its start
+            break
+    failures = [e for e in run if _is_failure(e.get("eventReason"))]
+    if run and _entry_time(run[-1]) == since:
+        start_seen = True
+    if start_seen:
+        if not failures:
+            return None
+        first = failures[-1]
+        when = _entry_time(first)
+        assert when is not None
+        return when, (str(first["eventReason"]),)
+    # Scrolled out of the 10 entries: its time is stateSince, its reason one of the
+    # failure reasons, most likely those of the oldest failures still listed.
+    seen = [str(e["eventReason"]) for e in reversed(failures)]
+    return since, tuple(dict.fromkeys([*seen, *FAILURE_REASONS]))
+
+
+def repeat_count(consecutive_failures: int, failure_threshold: int) -> int:
+    """The anchor's count: the failed slots since the monitor went Down (DESIGN 10.8.13)."""
+    return max(1, consecutive_failures - failure_threshold + 1)
+
+
+def mark_repeats(
+    announcements: Sequence[Transitioned],
+    *,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    failure_threshold: int,
+) -> list[Transitioned]:
+    """The write's announcements with each failure while already Down made a ``Repeat``.
+
+    ``before`` is the status the write started from, ``after`` the one it wrote (its
+    ``consecutiveFailures`` gives the count).
+    """
+    anchor = down_anchor(before)
+    state = before.get("state")
+    count = repeat_count(_int(after.get("consecutiveFailures")), failure_threshold)
+    out: list[Transitioned] = []
+    for item in announcements:
+        failure = _is_failure(item.event_reason) and item.state == "Down"
+        if failure and state == "Down" and anchor is not None:
+            out.append(
+                Repeat(
+                    time=item.time,
+                    state=item.state,
+                    message=item.message,
+                    event_reason=item.event_reason,
+                    event_type=item.event_type,
+                    anchor_time=anchor[0],
+                    anchor_reasons=anchor[1],
+                    count=count,
+                )
+            )
+            continue
+        if failure:
+            anchor = (item.time, (str(item.event_reason),))  # this one goes Down: the anchor
+        elif item.state != "Down":
+            anchor = None  # left Down (or paused): the next failure starts a new Event
+        state = item.state
+        out.append(item)
+    return out
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def event_posts(
+    obj: InvolvedObject, announcements: Iterable[Announced], *, instance: str = ""
+) -> list[dict[str, Any] | Aggregate]:
+    """What to send for a write's announcements (``mark_repeats``' output) about ``obj``:
+    an Event to create per transition, one patch of the anchor for the repeats."""
+    out: list[dict[str, Any] | Aggregate] = []
+    created: dict[str, dict[str, Any]] = {}
+    latest: Repeat | None = None
+    for item in announcements:
+        if isinstance(item, Repeat):
+            latest = item
+            continue
+        if not item.event_reason:
+            continue
+        body = build_event(
+            obj,
+            time=item.time,
+            reason=item.event_reason,
+            event_type=item.event_type or "Normal",
+            message=item.message,
+            instance=instance,
+        )
+        created[body["metadata"]["name"]] = body
+        out.append(body)
+    if latest is None:
+        return out
+    names = tuple(
+        event_name(obj, format_time(latest.anchor_time), reason) for reason in latest.anchor_reasons
+    )
+    stamp = format_time(latest.time)
+    moved: dict[str, Any] = {
+        "count": latest.count,
+        "lastTimestamp": stamp,
+        "message": shorten(latest.message),
+    }
+    if instance:
+        moved["reportingInstance"] = instance[:128]  # who judged the latest failure
+    if names[0] in created:
+        created[names[0]].update(moved)  # the anchor is posted by this very write
+        return out
+    anchor = build_event(
+        obj,
+        time=latest.anchor_time,
+        reason=latest.anchor_reasons[0],
+        event_type="Warning",
+        message=latest.message,
+        instance=instance,
+    )
+    anchor.update(moved)
+    out.append(Aggregate(obj.namespace, names, moved, anchor))
+    return out
+
+
+async def _aggregate(client: KubeClient, action: Aggregate) -> bool:
+    """Patch the first of ``action.names`` that exists; none: create the anchor again."""
+    try:
+        for attempt in range(2):
+            for name in action.names:
+                try:
+                    await client.patch(
+                        event_path(action.namespace, name), action.patch, kind="events"
+                    )
+                except ApiError as exc:
+                    if exc.not_found:
+                        continue  # not this reason (or expired): try the next
+                    raise
+                return True
+            if attempt:
+                break
+            try:
+                await client.post(event_path(action.namespace), action.create, kind="events")
+            except ApiError as exc:
+                if not exc.conflict:
+                    raise
+                continue  # created meanwhile by another writer: patch it
+            return True
+    except ApiError as exc:
+        logger.warning(
+            "could not update Event %s on %s/%s: %s",
+            action.create.get("reason"),
+            action.namespace,
+            action.create["involvedObject"]["name"],
+            exc,
+        )
+        return False
+    except Exception:
+        logger.exception("could not update Event %s", action.create.get("reason"))
+        return False
+    return False
+
+
+def repeated(status: Mapping[str, Any]) -> list[bool]:
+    """For each ``recentTransitions`` entry (newest first): whether it was a failure while
+    already Down, which posted no Event of its own (DESIGN 10.8.13)."""
+    entries = [e for e in status.get("recentTransitions") or () if isinstance(e, Mapping)]
+    try:
+        since: datetime.datetime | None = parse_time(str(status.get("stateSince")))
+    except TimeFormatError:
+        since = None
+    flags: list[bool] = []
+    state: object = None
+    anchored = False
+    for index, item in enumerate(reversed(entries)):
+        failure = _is_failure(item.get("eventReason")) and item.get("state") == "Down"
+        if index == 0 and failure:
+            # Nothing older is listed: it went Down here only if it is where the current
+            # Down period began; otherwise count it aggregated (no Event posted twice).
+            when = _entry_time(item)
+            current = status.get("state") == "Down" and since is not None
+            starts = current and when == since
+            flags.append(not starts)
+            state, anchored = "Down", True
+            continue
+        flags.append(failure and state == "Down" and anchored)
+        if failure:
+            anchored = True
+        elif item.get("state") != "Down":
+            anchored = False
+        state = item.get("state")
+    return list(reversed(flags))
+
 
 def missing_events(
     obj: InvolvedObject,
     status: Mapping[str, Any],
     now: datetime.datetime,
     instance: str = "",
+    *,
+    failure_threshold: int | None = None,
 ) -> list[dict[str, Any]]:
     """Events for the transitions in ``status`` younger than 10 minutes (plain data): the
     ones their writer posted (``eventReason``), with the same names, so an Event already
-    there is not posted twice."""
+    there is not posted twice. Failures while already Down posted none (they moved the
+    anchor, DESIGN 10.8.13); with ``failure_threshold`` an anchor of the current Down
+    period made again carries its count."""
     out = []
-    for item in status.get("recentTransitions") or ():
-        if not isinstance(item, Mapping) or not isinstance(item.get("eventReason"), str):
-            continue  # posted no Event (a spec edit, a run start ending Late)
-        try:
-            when = parse_time(str(item.get("time")))
-        except TimeFormatError:
-            continue
-        if now - when > CATCH_UP_WINDOW:
+    entries = [e for e in status.get("recentTransitions") or () if isinstance(e, Mapping)]
+    anchor = down_anchor(status)
+    for item, repeat in zip(
+        entries, repeated({**status, "recentTransitions": entries}), strict=True
+    ):
+        if repeat or not isinstance(item.get("eventReason"), str):
+            continue  # posted no Event (a spec edit, a run start ending Late, a repeat)
+        when = _entry_time(item)
+        if when is None or now - when > CATCH_UP_WINDOW:
             continue
         reason = item["eventReason"]
-        out.append(
-            build_event(
-                obj,
-                time=when,
-                reason=reason,
-                event_type="Warning" if reason in WARNING_REASONS else "Normal",
-                message=str(item.get("message") or ""),
-                instance=instance,
-            )
+        body = build_event(
+            obj,
+            time=when,
+            reason=reason,
+            event_type="Warning" if reason in WARNING_REASONS else "Normal",
+            message=str(item.get("message") or ""),
+            instance=instance,
         )
+        newest = entries[0]
+        if (
+            failure_threshold is not None
+            and anchor == (when, (reason,))
+            and newest is not item
+            and isinstance(newest.get("time"), str)
+        ):
+            count = repeat_count(_int(status.get("consecutiveFailures")), failure_threshold)
+            body.update(
+                count=count,
+                lastTimestamp=newest["time"],
+                message=shorten(str(newest.get("message") or "")),
+            )
+        out.append(body)
     return out
 
 
@@ -150,5 +464,8 @@ async def catch_up_events(
     client: KubeClient, entry: Any, now: datetime.datetime, instance: str = ""
 ) -> None:
     obj = InvolvedObject(entry.namespace, entry.name, entry.uid)
-    for body in missing_events(obj, entry.status, now, instance):
+    threshold = entry.spec.get("failureThreshold", 1)
+    if not isinstance(threshold, int) or isinstance(threshold, bool):
+        threshold = 1
+    for body in missing_events(obj, entry.status, now, instance, failure_threshold=threshold):
         await apply_event(client, body)

@@ -24,14 +24,13 @@ import dataclasses
 import datetime
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from heartbeat_operator.domain.inputs import Ping
 from heartbeat_operator.domain.tokens import token_hash
-from heartbeat_operator.kube import folding
+from heartbeat_operator.kube import events, folding
 from heartbeat_operator.kube.client import ApiError, KubeClient, monitor_path
-from heartbeat_operator.kube.events import InvolvedObject, apply_event, build_event
 from heartbeat_operator.kube.monitors import Key, MonitorEntry, MonitorTable
 from heartbeat_operator.recording import Overloaded, UnknownToken, WriteTimeout
 
@@ -122,8 +121,10 @@ class Writer:
         self._in_flight = asyncio.Semaphore(config.max_writes_in_flight)
         self._index_waits = 0
         self._background: set[asyncio.Task[Any]] = set()
+        #: Called with each write's announcements, failures while already Down marked
+        #: ``events.Repeat`` (the CronJob mirror posts them the same way).
         self.on_transitions: list[
-            Callable[[MonitorEntry, Sequence[folding.Announcement]], None]
+            Callable[[MonitorEntry, Sequence[events.Transitioned]], None]
         ] = []
 
     # --- PingRecorder ----------------------------------------------------------------
@@ -301,7 +302,7 @@ class Writer:
             fresh = self.table.upsert(written) or MonitorEntry.from_body(written)
             _succeed(batch, fresh)
             if result.transitions:
-                self._post_events(fresh, result.transitions)
+                self._post_events(fresh, result.transitions, before=entry.status)
             return
 
     async def _fetch(self, key: Key) -> MonitorEntry | None:
@@ -316,26 +317,28 @@ class Writer:
     # --- Events ------------------------------------------------------------------------
 
     def _post_events(
-        self, entry: MonitorEntry, transitions: Sequence[folding.Announcement]
+        self,
+        entry: MonitorEntry,
+        transitions: Sequence[folding.Announcement],
+        *,
+        before: Mapping[str, Any],
     ) -> None:
+        # DESIGN 10.8.13: a failure while already Down patches the Event of the transition
+        # into Down instead of posting its own (on the monitor and on its CronJob alike).
+        marked = events.mark_repeats(
+            transitions,
+            before=before,
+            after=entry.status,
+            failure_threshold=_failure_threshold(entry.spec),
+        )
         for listener in self.on_transitions:
             try:
-                listener(entry, transitions)
+                listener(entry, marked)
             except Exception:
                 logger.exception("transition listener failed")
-        obj = InvolvedObject(entry.namespace, entry.name, entry.uid)
-        for t in transitions:
-            if not t.event_reason:
-                continue
-            body = build_event(
-                obj,
-                time=t.time,
-                reason=t.event_reason,
-                event_type=t.event_type or "Normal",
-                message=t.message,
-                instance=self.config.instance,
-            )
-            self.spawn(apply_event(self.client, body))
+        obj = events.InvolvedObject(entry.namespace, entry.name, entry.uid)
+        for post in events.event_posts(obj, marked, instance=self.config.instance):
+            self.spawn(events.apply_event(self.client, post))
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -347,6 +350,11 @@ class Writer:
         tasks = [lane.task for lane in self._lanes.values() if lane.task] + list(self._background)
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
+
+
+def _failure_threshold(spec: Mapping[str, Any]) -> int:
+    value = spec.get("failureThreshold", 1)  # the CRD's default
+    return value if isinstance(value, int) and not isinstance(value, bool) else 1
 
 
 def _succeed(batch: Sequence[Item], entry: MonitorEntry) -> None:

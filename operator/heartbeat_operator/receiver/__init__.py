@@ -7,8 +7,9 @@ What the rest of the operator uses:
 
 - ``app.make_ping_app(settings, recorder, health, observer=, clock=)`` -> port 8080
 - ``app.make_metrics_app(render_or_handler, health, observer=)`` -> port 8081
-- ``health.Health(readiness)``: one per process, shared by both apps;
-  ``begin_shutdown()`` turns ``/readyz`` to 503.
+- ``health.Health(readiness, drain_delay=)``: one per process, shared by both apps;
+  ``begin_shutdown()`` turns ``/readyz`` to 503; so does ``/drain`` (metrics port, the
+  Pod's ``preStop`` hook), which answers after the drain delay.
 - ``serving.serve(app, host, port, shutdown_timeout=)``: an async context manager that
   listens in the caller's loop and, on exit, stops accepting and answers what is in flight.
 

@@ -68,8 +68,17 @@ def make_ping_app(
     )
     app.add_routes(routes.ping_routes())
 
+    health = app[keys.HEALTH]
+
     async def add_body_limit(request: web.BaseRequest, response: web.StreamResponse) -> None:
         response.headers[BODY_LIMIT_HEADER] = str(receiver.body_limit)
+        if health.draining or health.stopping:
+            # DESIGN 10.6: a kept-alive client would go on pinging a draining replica
+            # until its listener closes; closing after each reply sends its next ping
+            # through the Service, to a replica that stays. (aiohttp has written its
+            # Connection header by now: the hook sets it as well as closing.)
+            response.force_close()
+            response.headers["Connection"] = "close"
 
     app.on_response_prepare.append(add_body_limit)
     return app

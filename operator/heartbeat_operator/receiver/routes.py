@@ -25,9 +25,11 @@ def ping_routes() -> list[web.RouteDef]:
 
 
 def metrics_routes(metrics: views.MetricsHandler) -> list[web.RouteDef]:
-    """Port 8081: ``/metrics`` and the probes."""
+    """Port 8081: ``/metrics``, the probes and ``/drain`` (the ``preStop`` hook; never on
+    the ping port, which jobs and Ingresses reach)."""
     return [
         web.route("*", "/metrics", metrics),
+        web.route("*", "/drain", views.drain),
         web.route("*", "/healthz", views.healthz),
         web.route("*", "/readyz", views.readyz),
     ]

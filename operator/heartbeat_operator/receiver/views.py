@@ -126,8 +126,22 @@ async def readyz(request: web.Request) -> web.StreamResponse:
     health = request.app[keys.HEALTH]
     if health.ready():
         return text(200, "OK")
-    reason = "shutting down" if health.stopping else "not ready"
-    return text(503, reason)
+    if health.stopping:
+        return text(503, "shutting down")
+    return text(503, "draining" if health.draining else "not ready")
+
+
+DRAIN_METHODS = ("GET", "POST")
+
+
+async def drain(request: web.Request) -> web.StreamResponse:
+    """The ``preStop`` hook (DESIGN 10.6, fine print 10.8.15), metrics port only:
+    ``/readyz`` 503 at once, the reply after the drain delay; pings are still served."""
+    if request.method not in DRAIN_METHODS:
+        return method_not_allowed(request.method, DRAIN_METHODS)
+    health = request.app[keys.HEALTH]
+    await health.drain()
+    return text(200, "drained")
 
 
 MetricsSource = Callable[[], tuple[bytes, str]]

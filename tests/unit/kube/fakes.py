@@ -14,6 +14,19 @@ from typing import Any
 from heartbeat_operator.kube.client import ApiError, ApiStats
 
 
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386, as the API server applies ``application/merge-patch+json``."""
+    if not isinstance(patch, Mapping):
+        return copy.deepcopy(patch)
+    out = dict(target) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = _merge_patch(out.get(key), value)
+    return out
+
+
 class FakeKube:
     def __init__(self) -> None:
         self.objects: dict[str, dict[str, Any]] = {}
@@ -77,11 +90,10 @@ class FakeKube:
 
     async def patch(self, path: str, body: Mapping[str, Any], **_: Any) -> dict[str, Any]:
         self.writes.append(("PATCH", path))
-        current = self.objects[path]
-        merged = copy.deepcopy(current)
-        for key, value in body.items():
-            merged.setdefault(key, {}).update(value)
-        return self.add(path, merged)
+        current = self.objects.get(path)
+        if current is None:
+            raise ApiError(404, "NotFound", "not found")
+        return self.add(path, _merge_patch(current, body))
 
     def bump(self, path: str) -> None:
         """Someone else wrote the object (a 409 for whoever holds the old version)."""

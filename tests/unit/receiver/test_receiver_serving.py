@@ -288,3 +288,107 @@ async def test_metrics_handler_from_the_metrics_module() -> None:
     assert "heartbeat_leader 1" in text
     assert 'route="ping"' in text
     assert TOKEN not in text
+
+
+# --- draining: the Pod's preStop hook (DESIGN 10.6, fine print 10.8.15) ------------------
+
+
+def _metrics() -> tuple[bytes, str]:
+    return b"", "text/plain; version=0.0.4; charset=utf-8"
+
+
+async def test_drain_turns_readyz_503_at_once_keeps_serving_pings_and_answers_after_the_delay(
+    recorder: FakeRecorder,
+) -> None:
+    # Long enough that a loaded machine sees the drain still pending; short for a unit test.
+    health = Health(drain_delay=1.0)
+    async with (
+        serving(recorder, health) as pings,
+        serve(make_metrics_app(_metrics, health), "127.0.0.1", 0) as metrics,
+        aiohttp.ClientSession() as session,
+    ):
+        async with session.get(f"{metrics.url}/readyz") as response:
+            assert response.status == 200
+        async with session.get(f"{pings.url}/ping/{TOKEN}") as response:
+            assert response.headers.get("Connection", "").lower() != "close"
+        drain = asyncio.create_task(session.post(f"{metrics.url}/drain"))
+
+        async def unready() -> bool:
+            async with session.get(f"{pings.url}/readyz") as response:
+                return response.status == 503 and await response.text() == "draining"
+
+        await async_wait_for(unready, timeout=5, what="/readyz 503 on the ping port")
+        assert not drain.done()  # the hook holds the kubelet's SIGTERM back meanwhile
+        async with session.get(f"{metrics.url}/readyz") as response:
+            assert (response.status, await response.text()) == (503, "draining")
+        # Pings are still served, and each reply closes its connection: a kept-alive
+        # client's next ping goes through the Service to a replica that stays.
+        async with session.get(f"{pings.url}/ping/{TOKEN}") as response:
+            assert (response.status, await response.text()) == (200, "OK")
+            assert response.headers["Connection"].lower() == "close"
+        response = await drain
+        assert (response.status, await response.text()) == (200, "drained")
+        response.release()
+        async with session.get(f"{pings.url}/readyz") as after:
+            assert after.status == 503  # SIGTERM follows the hook; never ready again before it
+    assert len(recorder.pings) == 2
+
+
+async def test_drain_is_on_the_metrics_port_only_and_takes_get_or_post(
+    recorder: FakeRecorder,
+) -> None:
+    health = Health(drain_delay=0)
+    async with (
+        serving(recorder, health) as pings,
+        serve(make_metrics_app(_metrics, health), "127.0.0.1", 0) as metrics,
+        aiohttp.ClientSession() as session,
+    ):
+        async with session.get(f"{pings.url}/drain") as response:
+            assert response.status == 404  # jobs and Ingresses reach the ping port
+        assert health.ready()
+        async with session.put(f"{metrics.url}/drain") as response:
+            assert response.status == 405
+            assert response.headers["Allow"] == "GET, POST"
+        assert health.ready()
+        async with session.get(f"{metrics.url}/drain") as response:  # the kubelet's httpGet
+            assert (response.status, await response.text()) == (200, "drained")
+        assert not health.ready()
+
+
+class _Monotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_drain_with_no_sigterm_after_it_is_undone() -> None:
+    """A stray ``/drain`` (the metrics port is reachable by scrapers) must not keep a
+    replica out of its Service for good: readiness comes back a while after the delay."""
+    from heartbeat_operator.receiver.health import DRAIN_UNDO_AFTER
+
+    clock = _Monotonic()
+    health = Health(drain_delay=0, clock=clock)
+    await health.drain()
+    assert not health.ready() and health.draining
+    clock.now += DRAIN_UNDO_AFTER - 1
+    assert not health.ready()
+    clock.now += 1
+    assert health.ready() and not health.draining
+    await health.drain()  # a later drain starts over
+    assert not health.ready()
+    health.begin_shutdown()
+    clock.now += DRAIN_UNDO_AFTER * 2
+    assert not health.ready()  # after SIGTERM, never ready again
+
+
+async def test_a_second_drain_joins_the_first() -> None:
+    clock = _Monotonic()
+    health = Health(drain_delay=30.0, clock=clock)
+    first = asyncio.create_task(health.drain())
+    await asyncio.sleep(0)
+    assert not health.ready()
+    clock.now += 30.0  # the first drain's delay has passed by this clock
+    await asyncio.wait_for(health.drain(), timeout=1)  # a retried hook returns at once
+    first.cancel()
