@@ -249,3 +249,33 @@ def test_design_flags_exist() -> None:
 def test_build_settings_without_args_uses_environment_only(no_file: Path) -> None:
     settings = build_settings(None, {"HEARTBEAT_PORT": "1234"}, namespace_file=no_file)
     assert settings.server.port == 1234
+
+
+def test_webhook_is_off_until_given_a_certificate(no_file: Path) -> None:
+    settings = build([], namespace_file=no_file)
+    assert settings.webhook.port == 9443
+    assert not settings.webhook.enabled
+
+
+def test_webhook_flags_and_environment(no_file: Path) -> None:
+    environ = {
+        "HEARTBEAT_WEBHOOK_PORT": "10443",
+        "HEARTBEAT_WEBHOOK_CERT_FILE": "/tls/tls.crt",
+        "HEARTBEAT_WEBHOOK_KEY_FILE": "/tls/tls.key",
+    }
+    settings = build(["--webhook-port", "11443"], environ, namespace_file=no_file)
+    assert settings.webhook.port == 11443
+    assert settings.webhook.cert_file == Path("/tls/tls.crt")
+    assert settings.webhook.key_file == Path("/tls/tls.key")
+    assert settings.webhook.enabled
+
+
+def test_webhook_certificate_without_key_is_refused(no_file: Path) -> None:
+    with pytest.raises(SettingsError, match="go together"):
+        build(["--webhook-cert-file", "/tls/tls.crt"], namespace_file=no_file)
+
+
+def test_webhook_port_must_differ_from_the_others(no_file: Path) -> None:
+    pair = ["--webhook-cert-file", "/c", "--webhook-key-file", "/k"]
+    with pytest.raises(SettingsError, match="webhook-port 8081"):
+        build([*pair, "--webhook-port", "8081"], namespace_file=no_file)
