@@ -136,8 +136,9 @@ def test_chart_with_every_option_applies(
     if "watchNamespaces" in values:
         values["watchNamespaces"] = [namespace]
     else:
-        # A cluster-wide webhook whose Service has no Pods would make every other session's
-        # monitor writes wait for it; the namespaced variant applies one limited to ours.
+        # A cluster-wide webhook whose Service has no Pods would be called by every other
+        # session's monitor writes (and where its address does not answer, delay each by
+        # its timeout); the namespaced variant applies one limited to ours.
         values["webhook"] = {"enabled": False}
     text = render_text(values, release=release, namespace=namespace, include_crds=False)
     rendered = objects(text)
