@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: the local control plane (with the CRD), examples/ applied, then the operator
-# in the foreground against it. Ports: HEARTBEAT_PORT (8080), HEARTBEAT_METRICS_PORT (8081).
+# in the foreground against it. Ports: HEARTBEAT_PORT (8080), HEARTBEAT_METRICS_PORT (8081),
+# and the admission webhook on 9443, where `dev up` registered it (docs/decisions.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,8 @@ kubeconfig=$("$venv/heartbeat-operator" dev up)
 export KUBECONFIG=$kubeconfig
 port=${HEARTBEAT_PORT:-8080}
 metrics_port=${HEARTBEAT_METRICS_PORT:-8081}
+# `dev up` wrote the webhook's serving pair beside the kubeconfig, in the state directory.
+webhook_dir=$(dirname "$kubeconfig")/webhook
 
 # Each example folder is one idea; its manifests go to the default namespace unless they
 # name one. A manifest that cannot be applied is reported, not fatal: the operator still runs.
@@ -26,6 +29,7 @@ cat >&2 <<HINT
       eval "\$(.venv/bin/heartbeat-operator dev env)"
       kubectl get hbm -A -w
   Ping receiver: http://127.0.0.1:$port   metrics: http://127.0.0.1:$metrics_port/metrics
+  Admission webhook: https://127.0.0.1:9443 (kubectl apply refuses a bad schedule in a sentence)
   A monitor's ping URL is in its Secret:
       kubectl get secret <monitor>-heartbeat -o jsonpath='{.data.url}' | base64 -d
       curl -fsS "\$(kubectl get secret <monitor>-heartbeat -o jsonpath='{.data.url}' | base64 -d)"
@@ -35,4 +39,5 @@ cat >&2 <<HINT
 HINT
 
 exec "$venv/heartbeat-operator" run --port "$port" --metrics-port "$metrics_port" \
-  --external-url "http://127.0.0.1:$port"
+  --external-url "http://127.0.0.1:$port" \
+  --webhook-port 9443 --webhook-cert-file "$webhook_dir/tls.crt" --webhook-key-file "$webhook_dir/tls.key"

@@ -26,6 +26,7 @@ from typing import Any
 import kopf
 
 from heartbeat_operator import settings as settings_module
+from heartbeat_operator.admission.serving import serve_webhook
 from heartbeat_operator.domain.records import Record
 from heartbeat_operator.domain.specs import MonitorSpec
 from heartbeat_operator.kube import cronjobs, watching
@@ -290,9 +291,18 @@ async def run(settings: Settings) -> int:
     metrics_app = make_metrics_app(
         make_metrics_handler(op.metrics), op.health, observer=op.metrics.observe
     )
+    webhook = settings.webhook
+    # Every replica serves the webhook, leader or not (DESIGN 10.4); only with a
+    # certificate (settings.WebhookSettings.cert_file).
+    admission = (
+        serve_webhook(server.host, webhook.port, webhook.cert_file, webhook.key_file)
+        if webhook.cert_file is not None and webhook.key_file is not None
+        else contextlib.nullcontext()
+    )
     async with (
         serve(ping_app, server.host, server.port, shutdown_timeout=server.shutdown_timeout),
         serve(metrics_app, server.host, server.metrics_port, shutdown_timeout=1.0),
+        admission,
     ):
         logger.info(
             "heartbeat-operator %s: pings on :%d, metrics on :%d, lease %s/%s",

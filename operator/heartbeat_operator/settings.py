@@ -36,6 +36,7 @@ __all__ = [
     "SettingsError",
     "TokenSettings",
     "WatchingSettings",
+    "WebhookSettings",
     "WriterSettings",
     "add_arguments",
     "build_settings",
@@ -253,6 +254,29 @@ class JobsSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class WebhookSettings:
+    """The validating admission webhook's HTTPS listener (DESIGN 10.4; docs/decisions.md)."""
+
+    port: int = 9443
+    """HTTPS port of ``POST /validate/heartbeatmonitors``. Default 9443, the port
+    controller-runtime operators use for webhooks; the chart's webhook Service targets it.
+    0 picks a free port (tests)."""
+
+    cert_file: Path | None = None
+    """PEM serving certificate (chain) for the webhook. The webhook is served only when
+    this and ``key_file`` are given (the chart mounts its Secret; ``make run`` passes the
+    pair ``dev up`` wrote), so tests that start many replicas never compete for its port.
+    Default unset: no webhook."""
+
+    key_file: Path | None = None
+    """PEM private key of ``cert_file``. Default unset."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None and self.key_file is not None
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     """Everything a replica is configured with, grouped by concern."""
 
@@ -264,6 +288,7 @@ class Settings:
     metrics: MetricsSettings = dataclasses.field(default_factory=MetricsSettings)
     tokens: TokenSettings = dataclasses.field(default_factory=TokenSettings)
     jobs: JobsSettings = dataclasses.field(default_factory=JobsSettings)
+    webhook: WebhookSettings = dataclasses.field(default_factory=WebhookSettings)
 
 
 # --- flags and environment ------------------------------------------------------------
@@ -317,6 +342,10 @@ def _text(text: str) -> str:
     if not text.strip():
         raise ValueError("must not be empty")
     return text.strip()
+
+
+def _path(text: str) -> Path:
+    return Path(_text(text))
 
 
 def _monitor_metrics(text: str) -> str:
@@ -529,6 +558,21 @@ _FLAGS: tuple[_Flag, ...] = (
         "a failed Job's last log lines become its fail ping's body (off)",
         boolean=True,
     ),
+    _Flag("--webhook-port", "webhook", "port", _port, "admission webhook HTTPS port (9443)"),
+    _Flag(
+        "--webhook-cert-file",
+        "webhook",
+        "cert_file",
+        _path,
+        "PEM certificate of the admission webhook; with --webhook-key-file turns it on (off)",
+    ),
+    _Flag(
+        "--webhook-key-file",
+        "webhook",
+        "key_file",
+        _path,
+        "PEM key of --webhook-cert-file (unset)",
+    ),
 )
 
 
@@ -642,6 +686,7 @@ def build_settings(
         metrics=MetricsSettings(**given.get("metrics", {})),
         tokens=TokenSettings(**given.get("tokens", {})),
         jobs=JobsSettings(**given.get("jobs", {})),
+        webhook=WebhookSettings(**given.get("webhook", {})),
     )
     _check(settings)
     return settings
@@ -657,6 +702,11 @@ def _check(settings: Settings) -> None:
     server = settings.server
     if server.port != 0 and server.port == server.metrics_port:
         raise SettingsError(f"--port and --metrics-port are both {server.port}")
+    webhook = settings.webhook
+    if (webhook.cert_file is None) != (webhook.key_file is None):
+        raise SettingsError("--webhook-cert-file and --webhook-key-file go together")
+    if webhook.enabled and webhook.port != 0 and webhook.port in (server.port, server.metrics_port):
+        raise SettingsError(f"--webhook-port {webhook.port} is already the ping or metrics port")
 
 
 def flag_names() -> Sequence[str]:

@@ -97,7 +97,7 @@ def release(kubectl: KubectlRunner) -> Iterator[str]:
     yield name
     kubectl(
         "delete",
-        "clusterrole,clusterrolebinding",
+        "clusterrole,clusterrolebinding,validatingwebhookconfiguration",
         "-l",
         f"app.kubernetes.io/instance={name}",
         "--ignore-not-found",
@@ -136,6 +136,11 @@ def test_chart_with_every_option_applies(
     values = {**ALL_ON, **extra}
     if "watchNamespaces" in values:
         values["watchNamespaces"] = [namespace]
+    else:
+        # A cluster-wide webhook whose Service has no Pods would be called by every other
+        # session's monitor writes (and where its address does not answer, delay each by
+        # its timeout); the namespaced variant applies one limited to ours.
+        values["webhook"] = {"enabled": False}
     text = render_text(values, release=release, namespace=namespace, include_crds=False)
     rendered = objects(text)
     assert {"ServiceMonitor", "PrometheusRule", "Ingress", "NetworkPolicy", "ConfigMap"} <= {
@@ -164,6 +169,11 @@ def test_chart_with_every_option_applies(
     rule = stored(kubectl, one(rendered, "PrometheusRule"))
     alerts = {r.get("alert") for g in rule["spec"]["groups"] for r in g["rules"]}
     assert "HeartbeatOperatorAbsent" in alerts
+    if extra:
+        config = stored(kubectl, one(rendered, "ValidatingWebhookConfiguration"))
+        (hook,) = config["webhooks"]
+        assert hook["failurePolicy"] == "Ignore"
+        assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == [namespace]
 
 
 def test_chart_crd_is_admitted(kubectl: KubectlRunner) -> None:
@@ -183,7 +193,8 @@ def test_helm_install_prints_how_to_start_and_uninstall_leaves_nothing(
 ) -> None:
     helm_binary()
     common = ["--kubeconfig", str(kubeconfig), "--namespace", namespace]
-    out = run_helm("install", release, str(CHART), *common, "--skip-crds", values=ALL_ON)
+    values = {**ALL_ON, "webhook": {"enabled": False}}  # cluster-wide: see above
+    out = run_helm("install", release, str(CHART), *common, "--skip-crds", values=values)
     assert "STATUS: deployed" in out
     # NOTES.txt: a first monitor, and how to read its URL.
     assert "kind: HeartbeatMonitor" in out
@@ -213,3 +224,47 @@ def test_helm_install_prints_how_to_start_and_uninstall_leaves_nothing(
     wait_for(nothing_left, timeout=30, what="the release's objects to be deleted")
     # Helm keeps the CRD (and with it every monitor) on uninstall (DESIGN 9.20).
     kubectl("get", "crd", "heartbeatmonitors.heartbeat.dev")
+
+
+def test_helm_upgrade_keeps_the_webhook_certificate(
+    kubectl: KubectlRunner, kubeconfig: Path, namespace: str, release: str
+) -> None:
+    """The generated CA and serving pair survive `helm upgrade` (DESIGN 10.4): the chart
+    looks its Secret up instead of generating a pair the running Pods do not serve."""
+    common = ["--kubeconfig", str(kubeconfig), "--namespace", namespace, "--skip-crds"]
+    values = {"watchNamespaces": [namespace]}  # the configuration stays in our namespace
+    secret_name = f"{release}-heartbeat-operator-webhook-tls"
+
+    def webhook_tls() -> tuple[dict[str, str], str]:
+        secret = json.loads(
+            kubectl("get", "secret", secret_name, "-n", namespace, "-o", "json").stdout
+        )
+        config = json.loads(
+            kubectl(
+                "get",
+                "validatingwebhookconfiguration",
+                f"{release}-heartbeat-operator",
+                "-o",
+                "json",
+            ).stdout
+        )
+        return secret["data"], config["webhooks"][0]["clientConfig"]["caBundle"]
+
+    run_helm("install", release, str(CHART), *common, values=values)
+    data, ca_bundle = webhook_tls()
+    assert ca_bundle == data["ca.crt"]
+
+    run_helm("upgrade", release, str(CHART), *common, values={**values, "replicaCount": 3})
+    assert webhook_tls() == (data, ca_bundle)
+
+    run_helm("uninstall", release, "--kubeconfig", str(kubeconfig), "-n", namespace, "--wait")
+    left = kubectl(
+        "get",
+        "secret,svc,validatingwebhookconfiguration",
+        "-A",
+        "-l",
+        f"app.kubernetes.io/instance={release}",
+        "-o",
+        "name",
+    ).stdout.split()
+    assert left == []

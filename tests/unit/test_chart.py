@@ -13,6 +13,7 @@ cached outside the tree; the first build takes about a minute, later runs find t
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import re
 import subprocess
@@ -24,6 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
 from tests.support.charts import (
     ALL_ON,
     CHART,
@@ -42,6 +44,7 @@ from tests.support.charts import (
     run_helm,
 )
 
+from heartbeat_operator.admission.app import PATH
 from heartbeat_operator.settings import add_arguments, build_settings
 
 
@@ -98,6 +101,9 @@ def test_defaults_render_the_core_objects_and_nothing_optional() -> None:
             "Service",  # metrics
             "Deployment",
             "PodDisruptionBudget",
+            "Secret",  # the admission webhook's generated certificate
+            "Service",  # the admission webhook
+            "ValidatingWebhookConfiguration",
         ]
     )
 
@@ -202,7 +208,11 @@ def test_deployment_is_hardened() -> None:
     assert c["resources"]["requests"].keys() >= {"cpu", "memory"}
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
-    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"ping": 8080, "metrics": 8081}
+    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {
+        "ping": 8080,
+        "metrics": 8081,
+        "webhook": 9443,
+    }
     env = {e["name"]: e for e in c["env"]}
     assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
 
@@ -493,9 +503,136 @@ def test_network_policy_admits_pings_and_scrapes_only() -> None:
     policy = one(render(ALL_ON), "NetworkPolicy")
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     by_port = {r["ports"][0]["port"]: r for r in policy["spec"]["ingress"]}
-    assert set(by_port) == {"ping", "metrics"}
+    assert set(by_port) == {"ping", "metrics", "webhook"}
     assert "from" not in by_port["ping"]  # pings come from anywhere
+    assert "from" not in by_port["webhook"]  # the API server is no Pod a selector matches
     assert by_port["metrics"]["from"]  # scrapes only from the monitoring peers
+
+
+# --- the admission webhook (DESIGN 10.4) -------------------------------------------------
+
+
+def _certificate(pem_b64: str) -> Any:
+    return x509.load_pem_x509_certificate(base64.b64decode(pem_b64))
+
+
+def test_webhook_is_served_with_a_generated_ca_by_default() -> None:
+    docs = render()
+    secret = one(docs, "Secret", "hb-heartbeat-operator-webhook-tls")
+    assert secret["type"] == "kubernetes.io/tls"
+    config = one(docs, "ValidatingWebhookConfiguration", "hb-heartbeat-operator")
+    (hook,) = config["webhooks"]
+    assert hook["failurePolicy"] == "Ignore"  # a stopped operator never blocks an apply
+    assert hook["sideEffects"] == "None" and hook["admissionReviewVersions"] == ["v1"]
+    assert hook["timeoutSeconds"] == 5
+    assert hook["rules"] == [
+        {
+            "apiGroups": ["heartbeat.dev"],
+            "apiVersions": ["*"],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": ["heartbeatmonitors"],  # never /status: pings' writes skip it
+            "scope": "Namespaced",
+        }
+    ]
+    assert "namespaceSelector" not in hook
+    service_ref = hook["clientConfig"]["service"]
+    assert service_ref == {
+        "name": "hb-heartbeat-operator-webhook",
+        "namespace": "heartbeat-system",
+        "path": PATH,
+        "port": 443,
+    }
+    # The caBundle is the CA in the Secret, and it signed a certificate for the Service.
+    assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+    ca = _certificate(secret["data"]["ca.crt"])
+    cert = _certificate(secret["data"]["tls.crt"])
+    cert.verify_directly_issued_by(ca)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "hb-heartbeat-operator-webhook.heartbeat-system.svc" in names.get_values_for_type(
+        x509.DNSName
+    )
+    assert base64.b64decode(secret["data"]["tls.key"]).startswith(b"-----BEGIN")
+
+    service = one(docs, "Service", "hb-heartbeat-operator-webhook")
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(443, "webhook")]
+    c = container(docs)
+    settings = settings_from(c)
+    assert settings.webhook.enabled and settings.webhook.port == 9443
+    assert {p["name"]: p["containerPort"] for p in c["ports"]}["webhook"] == 9443
+    (mount,) = [m for m in c["volumeMounts"] if m["name"] == "webhook-tls"]
+    assert mount["readOnly"] is True
+    assert settings.webhook.cert_file == Path(mount["mountPath"]) / "tls.crt"
+    assert settings.webhook.key_file == Path(mount["mountPath"]) / "tls.key"
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "webhook-tls"]
+    assert volume["secret"]["secretName"] == secret["metadata"]["name"]
+
+
+def test_webhook_can_be_turned_off() -> None:
+    docs = render({"webhook": {"enabled": False}})
+    kinds = [d["kind"] for d in docs]
+    assert "ValidatingWebhookConfiguration" not in kinds and "Secret" not in kinds
+    assert not any(d["metadata"]["name"].endswith("-webhook") for d in docs)
+    c = container(docs)
+    assert not settings_from(c).webhook.enabled
+    assert "webhook" not in {p["name"] for p in c["ports"]}
+
+
+def test_webhook_certificate_from_cert_manager() -> None:
+    docs = render({"webhook": {"certManager": {"enabled": True}}})
+    assert "Secret" not in [d["kind"] for d in docs]  # cert-manager writes it
+    issuer = one(docs, "Issuer", "hb-heartbeat-operator-webhook")
+    assert issuer["spec"] == {"selfSigned": {}}
+    certificate = one(docs, "Certificate", "hb-heartbeat-operator-webhook")
+    assert certificate["spec"]["secretName"] == "hb-heartbeat-operator-webhook-tls"
+    assert certificate["spec"]["issuerRef"] == {
+        "kind": "Issuer",
+        "name": "hb-heartbeat-operator-webhook",
+    }
+    assert "hb-heartbeat-operator-webhook.heartbeat-system.svc" in certificate["spec"]["dnsNames"]
+    config = one(docs, "ValidatingWebhookConfiguration")
+    assert config["metadata"]["annotations"] == {
+        "cert-manager.io/inject-ca-from": "heartbeat-system/hb-heartbeat-operator-webhook"
+    }
+    (hook,) = config["webhooks"]
+    assert "caBundle" not in hook["clientConfig"]  # cert-manager's cainjector fills it in
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "webhook-tls"]
+    assert volume["secret"]["secretName"] == certificate["spec"]["secretName"]
+
+
+def test_webhook_certificate_from_the_users_issuer() -> None:
+    issuer = {"kind": "ClusterIssuer", "name": "corp-ca"}
+    docs = render({"webhook": {"certManager": {"enabled": True, "issuerRef": issuer}}})
+    assert "Issuer" not in [d["kind"] for d in docs]
+    assert one(docs, "Certificate")["spec"]["issuerRef"] == issuer
+
+
+def test_webhook_only_for_watched_namespaces() -> None:
+    docs = render({"watchNamespaces": ["team-a", "team-b"]})
+    (hook,) = one(docs, "ValidatingWebhookConfiguration")["webhooks"]
+    assert hook["namespaceSelector"] == {
+        "matchExpressions": [
+            {
+                "key": "kubernetes.io/metadata.name",
+                "operator": "In",
+                "values": ["team-a", "team-b"],
+            }
+        ]
+    }
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        ({"webhook": {"enabeld": False}}, "enabeld"),
+        ({"webhook": {"timeoutSeconds": 31}}, "timeoutSeconds"),
+        ({"webhook": {"certManager": {"issuerRef": {"nam": "x"}}}}, "nam"),
+    ],
+)
+def test_schema_rejects_bad_webhook_values(values: dict[str, Any], complaint: str) -> None:
+    with pytest.raises(HelmError, match=complaint):
+        render(values)
 
 
 # --- the image ----------------------------------------------------------------------------

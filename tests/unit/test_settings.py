@@ -348,3 +348,33 @@ def test_an_unknown_log_level_is_refused(capsys: pytest.CaptureFixture[str]) -> 
         parser.parse_args(["--log-level=loud"])
     assert exit_info.value.code == 2
     assert "--log-level" in capsys.readouterr().err
+
+
+def test_webhook_is_off_until_given_a_certificate(no_file: Path) -> None:
+    settings = build([], namespace_file=no_file)
+    assert settings.webhook.port == 9443
+    assert not settings.webhook.enabled
+
+
+def test_webhook_flags_and_environment(no_file: Path) -> None:
+    environ = {
+        "HEARTBEAT_WEBHOOK_PORT": "10443",
+        "HEARTBEAT_WEBHOOK_CERT_FILE": "/tls/tls.crt",
+        "HEARTBEAT_WEBHOOK_KEY_FILE": "/tls/tls.key",
+    }
+    settings = build(["--webhook-port", "11443"], environ, namespace_file=no_file)
+    assert settings.webhook.port == 11443
+    assert settings.webhook.cert_file == Path("/tls/tls.crt")
+    assert settings.webhook.key_file == Path("/tls/tls.key")
+    assert settings.webhook.enabled
+
+
+def test_webhook_certificate_without_key_is_refused(no_file: Path) -> None:
+    with pytest.raises(SettingsError, match="go together"):
+        build(["--webhook-cert-file", "/tls/tls.crt"], namespace_file=no_file)
+
+
+def test_webhook_port_must_differ_from_the_others(no_file: Path) -> None:
+    pair = ["--webhook-cert-file", "/c", "--webhook-key-file", "/k"]
+    with pytest.raises(SettingsError, match="webhook-port 8081"):
+        build([*pair, "--webhook-port", "8081"], namespace_file=no_file)

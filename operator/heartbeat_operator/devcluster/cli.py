@@ -12,7 +12,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from heartbeat_operator.devcluster import clusters
+from heartbeat_operator.devcluster import clusters, webhooks
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +22,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     up = actions.add_parser(
-        "up", help="start it (or reuse a running one); print the kubeconfig path"
+        "up",
+        help="start it (or reuse a running one), register the admission webhook at "
+        "127.0.0.1:9443; print the kubeconfig path",
     )
     up.add_argument(
         "--crds",
@@ -39,6 +41,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         if args.action == "up":
             cluster = clusters.up(crds_dir=args.crds, pin=True)
+            webhooks.register(cluster)
             print(cluster.kubeconfig)
             return 0
         if args.action == "down":

@@ -13,6 +13,7 @@ from heartbeat_operator.domain.schedules import (
     Schedule,
     ScheduleError,
     compile_cron,
+    normalize_cron,
 )
 
 DEFAULT_GRACE = timedelta(minutes=5)
@@ -103,6 +104,59 @@ def _threshold(raw: Mapping[str, Any], key: str) -> int:
     return value
 
 
+#: Prefixes robfig/cron reads as a time zone; a CronJob refuses them since Kubernetes 1.27
+#: and so do we: the zone has its own field (DESIGN 10.4).
+_ZONE_PREFIXES = ("CRON_TZ=", "TZ=")
+
+
+def _zone_prefix_error(schedule: str) -> SpecError | None:
+    """A ``CRON_TZ=``/``TZ=`` prefix, refused with a pointer to ``spec.timeZone``."""
+    head = schedule.strip().split(maxsplit=1)[0] if schedule.strip() else ""
+    prefix = next((p for p in _ZONE_PREFIXES if head.upper().startswith(p)), None)
+    if prefix is None:
+        return None
+    zone = head[len(prefix) :] or "<IANA zone>"
+    return SpecError(
+        "InvalidSchedule",
+        "spec.schedule",
+        f"spec.schedule must not start with {head}: put the cron line alone in "
+        f"spec.schedule and set spec.timeZone: {zone}",
+    )
+
+
+def _compiles(expr: str) -> bool:
+    try:
+        compile_cron(expr, None)
+    except ScheduleError:
+        return False
+    return True
+
+
+def _never_fires(schedule: str) -> bool:
+    """True when day-of-month and month are each valid but name no real date (``31 2``).
+
+    cronsim refuses such a line as a "Bad day-of-month"; a user deserves to hear that the
+    schedule would never fire (DESIGN 10.4), not that 31 is a bad day.
+    """
+    try:
+        fields = normalize_cron(schedule).split()
+    except ScheduleError:
+        return False
+    any_month = [*fields[:3], "*", fields[4]]
+    any_day = [*fields[:2], "*", *fields[3:]]
+    return _compiles(" ".join(any_month)) and _compiles(" ".join(any_day))
+
+
+def _schedule_error(schedule: str, error: ScheduleError) -> SpecError:
+    if error.reason == "InvalidSchedule" and _never_fires(schedule):
+        return SpecError(
+            "InvalidSchedule",
+            "spec.schedule",
+            f"spec.schedule {schedule!r} never fires: no month it names has that day of the month",
+        )
+    return SpecError(error.reason, error.field, error.message)
+
+
 def parse_spec(raw: Mapping[str, Any], *, name: str | None = None) -> MonitorSpec:
     """Parse ``spec`` (the raw dict); raise ``SpecError`` naming the field at fault.
 
@@ -133,10 +187,13 @@ def parse_spec(raw: Mapping[str, Any], *, name: str | None = None) -> MonitorSpe
         raise SpecError("InvalidTimeZone", "spec.timeZone", "spec.timeZone must be a string")
     slots: Schedule
     if schedule is not None:
+        prefixed = _zone_prefix_error(schedule)
+        if prefixed is not None:
+            raise prefixed
         try:
             slots = compile_cron(schedule, time_zone)
         except ScheduleError as exc:
-            raise SpecError(exc.reason, exc.field, exc.message) from None
+            raise _schedule_error(schedule, exc) from None
     else:
         assert period is not None
         slots = PeriodSchedule(period)
@@ -153,13 +210,23 @@ def parse_spec(raw: Mapping[str, Any], *, name: str | None = None) -> MonitorSpe
         )
     if secret is None and name:
         secret = f"{name}-heartbeat"
+    max_runtime = _duration(raw, "maxRuntime")
+    min_runtime = _duration(raw, "minRuntime")
+    if min_runtime is not None and max_runtime is not None and min_runtime >= max_runtime:
+        # Every run would end too fast or too late: a monitor that can only fail (DESIGN 10.4).
+        raise SpecError(
+            "InvalidSpec",
+            "spec.minRuntime",
+            f"spec.minRuntime ({format_duration(min_runtime)}) must be shorter than "
+            f"spec.maxRuntime ({format_duration(max_runtime)}): no run could pass both",
+        )
     return MonitorSpec(
         period=period,
         schedule=schedule,
         time_zone=time_zone,
         grace=DEFAULT_GRACE if grace is None else grace,
-        max_runtime=_duration(raw, "maxRuntime"),
-        min_runtime=_duration(raw, "minRuntime"),
+        max_runtime=max_runtime,
+        min_runtime=min_runtime,
         failure_threshold=_threshold(raw, "failureThreshold"),
         success_threshold=_threshold(raw, "successThreshold"),
         paused=paused,

@@ -76,3 +76,63 @@ def test_errors_name_reason_and_field(raw: dict[str, object], reason: str, field
         parse_spec(raw)
     assert (caught.value.reason, caught.value.field) == (reason, field)
     assert caught.value.message
+
+
+# --- what the admission webhook refuses in a sentence (DESIGN 10.4) -------------------
+
+
+@pytest.mark.parametrize("schedule", ["0 0 31 2 *", "0 0 30 2 *", "0 0 31 4,6 *", "0 0 30,31 2 *"])
+def test_a_schedule_that_never_fires_is_named_so(schedule: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec({"schedule": schedule})
+    assert (caught.value.reason, caught.value.field) == ("InvalidSchedule", "spec.schedule")
+    assert caught.value.message == (
+        f"spec.schedule {schedule!r} never fires: no month it names has that day of the month"
+    )
+
+
+@pytest.mark.parametrize("schedule", ["0 0 32 2 *", "0 0 31 13 *", "61 * * * *"])
+def test_a_bad_field_is_not_called_never_firing(schedule: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec({"schedule": schedule})
+    assert caught.value.reason == "InvalidSchedule"
+    assert "never fires" not in caught.value.message
+
+
+@pytest.mark.parametrize("schedule", ["0 0 29 2 *", "0 0 31 */2 *", "0 0 31 2 1"])
+def test_rare_schedules_still_fire(schedule: str) -> None:
+    assert parse_spec({"schedule": schedule}).is_cron
+
+
+@pytest.mark.parametrize(
+    ("schedule", "head", "zone"),
+    [
+        ("CRON_TZ=Europe/Berlin 0 2 * * *", "CRON_TZ=Europe/Berlin", "Europe/Berlin"),
+        ("TZ=America/New_York 30 1 * * *", "TZ=America/New_York", "America/New_York"),
+        ("  cron_tz=UTC @daily", "cron_tz=UTC", "UTC"),
+    ],
+)
+def test_a_zone_prefix_points_to_spec_time_zone(schedule: str, head: str, zone: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec({"schedule": schedule})
+    assert (caught.value.reason, caught.value.field) == ("InvalidSchedule", "spec.schedule")
+    assert caught.value.message == (
+        f"spec.schedule must not start with {head}: put the cron line alone in "
+        f"spec.schedule and set spec.timeZone: {zone}"
+    )
+
+
+@pytest.mark.parametrize(("low", "high"), [("1h", "1h"), ("2h", "1h30m"), ("1d", "1h")])
+def test_min_runtime_must_be_shorter_than_max_runtime(low: str, high: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec({"period": "1d", "minRuntime": low, "maxRuntime": high})
+    assert (caught.value.reason, caught.value.field) == ("InvalidSpec", "spec.minRuntime")
+    assert caught.value.message.startswith(
+        f"spec.minRuntime ({low}) must be shorter than spec.maxRuntime ({high})"
+    )
+
+
+def test_min_runtime_just_under_max_runtime_is_fine() -> None:
+    s = parse_spec({"period": "1d", "minRuntime": "59m59s", "maxRuntime": "1h"})
+    assert s.min_runtime is not None and s.max_runtime is not None
+    assert s.min_runtime < s.max_runtime

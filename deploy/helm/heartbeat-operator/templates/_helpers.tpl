@@ -117,3 +117,13 @@ wildcard, never list or watch of Secrets: the operator reads a Secret by name.
   resources: ["namespaces"]
   verbs: ["list", "watch"]
 {{- end }}
+
+{{/* The admission webhook's Service (DESIGN 10.4). */}}
+{{- define "heartbeat-operator.webhookName" -}}
+{{- printf "%s-webhook" (include "heartbeat-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The Secret holding the webhook's serving pair (generated, or cert-manager's). */}}
+{{- define "heartbeat-operator.webhookSecretName" -}}
+{{- printf "%s-webhook-tls" (include "heartbeat-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
