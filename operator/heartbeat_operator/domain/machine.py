@@ -61,7 +61,9 @@ _EPSILON = timedelta(microseconds=1)
 
 # How many lines of a failure's body go into its Event message, and how long each may be.
 _BODY_LINES = 3
-_BODY_LINE_CHARS = 80
+# 160: a Job failure's first line ("BackoffLimitExceeded: ...; container main OOMKilled
+# (exit code 137)", issue 12) fits whole; the message is cut at 300 bytes anyway.
+_BODY_LINE_CHARS = 160
 
 NORMAL = "Normal"
 WARNING = "Warning"

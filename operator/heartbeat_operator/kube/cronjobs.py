@@ -41,7 +41,7 @@ from typing import Any, Protocol
 
 import kopf
 
-from heartbeat_operator.domain.durations import DurationError, parse_duration
+from heartbeat_operator.domain.durations import MAX_DURATION, DurationError, parse_duration
 from heartbeat_operator.domain.inputs import (
     PAUSE_CAUSE_CRONJOB,
     Input,
@@ -299,8 +299,13 @@ def desired_spec(cronjob: CronJobInfo) -> tuple[dict[str, Any], list[InvalidAnno
             )
             continue
         spec[field] = text
-    if "maxRuntime" not in spec and cronjob.active_deadline_seconds is not None:
-        spec["maxRuntime"] = f"{cronjob.active_deadline_seconds + ACTIVE_DEADLINE_MARGIN}s"
+    deadline = cronjob.active_deadline_seconds
+    if "maxRuntime" not in spec and deadline is not None:
+        bound = deadline + ACTIVE_DEADLINE_MARGIN
+        # Above the CRD's 10-year bound the apply would be refused and the CronJob left
+        # unmonitored: the run-timeout of DESIGN 10.2 applies instead.
+        if bound <= MAX_DURATION.total_seconds():
+            spec["maxRuntime"] = f"{bound}s"
     value = cronjob.annotations.get(FAILURE_THRESHOLD_ANNOTATION)
     if value is not None:
         text = value.strip()
