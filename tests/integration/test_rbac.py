@@ -151,8 +151,9 @@ def install_rbac(
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["args"][0] == "run"
     # The operator runs with the chart's own flags, except where it listens and the URL
-    # base in the Secrets: a local process, pinged by the tests on 127.0.0.1.
-    local = ("--host=", "--port=", "--metrics-port=", "--external-url=")
+    # base in the Secrets: a local process, pinged by the tests on 127.0.0.1. (The webhook's
+    # certificate is a file mounted in the Pod; its listener is not what RBAC is about.)
+    local = ("--host=", "--port=", "--metrics-port=", "--external-url=", "--webhook-")
     args = [a for a in container["args"][1:] if not a.startswith(local)]
     return Install(release, namespace, config, dev_cluster.kubectl_path, args)
 
