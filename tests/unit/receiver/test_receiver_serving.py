@@ -387,8 +387,11 @@ async def test_a_second_drain_joins_the_first() -> None:
     clock = _Monotonic()
     health = Health(drain_delay=30.0, clock=clock)
     first = asyncio.create_task(health.drain())
-    await asyncio.sleep(0)
-    assert not health.ready()
+
+    async def draining() -> bool:
+        return not health.ready()
+
+    await async_wait_for(draining, timeout=1.0, interval=0.01, what="the first drain begun")
     clock.now += 30.0  # the first drain's delay has passed by this clock
     await asyncio.wait_for(health.drain(), timeout=1)  # a retried hook returns at once
     first.cancel()
