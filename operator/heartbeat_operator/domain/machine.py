@@ -74,12 +74,13 @@ class Transition:
     """A state or reason change (or a failed slot while already Down), at its exact time.
 
     ``state``/``reason``/``message`` are what the monitor shows after it (``reason`` is the
-    ``Healthy`` condition's reason). ``event_reason`` (DESIGN 9.7: ``FirstPing``, ``Late``,
+    ``Healthy`` condition's reason). ``event_reason`` (DESIGN 9.7: ``FirstPing``,
     ``Missed``, ``NeverPinged``, ``NotStarted``, ``Failed``, ``RunTimeout``, ``RanTooFast``,
     ``Recovered``, ``Paused``, ``Resumed``) and ``event_type`` (``Normal``/``Warning``) say
-    which Event to post; ``event_reason`` is None for a change that posts none (a start
-    during the first slot's Late window returning the monitor to New). The same transition
-    is already prepended to ``record.recent_transitions``.
+    which Event to post; ``event_reason`` is None for a change that posts none: entering
+    Grace for lateness and leaving it with a start or finish (DESIGN 10.8.13), a start
+    during the first slot's Late window returning the monitor to New, a spec edit. The
+    same transition is already prepended to ``record.recent_transitions``.
     """
 
     time: datetime
@@ -279,7 +280,12 @@ def _go_late(
         f"{_since(rec)}; expected by {format_clock(slot.due)} + grace "
         f"{format_duration(spec.grace)} (missed after {format_clock(slot.alert(spec.grace))})"
     )
-    _transition(rec, out, at, "Grace", "Late", message, "Late", NORMAL)
+    # DESIGN 10.8.13: a slot whose start or finish arrives within grace posts neither
+    # `Late` nor `Recovered`. Whether it will is unknown at the due time, so lateness is
+    # status and metrics only (state Grace, reason Late, HeartbeatMonitorLate); a slot
+    # that stays silent posts its Warning (`Missed`, ...) at its alertTime, and a `Late`
+    # Event then would only repeat it (docs/decisions.md).
+    _transition(rec, out, at, "Grace", "Late", message, None, NORMAL)
 
 
 def _miss(spec: MonitorSpec, rec: Record, slot: Slot, at: datetime, out: list[Transition]) -> None:
@@ -549,8 +555,9 @@ def _start(spec: MonitorSpec, rec: Record, ping: Ping, at: datetime, out: list[T
             message = f"{started}; the first run has begun, awaiting its finish"
             _transition(rec, out, at, "New", "AwaitingFirstPing", message, None, NORMAL)
         else:
+            # DESIGN 10.8.13: a start within grace ends lateness without a `Recovered`.
             message = f"{started}; {_next_expected(spec, rec)}"
-            _transition(rec, out, at, state, reason, message, "Recovered", NORMAL)
+            _transition(rec, out, at, state, reason, message, None, NORMAL)
 
 
 def _finish(
@@ -573,6 +580,7 @@ def _finish(
     ):
         failure = "RanTooFast"
     rec.reference_time = max(rec.reference_time, _anchor(spec, rec, at))
+    first = rec.last_success_time is None and rec.last_failure_time is None
     rec.last_exit_code = ping.exit_code
     rec.last_duration_seconds = seconds(duration) if duration is not None else None
     if failure is None:
@@ -584,7 +592,7 @@ def _finish(
     if run is not None and not rec.running:
         rec.running_changed_at = at
     if failure is None:
-        _succeed(spec, rec, at, duration, out)
+        _succeed(spec, rec, at, duration, out, first=first)
         return
     if failure == "NotStarted":
         # DESIGN 10.8.3: a Job that ended before any container ran; counted like Missed.
@@ -603,8 +611,16 @@ def _finish(
 
 
 def _succeed(
-    spec: MonitorSpec, rec: Record, at: datetime, duration: timedelta | None, out: list[Transition]
+    spec: MonitorSpec,
+    rec: Record,
+    at: datetime,
+    duration: timedelta | None,
+    out: list[Transition],
+    *,
+    first: bool = False,
 ) -> None:
+    """A success. ``first``: no run had finished before it (the base state was New)."""
+    late = rec.state == "Grace" and rec.state_reason == "Late"
     rec.success_streak += 1
     took = f" in {_human_seconds(duration)}" if duration is not None else ""
     what = f"success at {format_clock(at)}{took}"
@@ -620,8 +636,12 @@ def _succeed(
         return
     rec.consecutive_failures = 0
     message = f"{what}; {_next_expected(spec, rec)}"
-    if rec.state == "New":
+    if rec.state == "New" or (late and first):
+        # A first-ever success within grace is still the first ping (DESIGN 9.7, 10.8.13).
         _transition(rec, out, at, "Healthy", "PingReceived", message, "FirstPing", NORMAL)
+    elif late:
+        # DESIGN 10.8.13: a finish within grace ends lateness without a `Recovered`.
+        _transition(rec, out, at, "Healthy", "PingReceived", message, None, NORMAL)
     elif rec.state != "Healthy":
         _transition(rec, out, at, "Healthy", "PingReceived", message, "Recovered", NORMAL)
 
