@@ -14,6 +14,7 @@ overlapping one by at least ``MIN_OUTAGE`` is judged ``OperatorUnavailable``).
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -60,9 +61,9 @@ def overlapping(outages: Sequence[Outage], start: datetime, end: datetime) -> Ou
         if outage.duration < MIN_OUTAGE:
             continue
         inside = outage.start <= start and end <= outage.end
-        if inside or outage.overlap(start, end) >= MIN_OUTAGE:
-            if found is None or outage.start > found.start:
-                found = outage
+        meets = inside or outage.overlap(start, end) >= MIN_OUTAGE
+        if meets and (found is None or outage.start > found.start):
+            found = outage
     return found
 
 
@@ -93,7 +94,7 @@ def uncovered(covered: Iterable[tuple[datetime, datetime]]) -> list[Outage]:
     spans = merge(Outage(a, b) for a, b in covered if b >= a)
     return [
         Outage(left.end, right.start)
-        for left, right in zip(spans, spans[1:], strict=False)
+        for left, right in itertools.pairwise(spans)
         if right.start - left.end >= MIN_OUTAGE
     ]
 

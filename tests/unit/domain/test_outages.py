@@ -148,7 +148,7 @@ def test_an_auto_wired_job_that_exists_is_still_judged_from_its_objects() -> Non
     pending = JobPending(
         T(at("00:01:20")), "uid-1", "job-1", T(at("00:01:05")), "no Pod created yet"
     )
-    rec, out = run(s, [Ping(T(at("00:00:10")), "success"), pending], T(at("00:02:01")), [outage])
+    _, out = run(s, [Ping(T(at("00:00:10")), "success"), pending], T(at("00:02:01")), [outage])
     assert [t.reason for t in out][-1] == "NotStarted"
 
 
