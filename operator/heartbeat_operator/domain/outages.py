@@ -99,6 +99,24 @@ def uncovered(covered: Iterable[tuple[datetime, datetime]]) -> list[Outage]:
     ]
 
 
+def minus(
+    start: datetime, end: datetime, holes: Iterable[Outage]
+) -> list[tuple[datetime, datetime]]:
+    """``[start, end]`` without ``holes``: what a replica covered, from its first to its
+    latest renewal, less the gaps in which its own renewals failed."""
+    out: list[tuple[datetime, datetime]] = []
+    at = start
+    for hole in merge(holes):
+        if hole.end <= at or hole.start >= end:
+            continue
+        if hole.start >= at:  # a gap's ends are renewals that succeeded: covered
+            out.append((at, hole.start))
+        at = max(at, hole.end)
+    if at <= end:
+        out.append((at, end))
+    return out
+
+
 def to_json(outages: Iterable[Outage]) -> str:
     """The annotation's value: ``[{"start": "...Z", "end": "...Z"}, ...]``, oldest first."""
     return json.dumps(
