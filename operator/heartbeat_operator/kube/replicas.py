@@ -287,6 +287,8 @@ class Replicas:
         10.8.9): one that ended lately, or one ending after the earliest ``nextDueTime``
         or open run's start of any monitor (``earliest_open``); a later window cannot
         overlap it, a later run's deadline cannot fall in it."""
+        if all(now - o.end < RECENT_OUTAGE for o in outages):
+            return outages[-MAX_OUTAGES:]  # no need to look at every monitor
         earliest = self._earliest_open() if self._earliest_open is not None else None
         kept = [
             o
