@@ -247,9 +247,13 @@ class Operator:
         return leadership is not None and leadership.is_leader()
 
     def ready(self) -> bool:
-        """DESIGN 9.2: the token index holds the initial list and the API answered lately."""
-        return self.table.synced and self.client.stats.answered_within(
-            self.settings.watching.api_fresh_window
+        """DESIGN 9.2: the token index holds the initial list and the API answered lately;
+        and the replica has looked for an outage before its start (DESIGN 10.8.9), so no
+        ping it takes settles a slot that the outage should excuse."""
+        return (
+            self.table.synced
+            and self.replicas.started
+            and self.client.stats.answered_within(self.settings.watching.api_fresh_window)
         )
 
 

@@ -118,6 +118,12 @@ class Replicas:
         #: Coverage of replica Leases seen while leading: a Lease deleted by a clean
         #: shutdown still says that replica renewed until then.
         self._seen: dict[str, list[tuple[datetime.datetime, datetime.datetime]]] = {}
+        #: Outages this replica found at its start (every replica was stopped before):
+        #: judged with at once, before the leader has recorded them.
+        self._at_start: list[Outage] = []
+        self.started = False
+        """Whether the first renewal and the look for an outage before it are done:
+        readiness waits for it, so no ping is written before the outage is known."""
 
     # --- what every fold uses --------------------------------------------------------
 
@@ -125,7 +131,7 @@ class Replicas:
         """The recorded outages, this replica's own gaps, and its current one (if its
         renewals have failed for 10 s or more): what deadlines are judged against."""
         known = from_json(self.leadership.annotations.get(OUTAGES_ANNOTATION))
-        mine = list(self._gaps)
+        mine = self._gaps + self._at_start
         now = self._now()
         if self._last_ok is not None and now - self._last_ok >= MIN_OUTAGE:
             mine.append(Outage(self._last_ok, now))
@@ -212,6 +218,8 @@ class Replicas:
         while not stop.is_set():
             try:
                 await self.renew()
+                if not self.started:
+                    await self.start()
                 if self.leadership.is_leader():
                     await self.record()
             except ApiError as exc:
@@ -220,6 +228,24 @@ class Replicas:
                 logger.exception("replica Lease %s: unexpected error", self.name)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.interval)
+
+    async def start(self) -> None:
+        """After the first renewal: the gap since the newest renewal any Lease shows is
+        an outage if it is 10 s or more (every replica was stopped). Kept locally until
+        the leader (maybe this replica) has recorded it."""
+        if not self.leadership.is_leader():
+            try:
+                lease = await self.client.get(
+                    lease_path(self.namespace, self.leadership.config.name), kind="leases"
+                )
+                self._released = (lease.get("spec") or {}).get("renewTime")
+            except ApiError as exc:
+                if not exc.not_found:
+                    raise
+        self._at_start = await self._find(self._now())
+        self.started = True
+
+    _released: str | None = None
 
     async def prepare(self) -> None:
         """Before a new leader judges anything: renew (so a gap of our own is known) and
@@ -240,30 +266,9 @@ class Replicas:
         it, and put it in the leadership Lease's annotations (written with its next
         renewal). Returns the recorded list."""
         now = self._now()
-        listed = await self.client.get(
-            lease_path(self.namespace),
-            kind="leases",
-            params={"labelSelector": f"{REPLICA_LABEL}=true"},
-        )
-        stale: list[str] = []
-        for lease in listed.get("items") or ():
-            meta = lease.get("metadata") or {}
-            spec = lease.get("spec") or {}
-            name = str(meta.get("name") or "")
-            first, last = _time(spec.get("acquireTime")), _time(spec.get("renewTime"))
-            if not name or first is None or last is None:
-                continue
-            gaps = from_json((meta.get("annotations") or {}).get(GAPS_ANNOTATION))
-            self._seen[name] = minus(first, last, gaps)
-            if name != self.name and now - last >= STALE_LEASE:
-                stale.append(name)
-        covered = [span for spans in self._seen.values() for span in spans]
-        released = _time(self.leadership.last_seen_renew_time)
-        if released is not None:
-            covered.append((released, released))
-        found = uncovered(covered)
+        found = await self._find(now, stale := [])
         known = from_json(self.leadership.annotations.get(OUTAGES_ANNOTATION))
-        recorded = self._prune(merge(counted(known + found)), now)
+        recorded = self._prune(merge(counted(known + found + self._at_start)), now)
         for outage in recorded:
             if outage not in known:
                 logger.warning(
@@ -276,11 +281,38 @@ class Replicas:
         text = to_json(recorded)
         if recorded or OUTAGES_ANNOTATION in self.leadership.annotations:
             self.leadership.annotations[OUTAGES_ANNOTATION] = text
+        self._at_start = []  # recorded now (or pruned): the annotation has them
         for name in stale:
             self._seen.pop(name, None)
             with contextlib.suppress(ApiError):
                 await self.client.delete(lease_path(self.namespace, name), kind="leases")
         return recorded
+
+    async def _find(self, now: datetime.datetime, stale: list[str] | None = None) -> list[Outage]:
+        """The gaps of 10 s or more no replica Lease covered (names of Leases not renewed
+        for ``STALE_LEASE`` go into ``stale``)."""
+        listed = await self.client.get(
+            lease_path(self.namespace),
+            kind="leases",
+            params={"labelSelector": f"{REPLICA_LABEL}=true"},
+        )
+        for lease in listed.get("items") or ():
+            meta = lease.get("metadata") or {}
+            spec = lease.get("spec") or {}
+            name = str(meta.get("name") or "")
+            first, last = _time(spec.get("acquireTime")), _time(spec.get("renewTime"))
+            if not name or first is None or last is None:
+                continue
+            gaps = from_json((meta.get("annotations") or {}).get(GAPS_ANNOTATION))
+            self._seen[name] = minus(first, last, gaps)
+            if stale is not None and name != self.name and now - last >= STALE_LEASE:
+                stale.append(name)
+        covered = [span for spans in self._seen.values() for span in spans]
+        for text in (self.leadership.last_seen_renew_time, self._released):
+            released = _time(text)
+            if released is not None:
+                covered.append((released, released))
+        return uncovered(covered)
 
     def _prune(self, outages: list[Outage], now: datetime.datetime) -> list[Outage]:
         """Keep an outage while a window overlapping it may still be judged (DESIGN

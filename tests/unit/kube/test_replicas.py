@@ -149,3 +149,18 @@ async def test_an_outage_is_kept_while_a_window_overlapping_it_may_be_open():
     earliest[0] = T0 + 61 * S  # every monitor has moved past it: pruned
     await new.record()
     assert new.outages() == []
+
+
+async def test_a_replica_starting_after_every_replica_stopped_knows_the_outage_at_once():
+    """Before the leader records anything, a ping this replica writes is already judged
+    with the outage: its start looks at the Leases first (readiness waits for it)."""
+    fake, wall = FakeKube(), Wall()
+    left_behind(fake, "crashed", T0 - 60 * S, T0)
+    wall.now = T0 + 30 * S
+    follower = replica(fake, wall, "f-1")
+    assert not follower.started
+    await follower.renew()
+    await follower.start()
+    assert follower.started
+    assert follower.outages() == [Outage(T0, T0 + 30 * S)]
+    assert OUTAGES_ANNOTATION not in follower.leadership.annotations  # not the leader's
