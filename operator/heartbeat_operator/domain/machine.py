@@ -718,6 +718,10 @@ def _succeed(
         _transition(rec, out, at, "Healthy", "PingReceived", message, "FirstPing", NORMAL)
     elif rec.state != "Healthy":
         _transition(rec, out, at, "Healthy", "PingReceived", message, "Recovered", NORMAL)
+    elif rec.state_reason != "PingReceived":
+        # After a slot judged OperatorUnavailable (DESIGN 10.5): the reason says a run
+        # succeeded again; no Event, nothing recovered.
+        _transition(rec, out, at, "Healthy", "PingReceived", message, None, NORMAL)
 
 
 def _fail_slot(

@@ -191,3 +191,20 @@ def test_the_annotation_round_trips_and_tolerates_garbage() -> None:
         '[{"start": "x"}, {"start": "2026-03-01T00:00:00Z", "end": "2026-03-01T00:01:00Z"}]'
     ) == [Outage(T0, T0 + 60 * S)]
     assert overlapping(outages, T0 + 30 * S, T0 + 60 * S) == outages[1]
+
+
+def test_the_next_success_says_ping_received_again_without_an_event() -> None:
+    s = spec(period="1m", grace="20s")
+    outage = Outage(T(at("00:00:30")), T(at("00:02:00")))
+    rec, out = run(
+        s,
+        [Ping(T(at("00:00:10")), "success"), Ping(T(at("00:02:05")), "success")],
+        T(at("00:02:06")),
+        [outage],
+    )
+    assert [(t.reason, t.event_reason) for t in out] == [
+        ("PingReceived", "FirstPing"),
+        ("OperatorUnavailable", "OperatorUnavailable"),
+        ("PingReceived", None),
+    ]
+    assert (rec.state, rec.state_reason, rec.missed_runs) == ("Healthy", "PingReceived", 0)
