@@ -148,7 +148,7 @@ def test_the_api_server_stopped_across_a_slot_is_not_the_jobs_failure(
         monitors = Monitors(api_client, namespace)
         op = factory.start(*isolated(namespace))
         monitors.create("backup", SPEC)
-        url, status, alert = pinged_then_stopped_across_the_window(monitors, op, "backup")
+        url, _, alert = pinged_then_stopped_across_the_window(monitors, op, "backup")
         wait_for(lambda: _leads(op), timeout=20, what="leading")
         os.kill(apiserver.pid, signal.SIGSTOP)
         try:
