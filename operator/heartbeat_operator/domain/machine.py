@@ -83,10 +83,10 @@ class Transition:
     ``state``/``reason``/``message`` are what the monitor shows after it (``reason`` is the
     ``Healthy`` condition's reason). ``event_reason`` (DESIGN 9.7: ``FirstPing``, ``Late``,
     ``Missed``, ``NeverPinged``, ``NotStarted``, ``Failed``, ``RunTimeout``, ``RanTooFast``,
-    ``Recovered``, ``Paused``, ``Resumed``, ``OperatorUnavailable``) and ``event_type`` (``Normal``/``Warning``) say
-    which Event to post; ``event_reason`` is None for a change that posts none (a start
-    during the first slot's Late window returning the monitor to New). The same transition
-    is already prepended to ``record.recent_transitions``.
+    ``Recovered``, ``Paused``, ``Resumed``, ``OperatorUnavailable``) and ``event_type``
+    (``Normal``/``Warning``) say which Event to post; ``event_reason`` is None for a change
+    that posts none (a start during the first slot's Late window returning the monitor to
+    New). The same transition is already prepended to ``record.recent_transitions``.
     """
 
     time: datetime

@@ -266,7 +266,8 @@ class Replicas:
         it, and put it in the leadership Lease's annotations (written with its next
         renewal). Returns the recorded list."""
         now = self._now()
-        found = await self._find(now, stale := [])
+        stale: list[str] = []
+        found = await self._find(now, stale)
         known = from_json(self.leadership.annotations.get(OUTAGES_ANNOTATION))
         recorded = self._prune(merge(counted(known + found + self._at_start)), now)
         for outage in recorded:
