@@ -130,12 +130,21 @@ class Replicas:
     def outages(self) -> list[Outage]:
         """The recorded outages, this replica's own gaps, and its current one (if its
         renewals have failed for 10 s or more): what deadlines are judged against."""
-        known = from_json(self.leadership.annotations.get(OUTAGES_ANNOTATION))
+        known = self._recorded()
         mine = self._gaps + self._at_start
         now = self._now()
         if self._last_ok is not None and now - self._last_ok >= MIN_OUTAGE:
             mine.append(Outage(self._last_ok, now))
         return merge(counted(known + mine))
+
+    def _recorded(self) -> list[Outage]:
+        """The leadership Lease's annotation, parsed once per value (every write asks)."""
+        text = self.leadership.annotations.get(OUTAGES_ANNOTATION)
+        if text != self._parsed[0]:
+            self._parsed = (text, from_json(text))
+        return self._parsed[1]
+
+    _parsed: tuple[str | None, list[Outage]] = (None, [])
 
     # --- this replica's Lease --------------------------------------------------------
 
@@ -186,8 +195,9 @@ class Replicas:
                 )
         except ApiError as exc:
             if exc.conflict or exc.not_found:
-                # Someone deleted or rewrote it (the leader's stale sweep, a namesake):
-                # read it back, the next round writes over it.
+                # Someone deleted or rewrote it (the leader's stale sweep), or a previous
+                # process with the same --identity left it: read it back (keeping what it
+                # covered, which this write replaces), the next round writes over it.
                 self._version = await self._current_version()
             raise
         self._version = (written.get("metadata") or {}).get("resourceVersion")
@@ -200,7 +210,24 @@ class Replicas:
             lease = await self.client.get(lease_path(self.namespace, self.name), kind="leases")
         except ApiError:
             return None
+        if self._first is None:
+            self._remember(lease, self._now())
         return (lease.get("metadata") or {}).get("resourceVersion")
+
+    def _remember(self, lease: dict[str, Any], now: datetime.datetime) -> bool:
+        """Note what a replica Lease covered; whether it was not renewed for a long time."""
+        meta = lease.get("metadata") or {}
+        spec = lease.get("spec") or {}
+        name = str(meta.get("name") or "")
+        first, last = _time(spec.get("acquireTime")), _time(spec.get("renewTime"))
+        if not name or first is None or last is None:
+            return False
+        gaps = from_json((meta.get("annotations") or {}).get(GAPS_ANNOTATION))
+        # A previous life of this identity: keyed apart, so this replica's own entry does
+        # not replace it.
+        key = name if self._first is not None or name != self.name else name + "/before"
+        self._seen[key] = minus(first, last, gaps)
+        return now - last >= STALE_LEASE
 
     async def delete(self) -> None:
         """A clean shutdown (DESIGN 10.8.9): the Lease goes; the leadership Lease's
@@ -257,6 +284,8 @@ class Replicas:
                 return
             except ApiError as exc:
                 logger.warning("recording outages before judging: %s; retrying", exc)
+            except Exception:
+                logger.exception("recording outages before judging failed; retrying")
             await asyncio.sleep(PREPARE_RETRY)
 
     # --- the leader's recording ------------------------------------------------------
@@ -285,6 +314,7 @@ class Replicas:
         self._at_start = []  # recorded now (or pruned): the annotation has them
         for name in stale:
             self._seen.pop(name, None)
+            self._seen.pop(name + "/before", None)
             with contextlib.suppress(ApiError):
                 await self.client.delete(lease_path(self.namespace, name), kind="leases")
         return recorded
@@ -298,15 +328,9 @@ class Replicas:
             params={"labelSelector": f"{REPLICA_LABEL}=true"},
         )
         for lease in listed.get("items") or ():
-            meta = lease.get("metadata") or {}
-            spec = lease.get("spec") or {}
-            name = str(meta.get("name") or "")
-            first, last = _time(spec.get("acquireTime")), _time(spec.get("renewTime"))
-            if not name or first is None or last is None:
-                continue
-            gaps = from_json((meta.get("annotations") or {}).get(GAPS_ANNOTATION))
-            self._seen[name] = minus(first, last, gaps)
-            if stale is not None and name != self.name and now - last >= STALE_LEASE:
+            name = str((lease.get("metadata") or {}).get("name") or "")
+            old = self._remember(lease, now)
+            if old and stale is not None and name != self.name:
                 stale.append(name)
         covered = [span for spans in self._seen.values() for span in spans]
         for text in (self.leadership.last_seen_renew_time, self._released):

@@ -164,3 +164,17 @@ async def test_a_replica_starting_after_every_replica_stopped_knows_the_outage_a
     assert follower.started
     assert follower.outages() == [Outage(T0, T0 + 30 * S)]
     assert OUTAGES_ANNOTATION not in follower.leadership.annotations  # not the leader's
+
+
+async def test_a_restart_with_the_same_identity_still_finds_the_outage():
+    """``--identity`` fixed: the new process's first write meets its previous life's Lease;
+    what that covered is kept before it is written over."""
+    fake, wall = FakeKube(), Wall()
+    left_behind(fake, "fixed", T0 - 60 * S, T0)
+    wall.now = T0 + 45 * S
+    again = replica(fake, wall, "fixed")
+    with pytest.raises(ApiError):
+        await again.renew()  # 409: it exists
+    await again.renew()
+    await again.start()
+    assert again.outages() == [Outage(T0, T0 + 45 * S)]
