@@ -126,7 +126,7 @@ def _leads(op: OperatorProcess) -> bool:
 def private_cluster(tmp_path: Path) -> Iterator[devcluster.Cluster]:
     """A control plane of this test's own: its kube-apiserver gets SIGSTOP, which must
     not stall other sessions sharing the default one."""
-    state_dir = Path(f"/tmp/hb-outage-{os.getpid()}")
+    state_dir = tmp_path / "dev"  # its lock file sits beside it: pytest's to remove
     try:
         yield devcluster.up(state_dir=state_dir)
     finally:
