@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from heartbeat_operator.domain.inputs import Ping
+from heartbeat_operator.domain.outages import Outage
 from heartbeat_operator.domain.tokens import token_hash
 from heartbeat_operator.kube import events, folding
 from heartbeat_operator.kube.client import ApiError, KubeClient, monitor_path
@@ -126,6 +127,9 @@ class Writer:
         self.on_transitions: list[
             Callable[[MonitorEntry, Sequence[events.Transitioned]], None]
         ] = []
+        #: The operator's own outages every write judges deadlines with (DESIGN 10.5;
+        #: ``kube.replicas.Replicas.outages``).
+        self.outages: Callable[[], Sequence[Outage]] = tuple
 
     # --- PingRecorder ----------------------------------------------------------------
 
@@ -255,6 +259,7 @@ class Writer:
                 now,
                 settle_delay=datetime.timedelta(seconds=self.config.deadline_delay),
                 observed_spec=self.table.observed_spec(entry),
+                outages=self.outages(),
             )
             if not result.changed:
                 _succeed(batch, entry)
