@@ -32,7 +32,7 @@ from heartbeat_operator.domain.tokens import token_hash
 from heartbeat_operator.kube import events, folding
 from heartbeat_operator.kube.client import ApiError, KubeClient, monitor_path
 from heartbeat_operator.kube.monitors import Key, MonitorEntry, MonitorTable
-from heartbeat_operator.recording import Overloaded, UnknownToken, WriteTimeout
+from heartbeat_operator.recording import IndexLoading, Overloaded, UnknownToken, WriteTimeout
 
 logger = logging.getLogger(__name__)
 
@@ -140,15 +140,22 @@ class Writer:
         if entry is not None:
             return entry
         if self._index_waits >= self.config.max_index_waits:
-            raise UnknownToken("unknown token")
+            raise self._miss()
         self._index_waits += 1
         try:
             entry = await self.table.wait_for_owner(digest, self.config.index_miss_wait)
         finally:
             self._index_waits -= 1
         if entry is None:
-            raise UnknownToken("unknown token")
+            raise self._miss()
         return entry
+
+    def _miss(self) -> Exception:
+        # Before the initial list is in, a miss proves nothing: 503, never 404 (issue 18
+        # item 4; /readyz says 503 for the same reason, DESIGN 9.2).
+        if not self.table.synced:
+            return IndexLoading("the token index is still loading")
+        return UnknownToken("unknown token")
 
     # --- every status write ------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """Views: HTTP request in, domain ``Ping`` to the recorder, HTTP response out.
 
 Domain and recorder outcomes become HTTP statuses here and only here (DESIGN 3, 9.8,
-9.13): ``UnknownToken`` 404, ``Overloaded`` 429 ``Retry-After: 1``, ``WriteTimeout`` 503
+9.13): ``UnknownToken`` 404, ``IndexLoading`` 503 ``Retry-After: 5`` (issue 18 item 4),
+``Overloaded`` 429 ``Retry-After: 1``, ``WriteTimeout`` 503
 ``Retry-After: 5``. Every check on the request comes before the token lookup.
 """
 
@@ -24,7 +25,7 @@ from heartbeat_operator.receiver.paths import (
     parse_ping_path,
     parse_run_id,
 )
-from heartbeat_operator.recording import Overloaded, UnknownToken, WriteTimeout
+from heartbeat_operator.recording import IndexLoading, Overloaded, UnknownToken, WriteTimeout
 
 PING_METHODS = ("GET", "HEAD", "POST", "PUT")
 V1_METHODS = ("POST",)
@@ -103,6 +104,9 @@ async def _ping(
         await request.app[keys.RECORDER].record(where.token, event)
     except UnknownToken:
         return not_found()
+    except IndexLoading:
+        reason = "the operator is still loading its monitors; retry in 5 s"
+        return text(503, reason, {"Retry-After": "5"})
     except Overloaded:
         reason = "too many pings waiting for this monitor; retry in 1 s"
         return text(429, reason, {"Retry-After": "1"})

@@ -16,7 +16,7 @@ from heartbeat_operator.kube.client import ApiError, monitor_path
 from heartbeat_operator.kube.folding import Change
 from heartbeat_operator.kube.monitors import MonitorTable
 from heartbeat_operator.kube.writing import TokenBucket, Writer, WriterConfig
-from heartbeat_operator.recording import Overloaded, UnknownToken, WriteTimeout
+from heartbeat_operator.recording import IndexLoading, Overloaded, UnknownToken, WriteTimeout
 
 TOKEN = "t" * 43
 PATH = monitor_path("ns", "m")
@@ -38,10 +38,11 @@ def monitor() -> dict:
     }
 
 
-def setup(clock=None, **config) -> tuple[FakeKube, MonitorTable, Writer]:
+def setup(clock=None, synced=True, **config) -> tuple[FakeKube, MonitorTable, Writer]:
     fake = FakeKube()
     table = MonitorTable()
     table.upsert(fake.add(PATH, monitor()))
+    table.synced = synced
     writer = Writer(
         fake,
         table,
@@ -163,6 +164,29 @@ async def test_unknown_token_after_the_index_miss_wait():
     _, _table, writer = setup(index_miss_wait=0.05)
     with pytest.raises(UnknownToken):
         await writer.record("u" * 43, ping())
+
+
+async def test_an_unknown_token_before_the_initial_list_is_index_loading_not_unknown():
+    # Issue 18 item 4: a replica listening before its index holds the initial list must
+    # not call a valid token unknown (404); it says "not yet" (503) instead.
+    _, table, writer = setup(synced=False, index_miss_wait=0.05)
+    with pytest.raises(IndexLoading):
+        await writer.record("u" * 43, ping())
+    table.synced = True
+    with pytest.raises(UnknownToken):
+        await writer.record("u" * 43, ping())
+
+
+async def test_the_index_wait_limit_before_the_initial_list_is_index_loading_too():
+    _, _table, writer = setup(synced=False, index_miss_wait=0.05, max_index_waits=0)
+    with pytest.raises(IndexLoading):
+        await writer.record("u" * 43, ping())
+
+
+async def test_a_token_the_loading_index_already_holds_is_recorded():
+    fake, _table, writer = setup(synced=False)
+    await writer.record(TOKEN, ping())
+    assert ping_count(fake) == 1
 
 
 async def test_an_index_miss_waits_for_a_new_monitor():
