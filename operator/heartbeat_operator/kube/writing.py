@@ -32,6 +32,7 @@ from heartbeat_operator.domain.tokens import token_hash
 from heartbeat_operator.kube import events, folding
 from heartbeat_operator.kube.client import ApiError, KubeClient, monitor_path
 from heartbeat_operator.kube.monitors import Key, MonitorEntry, MonitorTable
+from heartbeat_operator.logthrottle import Throttle
 from heartbeat_operator.recording import IndexLoading, Overloaded, UnknownToken, WriteTimeout
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,8 @@ class Writer:
         self._in_flight = asyncio.Semaphore(config.max_writes_in_flight)
         self._index_waits = 0
         self._background: set[asyncio.Task[Any]] = set()
+        #: An outage fails every write: one line per 10 s, not one each (issue 18 item 6).
+        self._log = Throttle(logger)
         #: Called with each write's announcements, failures while already Down marked
         #: ``events.Repeat`` (the CronJob mirror posts them the same way).
         self.on_transitions: list[
@@ -209,6 +212,15 @@ class Writer:
                     lane.bucket.take()
                     try:
                         await self._write(lane.key, batch)
+                    except ApiError as exc:  # the re-read failed too: an outage, not a bug
+                        self._log.log(
+                            "status write",
+                            logging.WARNING,
+                            "status write for %s/%s failed: %s",
+                            *lane.key,
+                            exc,
+                        )
+                        _fail(batch, WriteTimeout("status write failed"))
                     except Exception:
                         # A bug must not leave waiters hanging (the leader waits unbounded).
                         logger.exception("writing %s/%s failed", *lane.key)
@@ -298,7 +310,13 @@ class Writer:
                     self.table.remove(*key, entry.uid)
                     _fail(batch, UnknownToken("monitor is gone"))
                     return
-                logger.warning("status write for %s/%s failed: %s", *key, exc)
+                self._log.log(
+                    "status write",
+                    logging.WARNING,
+                    "status write for %s/%s failed: %s",
+                    *key,
+                    exc,
+                )
                 batch = _expire(batch, loop.time())
                 if attempt >= 5 or exc.status == 422:
                     _fail(batch, WriteTimeout("status write failed"))

@@ -265,3 +265,35 @@ async def test_a_spec_the_domain_cannot_evaluate_is_never_a_503(spec: dict, fiel
     assert ready["message"].startswith(f"{field}: '")
     assert "longer than 10 years" in ready["message"]
     assert status["observedGeneration"] == 2
+
+
+class UnreachableKube(FakeKube):
+    """The API server does not answer: every read and write fails as the client reports it."""
+
+    async def get(self, path, **_):  # type: ignore[no-untyped-def, override]
+        raise ApiError(0, "Unreachable", "TimeoutError")
+
+
+async def test_an_outage_logs_one_warning_line_not_a_traceback_per_failed_write(caplog):
+    # Issue 18 item 6: 241 lines (tracebacks among them) in 23 s of an outage.
+    fake, table = UnreachableKube(), MonitorTable()
+    fake.fail_with = ApiError(0, "Unreachable", "TimeoutError")
+    tokens = [f"{i:02d}" + "t" * 41 for i in range(10)]
+    for i, token in enumerate(tokens):
+        body = monitor()
+        body["metadata"].update(name=f"m{i}", uid=f"uid-{i}")
+        body["status"]["tokenHash"] = token_hash(token)
+        table.upsert(fake.add(monitor_path("ns", f"m{i}"), body))
+    table.synced = True
+    writer = Writer(fake, table, WriterConfig(deadline_delay=0, write_timeout=3.0))
+    caplog.set_level("DEBUG", logger="heartbeat_operator.kube.writing")
+    results = await asyncio.gather(
+        *(writer.record(t, ping()) for t in tokens), return_exceptions=True
+    )
+    assert all(isinstance(r, WriteTimeout) for r in results), results
+    assert len(fake.writes) >= 10  # each monitor's write failed, some more than once
+    lines = [r for r in caplog.records if r.name == "heartbeat_operator.kube.writing"]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    assert lines[0].levelname == "WARNING"
+    assert lines[0].exc_info is None
+    assert "Unreachable" in lines[0].getMessage()

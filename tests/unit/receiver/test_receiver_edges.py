@@ -1,14 +1,19 @@
 """HTTP edges over raw sockets (issue 18 item 7), where aiohttp's own client would hide the
-wire: a body that does not decode as its Content-Encoding, and ``Expect: 100-continue``."""
+wire: a body that does not decode as its Content-Encoding, and ``Expect: 100-continue``;
+and what malformed requests leave in the log (item 6)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import gzip
+import logging
 import re
 from collections.abc import AsyncIterator
 
+import pytest
+
+from heartbeat_operator.logthrottle import Throttle
 from heartbeat_operator.receiver.app import make_ping_app
 from heartbeat_operator.receiver.serving import Served, serve
 
@@ -133,3 +138,49 @@ async def test_an_unknown_expectation_is_417(recorder: FakeRecorder) -> None:
         )
     assert reply.startswith(b"HTTP/1.1 417 Expectation Failed\r\n"), reply
     assert recorder.calls == 0
+
+
+# --- logs (issue 18 item 6) ---------------------------------------------------------------
+
+
+async def test_a_burst_of_malformed_requests_logs_one_info_line_redacted(
+    recorder: FakeRecorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    # A token inside a long run of URL-safe characters, where a fuzzer put it.
+    line = f"GET /x{'a' * 40}{TOKEN}{'b' * 90} HTTP/1.1 trailing\r\nHost: x\r\n\r\n"
+    async with serving(recorder) as served:
+        for _ in range(30):
+            reply = await exchange(served.port, line.encode())
+            assert reply.split(b"\r\n", 1)[0].endswith(b" 400 Bad Request")
+    server = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert len(server) == 1, [r.getMessage() for r in server]
+    (record,) = server
+    assert record.levelno == logging.INFO
+    assert record.exc_info is None and not record.exc_text  # no traceback
+    message = record.getMessage()
+    assert message.startswith("malformed request from 127.0.0.1: BadStatusLine: ")
+    assert "\n" not in message
+    assert "<redacted>" in message
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert TOKEN not in caplog.text
+    assert TOKEN[:20] not in caplog.text
+
+
+def test_a_throttled_line_says_how_many_were_held_back(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    throttle = Throttle(logging.getLogger("test.throttle"), interval=10.0, clock=lambda: now[0])
+    caplog.set_level(logging.INFO, logger="test.throttle")
+    written = []
+    for step in range(25):  # one a second for 25 s
+        now[0] = float(step)
+        written.append(throttle.log("write", logging.WARNING, "write %d failed", step))
+        throttle.log("other kind", logging.INFO, "other %d", step)
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert lines == [
+        "write 0 failed",
+        "write 10 failed (9 more like this in 10 s)",
+        "write 20 failed (9 more like this in 10 s)",
+    ]
+    assert written.count(True) == 3
+    assert len([r for r in caplog.records if r.levelno == logging.INFO]) == 3  # its own count
