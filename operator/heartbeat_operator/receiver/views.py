@@ -18,7 +18,12 @@ from aiohttp.http_exceptions import ContentEncodingError, PayloadEncodingError
 
 from heartbeat_operator.domain.inputs import Ping
 from heartbeat_operator.receiver import keys
-from heartbeat_operator.receiver.bodies import BodyTooLarge, decode_body, read_capped
+from heartbeat_operator.receiver.bodies import (
+    REDACTION_MARGIN,
+    BodyTooLarge,
+    ping_body,
+    read_capped,
+)
 from heartbeat_operator.receiver.paths import (
     PathError,
     RouteClass,
@@ -86,7 +91,9 @@ async def _ping(
         try:
             async with asyncio.timeout(settings.read_timeout):
                 raw = await read_capped(
-                    request.content, keep=settings.body_limit, max_body=settings.max_body
+                    request.content,
+                    keep=settings.body_limit + REDACTION_MARGIN,
+                    max_body=settings.max_body,
                 )
         except BodyTooLarge:
             return _closing(text(413, f"request body over {settings.max_body} bytes"))
@@ -96,7 +103,8 @@ async def _ping(
             return _closing(text(400, f"bad request: {_payload_reason(exc)}"))
         except TimeoutError:
             return _closing(text(408, "request timeout: the body took too long"))
-        body = decode_body(raw, settings.body_limit)
+        # Before anything stores or quotes it: no token in status, Events (issue 18 item 5).
+        body = ping_body(raw, settings.body_limit, where.token)
 
     event = Ping(
         time=request.app[keys.CLOCK](),  # accepted now (DESIGN 9.3): the request is complete
