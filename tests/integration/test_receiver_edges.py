@@ -62,3 +62,43 @@ def test_a_valid_token_gets_503_not_404_until_the_index_is_loaded(
     finally:
         op.stop()
         gate.close()
+
+
+def test_tokens_planted_in_ping_bodies_reach_no_event_status_or_log(
+    operator_factory, monitors, namespace
+):
+    op = operator_factory.start(*isolated(namespace))
+    monitors.create("backup", {"period": "1h", "grace": "5m"})
+    monitors.create("other", {"period": "1h", "grace": "5m"})
+    own, other = token_of(monitors, "backup"), token_of(monitors, "other")
+    trace = (
+        f"* Trying 10.0.0.7:8080...\n> POST /ping/{own}/fail HTTP/1.1\n"
+        f"> Host: heartbeat\n< HTTP/1.1 200 OK\n"
+        f"+ HEARTBEAT_TOKEN={own}\n"
+        f"+ wget -q -O- https://hb.example.com/hb/{other}/start\n"
+        "pg_dump: error: connection refused\n"
+    )
+    reply = http(f"{op.url}/ping/{own}/fail", method="POST", data=trace.encode())
+    assert (reply.status, reply.body) == (200, "OK")
+
+    status = monitors.status("backup")
+    assert status["state"] == "Down"
+    warning = wait_for(
+        lambda: [e for e in monitors.events("backup") if e.type == "Warning"],
+        timeout=10,
+        what="the failure's Warning Event",
+    )
+    stored = [
+        status["lastOutput"]["body"],
+        *(p.get("body", "") for p in status.get("recentPings") or ()),
+        *(e.message for e in warning),
+    ]
+    assert "pg_dump: error" in status["lastOutput"]["body"]  # the output is still there
+    assert "/ping/<redacted>/fail" in status["lastOutput"]["body"]
+    for text in stored:
+        assert own not in text and other not in text, text
+    assert own not in repr(status) and other not in repr(status)
+    op.stop()
+    log = op.log_text()
+    assert "POST /ping/<redacted>/fail" in log  # the access line is there, redacted
+    assert own not in log and other not in log
