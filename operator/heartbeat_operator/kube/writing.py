@@ -33,7 +33,8 @@ from heartbeat_operator.domain.tokens import token_hash
 from heartbeat_operator.kube import events, folding
 from heartbeat_operator.kube.client import ApiError, KubeClient, monitor_path
 from heartbeat_operator.kube.monitors import Key, MonitorEntry, MonitorTable
-from heartbeat_operator.recording import Overloaded, UnknownToken, WriteTimeout
+from heartbeat_operator.logthrottle import Throttle
+from heartbeat_operator.recording import IndexLoading, Overloaded, UnknownToken, WriteTimeout
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +123,8 @@ class Writer:
         self._in_flight = asyncio.Semaphore(config.max_writes_in_flight)
         self._index_waits = 0
         self._background: set[asyncio.Task[Any]] = set()
+        #: An outage fails every write: one line per 10 s, not one each (issue 18 item 6).
+        self._log = Throttle(logger)
         #: Called with each write's announcements, failures while already Down marked
         #: ``events.Repeat`` (the CronJob mirror posts them the same way).
         self.on_transitions: list[
@@ -144,15 +147,22 @@ class Writer:
         if entry is not None:
             return entry
         if self._index_waits >= self.config.max_index_waits:
-            raise UnknownToken("unknown token")
+            raise self._miss()
         self._index_waits += 1
         try:
             entry = await self.table.wait_for_owner(digest, self.config.index_miss_wait)
         finally:
             self._index_waits -= 1
         if entry is None:
-            raise UnknownToken("unknown token")
+            raise self._miss()
         return entry
+
+    def _miss(self) -> Exception:
+        # Before the initial list is in, a miss proves nothing: 503, never 404 (issue 18
+        # item 4; /readyz says 503 for the same reason, DESIGN 9.2).
+        if not self.table.synced:
+            return IndexLoading("the token index is still loading")
+        return UnknownToken("unknown token")
 
     # --- every status write ------------------------------------------------------------
 
@@ -206,6 +216,15 @@ class Writer:
                     lane.bucket.take()
                     try:
                         await self._write(lane.key, batch)
+                    except ApiError as exc:  # the re-read failed too: an outage, not a bug
+                        self._log.log(
+                            "status write",
+                            logging.WARNING,
+                            "status write for %s/%s failed: %s",
+                            *lane.key,
+                            exc,
+                        )
+                        _fail(batch, WriteTimeout("status write failed"))
                     except Exception:
                         # A bug must not leave waiters hanging (the leader waits unbounded).
                         logger.exception("writing %s/%s failed", *lane.key)
@@ -296,7 +315,13 @@ class Writer:
                     self.table.remove(*key, entry.uid)
                     _fail(batch, UnknownToken("monitor is gone"))
                     return
-                logger.warning("status write for %s/%s failed: %s", *key, exc)
+                self._log.log(
+                    "status write",
+                    logging.WARNING,
+                    "status write for %s/%s failed: %s",
+                    *key,
+                    exc,
+                )
                 batch = _expire(batch, loop.time())
                 if attempt >= 5 or exc.status == 422:
                     _fail(batch, WriteTimeout("status write failed"))
