@@ -11,13 +11,20 @@ follower before it died or by the leader after — and none twice.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import threading
-import time
 
 import pytest
 
-from tests.faults.harness import SUMMARIES, Replicas, first_ping_events, list_statuses
-from tests.faults.harness import Load, make_monitors, monitors_needed
+from tests.faults.harness import (
+    SUMMARIES,
+    Load,
+    Replicas,
+    first_ping_events,
+    list_statuses,
+    make_monitors,
+    monitors_needed,
+)
 from tests.integration.operator_process import Monitors, http, isolated
 from tests.support.waiting import WaitTimeout, wait_for
 
@@ -57,7 +64,7 @@ def _rounds(api_client, namespace, monitors, replicas, leader, follower, rounds,
         targets = make_monitors(monitors, batch, prefix=f"r{round_no}-")
         op = replicas.ops[follower]
         with concurrent.futures.ThreadPoolExecutor(max_workers=batch) as pool:
-            replies = list(pool.map(lambda t: http(op.url + t.path).status, targets))
+            replies = list(pool.map(lambda t, base=op.url: http(base + t.path).status, targets))
         assert replies == [200] * batch, f"round {round_no}: follower answered {replies}"
         # The kill is timed from the last 200: a scheduled action, not a wait.
         killer = threading.Timer(
@@ -73,10 +80,8 @@ def _rounds(api_client, namespace, monitors, replicas, leader, follower, rounds,
         def all_posted(stored=stored) -> bool:
             return all(first_ping_events(api_client, namespace)[n] >= 1 for n in stored)
 
-        try:
+        with contextlib.suppress(WaitTimeout):  # counted below: missing ones are the finding
             wait_for(all_posted, timeout=EVENT_DEADLINE, interval=0.25, what="FirstPing Events")
-        except WaitTimeout:
-            pass  # counted below: missing ones are the finding
         seen = first_ping_events(api_client, namespace)
         got = {n for n in stored if seen[n] >= 1}
         posted += len(got)

@@ -16,8 +16,17 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from tests.faults.harness import Ledger, LossyProxy, Replicas, expect, make_monitors
-from tests.faults.harness import Load, first_ping_events, monitors_needed, settle
+from tests.faults.harness import (
+    Ledger,
+    Load,
+    LossyProxy,
+    Replicas,
+    expect,
+    first_ping_events,
+    make_monitors,
+    monitors_needed,
+    settle,
+)
 from tests.integration.operator_process import Monitors, isolated
 
 RATE = 12.0

@@ -11,8 +11,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.faults.harness import Ledger, Load, Replicas, expect, make_monitors, monitors_needed
-from tests.faults.harness import first_ping_events, settle
+from tests.faults.harness import (
+    Ledger,
+    Load,
+    Replicas,
+    expect,
+    first_ping_events,
+    make_monitors,
+    monitors_needed,
+    settle,
+)
 from tests.integration.operator_process import Monitors, isolated
 
 RATE = 12.0  # pings/s: modest, two cores are shared
