@@ -237,27 +237,48 @@ class Ledger:
             s.status if s.status is not None else f"error:{s.error}" for s in self.shots
         )
         stored: Counter[str] = Counter()  # run id -> times stored
+        sent: dict[str, set[str]] = {}
+        for shot in self.shots:
+            sent.setdefault(shot.monitor, set()).add(shot.rid)
         self.stored = 0
-        self.uncountable: list[str] = []  # monitors whose recentPings cannot name every ping
+        self.duplicates = 0
+        self.uncountable: list[str] = []  # pingCount and the run ids listed disagree
+        self.truncated: set[str] = set()  # more stored than recentPings keeps: by count
         for name, status in self.statuses.items():
             count = int(status.get("pingCount", 0))
             rids = [p.get("runId") for p in status.get("recentPings") or () if p.get("runId")]
             self.stored += count
             stored.update(rids)
-            if count != len(rids):
-                self.uncountable.append(f"{name}: pingCount {count}, {len(rids)} run ids listed")
+            listed = Counter(rids)
+            seen_twice = sum(n - 1 for n in listed.values() if n > 1)
+            if count > len(rids) and len(rids) >= MAX_RECENT_PINGS:
+                # Duplicates pushed the oldest entries out: what is missing from the list
+                # is known only by count (at least count - pings sent were doubles).
+                self.truncated.add(name)
+                self.duplicates += max(seen_twice, count - len(sent.get(name, ())))
+            else:
+                self.duplicates += seen_twice
+                if count != len(rids):
+                    self.uncountable.append(f"{name}: pingCount {count}, {len(rids)} run ids")
         self.stored_rids = stored
-        self.duplicates = sum(n - 1 for n in stored.values() if n > 1)
         by_status: dict[int | None, set[str]] = {}
         for shot in self.shots:
             by_status.setdefault(shot.status, set()).add(shot.rid)
         acked = by_status.get(200, set())
         self.acks = len(acked)
-        self.unstored_acks = sorted(acked - set(stored))
+        # A truncated monitor's missing entries are its oldest: an ack not listed there is
+        # unstored only if the count says so (fewer stored than acknowledged).
+        truncated_ok = {
+            s.rid
+            for s in self.shots
+            if s.monitor in self.truncated
+            and int(self.statuses[s.monitor].get("pingCount", 0))
+            >= sum(1 for x in self.shots if x.monitor == s.monitor and x.status == 200)
+        }
+        self.unstored_acks = sorted(acked - set(stored) - truncated_ok)
         self.stored_503s = sorted(by_status.get(503, set()) & set(stored))
         self.stored_unanswered = sorted(by_status.get(None, set()) & set(stored))
-        sent = {s.rid for s in self.shots}
-        self.stored_unknown = sorted(set(stored) - sent)
+        self.stored_unknown = sorted(set(stored) - {s.rid for s in self.shots})
         self.n503 = self.answers.get(503, 0)
         self.n404 = self.answers.get(404, 0)
         self.errors = sum(n for k, n in self.answers.items() if isinstance(k, str))
@@ -278,6 +299,7 @@ class Ledger:
             f"unstored-200s={len(self.unstored_acks)}",
             f"stored-503s={len(self.stored_503s)}",
             f"stored-no-answer={len(self.stored_unanswered)}",
+            f"lists-overflowed={len(self.truncated)}",
             f"events expected={self.events_expected} posted={self.events_posted}",
         ]
         parts += [f"{k}={v}" for k, v in self.extra.items()]
@@ -298,6 +320,7 @@ class Ledger:
                 "stored 503s (first 10)": self.stored_503s[:10],
                 "stored twice (first 10)": [r for r, n in self.stored_rids.items() if n > 1][:10],
                 "monitors whose count and run ids differ": self.uncountable[:10],
+                "monitors counted by pingCount (list overflowed)": sorted(self.truncated)[:10],
                 "slowest": [(s.rid, s.status, round(s.took, 2)) for s in slow],
             },
             indent=1,
