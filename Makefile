@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 test: setup lint pytest
 
 ## faults: every fault scenario of issue 18 (tests/faults/README.md), long runs included,
-## each printing its counts; ~12 min. `make test` runs only the quick ones (quick_fault).
+## each printing its counts; ~5.5 min. `make test` runs only the quick ones (quick_fault).
 faults: setup
 	$(BIN)/pytest tests/faults --faults -p no:cacheprovider
 
