@@ -6,10 +6,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test run bench bench-deps setup venv test-deps controlplane helm lint pytest e2e-kind check-py313
+.PHONY: test faults run bench bench-deps setup venv test-deps controlplane helm lint pytest e2e-kind check-py313
 
 ## test: virtualenv, test tools, Debian test deps, control plane; lint, types, layers, tests
 test: setup lint pytest
+
+## faults: every fault scenario of issue 18 (tests/faults/README.md), long runs included,
+## each printing its counts; ~5.5 min. `make test` runs only the quick ones (quick_fault).
+faults: setup
+	$(BIN)/pytest tests/faults --faults -p no:cacheprovider
 
 ## run: the local control plane, the CRD, examples/ applied, the operator in the foreground
 run: setup

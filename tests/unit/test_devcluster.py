@@ -162,3 +162,39 @@ def test_free_ports_are_distinct_unprivileged_ports() -> None:
     ports = processes.free_ports(4)
     assert len(set(ports)) == 4
     assert all(1024 <= p <= 65535 for p in ports)
+
+
+def test_restart_process_starts_the_recorded_process_again_with_its_argv(tmp_path: Path) -> None:
+    """The fault suite kills the kube-apiserver and starts it again (issue 18): same argv,
+    new PID recorded so that ``down`` stops the new one."""
+    import json
+
+    from heartbeat_operator.devcluster import clusters
+
+    argv = [sys.executable, "-c", "import time; time.sleep(60)", "marker-arg"]
+    first = processes.spawn("sleeper", argv, tmp_path / "sleeper.log")
+    state = {
+        "binDir": str(tmp_path),
+        "server": "https://127.0.0.1:1",
+        "processes": [first.to_json()],
+    }
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    second = None
+    try:
+        assert processes.argv(first) == argv
+        second = clusters.restart_process("sleeper", state_dir=tmp_path)
+        assert not processes.is_running(first)
+        assert processes.is_running(second) and second.pid != first.pid
+        assert processes.argv(second) == argv
+        recorded = json.loads((tmp_path / "state.json").read_text())["processes"]
+        assert recorded == [second.to_json()]
+        # Gone already: started again from the argv read before.
+        processes.kill(second)
+        third = clusters.restart_process("sleeper", state_dir=tmp_path, argv=argv)
+        assert processes.is_running(third)
+        assert clusters.down(state_dir=tmp_path) == ["sleeper"]
+        assert not processes.is_running(third)
+    finally:
+        for record in (first, second):
+            if record is not None:
+                processes.kill(record)

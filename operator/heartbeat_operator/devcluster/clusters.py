@@ -623,6 +623,37 @@ def _down_locked(state_dir: Path) -> list[str]:
     return stopped
 
 
+def restart_process(
+    name: str, *, state_dir: Path | None = None, argv: Sequence[str] | None = None
+) -> ProcessRecord:
+    """Start the control plane's process ``name`` again, with the argv it was started with.
+
+    For the fault suite (tests/faults, issue 18), which kills the kube-apiserver under load
+    and starts it again: if the recorded process still runs it is SIGKILLed first (no
+    graceful stop, as in a crash); if it is gone already, pass the ``argv`` read before
+    (``processes.argv``). The new PID is recorded, so ``down`` stops it. Only ever on a
+    control plane of your own: the default one is shared by other sessions.
+    """
+    state_dir = state_dir or default_state_dir()
+    with _locked(state_dir):
+        state = _read_state(state_dir)
+        if state is None:
+            raise DevClusterError(f"no control plane in {state_dir}")
+        records = _records(state)
+        old = next((r for r in records if r.name == name), None)
+        if old is None:
+            raise DevClusterError(f"no process {name!r} in {state_dir}")
+        if processes.is_running(old):
+            argv = argv or processes.argv(old)
+            processes.kill(old)
+        if not argv:
+            raise DevClusterError(f"{name} is gone and no argv was given to start it again")
+        new = processes.spawn(name, argv, Path(old.log))
+        state["processes"] = [(new if r == old else r).to_json() for r in records]
+        _write_state(state_dir, state)
+        return new
+
+
 # --- sharing between test sessions ------------------------------------------------------
 
 

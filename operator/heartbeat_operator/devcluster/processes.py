@@ -102,6 +102,35 @@ def stop(record: ProcessRecord, *, timeout: float = 10.0) -> bool:
     return True
 
 
+def argv(record: ProcessRecord) -> list[str]:
+    """The command line of a running recorded process (from ``/proc/<pid>/cmdline``)."""
+    if not is_running(record):
+        raise ProcessLookupError(record.pid)
+    raw = Path(f"/proc/{record.pid}/cmdline").read_bytes()
+    return [part.decode() for part in raw.split(b"\0") if part]
+
+
+def kill(record: ProcessRecord, *, timeout: float = 10.0) -> bool:
+    """SIGKILL (no graceful stop) and wait until it is gone; True if it was running."""
+    if not is_running(record):
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(record.pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while is_running(record):
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{record.name} (pid {record.pid}) survived SIGKILL")
+        time.sleep(0.05)
+    return True
+
+
+def send_signal(record: ProcessRecord, signum: int) -> None:
+    """Signal a recorded process (e.g. SIGSTOP/SIGCONT in the fault suite); never a stranger."""
+    if not is_running(record):
+        raise ProcessLookupError(record.pid)
+    os.kill(record.pid, signum)
+
+
 def free_ports(count: int) -> list[int]:
     """``count`` distinct TCP ports free on 127.0.0.1 right now (held open until all are found)."""
     sockets: list[socket.socket] = []
