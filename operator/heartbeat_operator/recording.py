@@ -23,6 +23,11 @@ class UnknownToken(RecordingError):
     """No monitor has this token (after the index-miss wait). HTTP 404."""
 
 
+class IndexLoading(RecordingError):
+    """The token index does not hold the initial list of monitors yet, so an unknown token
+    may still be a valid one (issue 18 item 4). HTTP 503 with ``Retry-After``, never 404."""
+
+
 class Overloaded(RecordingError):
     """Too many pings are waiting for this monitor's next write. HTTP 429, Retry-After: 1."""
 
@@ -35,6 +40,6 @@ class PingRecorder(Protocol):
     async def record(self, token: str, ping: Ping) -> None:
         """Return once ``ping`` is durably written to the monitor's status in the API.
 
-        Raises ``UnknownToken``, ``Overloaded`` or ``WriteTimeout``.
+        Raises ``UnknownToken``, ``IndexLoading``, ``Overloaded`` or ``WriteTimeout``.
         """
         ...

@@ -29,11 +29,13 @@ from heartbeat_operator import settings as settings_module
 from heartbeat_operator.admission.serving import serve_webhook
 from heartbeat_operator.domain.records import Record
 from heartbeat_operator.domain.specs import MonitorSpec
+from heartbeat_operator.domain.timefmt import TimeFormatError, parse_time
 from heartbeat_operator.kube import cronjobs, watching
 from heartbeat_operator.kube.client import ApiError, KubeClient
 from heartbeat_operator.kube.credentials import Credentials
 from heartbeat_operator.kube.leasing import Leadership, LeaseConfig
 from heartbeat_operator.kube.monitors import MonitorEntry, MonitorTable
+from heartbeat_operator.kube.replicas import Replicas
 from heartbeat_operator.kube.scheduling import Judging, Scheduler
 from heartbeat_operator.kube.tokens import TokenKeeper, Urls
 from heartbeat_operator.kube.writing import Writer, WriterConfig
@@ -178,6 +180,18 @@ class Operator:
             ),
             on_change=self._leadership_changed,
         )
+        # DESIGN 10.5, 10.8.9: this replica's Lease, and the outages every write judges with.
+        self.replicas = Replicas(
+            self.client,
+            self.leadership,
+            namespace=settings.watching.lease_namespace,
+            identity=settings.watching.identity,
+            interval=lease.renew_interval,
+            duration=lease.lease_duration,
+            earliest_open=lambda: earliest_open(self.table),
+        )
+        self.writer.outages = self.replicas.outages
+        self.scheduler.prepare = self.replicas.prepare
         self.health = Health(self.ready, drain_delay=settings.server.drain_delay)
         # CronJob auto-wiring (DESIGN 4): its watches on every replica, its writes on the leader.
         self.wiring = cronjobs.AutoWiring(
@@ -233,10 +247,34 @@ class Operator:
         return leadership is not None and leadership.is_leader()
 
     def ready(self) -> bool:
-        """DESIGN 9.2: the token index holds the initial list and the API answered lately."""
-        return self.table.synced and self.client.stats.answered_within(
-            self.settings.watching.api_fresh_window
+        """DESIGN 9.2: the token index holds the initial list and the API answered lately;
+        and the replica has looked for an outage before its start (DESIGN 10.8.9), so no
+        ping it takes settles a slot that the outage should excuse."""
+        return (
+            self.table.synced
+            and self.replicas.started
+            and self.client.stats.answered_within(self.settings.watching.api_fresh_window)
         )
+
+
+def earliest_open(table: MonitorTable) -> datetime.datetime | None:
+    """The earliest instant a window still to be judged may start: the earliest
+    ``nextDueTime`` or open run's start in any monitor's status (``kube.replicas`` keeps an
+    outage while one may overlap it). Before the table is synced: the beginning of time."""
+    if not table.synced:
+        return datetime.datetime.min.replace(tzinfo=datetime.UTC)
+    found: datetime.datetime | None = None
+    for entry in table:
+        status = entry.status  # openRuns is packed with the histories; called rarely
+        times = [status.get("nextDueTime")]
+        times += [r.get("startTime") for r in status.get("openRuns") or () if not r.get("timedOut")]
+        for text in times:
+            if not isinstance(text, str):
+                continue
+            with contextlib.suppress(TimeFormatError):
+                at = parse_time(text)
+                found = at if found is None or at < found else found
+    return found
 
 
 async def _prime(op: Operator, namespaces: list[str]) -> None:
@@ -284,6 +322,7 @@ async def run(settings: Settings) -> int:
     primer = asyncio.create_task(_prime(op, namespaces), name="prime")
     lease_stop = asyncio.Event()
     lease_task = asyncio.create_task(op.leadership.run(lease_stop), name="lease")
+    replica_task = asyncio.create_task(op.replicas.run(lease_stop), name="replica lease")
     wiring_task = asyncio.create_task(op.wiring.run(lease_stop), name="cronjobs")
 
     server = settings.server
@@ -320,9 +359,11 @@ async def run(settings: Settings) -> int:
         await op.scheduler.stop()
         op.stop_sweep()
         # Bounded: a renewal stuck on an unreachable API must not hold the exit past 10 s.
-        await asyncio.wait({lease_task, wiring_task}, timeout=STEP_TIMEOUT)
+        await asyncio.wait({lease_task, wiring_task, replica_task}, timeout=STEP_TIMEOUT)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(op.leadership.release(), STEP_TIMEOUT)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(op.replicas.delete(), STEP_TIMEOUT)
     # The receiver has answered every ping in flight; Events for their writes go out now.
     await op.writer.drain(timeout=1.0)
     kopf_stop.set()

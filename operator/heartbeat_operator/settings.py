@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
+import secrets
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -55,9 +57,30 @@ class SettingsError(ValueError):
     """A flag or environment variable has a value the operator cannot use."""
 
 
-def default_identity() -> str:
-    """``<hostname>_<pid>``: the Lease holder identity of DESIGN 9.1."""
-    return f"{socket.gethostname()}_{os.getpid()}"
+#: Random characters appended to the host name: a new epoch at each process start.
+IDENTITY_EPOCH_CHARS = 8
+_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def default_identity(hostname: str | None = None) -> str:
+    """``<hostname>-<epoch>``: the Pod's name (the hostname in a cluster) plus a random
+    epoch chosen at process start, at most 63 characters and a DNS-1123 label, so it is
+    also the suffix of the replica Lease ``heartbeat-replica-<identity>`` (DESIGN
+    10.8.10). A restarted process is a new replica, even with the same Pod name."""
+    raw = (hostname or socket.gethostname()).lower()
+    host = re.sub(r"[^a-z0-9-]+", "-", raw).strip("-")
+    host = host[: 63 - IDENTITY_EPOCH_CHARS - 1].rstrip("-") or "replica"
+    return f"{host}-{secrets.token_hex(IDENTITY_EPOCH_CHARS // 2)}"
+
+
+def _identity(text: str) -> str:
+    text = _text(text)
+    if not _LABEL_RE.match(text):
+        raise ValueError(
+            "must be a DNS-1123 label (at most 63 lower-case letters, digits and '-'): it "
+            "names the replica Lease heartbeat-replica-<identity>"
+        )
+    return text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +147,10 @@ class WatchingSettings:
     (``POD_NAMESPACE`` or the ServiceAccount namespace file), else ``default`` (DESIGN 9.1)."""
 
     identity: str = dataclasses.field(default_factory=default_identity)
-    """This replica's Lease holder identity. Default ``<hostname>_<pid>`` (DESIGN 9.1)."""
+    """This replica's identity: the leadership Lease's holder, the name of its own Lease
+    ``heartbeat-replica-<identity>``, the ``reportingInstance`` of its Events. Default the
+    Pod name (hostname) plus a random epoch chosen at process start (DESIGN 10.8.10);
+    ``--identity`` must be a DNS-1123 label."""
 
     api_fresh_window: float = 10.0
     """Seconds: ``/readyz`` needs an answer from the API server within this window.
@@ -438,7 +464,13 @@ _FLAGS: tuple[_Flag, ...] = (
         _text,
         "namespace of the leadership Lease (the pod's namespace, else default)",
     ),
-    _Flag("--identity", "watching", "identity", _text, "Lease holder identity (<hostname>_<pid>)"),
+    _Flag(
+        "--identity",
+        "watching",
+        "identity",
+        _identity,
+        "this replica's identity, a DNS-1123 label (<hostname>-<random epoch>)",
+    ),
     _Flag(
         "--body-limit",
         "receiver",

@@ -26,6 +26,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.integration.operator_process import Monitors, at, condition, http, isolated
 from tests.support.kubelet import Kubelet, Outcome
+from tests.support.kubelet_node import kubelet_node
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -503,6 +504,57 @@ def test_job_that_also_pings_its_own_url_with_a_body(
     assert status["lastOutput"]["body"] == "exported 42 rows\n"
     assert status["pingCounts"] == {"start": 1, "success": 2}
     assert status["pingCount"] == 3
+
+
+def test_capture_logs_puts_the_failed_containers_log_tail_in_the_failure(
+    operator_factory, monitors, batch, kubelet, namespace, kubectl, api_client, tmp_path
+):
+    """Issue 12 item 4: with ``--capture-logs`` a failed Job's failing container's last
+    10,000 bytes of log become the fail ping's body, read through the real API server's
+    ``pods/log`` (proxied to the stand-in kubelet of the Node the Pod is bound to)."""
+    with kubelet_node(api_client, tmp_path) as node:
+        operator_factory.start(*isolated(namespace, "--capture-logs"))
+        batch.create_namespaced_cron_job(namespace, cronjob("logged"))
+        wait_monitor(monitors, "logged")
+        after_active_since(monitors.wait_ready("logged"))
+
+        kubectl("create", "job", "--from=cronjob/logged", "logged-run", "-n", namespace)
+        pod = kubelet.wait_for_pod("logged-run")
+        node.bind(pod)
+        # ~15 kB: more than the 10,000 bytes kept, so the tail is cut from the front.
+        log = "".join(f"copied chunk {i:04d} of backup set\n" for i in range(500))
+        log += "error: disk full while writing chunk 0500\nbackup aborted\n"
+        node.set_log(namespace, pod.metadata.name, "main", log)
+        # The API server reaches the stand-in: what `kubectl logs --tail=2` shows.
+        shown = monitors.core.read_namespaced_pod_log(
+            pod.metadata.name, namespace, container="main", tail_lines=2
+        )
+        assert shown == "error: disk full while writing chunk 0500\nbackup aborted\n"
+
+        kubelet.run_pod(pod, Outcome(exit_code=1))
+        job_finished(batch, namespace, "logged-run", "Failed")
+        down, _ = monitors.wait_state("logged", "Down", timeout=15, reason="Failed")
+        cause = f"{FAILED_BODY}; container main Error (exit code 1)"
+        body = down["lastOutput"]["body"]
+        head, tail = body.split("\n", 1)
+        assert head == cause
+        assert len(tail.encode()) == 10_000 and log.endswith(tail)
+        assert down["lastExitCode"] == 1
+        # The failure's Event quotes the body's first lines: the cause, then the log.
+        event = wait_event(monitors.core, namespace, "HeartbeatMonitor", "logged", "Failed")
+        assert "BackoffLimitExceeded" in event.message and "output: " in event.message
+        assert tail.splitlines()[1] in event.message
+        # The operator asked the kubelet for the end of the log, bounded in bytes (the first
+        # request is the test's own read above).
+        path = f"/containerLogs/{namespace}/{pod.metadata.name}/main"
+        asked = node.requests[1:]
+        assert asked and all(r.path == path for r in asked), node.requests
+        assert all({"tailLines", "limitBytes"} <= set(r.query) for r in asked), asked
+
+    # The log outlives the Pod: the status keeps it once the Pod is gone.
+    monitors.core.delete_namespaced_pod(pod.metadata.name, namespace, grace_period_seconds=0)
+    wait_for(lambda: not kubelet.pods_of_job("logged-run"), timeout=15, what="the Pod deleted")
+    assert monitors.status("logged")["lastOutput"]["body"] == body
 
 
 def test_the_example_applies_and_gives_the_monitor_its_readme_shows(

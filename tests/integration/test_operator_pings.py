@@ -82,9 +82,30 @@ def test_period_monitor_goes_healthy_grace_down_and_recovers(operator, monitors)
     wait_for(lambda: "Recovered" in monitors.event_reasons("backup"), timeout=5, what="Recovered")
     reasons = monitors.event_reasons("backup")
     assert reasons.count("FirstPing") == 1 and reasons.count("Missed") == 1
+    assert "Late" not in reasons  # DESIGN 10.8.13: lateness is status and metrics only
     token = url.rsplit("/", 1)[1]
     assert all(token not in (e.message or "") for e in monitors.events("backup"))
     assert token not in operator.log_text()
+
+
+def test_a_ping_within_grace_posts_neither_late_nor_recovered(operator, monitors):
+    """DESIGN 10.8.13: a slot whose finish arrives within grace posts no Event; the status
+    still shows Grace (Late) and the return to Healthy, at their times."""
+    monitors.create("tardy", {"period": "3s", "grace": "1m"})
+    url = monitors.url("tardy")
+    assert http(url).status == 200
+    grace, _ = monitors.wait_state("tardy", "Grace", timeout=20)
+    assert condition(grace, "Healthy")["reason"] == "Late"
+    assert http(url).status == 200
+    status = monitors.status("tardy")
+    assert status["state"] == "Healthy"
+    shown = [(t["state"], t["reason"], t.get("eventReason")) for t in status["recentTransitions"]]
+    assert shown[:2] == [("Healthy", "PingReceived", None), ("Grace", "Late", None)]
+    # A failure's Event is posted after those transitions' would have been: once it is
+    # there, a Late or Recovered Event would be too.
+    assert http(url + "/fail").status == 200
+    wait_for(lambda: "Failed" in monitors.event_reasons("tardy"), timeout=5, what="Failed")
+    assert sorted(monitors.event_reasons("tardy")) == ["Failed", "FirstPing"]
 
 
 def test_fail_exit_codes_bad_requests_and_bodies(operator, monitors):

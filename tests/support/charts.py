@@ -66,7 +66,7 @@ CLUSTER_GRANTS: frozenset[Grant] = frozenset(
 )
 # ...and the leader-election Lease, in its namespace only.
 LEASE_GRANTS: frozenset[Grant] = frozenset(
-    {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}
+    {("coordination.k8s.io", "leases", v) for v in ("get", "list", "create", "update", "delete")}
 )
 
 

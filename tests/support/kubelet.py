@@ -19,9 +19,9 @@ issue 12): ``leave_pending`` (a container waiting with ``ImagePullBackOff``,
 ``start_pod`` (running, ``Ready=True``), ``end_pod`` (terminated, e.g. ``OOMKilled`` 137)
 and ``evict_pod`` (phase ``Failed``, reason ``Evicted``). Every method takes ``at``: the
 instant to write (a datetime, or a timedelta from now: ``at=timedelta(seconds=-30)`` for
-"started 30 s ago"); times are whole seconds, as the kubelet writes them. The Pod is never
-bound to a node (a Node object would be judged unreachable and its Pods evicted by the
-real controllers): ``spec.nodeName`` stays empty.
+"started 30 s ago"); times are whole seconds, as the kubelet writes them. The Pod is not
+bound to a node (``spec.nodeName`` stays empty) unless a test binds it to the Node of
+``tests.support.kubelet_node``, whose stand-in kubelet serves its container logs.
 
 ``Kubelet.run_pod`` can also do what the job's container would do before it exits: its
 ``work`` callable gets the container's environment resolved like the kubelet resolves it

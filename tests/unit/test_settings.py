@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import socket
 from pathlib import Path
 
@@ -44,7 +43,11 @@ def test_defaults_match_the_design(no_file: Path) -> None:
     assert settings.server.drain_delay == 10.0  # DESIGN 10.6
     assert settings.watching.namespaces == ()
     assert settings.watching.lease_namespace == "default"
-    assert settings.watching.identity == f"{socket.gethostname()}_{os.getpid()}"
+    # DESIGN 10.8.10: the Pod name (hostname) plus a random epoch, a DNS-1123 label.
+    host, _, epoch = settings.watching.identity.rpartition("-")
+    assert host == socket.gethostname().lower().replace("_", "-").replace(".", "-")
+    assert len(epoch) == 8 and len(settings.watching.identity) <= 63
+    assert settings.watching.identity != build([], {}, namespace_file=no_file).watching.identity
     assert settings.receiver.body_limit == 10_000
     assert settings.receiver.max_body == 1024 * 1024
     assert settings.receiver.read_timeout == 10.0
@@ -378,3 +381,14 @@ def test_webhook_port_must_differ_from_the_others(no_file: Path) -> None:
     pair = ["--webhook-cert-file", "/c", "--webhook-key-file", "/k"]
     with pytest.raises(SettingsError, match="webhook-port 8081"):
         build([*pair, "--webhook-port", "8081"], namespace_file=no_file)
+
+
+def test_the_identity_is_a_lease_name_suffix_of_at_most_63_characters() -> None:
+    """DESIGN 10.8.10: heartbeat-replica-<identity> must be a valid Lease name."""
+    from heartbeat_operator.settings import default_identity
+
+    long = default_identity("My_Very.Long-Pod-Name-" + "x" * 80)
+    assert len(long) <= 63 and long.startswith("my-very-long-pod-name-xx")
+    assert long == long.lower() and long[0].isalnum() and long[-1].isalnum()
+    with pytest.raises(SettingsError, match="DNS-1123"):
+        build([], {"HEARTBEAT_IDENTITY": "Replica_A"})

@@ -20,6 +20,7 @@ strictly before its own time, so a ping at a deadline is on time (fine print 9, 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -33,6 +34,12 @@ from heartbeat_operator.domain.inputs import (
     SlotSkipped,
     SpecEdit,
     Tick,
+)
+from heartbeat_operator.domain.outages import (
+    OPERATOR_UNAVAILABLE,
+    Outage,
+    containing,
+    overlapping,
 )
 from heartbeat_operator.domain.records import (
     MAX_MESSAGE_BYTES,
@@ -74,12 +81,14 @@ class Transition:
     """A state or reason change (or a failed slot while already Down), at its exact time.
 
     ``state``/``reason``/``message`` are what the monitor shows after it (``reason`` is the
-    ``Healthy`` condition's reason). ``event_reason`` (DESIGN 9.7: ``FirstPing``, ``Late``,
+    ``Healthy`` condition's reason). ``event_reason`` (DESIGN 9.7: ``FirstPing``,
     ``Missed``, ``NeverPinged``, ``NotStarted``, ``Failed``, ``RunTimeout``, ``RanTooFast``,
-    ``Recovered``, ``Paused``, ``Resumed``) and ``event_type`` (``Normal``/``Warning``) say
-    which Event to post; ``event_reason`` is None for a change that posts none (a start
-    during the first slot's Late window returning the monitor to New). The same transition
-    is already prepended to ``record.recent_transitions``.
+    ``Recovered``, ``Paused``, ``Resumed``, ``OperatorUnavailable``) and ``event_type``
+    (``Normal``/``Warning``) say which Event to post; ``event_reason`` is None for a change
+    that posts none: entering Grace for lateness and leaving it with a start or finish
+    (DESIGN 10.8.13), a start during the first slot's Late window returning the monitor to
+    New, a spec edit. The same transition is already prepended to
+    ``record.recent_transitions``.
     """
 
     time: datetime
@@ -123,7 +132,12 @@ class _Deadline:
 
 
 def apply(
-    spec: MonitorSpec, record: Record, input: Input, now: datetime
+    spec: MonitorSpec,
+    record: Record,
+    input: Input,
+    now: datetime,
+    *,
+    outages: Sequence[Outage] = (),
 ) -> tuple[Record, list[Transition]]:
     """Fold one input into a copy of ``record``; return it and the transitions made.
 
@@ -134,6 +148,8 @@ def apply(
     reads times only from inputs, so a fold is the same whenever it is computed.
     ``SpecEdit`` is folded with the *new* spec (it settles nothing: deadlines of the old
     spec are the leader's to settle before; the edit itself never alerts).
+    ``outages``: the operator's own known outages (``domain.outages``, DESIGN 10.5): a
+    deadline they cover is judged ``OperatorUnavailable`` instead of failing.
     """
     del now  # the input's own time rules (DESIGN 9.3); see the docstring
     rec = record.copy()
@@ -142,7 +158,7 @@ def apply(
     if isinstance(input, SpecEdit):
         _spec_edit(spec, rec, at, out)
         return rec, out
-    _settle(spec, rec, at, out)
+    _settle(spec, rec, at, out, outages)
     if isinstance(input, Ping):
         _ping(spec, rec, input, at, out)
     elif isinstance(input, JobPending):
@@ -158,7 +174,9 @@ def apply(
     return rec, out
 
 
-def view(spec: MonitorSpec, record: Record, now: datetime) -> View:
+def view(
+    spec: MonitorSpec, record: Record, now: datetime, *, outages: Sequence[Outage] = ()
+) -> View:
     """The monitor at ``now``: deadlines before ``now`` that ``record`` has not settled yet
     are settled on a copy first, so the answer never depends on when the last Tick ran.
 
@@ -167,10 +185,10 @@ def view(spec: MonitorSpec, record: Record, now: datetime) -> View:
     """
     if record.paused_since is None:
         slot = spec.slots.next_slot(record.reference_time)
-        deadline = _next_deadline(spec, record, slot)
+        deadline = _next_deadline(spec, record, slot, outages)
         if deadline is not None and deadline.time < now:
             rec = record.copy()
-            _settle(spec, rec, now, [])
+            _settle(spec, rec, now, [], outages)
             return replace(describe(spec, rec), next_change_at=deadline.time)
         return _describe(spec, record, slot, deadline)
     return describe(spec, record)
@@ -207,13 +225,21 @@ def _describe(
 # --------------------------------------------------------------------------- deadlines
 
 
-def _next_deadline(spec: MonitorSpec, rec: Record, slot: Slot | None) -> _Deadline | None:
+def _next_deadline(
+    spec: MonitorSpec, rec: Record, slot: Slot | None, outages: Sequence[Outage] = ()
+) -> _Deadline | None:
     if rec.paused_since is not None:
         return None
     best: _Deadline | None = None
     if slot is not None:
-        # DESIGN 10.8.3: a slot whose Job exists but has not started is not Late.
-        if rec.state in ("New", "Healthy") and _pending_for(rec, slot) is None:
+        # DESIGN 10.8.3: a slot whose Job exists but has not started is not Late; nor is
+        # one whose due time fell in an outage of ours (DESIGN 10.5: our downtime is not
+        # the job's lateness; docs/decisions.md).
+        if (
+            rec.state in ("New", "Healthy")
+            and _pending_for(rec, slot) is None
+            and containing(outages, slot.due) is None
+        ):
             best = _Deadline(slot.due, 0, slot=slot)
         else:
             best = _Deadline(slot.alert(spec.grace), 1, slot=slot)
@@ -250,17 +276,25 @@ def _pending_for(rec: Record, slot: Slot) -> PendingStart | None:
     return None
 
 
-def _settle(spec: MonitorSpec, rec: Record, until: datetime, out: list[Transition]) -> None:
+def _settle(
+    spec: MonitorSpec,
+    rec: Record,
+    until: datetime,
+    out: list[Transition],
+    outages: Sequence[Outage] = (),
+) -> None:
     """Fire every deadline strictly before ``until``, in time order."""
     while True:
         slot = spec.slots.next_slot(rec.reference_time) if rec.paused_since is None else None
-        deadline = _next_deadline(spec, rec, slot)
+        deadline = _next_deadline(spec, rec, slot, outages)
         if deadline is None or deadline.time >= until:
             return
         at = max(deadline.time, rec.last_transition_time)
         if deadline.order == 0:
             assert deadline.slot is not None
             _go_late(spec, rec, deadline.slot, at, out)
+        elif _operator_unavailable(spec, rec, deadline, at, out, outages):
+            pass
         elif deadline.order == 1 and deadline.run is not None:
             assert deadline.slot is not None
             _time_out(spec, rec, deadline.run, at, out, slot=deadline.slot)
@@ -279,7 +313,12 @@ def _go_late(
         f"{_since(rec)}; expected by {format_clock(slot.due)} + grace "
         f"{format_duration(spec.grace)} (missed after {format_clock(slot.alert(spec.grace))})"
     )
-    _transition(rec, out, at, "Grace", "Late", message, "Late", NORMAL)
+    # DESIGN 10.8.13: a slot whose start or finish arrives within grace posts neither
+    # `Late` nor `Recovered`. Whether it will is unknown at the due time, so lateness is
+    # status and metrics only (state Grace, reason Late, HeartbeatMonitorLate); a slot
+    # that stays silent posts its Warning (`Missed`, ...) at its alertTime, and a `Late`
+    # Event then would only repeat it (docs/decisions.md).
+    _transition(rec, out, at, "Grace", "Late", message, None, NORMAL)
 
 
 def _miss(spec: MonitorSpec, rec: Record, slot: Slot, at: datetime, out: list[Transition]) -> None:
@@ -313,6 +352,68 @@ def _end_slot(rec: Record, slot: Slot) -> str:
         if skipped[0] == slot.due:
             return skipped[1]
     return ""
+
+
+def _operator_unavailable(
+    spec: MonitorSpec,
+    rec: Record,
+    deadline: _Deadline,
+    at: datetime,
+    out: list[Transition],
+    outages: Sequence[Outage],
+) -> bool:
+    """DESIGN 10.5, 10.8.9: a slot with no ping whose window (``nextDueTime`` to
+    ``alertTime``) overlaps an outage of ours by at least 10 s, or a run whose deadline
+    fell in one, is judged ``OperatorUnavailable``: no failure, no success, no missed run;
+    the next slot counts as usual. An auto-wired Job that exists is still judged from
+    its objects (``NotStarted``). One Event per outage: a further slot judged in the same
+    outage changes the state if it must, without an Event. Returns False if no outage
+    covers ``deadline`` (it is judged as usual)."""
+    if not outages:
+        return False
+    slot, run = deadline.slot, deadline.run
+    outage: Outage | None = None
+    if run is not None:
+        outage = containing(outages, deadline.time)
+    if outage is None and slot is not None and deadline.order == 1:
+        if run is None and _pending_for(rec, slot) is not None:
+            return False  # DESIGN 10.8.9: a Job that exists is judged from its objects
+        outage = overlapping(outages, slot.due, slot.alert(spec.grace))
+    if outage is None:
+        return False
+    if run is not None:
+        was_running = rec.running
+        run.timed_out = True  # its finish may have been lost with us: it ends uncounted
+        if was_running and not rec.running:
+            rec.running_changed_at = at
+    if slot is not None and deadline.order == 1:
+        _end_slot(rec, slot)
+    if run is not None:
+        rid = f" (rid {run.run_id})" if run.run_id else ""
+        started = format_clock(run.start_time)
+        what = f"run started at {started}{rid}, due to finish by {format_clock(deadline.time)}"
+    else:
+        assert slot is not None
+        what = f"run expected by {format_clock(slot.due)} + grace {format_duration(spec.grace)}"
+    message = (
+        f"{what}: not counted, the operator was unavailable from {format_clock(outage.start)} "
+        f"to {format_clock(outage.end)} ({format_duration(_whole_seconds(outage.duration))}); "
+        f"{_next_expected(spec, rec)}"
+    )
+    reported = any(
+        t.event_reason == OPERATOR_UNAVAILABLE and t.time >= outage.start
+        for t in rec.recent_transitions
+    )
+    state, _ = _base_state(spec, rec)
+    event = None if reported else OPERATOR_UNAVAILABLE
+    _transition(
+        rec, out, at, state, OPERATOR_UNAVAILABLE, message, event, NORMAL, force=not reported
+    )
+    return True
+
+
+def _whole_seconds(value: timedelta) -> timedelta:
+    return timedelta(seconds=max(1, round(value.total_seconds())))
 
 
 def _time_out(
@@ -549,8 +650,9 @@ def _start(spec: MonitorSpec, rec: Record, ping: Ping, at: datetime, out: list[T
             message = f"{started}; the first run has begun, awaiting its finish"
             _transition(rec, out, at, "New", "AwaitingFirstPing", message, None, NORMAL)
         else:
+            # DESIGN 10.8.13: a start within grace ends lateness without a `Recovered`.
             message = f"{started}; {_next_expected(spec, rec)}"
-            _transition(rec, out, at, state, reason, message, "Recovered", NORMAL)
+            _transition(rec, out, at, state, reason, message, None, NORMAL)
 
 
 def _finish(
@@ -573,6 +675,7 @@ def _finish(
     ):
         failure = "RanTooFast"
     rec.reference_time = max(rec.reference_time, _anchor(spec, rec, at))
+    first = rec.last_success_time is None and rec.last_failure_time is None
     rec.last_exit_code = ping.exit_code
     rec.last_duration_seconds = seconds(duration) if duration is not None else None
     if failure is None:
@@ -584,7 +687,7 @@ def _finish(
     if run is not None and not rec.running:
         rec.running_changed_at = at
     if failure is None:
-        _succeed(spec, rec, at, duration, out)
+        _succeed(spec, rec, at, duration, out, first=first)
         return
     if failure == "NotStarted":
         # DESIGN 10.8.3: a Job that ended before any container ran; counted like Missed.
@@ -603,8 +706,16 @@ def _finish(
 
 
 def _succeed(
-    spec: MonitorSpec, rec: Record, at: datetime, duration: timedelta | None, out: list[Transition]
+    spec: MonitorSpec,
+    rec: Record,
+    at: datetime,
+    duration: timedelta | None,
+    out: list[Transition],
+    *,
+    first: bool = False,
 ) -> None:
+    """A success. ``first``: no run had finished before it (the base state was New)."""
+    late = rec.state == "Grace" and rec.state_reason == "Late"
     rec.success_streak += 1
     took = f" in {_human_seconds(duration)}" if duration is not None else ""
     what = f"success at {format_clock(at)}{took}"
@@ -620,10 +731,18 @@ def _succeed(
         return
     rec.consecutive_failures = 0
     message = f"{what}; {_next_expected(spec, rec)}"
-    if rec.state == "New":
+    if rec.state == "New" or (late and first):
+        # A first-ever success within grace is still the first ping (DESIGN 9.7, 10.8.13).
         _transition(rec, out, at, "Healthy", "PingReceived", message, "FirstPing", NORMAL)
+    elif late:
+        # DESIGN 10.8.13: a finish within grace ends lateness without a `Recovered`.
+        _transition(rec, out, at, "Healthy", "PingReceived", message, None, NORMAL)
     elif rec.state != "Healthy":
         _transition(rec, out, at, "Healthy", "PingReceived", message, "Recovered", NORMAL)
+    elif rec.state_reason != "PingReceived":
+        # After a slot judged OperatorUnavailable (DESIGN 10.5): the reason says a run
+        # succeeded again; no Event, nothing recovered.
+        _transition(rec, out, at, "Healthy", "PingReceived", message, None, NORMAL)
 
 
 def _fail_slot(

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from heartbeat_operator.domain.machine import describe
+from heartbeat_operator.domain.outages import OPERATOR_UNAVAILABLE
 from heartbeat_operator.domain.records import MAX_MESSAGE_BYTES, Record, cut_utf8
 from heartbeat_operator.domain.specs import MonitorSpec, SpecError
 from heartbeat_operator.domain.timefmt import TimeFormatError, format_time, parse_time
@@ -89,7 +90,9 @@ def render_status(
     elif state == "Paused":
         healthy = ("Unknown", "Paused", message or "paused")
     elif state == "New":
-        healthy = ("Unknown", "AwaitingFirstPing", message)
+        # A first slot judged during an outage of ours says so (DESIGN 10.8.9).
+        first = reason if reason == OPERATOR_UNAVAILABLE else "AwaitingFirstPing"
+        healthy = ("Unknown", first, message)
     elif state == "Down":
         healthy = ("False", reason, message)
     else:

@@ -25,3 +25,41 @@ def token_hash(token: str) -> str:
 def is_valid_user_token(token: str) -> bool:
     """Whether a user-supplied token matches ``^[A-Za-z0-9_-]{32,128}$`` (else ``WeakToken``)."""
     return isinstance(token, str) and _USER_TOKEN.fullmatch(token) is not None
+
+
+#: What a token found in a ping body or a Job's output is replaced with (issue 18 item 5).
+REDACTED = "<redacted>"
+
+#: A ping URL's token segment: ``/ping/``, ``/hb/`` or ``/v1/heartbeats/`` (``/`` also
+#: percent-encoded, as in a URL passed as a query value) and a run of 32 or more URL-safe
+#: characters — any monitor's token, not only the pinging one's.
+_PING_URL_TOKEN = re.compile(
+    r"((?:/|%2[Ff])(?:ping|hb|v1(?:/|%2[Ff])heartbeats)(?:/|%2[Ff]))[A-Za-z0-9_-]{32,}"
+)
+#: A whole run of URL-safe characters as long as a token can be (32-128).
+_TOKEN_SIZED_RUN = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{32,128}(?![A-Za-z0-9_-])")
+
+
+def redact_tokens(text: str, *, token: str | None = None, hashed: str | None = None) -> str:
+    """``text`` (a ping body, a Job's failure message or log tail) with no ping token left.
+
+    A job's output often holds its own ping URL (``curl -v``, ``wget`` traces, ``set -x``)
+    and the body lands in status, Events and ``recentPings``, readable by whoever may
+    view the monitor, which need not read Secrets (issue 18 item 5). Replaced with
+    ``REDACTED``:
+
+    - ``token``: every occurrence of it (the receiver knows the token it was pinged with);
+    - ``hashed``: a ``sha256:`` token hash (``status.tokenHash``): every standalone run of
+      32-128 URL-safe characters whose hash it is (the Job mirror knows only the hash);
+    - the token segment of anything shaped like a ping URL, whoever's token it is.
+
+    Other long runs (hashes, ids, base64) are kept: they are the job's output.
+    """
+    if token and is_valid_user_token(token):
+        text = text.replace(token, REDACTED)
+    text = _PING_URL_TOKEN.sub(rf"\1{REDACTED}", text)
+    if hashed:
+        text = _TOKEN_SIZED_RUN.sub(
+            lambda run: REDACTED if token_hash(run[0]) == hashed else run[0], text
+        )
+    return text

@@ -55,6 +55,7 @@ from heartbeat_operator.domain.records import Record
 from heartbeat_operator.domain.selectors import Selector
 from heartbeat_operator.domain.specs import MonitorSpec
 from heartbeat_operator.domain.timefmt import format_clock
+from heartbeat_operator.domain.tokens import redact_tokens
 from heartbeat_operator.kube import jobs as jobs_
 from heartbeat_operator.kube.client import (
     APPLY_PATCH,
@@ -785,7 +786,7 @@ class AutoWiring:
             if not owed:
                 deleted.remove((job, when))
             out.extend(owed)
-        return out
+        return [_redacted(i, entry.token_hash) for i in out]
 
     async def _pods_of(self, job: jobs_.JobRun, *, fresh: bool) -> jobs_.JobPods | None:
         """The Job's Pods as last read, read again unless that read still tells all: a
@@ -966,3 +967,15 @@ __all__ = [
     "monitoring",
     "register",
 ]
+
+
+def _redacted(item: Input, hashed: str | None) -> Input:
+    """A Job's words with no ping token in them: its failure message, its container's
+    termination message and log tail (``--capture-logs``) may hold the job's own ping URL
+    (a ``curl -v`` trace), and they are stored in status and quoted in Events (issue 18
+    item 5). The mirror knows the monitor's token by its hash only."""
+    if isinstance(item, Ping) and item.body:
+        return dataclasses.replace(item, body=redact_tokens(item.body, hashed=hashed))
+    if isinstance(item, JobPending) and item.cause:
+        return dataclasses.replace(item, cause=redact_tokens(item.cause, hashed=hashed))
+    return item

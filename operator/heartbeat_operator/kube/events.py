@@ -430,7 +430,7 @@ def missing_events(
         entries, repeated({**status, "recentTransitions": entries}), strict=True
     ):
         if repeat or not isinstance(item.get("eventReason"), str):
-            continue  # posted no Event (a spec edit, a run start ending Late, a repeat)
+            continue  # posted no Event (lateness, 10.8.13; a spec edit; a repeat)
         when = _entry_time(item)
         if when is None or now - when > CATCH_UP_WINDOW:
             continue

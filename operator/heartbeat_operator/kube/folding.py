@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,6 +31,7 @@ from heartbeat_operator.domain.inputs import (
     Tick,
 )
 from heartbeat_operator.domain.machine import Transition, apply, describe
+from heartbeat_operator.domain.outages import Outage
 from heartbeat_operator.domain.records import (
     MAX_RECENT_PINGS,
     RECENT_PING_BODY_BYTES,
@@ -202,6 +203,7 @@ def fold(
     *,
     settle_delay: timedelta = timedelta(0),
     observed_spec: Mapping[str, Any] | None = None,
+    outages: Sequence[Outage] = (),
     mark: WriteMark | None = None,
 ) -> Folded:
     """The status after ``changes``; deadlines are settled up to ``now - settle_delay``.
@@ -211,7 +213,8 @@ def fold(
 
     The leader passes its 0.5 s delay (DESIGN 9.3: a deadline's transition is written 0.5 s
     after it, so a ping in flight at that instant lands first); so does every writer, so a
-    ping write never settles a deadline the leader would still wait for.
+    ping write never settles a deadline the leader would still wait for. ``outages``: the
+    operator's own (``kube.replicas``); deadlines they cover are ``OperatorUnavailable``.
     """
     now = now.astimezone(UTC)
     now = now.replace(microsecond=now.microsecond // 1000 * 1000)
@@ -255,14 +258,14 @@ def fold(
             # domain's rule for SpecEdit: fold a Tick at the edit time with the old spec
             # first).
             for item in [*pings, Tick(now - settle_delay)]:
-                record, made = apply(old, record, item, now)
+                record, made = apply(old, record, item, now, outages=outages)
                 transitions.extend(made)
             inputs = edits
         if judged and isinstance(spec, MonitorSpec):
             for item in inputs:
-                record, made = apply(spec, record, item, now)
+                record, made = apply(spec, record, item, now, outages=outages)
                 transitions.extend(made)
-            record, made = apply(spec, record, Tick(now - settle_delay), now)
+            record, made = apply(spec, record, Tick(now - settle_delay), now, outages=outages)
             transitions.extend(made)
             # What render_status will ask of the spec, asked here where it can be caught.
             describe(spec, record)

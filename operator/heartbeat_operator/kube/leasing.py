@@ -84,6 +84,10 @@ class Leadership:
         self.annotations: dict[str, str] = {}
         """The Lease's annotations: the leader's notes to its successors (e.g. which ping
         URLs the Secrets hold). Loaded on takeover, written with every renewal."""
+        self.last_seen_renew_time: str | None = None
+        """The Lease's ``renewTime`` as last read while not leading: when the previous
+        holder last renewed (or released) it. Outages after a restart of every replica
+        start there when no replica Lease is left (``kube.replicas``, DESIGN 10.8.9)."""
 
     def is_leader(self) -> bool:
         """Whether this replica leads now (also false once renewals failed for 6 s)."""
@@ -140,6 +144,7 @@ class Leadership:
         meta = lease.get("metadata") or {}
         if not self._leading:
             self.annotations = dict(meta.get("annotations") or {})
+            self.last_seen_renew_time = spec.get("renewTime")
         if holder == cfg.identity and self._leading:
             body = build_lease(
                 cfg,

@@ -42,11 +42,35 @@ async def list_job_events(client: KubeClient, namespace: str, job_uid: str) -> l
     return [item for item in items if isinstance(item, dict)]
 
 
+#: How long a token can be (DESIGN 9.9: 32-128 URL-safe characters).
+TOKEN_MIN_CHARS, TOKEN_MAX_CHARS = 32, 128
+
+_URL_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def _url_safe(byte: int) -> bool:
+    return byte in _URL_SAFE
+
+
 def tail_text(data: bytes, limit_bytes: int = LOG_TAIL_BYTES) -> str:
     """The last ``limit_bytes`` of ``data`` or fewer, starting on a UTF-8 character boundary
-    (never half a character); bytes that are not UTF-8 become U+FFFD."""
+    (never half a character) and never inside a run of URL-safe characters (never part
+    of a token); bytes that are not UTF-8 become U+FFFD."""
     tail = data[-limit_bytes:] if limit_bytes > 0 else b""
     start = 0
+    cut = len(data) - len(tail)
+    if tail and cut > 0 and _url_safe(data[cut - 1]) and _url_safe(tail[0]):
+        # The cut fell inside a run of URL-safe characters. If the run is sized like a
+        # token (issue 18 item 5), the part kept could not be recognised and redacted as
+        # one any more: drop it.
+        before = cut
+        while before > 0 and _url_safe(data[before - 1]):
+            before -= 1
+        after = 0
+        while after < len(tail) and _url_safe(tail[after]):
+            after += 1
+        if TOKEN_MIN_CHARS <= cut - before + after <= TOKEN_MAX_CHARS:
+            start = after
     # A UTF-8 character is at most 4 bytes: at most 3 continuation bytes (10xxxxxx) to skip.
     while start < min(3, len(tail)) and tail[start] & 0xC0 == 0x80:
         start += 1

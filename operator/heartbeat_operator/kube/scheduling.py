@@ -72,11 +72,15 @@ class Scheduler:
         deadline_delay: float = 0.5,
         now: Callable[[], datetime.datetime] | None = None,
         judge: Judge | None = None,
+        prepare: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.table = table
         self.writer = writer
         self.tokens = token_keeper
         self.judge = judge
+        #: Awaited by a new leader before it judges anything: the outages of the operator
+        #: must be known first (DESIGN 10.8.9; ``kube.replicas.Replicas.prepare``).
+        self.prepare = prepare
         self.delay = deadline_delay
         self._now = now or (lambda: datetime.datetime.now(datetime.UTC))
         self._heap: list[tuple[float, int, Key]] = []
@@ -137,6 +141,8 @@ class Scheduler:
 
     async def _run(self) -> None:
         await self.table.wait_synced()  # a takeover starts from the whole initial list
+        if self.prepare is not None:
+            await self.prepare()
         logger.info("leading: reconciling %d monitors", len(self.table))
         for entry in self.table:
             self._mark(entry.key)
@@ -227,17 +233,20 @@ class Scheduler:
             self.schedule(key, judging.hold_until)
             return
         observed = self.table.observed_spec(entry)
+        outages = self.writer.outages()
         if judging.inputs:
             change = folding.Change(inputs=judging.inputs)
             entry = await self.writer.submit(key, change, timeout=None)
-        elif folding.fold(entry, [], now, settle_delay=delay, observed_spec=observed).changed:
+        elif folding.fold(
+            entry, [], now, settle_delay=delay, observed_spec=observed, outages=outages
+        ).changed:
             entry = await self.writer.submit(key, folding.Change(), timeout=None)
         spec = folding.parse(entry)
         if not isinstance(spec, MonitorSpec) or folding.token_ready(entry.status).status != "True":
             self.schedule(key, None)  # DESIGN 9.7: nothing is judged while Ready=False
             return
         record = Record.from_status(entry.status, active_since=folding.created_at(entry, now))
-        self.schedule(key, view(spec, record, now - delay).next_change_at)
+        self.schedule(key, view(spec, record, now - delay, outages=outages).next_change_at)
 
     async def _before_judging(self, entry: MonitorEntry, until: datetime.datetime) -> Judging:
         """Ask the judge (auto-wiring) when a deadline of ``entry`` is due by ``until``."""
@@ -248,7 +257,7 @@ class Scheduler:
             return Judging()
         now = self._now()
         record = Record.from_status(entry.status, active_since=folding.created_at(entry, now))
-        due = view(spec, record, until).next_change_at
+        due = view(spec, record, until, outages=self.writer.outages()).next_change_at
         if due is None or due > until:
             return Judging()
         return await self.judge(entry, spec, record, until)

@@ -29,11 +29,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from heartbeat_operator.domain.inputs import Ping
+from heartbeat_operator.domain.outages import Outage
 from heartbeat_operator.domain.tokens import token_hash
 from heartbeat_operator.kube import events, folding
 from heartbeat_operator.kube.client import ApiError, KubeClient, monitor_path
 from heartbeat_operator.kube.monitors import Key, MonitorEntry, MonitorTable
-from heartbeat_operator.recording import Overloaded, UnknownToken, WriteTimeout
+from heartbeat_operator.logthrottle import Throttle
+from heartbeat_operator.recording import IndexLoading, Overloaded, UnknownToken, WriteTimeout
 
 logger = logging.getLogger(__name__)
 
@@ -139,11 +141,16 @@ class Writer:
         self._sequence = itertools.count(1)  # WriteMark sequences: unique per identity
         self._replica = folding.replica_name(config.instance)
         self._background: set[asyncio.Task[Any]] = set()
+        #: An outage fails every write: one line per 10 s, not one each (issue 18 item 6).
+        self._log = Throttle(logger)
         #: Called with each write's announcements, failures while already Down marked
         #: ``events.Repeat`` (the CronJob mirror posts them the same way).
         self.on_transitions: list[
             Callable[[MonitorEntry, Sequence[events.Transitioned]], None]
         ] = []
+        #: The operator's own outages every write judges deadlines with (DESIGN 10.5;
+        #: ``kube.replicas.Replicas.outages``).
+        self.outages: Callable[[], Sequence[Outage]] = tuple
 
     # --- PingRecorder ----------------------------------------------------------------
 
@@ -158,15 +165,22 @@ class Writer:
         if entry is not None:
             return entry
         if self._index_waits >= self.config.max_index_waits:
-            raise UnknownToken("unknown token")
+            raise self._miss()
         self._index_waits += 1
         try:
             entry = await self.table.wait_for_owner(digest, self.config.index_miss_wait)
         finally:
             self._index_waits -= 1
         if entry is None:
-            raise UnknownToken("unknown token")
+            raise self._miss()
         return entry
+
+    def _miss(self) -> Exception:
+        # Before the initial list is in, a miss proves nothing: 503, never 404 (issue 18
+        # item 4; /readyz says 503 for the same reason, DESIGN 9.2).
+        if not self.table.synced:
+            return IndexLoading("the token index is still loading")
+        return UnknownToken("unknown token")
 
     # --- every status write ------------------------------------------------------------
 
@@ -223,6 +237,9 @@ class Writer:
                     lane.bucket.take()
                     try:
                         await self._write(lane.key, batch)
+                    except ApiError as exc:  # an outage, not a bug
+                        self._log_failure(lane.key, exc)
+                        _fail(batch, WriteTimeout("status write failed"))
                     except Exception:
                         # A bug must not leave waiters hanging (the leader waits unbounded).
                         logger.exception("writing %s/%s failed", *lane.key)
@@ -281,8 +298,8 @@ class Writer:
                     entry = await self._fetch(key)
                 except ApiError as exc:
                     failures += 1
+                    self._log_failure(key, exc)
                     if not lost and failures >= MAX_WRITE_ATTEMPTS:
-                        self._log_failure(key, exc)
                         _fail(batch, WriteTimeout("status write failed"))
                         return
                     await asyncio.sleep(_backoff(failures))
@@ -314,6 +331,7 @@ class Writer:
                 self._now(),
                 settle_delay=datetime.timedelta(seconds=self.config.deadline_delay),
                 observed_spec=self.table.observed_spec(entry),
+                outages=self.outages(),
                 mark=mark,
             )
             if not result.changed:
@@ -367,7 +385,8 @@ class Writer:
             self._post_events(entry, sent.result.transitions, before=sent.before)
 
     def _log_failure(self, key: Key, exc: ApiError) -> None:
-        logger.warning("status write for %s/%s failed: %s", *key, exc)
+        # An outage fails every write: one line per 10 s, not one each (issue 18 item 6).
+        self._log.log("status write", logging.WARNING, "status write for %s/%s failed: %s", *key, exc)
 
     async def _fetch(self, key: Key) -> MonitorEntry | None:
         try:

@@ -1,4 +1,5 @@
-"""Ping bodies (DESIGN 3 and 9.13): read under a hard cap, keep the first bytes, decode.
+"""Ping bodies (DESIGN 3 and 9.13): read under a hard cap, keep the first bytes, redact
+any ping token (issue 18 item 5), decode.
 
 A body is read to its end (so the client gets a definite answer) but only its first
 ``body_limit`` bytes are kept in memory; past ``max_body`` bytes the reply is 413.
@@ -7,6 +8,12 @@ A body is read to its end (so the client gets a definite answer) but only its fi
 from __future__ import annotations
 
 from aiohttp import StreamReader
+
+from heartbeat_operator.domain.tokens import redact_tokens
+
+#: Bytes read past the body limit so that a token straddling the cut is seen whole and
+#: redacted, never kept in part: a ping URL's prefix (15) and the longest token (128).
+REDACTION_MARGIN = 160
 
 
 class BodyTooLarge(Exception):
@@ -54,3 +61,14 @@ def decode_body(data: bytes, limit: int) -> str | None:
     if not data:
         return None
     return data.decode("utf-8", errors="replace")
+
+
+def ping_body(data: bytes, limit: int, token: str) -> str | None:
+    """The body a ping carries: tokens redacted (issue 18 item 5), then ``decode_body``.
+
+    ``data`` holds up to ``REDACTION_MARGIN`` bytes past ``limit``. Redaction works on the
+    bytes as they came (invalid UTF-8 kept through ``surrogateescape``), so a body without
+    a token is cut and decoded exactly as before.
+    """
+    text = redact_tokens(data.decode("utf-8", "surrogateescape"), token=token)
+    return decode_body(text.encode("utf-8", "surrogateescape"), limit)

@@ -130,15 +130,17 @@ def redact_path(path: str) -> str:
 
 
 _PING_PATH_IN_TEXT = re.compile(r"(/(?:ping|hb|v1/heartbeats)/)[^/\s?#'\"<>]+")
-_TOKEN_LIKE_IN_TEXT = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{32,128}(?![A-Za-z0-9_-])")
+#: Any run of 32 or more URL-safe characters: a token inside a longer run (a fuzzer's
+#: request line, ``xx<token>yy``) is redacted with the run (issue 18 item 6).
+_TOKEN_LIKE_IN_TEXT = re.compile(r"[A-Za-z0-9_-]{32,}")
 
 
 def redact_text(text: str) -> str:
     """Scrub free text (an exception message, a traceback) of anything token-shaped.
 
-    Ping paths lose their token segment, and any run of 32-128 URL-safe characters (the
-    shape every token has) becomes ``<redacted>``: over-redacting a hash in a traceback is
-    a small price for never leaking a token.
+    Ping paths lose their token segment, and any run of 32 or more URL-safe characters
+    (every token has that shape, and may sit inside a longer run) becomes ``<redacted>``:
+    over-redacting a hash in a traceback is a small price for never leaking a token.
     """
     text = _PING_PATH_IN_TEXT.sub(r"\1<redacted>", text)
     return _TOKEN_LIKE_IN_TEXT.sub("<redacted>", text)

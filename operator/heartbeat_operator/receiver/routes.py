@@ -13,12 +13,13 @@ from heartbeat_operator.receiver import views
 
 def ping_routes() -> list[web.RouteDef]:
     """Port 8080: pings (three URL families) and the probes."""
+    expect = views.expect_continue  # 413 before "100 Continue" (issue 18 item 7)
     return [
-        web.route("*", "/ping", views.ping),
-        web.route("*", "/ping/{tail:.*}", views.ping),
-        web.route("*", "/hb", views.ping),
-        web.route("*", "/hb/{tail:.*}", views.ping),
-        web.route("*", "/v1/heartbeats/{tail:.*}", views.ping_v1),
+        web.route("*", "/ping", views.ping, expect_handler=expect),
+        web.route("*", "/ping/{tail:.*}", views.ping, expect_handler=expect),
+        web.route("*", "/hb", views.ping, expect_handler=expect),
+        web.route("*", "/hb/{tail:.*}", views.ping, expect_handler=expect),
+        web.route("*", "/v1/heartbeats/{tail:.*}", views.ping_v1, expect_handler=expect),
         web.route("*", "/healthz", views.healthz),
         web.route("*", "/readyz", views.readyz),
     ]

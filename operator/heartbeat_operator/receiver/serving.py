@@ -25,7 +25,7 @@ from aiohttp import web
 
 from heartbeat_operator.receiver import keys
 from heartbeat_operator.receiver.connections import ConnectionGuards, GuardedSite
-from heartbeat_operator.receiver.logs import AccessLogger, install_log_redaction
+from heartbeat_operator.receiver.logs import AccessLogger, ServerLogger, install_log_redaction
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,9 @@ async def serve(
         access_log_class=AccessLogger,
         access_log=logging.getLogger("aiohttp.access") if access_log else None,
         keepalive_timeout=KEEPALIVE_TIMEOUT,
+        # Malformed requests: one throttled INFO line each, not an ERROR traceback
+        # (issue 18 item 6).
+        logger=ServerLogger(logging.getLogger("aiohttp.server")),
     )
     await runner.setup()
     try:

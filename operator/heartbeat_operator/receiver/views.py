@@ -1,7 +1,8 @@
 """Views: HTTP request in, domain ``Ping`` to the recorder, HTTP response out.
 
 Domain and recorder outcomes become HTTP statuses here and only here (DESIGN 3, 9.8,
-9.13): ``UnknownToken`` 404, ``Overloaded`` 429 ``Retry-After: 1``, ``WriteTimeout`` 503
+9.13): ``UnknownToken`` 404, ``IndexLoading`` 503 ``Retry-After: 5`` (issue 18 item 4),
+``Overloaded`` 429 ``Retry-After: 1``, ``WriteTimeout`` 503
 ``Retry-After: 5``. Every check on the request comes before the token lookup.
 """
 
@@ -12,11 +13,17 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import cast
 
-from aiohttp import web
+from aiohttp import HttpVersion11, hdrs, web
+from aiohttp.http_exceptions import ContentEncodingError, PayloadEncodingError
 
 from heartbeat_operator.domain.inputs import Ping
 from heartbeat_operator.receiver import keys
-from heartbeat_operator.receiver.bodies import BodyTooLarge, decode_body, read_capped
+from heartbeat_operator.receiver.bodies import (
+    REDACTION_MARGIN,
+    BodyTooLarge,
+    ping_body,
+    read_capped,
+)
 from heartbeat_operator.receiver.paths import (
     PathError,
     RouteClass,
@@ -24,7 +31,7 @@ from heartbeat_operator.receiver.paths import (
     parse_ping_path,
     parse_run_id,
 )
-from heartbeat_operator.recording import Overloaded, UnknownToken, WriteTimeout
+from heartbeat_operator.recording import IndexLoading, Overloaded, UnknownToken, WriteTimeout
 
 PING_METHODS = ("GET", "HEAD", "POST", "PUT")
 V1_METHODS = ("POST",)
@@ -84,13 +91,20 @@ async def _ping(
         try:
             async with asyncio.timeout(settings.read_timeout):
                 raw = await read_capped(
-                    request.content, keep=settings.body_limit, max_body=settings.max_body
+                    request.content,
+                    keep=settings.body_limit + REDACTION_MARGIN,
+                    max_body=settings.max_body,
                 )
         except BodyTooLarge:
             return _closing(text(413, f"request body over {settings.max_body} bytes"))
+        except (web.RequestPayloadError, PayloadEncodingError) as exc:
+            # A body that does not decode as its Content-Encoding (or a broken chunked
+            # framing) is the client's error, not ours: 400, not 500 (issue 18 item 7).
+            return _closing(text(400, f"bad request: {_payload_reason(exc)}"))
         except TimeoutError:
             return _closing(text(408, "request timeout: the body took too long"))
-        body = decode_body(raw, settings.body_limit)
+        # Before anything stores or quotes it: no token in status, Events (issue 18 item 5).
+        body = ping_body(raw, settings.body_limit, where.token)
 
     event = Ping(
         time=request.app[keys.CLOCK](),  # accepted now (DESIGN 9.3): the request is complete
@@ -103,6 +117,9 @@ async def _ping(
         await request.app[keys.RECORDER].record(where.token, event)
     except UnknownToken:
         return not_found()
+    except IndexLoading:
+        reason = "the operator is still loading its monitors; retry in 5 s"
+        return text(503, reason, {"Retry-After": "5"})
     except Overloaded:
         reason = "too many pings waiting for this monitor; retry in 1 s"
         return text(429, reason, {"Retry-After": "1"})
@@ -110,6 +127,39 @@ async def _ping(
         reason = "the ping was not recorded in time; retry in 5 s"
         return text(503, reason, {"Retry-After": "5"})
     return text(200, "OK")
+
+
+def _payload_reason(exc: Exception) -> str:
+    # aiohttp hands the parser's error to the view wrapped (its cause is the real one).
+    if isinstance(exc, ContentEncodingError) or isinstance(exc.__cause__, ContentEncodingError):
+        return "the body is not valid for its Content-Encoding"
+    return "the body's transfer encoding is malformed"
+
+
+async def expect_continue(request: web.Request) -> web.StreamResponse | None:
+    """``Expect: 100-continue`` on the ping routes: a declared body over the hard cap is
+    refused with 413 *instead of* ``100 Continue``, so the client never sends it (issue 18
+    item 7; aiohttp's default handler says "continue" before any view can look).
+
+    Runs before the middlewares (aiohttp calls it ahead of the handler chain), so the
+    413 here is not in the request metrics; otherwise this is aiohttp's default.
+    """
+    expect = request.headers.get(hdrs.EXPECT, "")
+    if request.version != HttpVersion11:
+        return None
+    if expect.lower() != "100-continue":
+        return text(417, f"unknown Expect: {expect[:40]}")
+    settings = request.app[keys.RECEIVER_SETTINGS]
+    length = request.content_length
+    if length is not None and length > settings.max_body:
+        # The client waits for our word before sending: no body will come. Marking the
+        # body ended skips aiohttp's lingering read of it (up to 10 s of a connection
+        # slot held for nothing); the connection closes after the reply.
+        request.content.feed_eof()
+        return _closing(text(413, f"request body over {settings.max_body} bytes"))
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0  # the interim reply is not the response's start
+    return None
 
 
 async def healthz(request: web.Request) -> web.StreamResponse:

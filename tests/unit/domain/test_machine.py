@@ -11,8 +11,9 @@ from datetime import timedelta
 import pytest
 
 from heartbeat_operator.domain.inputs import Pause, Ping, Resume, SpecEdit, Tick
-from heartbeat_operator.domain.machine import apply, view
+from heartbeat_operator.domain.machine import Transition, apply, view
 from heartbeat_operator.domain.records import Record
+from heartbeat_operator.domain.timefmt import format_time
 
 from .helpers import US, T, fold, spec, states
 
@@ -44,7 +45,9 @@ def test_first_slot_turns_late_at_due_time_exactly() -> None:
     assert out == [] and rec.state == "New"  # a deadline exactly at the Tick is not settled
     rec, out = fold(HOURLY, T0, [], until=T(at("01:00:00")) + US)
     assert states(out) == [(at("01:00:00"), "Grace", "Late")]
-    assert (out[0].event_reason, out[0].event_type) == ("Late", "Normal")
+    # DESIGN 10.8.13: lateness is status and metrics; the Late transition posts no Event.
+    assert out[0].event_reason is None
+    assert rec.recent_transitions[0].event_reason is None
     assert view(HOURLY, rec, T(at("01:05:00"))).next_change_at == T(at("01:10:00"))
 
 
@@ -57,7 +60,7 @@ def test_never_pinged_counts_toward_failure_threshold() -> None:
         (at("02:10:00"), "Down", "NeverPinged"),  # no Late in between: a failure outranks it
         (at("03:10:00"), "Down", "NeverPinged"),  # each further empty slot counts again
     ]
-    assert [t.event_reason for t in out] == ["Late", "NeverPinged", "NeverPinged", "NeverPinged"]
+    assert [t.event_reason for t in out] == [None, "NeverPinged", "NeverPinged", "NeverPinged"]
     assert [t.event_type for t in out[1:]] == ["Warning"] * 3
     assert "1 of failureThreshold 2" in out[1].message
     assert "3 of failureThreshold 2" in out[3].message
@@ -89,14 +92,16 @@ def test_first_success_is_first_ping() -> None:
 # --------------------------------------------------------------------------- Healthy/Grace/Down
 
 
-def test_late_then_success_recovers() -> None:
+def test_late_then_success_within_grace_is_healthy_again_without_events() -> None:
     _rec, out = fold(HOURLY, T0, [P("00:30:00"), P("01:35:00")])
     assert states(out) == [
         (at("00:30:00"), "Healthy", "PingReceived"),
         (at("01:30:00"), "Grace", "Late"),
         (at("01:35:00"), "Healthy", "PingReceived"),
     ]
-    assert out[2].event_reason == "Recovered"
+    # DESIGN 10.8.13: a slot whose finish arrives within grace posts neither Late nor
+    # Recovered (the status still shows both transitions, at their times).
+    assert [t.event_reason for t in out] == ["FirstPing", None, None]
     assert "expected by 01:30 UTC + grace 10m" in out[1].message
 
 
@@ -181,6 +186,83 @@ def test_success_threshold_applies_only_to_leaving_down() -> None:
     s3 = spec(period="1h", grace="10m", failureThreshold=2, successThreshold=3)
     _, out = fold(s3, T0, [P("00:05:00", "fail"), P("00:10:00")])
     assert states(out)[-1] == (at("00:10:00"), "Healthy", "PingReceived")  # from Grace: one
+
+
+# --------------------------------------------------------------------------- 10.8.13
+
+
+def events_posted(out: list[Transition]) -> list[tuple[str, str]]:
+    """``[(time, event_reason), ...]`` of the transitions that post an Event."""
+    return [(format_time(t.time), t.event_reason) for t in out if t.event_reason]
+
+
+def test_a_start_within_grace_posts_neither_late_nor_recovered() -> None:
+    rec, out = fold(HOURLY, T0, [P("00:30:00"), P("01:32:00", "start"), P("01:50:00")])
+    assert states(out) == [
+        (at("00:30:00"), "Healthy", "PingReceived"),
+        (at("01:30:00"), "Grace", "Late"),
+        (at("01:32:00"), "Healthy", "PingReceived"),  # the start ends lateness
+    ]
+    assert events_posted(out) == [(at("00:30:00"), "FirstPing")]
+    assert [(t.state, t.event_reason) for t in rec.recent_transitions[:2]] == [
+        ("Healthy", None),
+        ("Grace", None),
+    ]
+    assert rec.to_status()["recentTransitions"][0].get("eventReason") is None
+
+
+def test_a_first_success_within_grace_is_still_the_first_ping() -> None:
+    _rec, out = fold(HOURLY, T0, [P("01:05:00")])
+    assert states(out) == [
+        (at("01:00:00"), "Grace", "Late"),
+        (at("01:05:00"), "Healthy", "PingReceived"),
+    ]
+    assert [t.event_reason for t in out] == [None, "FirstPing"]
+
+
+def test_grace_running_out_posts_the_miss_and_no_late_event() -> None:
+    rec, out = fold(HOURLY, T0, [P("00:30:00")], until=T(at("01:45:00")))
+    assert states(out)[1:] == [
+        (at("01:30:00"), "Grace", "Late"),
+        (at("01:40:00"), "Down", "Missed"),
+    ]
+    assert events_posted(out) == [(at("00:30:00"), "FirstPing"), (at("01:40:00"), "Missed")]
+    assert out[-1].event_type == "Warning"
+    # The next run, on time, leaves Down: that is a recovery, and it says so.
+    rec, more = apply(HOURLY, rec, P("02:31:00"), T(at("02:31:00")))
+    assert events_posted(more) == [(at("02:31:00"), "Recovered")]
+
+
+def test_a_finish_within_grace_that_leaves_down_or_a_counted_failure_still_recovers() -> None:
+    # Down, then the next slot's success arrives within its grace: out of Down, Recovered.
+    _, out = fold(HOURLY, T0, [P("00:30:00", "fail"), P("01:35:00")])
+    assert events_posted(out) == [(at("00:30:00"), "Failed"), (at("01:35:00"), "Recovered")]
+    # Grace(Failed) below the threshold: no Late at the due time, Recovered on the success.
+    s = spec(period="1h", grace="10m", failureThreshold=2)
+    _, out = fold(s, T0, [P("00:30:00", "fail"), P("01:35:00")])
+    assert states(out) == [
+        (at("00:30:00"), "Grace", "Failed"),
+        (at("01:35:00"), "Healthy", "PingReceived"),
+    ]
+    assert events_posted(out) == [(at("00:30:00"), "Failed"), (at("01:35:00"), "Recovered")]
+
+
+def test_a_fail_within_grace_posts_only_its_failure() -> None:
+    _, out = fold(HOURLY, T0, [P("00:30:00"), P("01:35:00", "fail")])
+    assert states(out)[1:] == [
+        (at("01:30:00"), "Grace", "Late"),
+        (at("01:35:00"), "Down", "Failed"),
+    ]
+    assert events_posted(out) == [(at("00:30:00"), "FirstPing"), (at("01:35:00"), "Failed")]
+
+
+def test_a_spec_edit_that_makes_the_slot_late_posts_no_event() -> None:
+    rec, _ = fold(HOURLY, T0, [P("00:30:00")])
+    edited = spec(period="50m", grace="30m")
+    now = T(at("01:25:00"))
+    rec, out = apply(edited, rec, SpecEdit(now), now)
+    assert states(out) == [(at("01:25:00"), "Grace", "Late")]
+    assert out[0].event_reason is None
 
 
 # --------------------------------------------------------------------------- runs

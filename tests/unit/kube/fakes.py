@@ -49,11 +49,30 @@ class FakeKube:
     def _object_path(path: str) -> str:
         return path.removesuffix("/status")
 
-    async def get(self, path: str, *, kind: str = "other", **_: Any) -> dict[str, Any]:
+    async def get(self, path: str, *, kind: str = "other", **kw: Any) -> dict[str, Any]:
         obj = self.objects.get(self._object_path(path))
+        if obj is None and path.endswith("/leases"):
+            return self._list(path, (kw.get("params") or {}).get("labelSelector"))
         if obj is None:
             raise ApiError(404, "NotFound", "not found")
         return copy.deepcopy(obj)
+
+    def _list(self, path: str, selector: str | None) -> dict[str, Any]:
+        """A collection GET; ``labelSelector`` only as ``key=value``."""
+        key, _, value = (selector or "").partition("=")
+        items = [
+            copy.deepcopy(obj)
+            for name, obj in sorted(self.objects.items())
+            if name.rpartition("/")[0] == path
+            and (not key or (obj["metadata"].get("labels") or {}).get(key) == value)
+        ]
+        return {"items": items}
+
+    async def delete(self, path: str, *, kind: str = "other") -> dict[str, Any]:
+        self.writes.append(("DELETE", kind))
+        if self.objects.pop(path, None) is None:
+            raise ApiError(404, "NotFound", "not found")
+        return {}
 
     async def post(self, path: str, body: Mapping[str, Any], *, kind: str = "other") -> Any:
         self.writes.append(("POST", kind))

@@ -20,6 +20,7 @@ from heartbeat_operator.domain.inputs import (
 )
 from heartbeat_operator.domain.records import Record
 from heartbeat_operator.domain.specs import parse_spec
+from heartbeat_operator.domain.tokens import token_hash
 from heartbeat_operator.kube.client import ApiError
 from heartbeat_operator.kube.cronjobs import (
     JOB_CREATION_ALLOWANCE,
@@ -934,3 +935,24 @@ def test_skipped_slot_cause() -> None:
     # a Job was made for the slot: not skipped
     made = parsed(job_body("j5", created="2026-11-25T05:00:01Z", scheduled="2026-11-25T05:00:00Z"))
     assert skipped_slot_cause(forbid, [active, made], DUE, ALERT) == ""
+
+
+async def test_a_jobs_failure_message_reaches_the_monitor_without_tokens() -> None:
+    # Issue 18 item 5: the Job's words are stored in status and quoted in Events.
+    own = "Own-token_" + "q" * 33
+    other = "Other-token_" + "r" * 31
+    h = Harness()
+    h.wiring.cronjob_event("ADDED", cronjob_body())
+    h.monitor(monitor_body(status={**ACTIVE, "tokenHash": token_hash(own)}))
+    job = job_body("j1", failed=True)
+    job["status"]["conditions"][0]["message"] = (
+        f"TOKEN={own} curl -v https://hb.example.com/hb/{other}/fail failed"
+    )
+    h.wiring.job_event("ADDED", job)
+    await h.reconcile()
+    ((_, change),) = h.submitted
+    fail = next(p for p in change.inputs if isinstance(p, Ping) and p.kind == "fail")
+    assert fail.body == (
+        "BackoffLimitExceeded: TOKEN=<redacted> curl -v https://hb.example.com/hb/<redacted>/fail"
+        " failed"
+    )

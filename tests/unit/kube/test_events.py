@@ -100,8 +100,8 @@ async def test_a_monitor_down_for_many_slots_has_one_warning_whose_count_grows()
     # Named as DESIGN 9.6 names the Event of the transition into Down.
     name = events.event_name(OBJ, "2026-01-01T02:01:40Z", "Missed")
     assert down["metadata"]["name"] == name
-    # Transitions still post their own Event, exactly once.
-    assert [e["reason"] for e in posted(fake)] == ["FirstPing", "Late", "Missed"]
+    # Transitions still post their own Event, exactly once (lateness posts none, 10.8.13).
+    assert [e["reason"] for e in posted(fake)] == ["FirstPing", "Missed"]
 
     # Back up, then down again: a new transition into Down, a new Event.
     await at(writer, clock, T0 + timedelta(minutes=6), Ping(T0 + timedelta(minutes=6), "success"))
@@ -110,10 +110,8 @@ async def test_a_monitor_down_for_many_slots_has_one_warning_whose_count_grows()
     reasons = [(e["reason"], e["count"]) for e in posted(fake)]
     assert reasons == [
         ("FirstPing", 1),
-        ("Late", 1),
         ("Missed", 5),
-        ("Recovered", 1),
-        ("Late", 1),
+        ("Recovered", 1),  # out of Down: a Recovered even from a ping (10.8.13 is lateness)
         ("Missed", 2),
     ]
 
@@ -141,7 +139,7 @@ async def test_a_catch_up_write_of_several_slots_posts_the_down_event_once_with_
     await at(writer, clock, T0 + timedelta(minutes=4, seconds=41))
     (down,) = [e for e in posted(fake) if e["type"] == "Warning"]
     assert (down["count"], down["lastTimestamp"]) == (4, "2026-01-01T02:04:40Z")
-    assert fake.writes.count(("POST", "events")) == 3  # FirstPing, Late, Missed
+    assert fake.writes.count(("POST", "events")) == 2  # FirstPing, Missed
     assert not [w for w in fake.writes if w[0] == "PATCH"]
 
 
@@ -227,7 +225,6 @@ def test_catch_up_posts_no_event_for_a_failure_while_down_and_counts_the_anchor(
     made = events.missing_events(OBJ, status, now, failure_threshold=1)
     assert [(e["reason"], e["count"]) for e in made] == [
         ("Missed", 5),
-        ("Late", 1),
         ("FirstPing", 1),
     ]
     down = made[0]
@@ -237,7 +234,6 @@ def test_catch_up_posts_no_event_for_a_failure_while_down_and_counts_the_anchor(
     plain = events.missing_events(OBJ, status, now)
     assert [(e["reason"], e["count"]) for e in plain] == [
         ("Missed", 1),
-        ("Late", 1),
         ("FirstPing", 1),
     ]
 

@@ -187,3 +187,12 @@ async def test_an_unreadable_log_is_none_and_a_server_error_raises(api):
     with pytest.raises(ApiError) as failed:
         await read_log_tail(client, "backups", "p", "main")
     assert failed.value.status == 500
+
+
+def test_a_tail_never_starts_with_part_of_a_token():
+    # Issue 18 item 5: a token cut in half by the tail could no longer be redacted.
+    token = "T0ken_" + "x" * 37
+    data = f"curl -v https://hb/ping/{token}\nfailed\n".encode()
+    cut_inside = len(data) - len("failed\n") - 1 - 20  # 20 characters of the token kept
+    assert tail_text(data, len(data) - cut_inside) == "\nfailed\n"
+    assert tail_text(b"x ab cd", 4) == "b cd"  # a short word cut stays as it is

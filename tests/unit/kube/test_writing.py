@@ -16,7 +16,7 @@ from heartbeat_operator.kube.client import ApiError, monitor_path
 from heartbeat_operator.kube.folding import Change
 from heartbeat_operator.kube.monitors import MonitorTable
 from heartbeat_operator.kube.writing import TokenBucket, Writer, WriterConfig
-from heartbeat_operator.recording import Overloaded, UnknownToken, WriteTimeout
+from heartbeat_operator.recording import IndexLoading, Overloaded, UnknownToken, WriteTimeout
 
 TOKEN = "t" * 43
 PATH = monitor_path("ns", "m")
@@ -38,10 +38,11 @@ def monitor() -> dict:
     }
 
 
-def setup(clock=None, **config) -> tuple[FakeKube, MonitorTable, Writer]:
+def setup(clock=None, synced=True, **config) -> tuple[FakeKube, MonitorTable, Writer]:
     fake = FakeKube()
     table = MonitorTable()
     table.upsert(fake.add(PATH, monitor()))
+    table.synced = synced
     writer = Writer(
         fake,
         table,
@@ -165,6 +166,29 @@ async def test_unknown_token_after_the_index_miss_wait():
         await writer.record("u" * 43, ping())
 
 
+async def test_an_unknown_token_before_the_initial_list_is_index_loading_not_unknown():
+    # Issue 18 item 4: a replica listening before its index holds the initial list must
+    # not call a valid token unknown (404); it says "not yet" (503) instead.
+    _, table, writer = setup(synced=False, index_miss_wait=0.05)
+    with pytest.raises(IndexLoading):
+        await writer.record("u" * 43, ping())
+    table.synced = True
+    with pytest.raises(UnknownToken):
+        await writer.record("u" * 43, ping())
+
+
+async def test_the_index_wait_limit_before_the_initial_list_is_index_loading_too():
+    _, _table, writer = setup(synced=False, index_miss_wait=0.05, max_index_waits=0)
+    with pytest.raises(IndexLoading):
+        await writer.record("u" * 43, ping())
+
+
+async def test_a_token_the_loading_index_already_holds_is_recorded():
+    fake, _table, writer = setup(synced=False)
+    await writer.record(TOKEN, ping())
+    assert ping_count(fake) == 1
+
+
 async def test_an_index_miss_waits_for_a_new_monitor():
     fake, table, writer = setup(index_miss_wait=2.0)
     other = "o" * 43
@@ -241,3 +265,35 @@ async def test_a_spec_the_domain_cannot_evaluate_is_never_a_503(spec: dict, fiel
     assert ready["message"].startswith(f"{field}: '")
     assert "longer than 10 years" in ready["message"]
     assert status["observedGeneration"] == 2
+
+
+class UnreachableKube(FakeKube):
+    """The API server does not answer: every read and write fails as the client reports it."""
+
+    async def get(self, path, **_):  # type: ignore[no-untyped-def, override]
+        raise ApiError(0, "Unreachable", "TimeoutError")
+
+
+async def test_an_outage_logs_one_warning_line_not_a_traceback_per_failed_write(caplog):
+    # Issue 18 item 6: 241 lines (tracebacks among them) in 23 s of an outage.
+    fake, table = UnreachableKube(), MonitorTable()
+    fake.fail_with = ApiError(0, "Unreachable", "TimeoutError")
+    tokens = [f"{i:02d}" + "t" * 41 for i in range(10)]
+    for i, token in enumerate(tokens):
+        body = monitor()
+        body["metadata"].update(name=f"m{i}", uid=f"uid-{i}")
+        body["status"]["tokenHash"] = token_hash(token)
+        table.upsert(fake.add(monitor_path("ns", f"m{i}"), body))
+    table.synced = True
+    writer = Writer(fake, table, WriterConfig(deadline_delay=0, write_timeout=3.0))
+    caplog.set_level("DEBUG", logger="heartbeat_operator.kube.writing")
+    results = await asyncio.gather(
+        *(writer.record(t, ping()) for t in tokens), return_exceptions=True
+    )
+    assert all(isinstance(r, WriteTimeout) for r in results), results
+    assert len(fake.writes) >= 10  # each monitor's write failed, some more than once
+    lines = [r for r in caplog.records if r.name == "heartbeat_operator.kube.writing"]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    assert lines[0].levelname == "WARNING"
+    assert lines[0].exc_info is None
+    assert "Unreachable" in lines[0].getMessage()

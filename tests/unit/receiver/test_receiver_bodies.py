@@ -131,3 +131,40 @@ async def test_hard_cap_is_a_setting(make_client: AppFactory, recorder: FakeReco
 )
 def test_decode_body(data: bytes, limit: int, expected: str | None) -> None:
     assert decode_body(data, limit) == expected
+
+
+# --- tokens in bodies (issue 18 item 5) -----------------------------------------------------
+
+OTHER_MONITORS_TOKEN = "another-Monitors_token" + "x" * 21
+
+
+async def test_tokens_in_a_body_are_redacted_before_it_is_recorded(
+    client: Client, recorder: FakeRecorder
+) -> None:
+    trace = (
+        f"* Connected to hb.example.com\n> POST /ping/{TOKEN}/fail HTTP/1.1\n"
+        f"< HTTP/1.1 200 OK\nTOKEN={TOKEN}\n"
+        f"curl -fsS https://hb.example.com/hb/{OTHER_MONITORS_TOKEN}/start\n"
+        "\xff not utf-8, kept as before\n"
+    ).encode("latin-1")
+    assert await post(client, trace) == 200
+    body = kept_body(recorder)
+    assert body is not None
+    assert TOKEN not in body and OTHER_MONITORS_TOKEN not in body
+    assert body == (
+        "* Connected to hb.example.com\n> POST /ping/<redacted>/fail HTTP/1.1\n"
+        "< HTTP/1.1 200 OK\nTOKEN=<redacted>\n"
+        "curl -fsS https://hb.example.com/hb/<redacted>/start\n"
+        "\ufffd not utf-8, kept as before\n"
+    )
+
+
+async def test_a_token_cut_by_the_body_limit_leaves_no_part_of_it(
+    client: Client, recorder: FakeRecorder
+) -> None:
+    data = ("." * (10_000 - 10) + TOKEN + " and more").encode()  # the limit cuts the token
+    assert await post(client, data) == 200
+    body = kept_body(recorder)
+    assert body is not None
+    assert TOKEN[:10] not in body
+    assert body == "." * 9_990 + "<redacted>"

@@ -9,7 +9,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from heartbeat_operator.receiver.health import Health
-from heartbeat_operator.recording import Overloaded, WriteTimeout
+from heartbeat_operator.recording import IndexLoading, Overloaded, WriteTimeout
 
 from .conftest import OTHER_TOKEN, TOKEN, AppFactory, FakeClock, FakeRecorder, Observed
 
@@ -196,6 +196,17 @@ async def test_write_timeout_is_503_retry_after_5(client: Client, recorder: Fake
     assert headers["Retry-After"] == "5"
     assert headers["Ping-Body-Limit"] == "10000"
     assert "retry" in body
+
+
+async def test_index_still_loading_is_503_retry_after_not_404(
+    client: Client, recorder: FakeRecorder
+) -> None:
+    recorder.error = IndexLoading("the token index is still loading")
+    status, body, headers = await call(client, "GET", f"/ping/{TOKEN}")
+    assert status == 503
+    assert headers["Retry-After"] == "5"
+    assert "loading" in body and "retry" in body
+    assert TOKEN not in body
 
 
 async def test_unexpected_error_is_500_and_logged_without_token(
