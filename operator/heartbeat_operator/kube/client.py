@@ -328,7 +328,9 @@ class KubeClient:
                 )
             # A connection never made carried nothing; any other error may have lost the
             # answer of a request the API server received (ApiError.outcome_unknown).
-            reason = NOT_CONNECTED if isinstance(exc, aiohttp.ClientConnectorError) else "Unreachable"
+            reason = (
+                NOT_CONNECTED if isinstance(exc, aiohttp.ClientConnectorError) else "Unreachable"
+            )
             raise ApiError(0, reason, type(exc).__name__) from None
         if write:
             self._notify(method, kind, status)

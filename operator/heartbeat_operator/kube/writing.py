@@ -361,7 +361,9 @@ class Writer:
                     # Without a mark a write is safe to repeat: the leader's inputs only.
                     failures += 1
                     self._log_failure(key, exc)
-                    given_up = failures >= MAX_WRITE_ATTEMPTS or (exc.status == 422 and failures > 1)
+                    given_up = failures >= MAX_WRITE_ATTEMPTS or (
+                        exc.status == 422 and failures > 1
+                    )
                     if given_up and not lost:
                         _fail(batch, WriteTimeout("status write failed"))
                         return
@@ -386,7 +388,9 @@ class Writer:
 
     def _log_failure(self, key: Key, exc: ApiError) -> None:
         # An outage fails every write: one line per 10 s, not one each (issue 18 item 6).
-        self._log.log("status write", logging.WARNING, "status write for %s/%s failed: %s", *key, exc)
+        self._log.log(
+            "status write", logging.WARNING, "status write for %s/%s failed: %s", *key, exc
+        )
 
     async def _fetch(self, key: Key) -> MonitorEntry | None:
         try:
