@@ -473,7 +473,8 @@ def _body(entry: MonitorEntry, status: dict[str, Any]) -> dict[str, Any]:
 
 
 def _backoff(failures: int) -> float:
-    return min(0.1 * 2**failures, 1.0)
+    """Seconds before trying again: 0.2, 0.4, 0.8, then 1 s."""
+    return min(0.1 * 2.0**failures, 1.0)
 
 
 def _landed(entry: MonitorEntry, lost: Sequence[Sent], replica: str) -> Sent | None:
