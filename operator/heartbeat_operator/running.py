@@ -33,6 +33,7 @@ from heartbeat_operator.domain.timefmt import TimeFormatError, parse_time
 from heartbeat_operator.kube import cronjobs, watching
 from heartbeat_operator.kube.client import ApiError, KubeClient
 from heartbeat_operator.kube.credentials import Credentials
+from heartbeat_operator.kube.events import EventKeeper, InvolvedObject
 from heartbeat_operator.kube.leasing import Leadership, LeaseConfig
 from heartbeat_operator.kube.monitors import MonitorEntry, MonitorTable
 from heartbeat_operator.kube.replicas import Replicas
@@ -166,6 +167,7 @@ class Operator:
             self.tokens,
             deadline_delay=w.deadline_delay,
             judge=self._before_judging,
+            events=EventKeeper(self.client, self._event_targets, settings.watching.identity),
         )
         lease = settings.leadership
         self.leadership = Leadership(
@@ -210,6 +212,11 @@ class Operator:
         self, entry: MonitorEntry, spec: MonitorSpec, record: Record, until: datetime.datetime
     ) -> Judging:
         return await self.wiring.before_judging(entry, spec, record, until)
+
+    def _event_targets(self, entry: MonitorEntry) -> list[InvolvedObject]:
+        """A monitor's transitions are posted on it, and on its CronJob if auto-wired."""
+        own = InvolvedObject(entry.namespace, entry.name, entry.uid)
+        return [own, *self.wiring.event_targets(entry)]
 
     def _leadership_changed(self, leading: bool) -> None:
         self.scheduler.set_leading(leading)

@@ -51,6 +51,10 @@ MAX_RETRY_AFTER = 10.0
 DEFAULT_RETRY_AFTER = 1.0
 
 
+NOT_CONNECTED = "NotConnected"
+"""``ApiError.reason`` of a request that never reached the API server (connection refused)."""
+
+
 class ApiError(Exception):
     """The API server answered with an error status (or could not be reached: status 0)."""
 
@@ -71,6 +75,18 @@ class ApiError(Exception):
     @property
     def not_found(self) -> bool:
         return self.status == 404
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """Whether a write that raised this may still have been applied (issue 18 item 2).
+
+        An answer lost on the wire (a timeout, a reset after the request left) or a 5xx
+        (the API server's own timeout, an etcd error after the commit) says nothing about
+        the write; a connection never made, or a 4xx, says it was not applied.
+        """
+        if self.status == 0:
+            return self.reason != NOT_CONNECTED
+        return self.status >= 500
 
 
 @dataclasses.dataclass
@@ -310,7 +326,12 @@ class KubeClient:
                 self._notify(
                     method, kind, "timeout" if isinstance(exc, TimeoutError) else "connection"
                 )
-            raise ApiError(0, "Unreachable", type(exc).__name__) from None
+            # A connection never made carried nothing; any other error may have lost the
+            # answer of a request the API server received (ApiError.outcome_unknown).
+            reason = (
+                NOT_CONNECTED if isinstance(exc, aiohttp.ClientConnectorError) else "Unreachable"
+            )
+            raise ApiError(0, reason, type(exc).__name__) from None
         if write:
             self._notify(method, kind, status)
         if raw and status < 400:

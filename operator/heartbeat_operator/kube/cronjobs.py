@@ -72,7 +72,6 @@ from heartbeat_operator.kube.events import (
     apply_event,
     build_event,
     event_posts,
-    missing_events,
 )
 from heartbeat_operator.kube.folding import Change
 from heartbeat_operator.kube.monitors import Key, MonitorEntry, MonitorTable
@@ -640,30 +639,27 @@ class AutoWiring:
             self.mark(key)
 
     def leadership_changed(self, leading: bool) -> None:
-        """A new leader starts from what the watches hold (DESIGN 9.1), and posts the
-        CronJob copies of Events missing for transitions younger than 10 minutes (DESIGN
-        9.6: the previous leader may have stopped between a write and its Events)."""
+        """A new leader starts from what the watches hold (DESIGN 9.1). The CronJob copies
+        of Events missing after a leader change are the scheduler's ``EventKeeper``'s,
+        through ``event_targets``."""
         self._applied.clear()
         if leading:
             for key in self.cronjobs:
                 self.mark(key)
-            self._spawn(self._catch_up())
 
-    async def _catch_up(self) -> None:
-        now = self._now()
-        for key, owner in list(self.owners.items()):
-            entry = self.monitors.get(key)
-            if entry is None or entry.uid != owner.monitor_uid:
-                continue
-            cronjob = InvolvedObject(
-                key[0],
-                owner.cronjob,
-                owner.cronjob_uid,
-                api_version=CRONJOB_API_VERSION,
-                kind="CronJob",
-            )
-            for body in missing_events(cronjob, entry.status, now, self.instance):
-                await apply_event(self.client, body)
+    def event_targets(self, entry: MonitorEntry) -> list[InvolvedObject]:
+        """The CronJob an auto-wired monitor's Events are also posted on (or none)."""
+        owner = self.owners.get(entry.key)
+        if owner is None or owner.monitor_uid != entry.uid:
+            return []
+        cronjob = InvolvedObject(
+            entry.namespace,
+            owner.cronjob,
+            owner.cronjob_uid,
+            api_version=CRONJOB_API_VERSION,
+            kind="CronJob",
+        )
+        return [cronjob]
 
     def mark(self, key: Key) -> None:
         self._dirty.add(key)

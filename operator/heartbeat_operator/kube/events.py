@@ -29,7 +29,7 @@ import dataclasses
 import datetime
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from heartbeat_operator.domain.timefmt import TimeFormatError, format_time, parse_time
@@ -417,12 +417,14 @@ def missing_events(
     instance: str = "",
     *,
     failure_threshold: int | None = None,
+    since: datetime.datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Events for the transitions in ``status`` younger than 10 minutes (plain data): the
     ones their writer posted (``eventReason``), with the same names, so an Event already
     there is not posted twice. Failures while already Down posted none (they moved the
     anchor, DESIGN 10.8.13); with ``failure_threshold`` an anchor of the current Down
-    period made again carries its count."""
+    period made again carries its count. ``since``: only transitions after it (what the
+    leader has not checked yet)."""
     out = []
     entries = [e for e in status.get("recentTransitions") or () if isinstance(e, Mapping)]
     anchor = down_anchor(status)
@@ -432,7 +434,7 @@ def missing_events(
         if repeat or not isinstance(item.get("eventReason"), str):
             continue  # posted no Event (lateness, 10.8.13; a spec edit; a repeat)
         when = _entry_time(item)
-        if when is None or now - when > CATCH_UP_WINDOW:
+        if when is None or now - when > CATCH_UP_WINDOW or (since is not None and when <= since):
             continue
         reason = item["eventReason"]
         body = build_event(
@@ -460,12 +462,87 @@ def missing_events(
     return out
 
 
-async def catch_up_events(
-    client: KubeClient, entry: Any, now: datetime.datetime, instance: str = ""
-) -> None:
-    obj = InvolvedObject(entry.namespace, entry.name, entry.uid)
-    threshold = entry.spec.get("failureThreshold", 1)
-    if not isinstance(threshold, int) or isinstance(threshold, bool):
-        threshold = 1
-    for body in missing_events(obj, entry.status, now, instance, failure_threshold=threshold):
-        await apply_event(client, body)
+#: How long after the leader sees a transition it checks that its Event exists: the
+#: writer (any replica) posts right after its write; this is the backstop for a writer
+#: that died in between (issue 18 item 3: "every transition's Event within 10 s").
+EVENT_SETTLE = datetime.timedelta(seconds=5)
+EVENT_RETRY = datetime.timedelta(seconds=5)  # after a post that failed (API unreachable)
+
+EventTargets = Callable[[Any], Sequence[InvolvedObject]]
+"""The objects a monitor's transitions are posted on: itself, and its CronJob if auto-wired."""
+
+
+class EventKeeper:
+    """The leader makes every transition's Event exist, continuously (DESIGN 9.6).
+
+    The replica that writes a transition posts its Events right after the write; if it
+    dies in between they would be lost (issue 18 item 3: 32 of 360 ``FirstPing`` Events
+    after a follower was killed). So the leader, which sees every write through its
+    watch, checks each monitor's ``recentTransitions`` once it has settled
+    (``EVENT_SETTLE`` after it saw a new one) and creates whatever is missing, with the
+    names the writer used (409: it is there). A new leader starts with nothing checked,
+    which is the takeover catch-up. Per monitor it keeps one timestamp: what it has
+    checked up to. The scheduler calls it from its reconcile, its one loop per monitor.
+    """
+
+    def __init__(self, client: KubeClient, targets: EventTargets, instance: str = "") -> None:
+        self.client = client
+        self.targets = targets
+        self.instance = instance
+        self._checked: dict[tuple[str, str], datetime.datetime] = {}
+        """Per monitor, the newest transition time whose Events are known to exist."""
+        self._pending: dict[tuple[str, str], tuple[datetime.datetime, datetime.datetime]] = {}
+        """Per monitor, the newest transition not checked yet and when to check it."""
+
+    def forget(self) -> None:
+        """Leadership lost: the next leader checks everything again."""
+        self._checked.clear()
+        self._pending.clear()
+
+    def discard(self, key: tuple[str, str]) -> None:
+        self._checked.pop(key, None)
+        self._pending.pop(key, None)
+
+    def check_at(self, entry: Any, now: datetime.datetime) -> datetime.datetime | None:
+        """When ``entry``'s Events are to be checked (None: nothing new to check)."""
+        newest = _newest_transition(entry.status)
+        if newest is None or now - newest > CATCH_UP_WINDOW:
+            self.discard(entry.key)
+            return None
+        if self._checked.get(entry.key) == newest:
+            return None
+        pending = self._pending.get(entry.key)
+        if pending is None or pending[0] != newest:
+            pending = (newest, now + EVENT_SETTLE)
+            self._pending[entry.key] = pending
+        return pending[1]
+
+    async def keep(self, entry: Any, now: datetime.datetime) -> datetime.datetime | None:
+        """Post ``entry``'s missing Events if their check is due; return when to come back."""
+        at = self.check_at(entry, now)
+        if at is None or at > now:
+            return at
+        newest, _ = self._pending[entry.key]
+        since = self._checked.get(entry.key)
+        threshold = entry.spec.get("failureThreshold", 1)
+        if not isinstance(threshold, int) or isinstance(threshold, bool):
+            threshold = 1
+        posted = True
+        for obj in self.targets(entry):
+            for body in missing_events(
+                obj, entry.status, now, self.instance, failure_threshold=threshold, since=since
+            ):
+                posted = await apply_event(self.client, body) and posted
+        if not posted:
+            self._pending[entry.key] = (newest, now + EVENT_RETRY)
+            return now + EVENT_RETRY
+        self._checked[entry.key] = newest
+        self._pending.pop(entry.key, None)
+        return None
+
+
+def _newest_transition(status: Mapping[str, Any]) -> datetime.datetime | None:
+    for item in status.get("recentTransitions") or ():
+        if isinstance(item, Mapping):
+            return _entry_time(item)
+    return None

@@ -16,6 +16,7 @@ would never be folded.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,10 +42,17 @@ from heartbeat_operator.domain.records import (
 )
 from heartbeat_operator.domain.specs import MonitorSpec, SpecError, parse_spec
 from heartbeat_operator.domain.statuses import READY_TOKEN, Ready, render_status
-from heartbeat_operator.domain.timefmt import TimeFormatError, parse_time
+from heartbeat_operator.domain.timefmt import TimeFormatError, format_time, parse_time
 from heartbeat_operator.kube.monitors import MonitorEntry
 
-__all__ = ["Change", "Folded", "TokenUpdate", "Transition", "fold"]
+__all__ = ["Change", "Folded", "TokenUpdate", "Transition", "WriteMark", "fold", "landed_write"]
+
+#: ``status.replicaWrites``: each replica's last write to land (issue 18 item 2). Entries
+#: of replicas that have not written for ``REPLICA_WRITE_TTL`` are dropped by the next
+#: write that adds one: a write whose answer was lost is looked up within seconds.
+REPLICA_WRITES = "replicaWrites"
+MAX_REPLICA_WRITES = 16  # the CRD's maxItems
+REPLICA_WRITE_TTL = timedelta(minutes=10)
 
 TOKEN_FAILURES = frozenset({"SecretConflict", "TokenConflict", "WeakToken"})
 KEEP: Any = object()
@@ -81,6 +89,16 @@ class ExtraEvent:
 
 Announcement = Transition | ExtraEvent
 """Something an Event reports: a state transition, or an ``ExtraEvent``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class WriteMark:
+    """Which write this is: the writing replica's identity and a sequence number unique
+    to it. Stored in ``status.replicaWrites`` by the write itself, so that after a write
+    whose answer was lost a fresh read tells whether it landed (``landed_write``)."""
+
+    replica: str
+    sequence: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,8 +204,12 @@ def fold(
     settle_delay: timedelta = timedelta(0),
     observed_spec: Mapping[str, Any] | None = None,
     outages: Sequence[Outage] = (),
+    mark: WriteMark | None = None,
 ) -> Folded:
     """The status after ``changes``; deadlines are settled up to ``now - settle_delay``.
+
+    With ``mark`` the status records it in ``replicaWrites`` (a change in itself: a write
+    that carries only a mark makes the versions it was conditional on stale).
 
     The leader passes its 0.5 s delay (DESIGN 9.3: a deadline's transition is written 0.5 s
     after it, so a ping in flight at that instant lands first); so does every writer, so a
@@ -295,7 +317,49 @@ def fold(
         # render_status falls back to the spec's name; ours is set only once the Secret
         # holds the token (kube.tokens: crash-safe order), so drop the fallback.
         status.pop("tokenSecretName", None)
+    writes = _replica_writes(entry.status, mark, now)
+    if writes:
+        status[REPLICA_WRITES] = writes
     return Folded(status, transitions, changed=status != dict(entry.status))
+
+
+def _replica_writes(
+    previous: Mapping[str, Any], mark: WriteMark | None, now: datetime
+) -> list[dict[str, Any]]:
+    """``replicaWrites`` kept from ``previous``, with ``mark`` as its replica's entry."""
+    kept = [e for e in previous.get(REPLICA_WRITES) or () if isinstance(e, Mapping)]
+    if mark is None:
+        return [dict(e) for e in kept]
+    fresh = []
+    for item in kept:
+        if item.get("replica") == mark.replica:
+            continue
+        try:
+            written = parse_time(str(item.get("time")))
+        except TimeFormatError:
+            continue
+        if now - written <= REPLICA_WRITE_TTL:
+            fresh.append(dict(item))
+    own = {"replica": mark.replica, "sequence": mark.sequence, "time": format_time(now)}
+    return [own, *fresh][:MAX_REPLICA_WRITES]
+
+
+def replica_name(identity: str) -> str:
+    """``identity`` as ``replicaWrites`` holds it: at most 63 characters (the CRD's
+    bound), a long one cut and told apart by a digest of the whole."""
+    if len(identity) <= 63:
+        return identity
+    digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:16]
+    return f"{identity[:46]}-{digest}"
+
+
+def landed_write(status: Mapping[str, Any], replica: str) -> int | None:
+    """The sequence of ``replica``'s last write that ``status`` records (None: none)."""
+    for item in status.get(REPLICA_WRITES) or ():
+        if isinstance(item, Mapping) and item.get("replica") == replica:
+            sequence = item.get("sequence")
+            return sequence if isinstance(sequence, int) else None
+    return None
 
 
 def needs_write(entry: MonitorEntry) -> bool:

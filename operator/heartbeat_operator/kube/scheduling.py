@@ -12,8 +12,11 @@ until the earliest wake time or until the monitor table changes. For each monito
   ``deadline_delay`` (0.5 s) after it, so a ping in flight at the deadline lands first
   (DESIGN 9.3).
 
-On start (takeover) everything is re-derived from status: every monitor is reconciled,
-and Events missing for transitions younger than 10 minutes are created (DESIGN 9.6).
+On start (takeover) everything is re-derived from status: every monitor is reconciled.
+Each reconcile also has the ``EventKeeper`` check that the monitor's transitions have
+their Events, a few seconds after they appear, whoever wrote them: on takeover that is
+the catch-up of DESIGN 9.6, afterwards the backstop for a writer that died between its
+write and its Events (issue 18 item 3).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from heartbeat_operator.domain.machine import view
 from heartbeat_operator.domain.records import Record
 from heartbeat_operator.domain.specs import MonitorSpec
 from heartbeat_operator.kube import folding, tokens
-from heartbeat_operator.kube.events import catch_up_events
+from heartbeat_operator.kube.events import EventKeeper
 from heartbeat_operator.kube.monitors import Key, MonitorEntry, MonitorTable
 from heartbeat_operator.kube.writing import Writer
 
@@ -73,8 +76,10 @@ class Scheduler:
         now: Callable[[], datetime.datetime] | None = None,
         judge: Judge | None = None,
         prepare: Callable[[], Awaitable[None]] | None = None,
+        events: EventKeeper | None = None,
     ) -> None:
         self.table = table
+        self.events = events
         self.writer = writer
         self.tokens = token_keeper
         self.judge = judge
@@ -112,6 +117,8 @@ class Scheduler:
             for task in list(self._tasks):
                 task.cancel()
             self._heap.clear()
+            if self.events is not None:
+                self.events.forget()
             self._scheduled.clear()
             self._dirty.clear()
             self._queue.clear()
@@ -146,7 +153,6 @@ class Scheduler:
         logger.info("leading: reconciling %d monitors", len(self.table))
         for entry in self.table:
             self._mark(entry.key)
-        self._spawn(self._catch_up(list(self.table)))
         while self._task is asyncio.current_task():
             self._wake.clear()
             wall = time.time()
@@ -218,20 +224,31 @@ class Scheduler:
         entry = self.table.get(key)
         if entry is None or entry.deleting:
             self._scheduled.pop(key, None)
+            if self.events is not None:
+                self.events.discard(key)
             return
+        wake = await self._judge(key, entry)
+        latest = self.table.get(key)
+        if latest is not None and self.events is not None:
+            check = await self.events.keep(latest, self._now())
+            wake = check if wake is None or (check is not None and check < wake) else wake
+        self.schedule(key, wake)
+
+    async def _judge(self, key: Key, entry: MonitorEntry) -> datetime.datetime | None:
+        """Set up the token, write what is due; return when the monitor next changes."""
         if self.tokens.needs_work(entry):
             await self.tokens.reconcile(entry)
-            entry = self.table.get(key)
-            if entry is None:
-                return
+            reread = self.table.get(key)
+            if reread is None:
+                return None
+            entry = reread
         now = self._now()
         delay = datetime.timedelta(seconds=self.delay)
         if not entry.has_status:
-            return  # no token yet: nothing to write a status for
+            return None  # no token yet: nothing to write a status for
         judging = await self._before_judging(entry, now - delay)
         if judging.hold_until is not None:
-            self.schedule(key, judging.hold_until)
-            return
+            return judging.hold_until
         observed = self.table.observed_spec(entry)
         outages = self.writer.outages()
         if judging.inputs:
@@ -243,10 +260,9 @@ class Scheduler:
             entry = await self.writer.submit(key, folding.Change(), timeout=None)
         spec = folding.parse(entry)
         if not isinstance(spec, MonitorSpec) or folding.token_ready(entry.status).status != "True":
-            self.schedule(key, None)  # DESIGN 9.7: nothing is judged while Ready=False
-            return
+            return None  # DESIGN 9.7: nothing is judged while Ready=False
         record = Record.from_status(entry.status, active_since=folding.created_at(entry, now))
-        self.schedule(key, view(spec, record, now - delay, outages=outages).next_change_at)
+        return view(spec, record, now - delay, outages=outages).next_change_at
 
     async def _before_judging(self, entry: MonitorEntry, until: datetime.datetime) -> Judging:
         """Ask the judge (auto-wiring) when a deadline of ``entry`` is due by ``until``."""
@@ -261,13 +277,3 @@ class Scheduler:
         if due is None or due > until:
             return Judging()
         return await self.judge(entry, spec, record, until)
-
-    async def _catch_up(self, entries: list[MonitorEntry]) -> None:
-        """A new leader creates Events missing for transitions younger than 10 min."""
-        for entry in entries:
-            try:
-                await catch_up_events(
-                    self.writer.client, entry, self._now(), self.writer.config.instance
-                )
-            except Exception:
-                logger.exception("catching up Events of %s/%s failed", *entry.key)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import itertools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -78,6 +79,10 @@ class TokenBucket:
         return self.tokens >= self.burst
 
 
+MAX_WRITE_ATTEMPTS = 5  # writes (or reads) refused before a batch is answered 503
+MIN_WRITE_TIMEOUT = 0.2  # seconds: a write sent just before its pings' deadline
+
+
 @dataclasses.dataclass(eq=False)
 class Item:
     """One waiter's contribution to the next write."""
@@ -86,6 +91,17 @@ class Item:
     future: asyncio.Future[MonitorEntry]
     deadline: float | None  # loop time; None: no deadline (the leader's inputs)
     is_ping: bool = False
+
+
+@dataclasses.dataclass(eq=False)
+class Sent:
+    """A status write as sent: what it carried, and what answers it needs once it lands."""
+
+    mark: folding.WriteMark | None
+    precondition: str  # the resourceVersion it was conditional on
+    items: list[Item]
+    result: folding.Folded
+    before: Mapping[str, Any]  # the status it was folded from (for its Events)
 
 
 class Lane:
@@ -122,6 +138,8 @@ class Writer:
         """Buckets of monitors without a lane that are not full yet, oldest idle first."""
         self._in_flight = asyncio.Semaphore(config.max_writes_in_flight)
         self._index_waits = 0
+        self._sequence = itertools.count(1)  # WriteMark sequences: unique per identity
+        self._replica = folding.replica_name(config.instance)
         self._background: set[asyncio.Task[Any]] = set()
         #: An outage fails every write: one line per 10 s, not one each (issue 18 item 6).
         self._log = Throttle(logger)
@@ -198,9 +216,12 @@ class Writer:
             return await asyncio.wait_for(asyncio.shield(item.future), timeout)
         except TimeoutError:
             if item in lane.pending:
-                lane.pending.remove(item)  # never written: nothing is counted
-            item.future.cancel()
-            raise WriteTimeout("status write did not succeed in time") from None
+                lane.pending.remove(item)  # never sent: nothing is counted
+                item.future.cancel()
+                raise WriteTimeout("status write did not succeed in time") from None
+        # Taken into a write: the writer answers once it knows whether that write landed
+        # (a 503 only when it did not; issue 18 item 1).
+        return await item.future
 
     async def _drain(self, lane: Lane) -> None:
         try:
@@ -216,14 +237,8 @@ class Writer:
                     lane.bucket.take()
                     try:
                         await self._write(lane.key, batch)
-                    except ApiError as exc:  # the re-read failed too: an outage, not a bug
-                        self._log.log(
-                            "status write",
-                            logging.WARNING,
-                            "status write for %s/%s failed: %s",
-                            *lane.key,
-                            exc,
-                        )
+                    except ApiError as exc:  # an outage, not a bug
+                        self._log_failure(lane.key, exc)
                         _fail(batch, WriteTimeout("status write failed"))
                     except Exception:
                         # A bug must not leave waiters hanging (the leader waits unbounded).
@@ -261,79 +276,121 @@ class Writer:
             del self._idle_buckets[key]
 
     async def _write(self, key: Key, batch: list[Item]) -> None:
+        """Write ``batch`` onto the monitor; answer each item once its fate is known.
+
+        Exactly once (issue 18 items 1 and 2): every write is conditional on the version
+        it was folded from, and a write carrying pings records a ``WriteMark`` of its own
+        in ``status.replicaWrites``. When a write's answer is lost (``outcome_unknown``),
+        its pings stay unanswered until a fresh read shows which of our writes landed, or
+        that none can any more (the object moved on without our mark). A ping past its
+        deadline is answered ``WriteTimeout`` (503) only once it is known not to be
+        stored, so a 503 never counts; while a lost write might still apply, the next
+        write leaves those pings out and carries a mark, so whichever of the two lands,
+        the read after it says which.
+        """
         loop = asyncio.get_running_loop()
         entry = self.table.get(key)
-        attempt = 0
+        lost: list[Sent] = []  # writes whose answer was lost: one of them may still apply
+        failures = 0
         while batch:
-            attempt += 1
             if entry is None:
-                entry = await self._fetch(key)
+                try:
+                    entry = await self._fetch(key)
+                except ApiError as exc:
+                    failures += 1
+                    self._log_failure(key, exc)
+                    if not lost and failures >= MAX_WRITE_ATTEMPTS:
+                        _fail(batch, WriteTimeout("status write failed"))
+                        return
+                    await asyncio.sleep(_backoff(failures))
+                    continue
                 if entry is None:
                     _fail(batch, UnknownToken("monitor is gone"))
                     return
-            now = self._now()
+            if lost:
+                landed = _landed(entry, lost, self._replica)
+                if landed is not None:
+                    self._written(entry, landed)
+                    batch = [i for i in batch if i not in landed.items]
+                    lost.clear()
+                elif all(sent.precondition != entry.resource_version for sent in lost):
+                    lost.clear()  # each was conditional on a version that is gone
+            if not lost:
+                batch = _expire(batch, loop.time())  # known absent: the 503 counts nothing
+                if not batch:
+                    return
+            # While a lost write may still apply, pings past their deadline are left out:
+            # if this write lands, they are known absent and get their 503.
+            sending = [i for i in batch if not _overdue(i, loop.time())] if lost else batch
+            mark = None
+            if lost or any(i.is_ping for i in sending):
+                mark = folding.WriteMark(self._replica, next(self._sequence))
             result = folding.fold(
                 entry,
-                [i.change for i in batch],
-                now,
+                [i.change for i in sending],
+                self._now(),
                 settle_delay=datetime.timedelta(seconds=self.config.deadline_delay),
                 observed_spec=self.table.observed_spec(entry),
                 outages=self.outages(),
+                mark=mark,
             )
             if not result.changed:
                 _succeed(batch, entry)
                 return
-            deadlines = [i.deadline for i in batch if i.deadline is not None]
+            sent = Sent(mark, entry.resource_version, sending, result, entry.status)
+            deadlines = [i.deadline for i in sending if i.deadline is not None]
             timeout = None
             if deadlines:
-                timeout = max(0.2, min(deadlines) - loop.time())
-            body = {
-                "apiVersion": "heartbeat.dev/v1alpha1",
-                "kind": "HeartbeatMonitor",
-                "metadata": {
-                    "name": entry.name,
-                    "namespace": entry.namespace,
-                    "uid": entry.uid,
-                    "resourceVersion": entry.resource_version,
-                },
-                "spec": dict(entry.spec),
-                "status": result.status,
-            }
-            path = monitor_path(entry.namespace, entry.name, subresource="status")
+                timeout = max(MIN_WRITE_TIMEOUT, min(deadlines) - loop.time())
             try:
                 written = await self.client.put(
-                    path, body, kind="heartbeatmonitors/status", timeout=timeout
+                    monitor_path(entry.namespace, entry.name, subresource="status"),
+                    _body(entry, result.status),
+                    kind="heartbeatmonitors/status",
+                    timeout=timeout,
                 )
             except ApiError as exc:
-                if exc.conflict or (exc.status == 422 and attempt == 1):
-                    entry = await self._fetch(key)  # 409: re-read and re-apply (DESIGN 9.3)
-                    # A ping answered 503 meanwhile counts nothing (DESIGN 9.13): leave it
-                    # out of the retry, as the error path below does (issue 13 item 9).
-                    batch = _expire(batch, loop.time())
-                    continue
                 if exc.not_found:
                     self.table.remove(*key, entry.uid)
                     _fail(batch, UnknownToken("monitor is gone"))
                     return
-                self._log.log(
-                    "status write",
-                    logging.WARNING,
-                    "status write for %s/%s failed: %s",
-                    *key,
-                    exc,
-                )
-                batch = _expire(batch, loop.time())
-                if attempt >= 5 or exc.status == 422:
-                    _fail(batch, WriteTimeout("status write failed"))
-                    return
-                await asyncio.sleep(min(0.1 * 2**attempt, 1.0))
-                entry = None
+                if exc.outcome_unknown and mark is not None:
+                    lost.append(sent)  # a fresh read says whether it landed
+                elif not exc.conflict:
+                    # Not applied (a 409 is not a failure: re-read and re-fold, DESIGN 9.3).
+                    # Without a mark a write is safe to repeat: the leader's inputs only.
+                    failures += 1
+                    self._log_failure(key, exc)
+                    given_up = failures >= MAX_WRITE_ATTEMPTS or (
+                        exc.status == 422 and failures > 1
+                    )
+                    if given_up and not lost:
+                        _fail(batch, WriteTimeout("status write failed"))
+                        return
+                    if exc.status != 422:  # a 422 is retried at once on a fresh read
+                        await asyncio.sleep(_backoff(failures))
+                entry = None  # re-read, re-fold what is still waiting (DESIGN 9.3)
                 continue
             fresh = self.table.upsert(written) or MonitorEntry.from_body(written)
-            _succeed(batch, fresh)
-            if result.transitions:
-                self._post_events(fresh, result.transitions, before=entry.status)
-            return
+            self._written(fresh, sent)
+            # Every other write of ours was conditional on an older version: none can
+            # apply any more, so what this one left out is known absent.
+            batch = [i for i in batch if i not in sent.items]
+            lost.clear()
+            entry = fresh
+        return
+
+    def _written(self, entry: MonitorEntry, sent: Sent) -> None:
+        """``sent`` landed (``entry`` holds it): answer its waiters, post its Events."""
+        _succeed(sent.items, entry)
+        if sent.result.transitions:
+            self._post_events(entry, sent.result.transitions, before=sent.before)
+
+    def _log_failure(self, key: Key, exc: ApiError) -> None:
+        # An outage fails every write: one line per 10 s, not one each (issue 18 item 6).
+        self._log.log(
+            "status write", logging.WARNING, "status write for %s/%s failed: %s", *key, exc
+        )
 
     async def _fetch(self, key: Key) -> MonitorEntry | None:
         try:
@@ -398,6 +455,39 @@ def _fail(batch: Sequence[Item], exc: Exception) -> None:
         if not item.future.done():
             item.future.set_exception(exc)
             item.future.exception()  # mark retrieved: a timed-out waiter may be gone
+
+
+def _body(entry: MonitorEntry, status: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "heartbeat.dev/v1alpha1",
+        "kind": "HeartbeatMonitor",
+        "metadata": {
+            "name": entry.name,
+            "namespace": entry.namespace,
+            "uid": entry.uid,
+            "resourceVersion": entry.resource_version,
+        },
+        "spec": dict(entry.spec),
+        "status": status,
+    }
+
+
+def _backoff(failures: int) -> float:
+    """Seconds before trying again: 0.2, 0.4, 0.8, then 1 s."""
+    return min(0.1 * 2.0**failures, 1.0)
+
+
+def _landed(entry: MonitorEntry, lost: Sequence[Sent], replica: str) -> Sent | None:
+    """The lost write that ``entry`` shows landed, by its mark (None: none of them)."""
+    sequence = folding.landed_write(entry.status, replica)
+    for sent in lost:
+        if sent.mark is not None and sent.mark.sequence == sequence:
+            return sent
+    return None
+
+
+def _overdue(item: Item, now: float) -> bool:
+    return item.deadline is not None and item.deadline <= now
 
 
 def _expire(batch: list[Item], now: float) -> list[Item]:

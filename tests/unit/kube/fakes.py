@@ -37,6 +37,11 @@ class FakeKube:
         self.puts_started = 0
         self.conflicts_left = 0
         self.fail_with: ApiError | None = None
+        self.lose_answers = 0  # PUTs applied whose answer is lost on the wire (issue 18)
+        self.stalled: asyncio.Event | None = None  # while set up: an API server stopped
+        self.stalled_writes: list[asyncio.Future[Any]] = []
+        self.drop_queued = False
+        self.gets_started = 0
 
     # helpers
     def add(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -49,7 +54,23 @@ class FakeKube:
     def _object_path(path: str) -> str:
         return path.removesuffix("/status")
 
+    def stop(self) -> None:
+        """The API server stops answering (SIGSTOP): a PUT whose caller gives up (its
+        ``timeout``) raises ``Unreachable`` but stays queued, applied at ``resume``."""
+        self.stalled = asyncio.Event()
+
+    def resume(self, *, apply_queued: bool = True) -> None:
+        """Answer again; writes queued meanwhile are applied first (or, ``apply_queued``
+        False, were lost with their connection)."""
+        assert self.stalled is not None
+        self.drop_queued = not apply_queued
+        self.stalled.set()
+        self.stalled = None
+
     async def get(self, path: str, *, kind: str = "other", **kw: Any) -> dict[str, Any]:
+        self.gets_started += 1
+        if self.stalled is not None:
+            await self.stalled.wait()
         obj = self.objects.get(self._object_path(path))
         if obj is None and path.endswith("/leases"):
             return self._list(path, (kw.get("params") or {}).get("labelSelector"))
@@ -85,8 +106,31 @@ class FakeKube:
         self, path: str, body: Mapping[str, Any], *, kind: str = "other", timeout: Any = None
     ) -> dict[str, Any]:
         self.puts_started += 1
+        if self.stalled is not None:
+            queued = asyncio.ensure_future(self._put_after(self.stalled, path, body, kind))
+            queued.add_done_callback(lambda f: f.cancelled() or f.exception())
+            self.stalled_writes.append(queued)
+            try:
+                return await asyncio.wait_for(asyncio.shield(queued), timeout)
+            except TimeoutError:
+                raise ApiError(0, "Unreachable", "TimeoutError") from None
         if self.gate is not None:
             await self.gate.wait()
+        result = self._put(path, body, kind)
+        if self.lose_answers > 0:
+            self.lose_answers -= 1
+            raise ApiError(0, "Unreachable", "ServerDisconnectedError")
+        return result
+
+    async def _put_after(
+        self, resumed: asyncio.Event, path: str, body: Mapping[str, Any], kind: str
+    ) -> dict[str, Any]:
+        await resumed.wait()
+        if self.drop_queued:
+            raise ApiError(0, "Unreachable", "ConnectionResetError")
+        return self._put(path, body, kind)
+
+    def _put(self, path: str, body: Mapping[str, Any], kind: str) -> dict[str, Any]:
         self.writes.append(("PUT", kind))
         if self.fail_with is not None:
             raise self.fail_with

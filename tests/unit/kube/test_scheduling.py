@@ -14,7 +14,8 @@ from heartbeat_operator.domain.inputs import JobPending, SlotSkipped
 from heartbeat_operator.domain.records import Record
 from heartbeat_operator.domain.specs import MonitorSpec
 from heartbeat_operator.domain.timefmt import format_time
-from heartbeat_operator.kube.client import monitor_path
+from heartbeat_operator.kube.client import event_path, monitor_path
+from heartbeat_operator.kube.events import EVENT_SETTLE, EventKeeper, InvolvedObject, missing_events
 from heartbeat_operator.kube.folding import Change
 from heartbeat_operator.kube.monitors import Key, MonitorEntry, MonitorTable
 from heartbeat_operator.kube.scheduling import WAKE_MARGIN, Judging, Scheduler
@@ -183,3 +184,61 @@ async def test_what_the_judge_says_is_folded_in_one_change_before_the_deadline()
     assert [p["jobUid"] for p in leader.status["pendingStarts"]] == ["j5"]
     assert leader.status["pendingStarts"][0]["dueTime"] == format_time(DUE)
     assert leader.wakes_at() == wake(ALERT)
+
+
+# --- each transition's Event exists, whoever wrote it (issue 18 item 3) ---------------------
+
+
+def events_posted(leader: Leader) -> list[str]:
+    return [o["reason"] for p, o in leader.kube.objects.items() if "/events/" in p]
+
+
+async def test_the_leader_posts_the_event_of_a_transition_whose_writer_died() -> None:
+    # A follower wrote FirstPing and was killed before its Event (DESIGN 9.6).
+    first_ping = {
+        "time": "2026-11-25T04:10:00Z",
+        "state": "Healthy",
+        "reason": "PingReceived",
+        "message": "first ping",
+        "eventReason": "FirstPing",
+    }
+    now = datetime(2026, 11, 25, 4, 10, 1, tzinfo=UTC)
+    leader = Leader(FakeJudge(), now=now, status={"recentTransitions": [first_ping]})
+    leader.scheduler.events = EventKeeper(leader.kube, own_events)  # type: ignore[arg-type]
+    await leader.scheduler.reconcile(KEY)
+    assert events_posted(leader) == []  # its writer gets a few seconds to post it
+    settled = now + EVENT_SETTLE
+    assert leader.wakes_at() == wake(settled)
+    leader.now = settled
+    await leader.scheduler.reconcile(KEY)
+    assert events_posted(leader) == ["FirstPing"]
+    leader.now = settled + timedelta(seconds=30)
+    await leader.scheduler.reconcile(KEY)  # checked: not posted again, nothing to wake for
+    assert leader.kube.writes.count(("POST", "events")) == 1
+    assert leader.wakes_at() == wake(DUE)
+
+
+async def test_an_event_its_writer_posted_is_not_posted_twice() -> None:
+    first_ping = {
+        "time": "2026-11-25T04:10:00Z",
+        "state": "Healthy",
+        "reason": "PingReceived",
+        "message": "first ping",
+        "eventReason": "FirstPing",
+    }
+    now = datetime(2026, 11, 25, 4, 10, 1, tzinfo=UTC)
+    leader = Leader(FakeJudge(), now=now, status={"recentTransitions": [first_ping]})
+    keeper = EventKeeper(leader.kube, own_events)  # type: ignore[arg-type]
+    leader.scheduler.events = keeper
+    entry = leader.table.get(KEY)
+    assert entry is not None
+    for body in missing_events(own_events(entry)[0], entry.status, now):
+        leader.kube.add(f"{event_path('ops')}/{body['metadata']['name']}", body)
+    leader.now = now + EVENT_SETTLE
+    await leader.scheduler.reconcile(KEY)
+    await leader.scheduler.reconcile(KEY)
+    assert events_posted(leader) == ["FirstPing"]  # the writer's, found there (409)
+
+
+def own_events(entry: MonitorEntry) -> list[InvolvedObject]:
+    return [InvolvedObject(entry.namespace, entry.name, entry.uid)]

@@ -12,7 +12,7 @@ from tests.unit.kube.fakes import FakeKube
 from heartbeat_operator.domain.inputs import Ping
 from heartbeat_operator.domain.timefmt import format_time
 from heartbeat_operator.domain.tokens import token_hash
-from heartbeat_operator.kube.client import ApiError, monitor_path
+from heartbeat_operator.kube.client import NOT_CONNECTED, ApiError, monitor_path
 from heartbeat_operator.kube.folding import Change
 from heartbeat_operator.kube.monitors import MonitorTable
 from heartbeat_operator.kube.writing import TokenBucket, Writer, WriterConfig
@@ -102,17 +102,72 @@ async def test_a_ping_not_written_in_time_is_a_write_timeout_and_never_counted()
 
 async def test_a_ping_answered_503_is_not_counted_by_the_retry_after_a_conflict():
     # Issue 13 item 9: the write carrying the ping outlives its 5 s and then meets a 409;
-    # the client already has its 503, so the re-applied write must leave the ping out.
+    # the re-applied write must leave the ping out, and only then is it answered 503
+    # (issue 18 item 1: while its write may still land, the ping is not answered).
     fake, _, writer = setup(write_timeout=0.2)
     fake.gate = asyncio.Event()
     fake.conflicts_left = 1
-    with pytest.raises(WriteTimeout):
-        await writer.record(TOKEN, ping())
-    assert fake.puts_started == 1  # the ping's write was in flight when it timed out
+    reply = asyncio.create_task(writer.record(TOKEN, ping()))
+    await async_wait_for(lambda: _true(fake.puts_started == 1), timeout=2, what="its PUT")
+    with pytest.raises(TimeoutError):  # past its 0.2 s, its write still in flight
+        await asyncio.wait_for(asyncio.shield(reply), 0.5)
     fake.gate.set()
+    with pytest.raises(WriteTimeout):
+        await reply
     await writer.drain(timeout=2)
     assert ping_count(fake) == 0
     assert fake.puts_started == 1  # and nothing was left to write after the conflict
+
+
+async def test_a_write_whose_answer_is_lost_counts_its_ping_once():
+    # Issue 18 item 2: the API server applied the write, its answer never came back.
+    fake, _, writer = setup()
+    fake.lose_answers = 1
+    await writer.record(TOKEN, ping())
+    assert ping_count(fake) == 1
+    assert fake.puts_started == 1  # the fresh read showed the write's mark: not sent again
+
+
+async def test_a_ping_whose_write_is_held_past_its_deadline_is_answered_when_it_lands():
+    # Issue 18 item 1: the API server stopped with the write queued; a 503 at 5 s would
+    # be a lie once the queued write is applied on resume.
+    fake, _, writer = setup(write_timeout=0.2)
+    fake.stop()
+    reply = asyncio.create_task(writer.record(TOKEN, ping()))
+    await async_wait_for(lambda: _true(fake.gets_started >= 1), timeout=2, what="re-read")
+    assert not reply.done()
+    fake.resume()
+    await reply  # 200: it was stored
+    assert ping_count(fake) == 1
+
+
+async def test_a_ping_whose_held_write_never_lands_gets_its_503_once_that_is_known():
+    fake, _, writer = setup(write_timeout=0.2)
+    fake.stop()
+    reply = asyncio.create_task(writer.record(TOKEN, ping()))
+    await async_wait_for(lambda: _true(fake.gets_started >= 1), timeout=2, what="re-read")
+    fake.resume(apply_queued=False)  # the write was lost with its connection
+    with pytest.raises(WriteTimeout):
+        await reply
+    assert ping_count(fake) == 0
+    # The write that settled it carried only the replica's mark: whatever of ours was
+    # still queued against the old version can never apply.
+    assert [w["replica"] for w in fake.objects[PATH]["status"]["replicaWrites"]] == [
+        writer._replica
+    ]
+
+
+async def test_pings_queued_behind_a_held_write_get_503_at_their_deadline():
+    fake, _, writer = setup(write_timeout=0.2)
+    fake.stop()
+    first = asyncio.create_task(writer.record(TOKEN, ping()))
+    await async_wait_for(lambda: _true(fake.puts_started == 1), timeout=2, what="its PUT")
+    with pytest.raises(WriteTimeout):  # never sent: nothing is counted
+        await writer.record(TOKEN, ping())
+    fake.resume()
+    await first
+    await writer.drain(timeout=2)
+    assert ping_count(fake) == 1
 
 
 async def test_sequential_pings_keep_to_the_write_budget():
@@ -267,17 +322,22 @@ async def test_a_spec_the_domain_cannot_evaluate_is_never_a_503(spec: dict, fiel
     assert status["observedGeneration"] == 2
 
 
+REFUSED = ApiError(0, NOT_CONNECTED, "ClientConnectorError")
+
+
 class UnreachableKube(FakeKube):
-    """The API server does not answer: every read and write fails as the client reports it."""
+    """The API server is down (connection refused): every read and write fails as the
+    client reports it, and nothing was sent (a write whose answer is lost instead is
+    held until a read can tell whether it landed: the tests above)."""
 
     async def get(self, path, **_):  # type: ignore[no-untyped-def, override]
-        raise ApiError(0, "Unreachable", "TimeoutError")
+        raise REFUSED
 
 
 async def test_an_outage_logs_one_warning_line_not_a_traceback_per_failed_write(caplog):
     # Issue 18 item 6: 241 lines (tracebacks among them) in 23 s of an outage.
     fake, table = UnreachableKube(), MonitorTable()
-    fake.fail_with = ApiError(0, "Unreachable", "TimeoutError")
+    fake.fail_with = REFUSED
     tokens = [f"{i:02d}" + "t" * 41 for i in range(10)]
     for i, token in enumerate(tokens):
         body = monitor()
@@ -296,4 +356,4 @@ async def test_an_outage_logs_one_warning_line_not_a_traceback_per_failed_write(
     assert len(lines) == 1, [r.getMessage() for r in lines]
     assert lines[0].levelname == "WARNING"
     assert lines[0].exc_info is None
-    assert "Unreachable" in lines[0].getMessage()
+    assert NOT_CONNECTED in lines[0].getMessage()
