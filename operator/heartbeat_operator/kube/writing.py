@@ -354,11 +354,16 @@ class Writer:
                     self.table.remove(*key, entry.uid)
                     _fail(batch, UnknownToken("monitor is gone"))
                     return
-                if exc.outcome_unknown and mark is not None:
-                    lost.append(sent)  # a fresh read says whether it landed
-                elif not exc.conflict:
-                    # Not applied (a 409 is not a failure: re-read and re-fold, DESIGN 9.3).
-                    # Without a mark a write is safe to repeat: the leader's inputs only.
+                if mark is not None and (exc.outcome_unknown or exc.conflict):
+                    # A fresh read's mark says whether it landed. Even a 409 may follow a
+                    # landed write: aiohttp sends an idempotent request again, unasked,
+                    # when a kept-alive connection drops before the answer (RFC 9112
+                    # 9.3.1), and that second copy meets the version the first one made.
+                    lost.append(sent)
+                elif exc.conflict:
+                    pass  # someone else wrote first: re-read and re-fold (DESIGN 9.3)
+                else:
+                    # Not applied (or, without a mark, safe to repeat: the leader's inputs).
                     failures += 1
                     self._log_failure(key, exc)
                     given_up = failures >= MAX_WRITE_ATTEMPTS or (

@@ -38,6 +38,9 @@ class FakeKube:
         self.conflicts_left = 0
         self.fail_with: ApiError | None = None
         self.lose_answers = 0  # PUTs applied whose answer is lost on the wire (issue 18)
+        # PUTs applied whose answer is lost, then sent again by the HTTP client on its own
+        # (aiohttp, for an idempotent method on a dropped kept-alive connection): a 409.
+        self.resent_answers = 0
         self.stalled: asyncio.Event | None = None  # while set up: an API server stopped
         self.stalled_writes: list[asyncio.Future[Any]] = []
         self.drop_queued = False
@@ -120,6 +123,9 @@ class FakeKube:
         if self.lose_answers > 0:
             self.lose_answers -= 1
             raise ApiError(0, "Unreachable", "ServerDisconnectedError")
+        if self.resent_answers > 0:
+            self.resent_answers -= 1
+            raise ApiError(409, "Conflict", "the object has been modified")
         return result
 
     async def _put_after(
