@@ -5,7 +5,10 @@ inputs (time, pause/resume, spec edits, tokens) are queued on the monitor's *lan
 lane writes one batch at a time — group commit: whatever arrives while a write is in
 flight rides in the next one, and each waiter is answered when the write carrying it
 succeeds. Every write replaces the whole status with the object's ``resourceVersion``
-(``PUT .../status``); a 409 re-reads the object and re-applies the batch.
+(``PUT .../status``); a 409 re-reads the object and re-applies the batch. A write that
+carries pings also records its ``WriteMark`` in ``status.replicaWrites``: when its answer
+is lost, the fresh read says whether it landed, so no ping is applied twice and none is
+answered 503 that was stored (issue 18; ``_write``).
 
 Budgets: 5 writes/s per monitor (burst 10), more than 50 pings waiting on one monitor is
 ``Overloaded`` (429), a ping not written within 5 s is ``WriteTimeout`` (503, and it is
