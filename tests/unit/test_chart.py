@@ -498,7 +498,9 @@ def test_crd_is_a_template_kept_on_uninstall_by_default() -> None:
     # A template, not crds/: rendered without --include-crds.
     text = run_helm("template", "hb", str(CHART), "--kube-version", KUBE_VERSION, values={})
     (crd,) = crds_of([d for d in yaml.safe_load_all(text) if d])
-    source = yaml.safe_load((ROOT / "deploy" / "crds" / f"{crd['metadata']['name']}.yaml").read_text())
+    source = yaml.safe_load(
+        (ROOT / "deploy" / "crds" / f"{crd['metadata']['name']}.yaml").read_text()
+    )
     assert crd["spec"] == source["spec"]
     assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
     assert crd["metadata"]["labels"]["app.kubernetes.io/instance"] == "hb"
@@ -729,7 +731,10 @@ DIGEST = "sha256:" + "0123456789abcdef" * 4
             f"team/hb:1.2@{DIGEST}",
         ),
         (
-            {"image": {"repository": "team/hb", "tag": "1.2"}, "global": {"imageRegistry": "r.example.com/"}},
+            {
+                "image": {"repository": "team/hb", "tag": "1.2"},
+                "global": {"imageRegistry": "r.example.com/"},
+            },
             "r.example.com/team/hb:1.2",
         ),
     ],
