@@ -514,7 +514,7 @@ class Metrics:
         # No `*_created` series (issue 17 item 5): one more series per counter and
         # histogram child that nobody queries. prometheus_client's switch is process-wide;
         # this process exports nothing else.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         # The replica's own counters live in a registry of their own, so a process can
         # build several Metrics (tests, benchmarks) without duplicate-name errors.
         self.registry = CollectorRegistry(auto_describe=True)
