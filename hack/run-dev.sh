@@ -29,6 +29,7 @@ cat >&2 <<HINT
       eval "\$(.venv/bin/heartbeat-operator dev env)"
       kubectl get hbm -A -w
   Ping receiver: http://127.0.0.1:$port   metrics: http://127.0.0.1:$metrics_port/metrics
+  (bound to 127.0.0.1 only; HEARTBEAT_PORT / HEARTBEAT_METRICS_PORT move them)
   Admission webhook: https://127.0.0.1:9443 (kubectl apply refuses a bad schedule in a sentence)
   A monitor's ping URL is in its Secret:
       kubectl get secret <monitor>-heartbeat -o jsonpath='{.data.url}' | base64 -d
@@ -38,6 +39,8 @@ cat >&2 <<HINT
 
 HINT
 
-exec "$venv/heartbeat-operator" run --port "$port" --metrics-port "$metrics_port" \
+# Bound to 127.0.0.1, where the hint above points (issue 17 item 6): a development
+# operator on a laptop is not a ping receiver for the whole network.
+exec "$venv/heartbeat-operator" run --host 127.0.0.1 --port "$port" --metrics-port "$metrics_port" \
   --external-url "http://127.0.0.1:$port" \
   --webhook-port 9443 --webhook-cert-file "$webhook_dir/tls.crt" --webhook-key-file "$webhook_dir/tls.key"

@@ -16,9 +16,11 @@ import argparse
 import asyncio
 import contextlib
 import datetime
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Coroutine
 from typing import Any
@@ -81,7 +83,49 @@ def main(args: argparse.Namespace) -> int:
     except settings_module.SettingsError as exc:
         print(f"heartbeat-operator run: {exc}", file=sys.stderr)
         return 2
-    return run_to_exit(run(settings))
+    # A port already taken is one line naming the setting, not a traceback from deep in
+    # aiohttp after kopf has started (issue 17 item 6).
+    busy = busy_port(settings)
+    if busy is not None:
+        print(f"heartbeat-operator run: {busy}", file=sys.stderr)
+        return 2
+    try:
+        return run_to_exit(run(settings))
+    except OSError as exc:  # taken between the check and the bind
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(
+            f"heartbeat-operator run: {exc.strerror}: {busy_port(settings) or exc}", file=sys.stderr
+        )
+        return 2
+
+
+def busy_port(settings: Settings) -> str | None:
+    """What to tell the user when a port this replica must listen on is already taken
+    (by another operator, a second `make run`, anything): the port, and the variable and
+    flag that move it. None when every port can be bound."""
+    server = settings.server
+    ports = [
+        (server.port, "HEARTBEAT_PORT", "--port"),
+        (server.metrics_port, "HEARTBEAT_METRICS_PORT", "--metrics-port"),
+    ]
+    webhook = settings.webhook
+    if webhook.cert_file is not None and webhook.key_file is not None:
+        ports.append((webhook.port, "HEARTBEAT_WEBHOOK_PORT", "--webhook-port"))
+    for port, variable, flag in ports:
+        if port == 0:
+            continue
+        try:
+            # SO_REUSEADDR, as aiohttp binds: only a listener counts, not TIME_WAIT.
+            socket.create_server((server.host, port)).close()
+        except OSError as exc:
+            if exc.errno not in (errno.EADDRINUSE, errno.EACCES):
+                raise
+            return (
+                f"port {port} ({server.host}) is already in use: stop what listens there or "
+                f"choose another port with {variable}=<port> (or {flag})"
+            )
+    return None
 
 
 def run_to_exit(main_coro: Coroutine[Any, Any, int]) -> int:
