@@ -70,7 +70,9 @@ class Api:
         except ApiError as exc:
             if exc.status == 404:
                 raise PluginError(self._missing(name, exc)) from None
-            raise self._error(f"get heartbeatmonitor {name!r} in namespace {self.namespace!r}", exc) from None
+            raise self._error(
+                f"get heartbeatmonitor {name!r} in namespace {self.namespace!r}", exc
+            ) from None
 
     def _missing(self, name: str, exc: ApiError) -> str:
         # A 404 for the resource type itself (the CRD is not installed) reads differently.
@@ -93,7 +95,10 @@ class Api:
         items = [i for i in answer.get("items") or () if isinstance(i, dict)]
         return sorted(
             items,
-            key=lambda i: ((i.get("metadata") or {}).get("namespace", ""), (i.get("metadata") or {}).get("name", "")),
+            key=lambda i: (
+                (i.get("metadata") or {}).get("namespace", ""),
+                (i.get("metadata") or {}).get("name", ""),
+            ),
         )
 
     async def patch_spec(self, name: str, spec: Mapping[str, Any]) -> JSON:
@@ -111,7 +116,9 @@ class Api:
         monitor = await self.get_monitor(name)
         status = monitor.get("status") or {}
         spec = monitor.get("spec") or {}
-        secret_name = status.get("tokenSecretName") or spec.get("tokenSecretName") or f"{name}-heartbeat"
+        secret_name = (
+            status.get("tokenSecretName") or spec.get("tokenSecretName") or f"{name}-heartbeat"
+        )
         try:
             secret = await self.client.request("GET", secret_path(self.namespace, secret_name))
         except ApiError as exc:

@@ -99,10 +99,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("name", metavar="NAME")
     kind = p.add_mutually_exclusive_group()
-    kind.add_argument("--start", dest="kind", action="store_const", const="start", help="a run started")
-    kind.add_argument("--fail", dest="kind", action="store_const", const="fail", help="a run failed")
-    kind.add_argument("--log", dest="kind", action="store_const", const="log", help="a message only")
-    kind.add_argument("--exit", dest="exit_code", type=_exit_code, metavar="N", help="exit code N (0 success, 1-255 failure)")
+    kind.add_argument(
+        "--start", dest="kind", action="store_const", const="start", help="a run started"
+    )
+    kind.add_argument(
+        "--fail", dest="kind", action="store_const", const="fail", help="a run failed"
+    )
+    kind.add_argument(
+        "--log", dest="kind", action="store_const", const="log", help="a message only"
+    )
+    kind.add_argument(
+        "--exit",
+        dest="exit_code",
+        type=_exit_code,
+        metavar="N",
+        help="exit code N (0 success, 1-255 failure)",
+    )
     p.add_argument("--body", metavar="TEXT", help="the ping's body (- reads stdin)")
     p.add_argument("--rid", metavar="ID", help="run id pairing a start and its finish")
     _ping_options(p)
@@ -117,7 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Resumed Event); without it, until kubectl heartbeat resume (spec.paused).",
     )
     p.add_argument("name", metavar="NAME")
-    p.add_argument("--for", dest="duration", type=_duration, metavar="DURATION", help="e.g. 30m, 2h, 1d")
+    p.add_argument(
+        "--for", dest="duration", type=_duration, metavar="DURATION", help="e.g. 30m, 2h, 1d"
+    )
     p.set_defaults(run=_pause)
 
     p = verbs.add_parser(
@@ -142,8 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("name", metavar="NAME")
     _ping_options(p)
-    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]")
-    p.set_defaults(run=_run)
+    p.set_defaults(run=_run, command=[])
     return parser
 
 
@@ -163,7 +176,15 @@ def _ping_options(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # run's command is everything after the first "--", never parsed as our flags.
+    command: list[str] = []
+    if argv[:1] == ["run"] and "--" in argv:
+        split = argv.index("--")
+        argv, command = argv[:split], argv[split + 1 :]
+    args = build_parser().parse_args(argv)
+    if args.verb == "run":
+        args.command = command
     if getattr(args, "kubeconfig", None):
         os.environ["KUBECONFIG"] = args.kubeconfig
     try:
@@ -197,14 +218,18 @@ def _with_api(args: argparse.Namespace, body: Callable[[Any], Awaitable[int]]) -
 
 
 def _colour() -> bool:
-    return sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    return (
+        sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    )
 
 
 def _list(args: argparse.Namespace) -> int:
     from heartbeat_operator.plugin import views
 
     async def body(api: Any) -> int:
-        monitors = await api.list_monitors(all_namespaces=args.all_namespaces, selector=args.selector)
+        monitors = await api.list_monitors(
+            all_namespaces=args.all_namespaces, selector=args.selector
+        )
         if not monitors:
             where = "any namespace" if args.all_namespaces else f"namespace {api.namespace}"
             print(f"No HeartbeatMonitors found in {where}.", file=sys.stderr)
@@ -316,8 +341,6 @@ def _run(args: argparse.Namespace) -> int:
     from heartbeat_operator.plugin import pinging
 
     command = list(args.command)
-    if command and command[0] == "--":
-        command = command[1:]
     if not command:
         raise _Failure(f"no command to run: {PROG} run {args.name} -- CMD [ARGS...]")
     base = _base_url(args)

@@ -55,7 +55,9 @@ class Outcome:
     attempts: int
 
 
-def ping_url(base: str, kind: str = "success", exit_code: int | None = None, rid: str | None = None) -> str:
+def ping_url(
+    base: str, kind: str = "success", exit_code: int | None = None, rid: str | None = None
+) -> str:
     """``base`` (the Secret's ``url``) plus the route of ``kind`` (DESIGN section 3)."""
     url = base.rstrip("/")
     url += f"/{exit_code}" if exit_code is not None else ROUTES[kind]
@@ -80,7 +82,10 @@ def send(
             url,
             data=body,
             method="POST" if body is not None else "GET",
-            headers={"User-Agent": "kubectl-heartbeat", "Content-Type": "text/plain; charset=utf-8"},
+            headers={
+                "User-Agent": "kubectl-heartbeat",
+                "Content-Type": "text/plain; charset=utf-8",
+            },
         )
         retry_after: float | None = None
         try:

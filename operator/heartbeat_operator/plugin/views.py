@@ -268,7 +268,9 @@ def _next_due_lines(obj: Mapping[str, Any], now: datetime) -> list[str]:
     alert = _time(status.get("alertTime"))
     if due is None:
         return [f"Next due:      {next_due_text(obj)}"]
-    lines = [f"Next due:      {format_local_time(due, zone, utc_too=True)} ({ago(status['nextDueTime'], now)})"]
+    lines = [
+        f"Next due:      {format_local_time(due, zone, utc_too=True)} ({ago(status['nextDueTime'], now)})"
+    ]
     if alert is not None:
         lines.append(f"Missed after:  {format_local_time(alert, zone, utc_too=True)}")
     try:
@@ -277,9 +279,7 @@ def _next_due_lines(obj: Mapping[str, Any], now: datetime) -> list[str]:
         return lines
     later = [s.due for s in parsed.slots.upcoming(due, NEXT_DUE_COUNT - 1)]
     if later:
-        lines.append(
-            "Then:          " + ", ".join(format_local_time(t, zone) for t in later)
-        )
+        lines.append("Then:          " + ", ".join(format_local_time(t, zone) for t in later))
     return lines
 
 
