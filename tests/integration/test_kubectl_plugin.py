@@ -194,7 +194,8 @@ def test_run_sends_exit_code_and_output_and_keeps_the_commands_status(operator, 
     assert sorted(status["lastOutput"]["body"].splitlines()) == ["broken", "working"]
 
     # 50 KB of output: the whole of it passes through, the last 10,000 bytes are sent.
-    script = "for i in $(seq 1 1000); do printf 'line %04d %s\\n' $i 0123456789012345678901234567890123456789; done"
+    digits = "0123456789" * 4
+    script = f"for i in $(seq 1 1000); do printf 'line %04d %s\\n' $i {digits}; done"
     big = plugin("run", "job", "--url", url, "--", "sh", "-c", script)
     assert big.returncode == 0, big.stderr
     assert len(big.stdout) == 1000 * 51

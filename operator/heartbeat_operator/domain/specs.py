@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from heartbeat_operator.domain.durations import DurationError, format_duration, parse_duration
-from heartbeat_operator.domain.timefmt import TimeFormatError, parse_time
 from heartbeat_operator.domain.schedules import (
     PeriodSchedule,
     Schedule,
@@ -16,6 +15,7 @@ from heartbeat_operator.domain.schedules import (
     compile_cron,
     normalize_cron,
 )
+from heartbeat_operator.domain.timefmt import TimeFormatError, parse_time
 
 DEFAULT_GRACE = timedelta(minutes=5)
 
@@ -216,7 +216,8 @@ def parse_spec(raw: Mapping[str, Any], *, name: str | None = None) -> MonitorSpe
             raise SpecError(
                 "InvalidSpec",
                 "spec.pausedUntil",
-                f"spec.pausedUntil: {until_raw!r} is not an RFC 3339 time like 2026-12-07T14:30:00Z",
+                f"spec.pausedUntil: {until_raw!r} is not an RFC 3339 time "
+                "like 2026-12-07T14:30:00Z",
             ) from None
     secret = raw.get("tokenSecretName")
     if secret is not None and (not isinstance(secret, str) or not secret):

@@ -142,7 +142,7 @@ class Credentials:
     # --- out of cluster -----------------------------------------------------------------
 
     def _kubeconfig(self, *, refresh: bool) -> kopf.ConnectionInfo | None:
-        config = _load_kubeconfig(self._env(), context=self._context)
+        config = _load_kubeconfig(self._env(), context_name=self._context)
         if config is None:
             return None
         context, cluster, user = config
@@ -305,7 +305,7 @@ def _cluster_info(cluster: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _load_kubeconfig(
-    environ: Mapping[str, str], *, context: str | None = None
+    environ: Mapping[str, str], *, context_name: str | None = None
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None:
     """The current context, its cluster and user, merged from ``KUBECONFIG`` as kubectl
     merges (the first file to set a value wins). Each cluster and user remembers the
@@ -335,7 +335,7 @@ def _load_kubeconfig(
             for item in entries or ():
                 if item.get("name") not in table:
                     table[item["name"]] = {**(item.get(field) or {}), "_dir": path.parent}
-    current = context or current
+    current = context_name or current
     if not current:
         raise CredentialsError("the kubeconfig sets no current context")
     try:

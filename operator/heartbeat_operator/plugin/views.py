@@ -268,9 +268,8 @@ def _next_due_lines(obj: Mapping[str, Any], now: datetime) -> list[str]:
     alert = _time(status.get("alertTime"))
     if due is None:
         return [f"Next due:      {next_due_text(obj)}"]
-    lines = [
-        f"Next due:      {format_local_time(due, zone, utc_too=True)} ({ago(status['nextDueTime'], now)})"
-    ]
+    shown = format_local_time(due, zone, utc_too=True)
+    lines = [f"Next due:      {shown} ({ago(status['nextDueTime'], now)})"]
     if alert is not None:
         lines.append(f"Missed after:  {format_local_time(alert, zone, utc_too=True)}")
     try:
