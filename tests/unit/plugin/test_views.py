@@ -107,4 +107,8 @@ def test_describe_tables_pings_and_transitions_and_shows_the_last_output() -> No
     header = lines.index("Recent pings:") + 1
     assert lines[header].split() == ["TIME", "AGE", "KIND", "EXIT", "DURATION", "RUN", "ID", "BODY"]
     assert lines[header + 1].split()[-7:] == ["ago", "fail", "3", "6m52s", "r1", "disk", "full"]
-    assert lines[-3:] == ["Last output (fail, Sun 2026-12-06 14:57 EST, 3m ago):", "  disk full", "  more"]
+    assert lines[-3:] == [
+        "Last output (fail, Sun 2026-12-06 14:57 EST, 3m ago):",
+        "  disk full",
+        "  more",
+    ]
