@@ -29,6 +29,7 @@ import yaml
 
 from heartbeat_operator.domain.inputs import (
     PAUSE_CAUSE_SPEC,
+    PAUSE_CAUSE_UNTIL,
     Input,
     Pause,
     Ping,
@@ -150,6 +151,10 @@ def simulate(
     snapshots: list[tuple[datetime, dict[str, Any]]] = []
     if spec.paused:
         rec, _ = apply(spec, rec, Pause(created, PAUSE_CAUSE_SPEC), created)
+    elif spec.paused_until is not None and spec.paused_until > created:
+        # A timed pause (issue 16): the fold resumes it at its end by itself.
+        pause = Pause(created, PAUSE_CAUSE_UNTIL, until=spec.paused_until)
+        rec, _ = apply(spec, rec, pause, created)
     snapshots.append((created, _line(spec, rec, created)))
     steps = 0
     pending = [ev for ev in ordered if ev.time <= until]

@@ -107,6 +107,8 @@ ACCEPTED = {
     "ten years in hours": {"period": "87600h", "minRuntime": "87600h"},
     "ten years in seconds": {"period": "315360000s"},
     "many leading zeros": {"period": "000000000000000000001s"},
+    # issue 16: a timed pause (kubectl heartbeat pause --for)
+    "a timed pause": {"period": "1h", "pausedUntil": "2026-12-07T14:30:00Z"},
 }
 
 
@@ -174,6 +176,10 @@ REJECTED = {
         "spec.failureThreshold in body must be of type integer",
     ),
     "paused as a string": ({"period": "1h", "paused": "yes"}, "must be of type boolean"),
+    "pausedUntil not a time": (
+        {"period": "1h", "pausedUntil": "in 30 minutes"},
+        "spec.pausedUntil in body must be of type date-time",
+    ),
     "period as a number": ({"period": 3600}, "spec.period in body must be of type string"),
     # lengths and names
     "empty schedule": ({"schedule": ""}, "spec.schedule in body should be at least 1 chars long"),
@@ -314,7 +320,8 @@ FULL_STATUS: dict[str, Any] = {
     "stateReason": "Failed",
     "stateMessage": "exit code 3",
     "stateSince": T,
-    "pauseCause": "spec.paused",
+    "pauseCause": "spec.pausedUntil",
+    "pausedUntil": T,
     "failureReason": "Failed",
     "runningChangedAt": T,
 }  # fmt: skip

@@ -160,6 +160,17 @@ def test_paused_spec_starts_paused(tmp_path: Path, capsys: pytest.CaptureFixture
     assert (lines[1]["time"], lines[1]["state"]) == ("2026-04-05T00:00:00Z", "New")
 
 
+def test_a_timed_pause_resumes_by_itself(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    # issue 16: spec.pausedUntil pauses from creation and ends at that instant.
+    monitor = MONITOR.replace("  failureThreshold: 2\n", '  pausedUntil: "2026-04-05T00:00:00Z"\n')
+    code, lines, _ = run(
+        tmp_path, capsys, "--until", "2026-04-10T00:00:00Z", monitor=monitor, events=""
+    )
+    assert code == 0
+    assert lines[0] == {"time": "2026-03-27T12:00:00Z", "state": "Paused", "reason": "Paused"}
+    assert (lines[1]["time"], lines[1]["state"]) == ("2026-04-05T00:00:00Z", "New")
+
+
 @pytest.mark.parametrize(
     ("monitor", "events", "needle"),
     [

@@ -26,6 +26,8 @@ from datetime import datetime, timedelta
 
 from heartbeat_operator.domain.durations import format_duration
 from heartbeat_operator.domain.inputs import (
+    PAUSE_CAUSE_SPEC,
+    PAUSE_CAUSE_UNTIL,
     Input,
     JobPending,
     Pause,
@@ -60,7 +62,7 @@ from heartbeat_operator.domain.records import (
 )
 from heartbeat_operator.domain.schedules import Slot
 from heartbeat_operator.domain.specs import MonitorSpec
-from heartbeat_operator.domain.timefmt import format_clock, seconds
+from heartbeat_operator.domain.timefmt import format_clock, format_time, seconds
 
 # Fine print 10: in cron mode a start or finish up to 60 s before a tick counts for it.
 EARLY_PING_WINDOW = timedelta(seconds=60)
@@ -191,6 +193,11 @@ def view(
             _settle(spec, rec, now, [], outages)
             return replace(describe(spec, rec), next_change_at=deadline.time)
         return _describe(spec, record, slot, deadline)
+    if record.paused_until is not None and record.paused_until < now:
+        # A timed pause that has ended (issue 16 item 1): wake now, at its end.
+        rec = record.copy()
+        _settle(spec, rec, now, [], outages)
+        return replace(describe(spec, rec), next_change_at=record.paused_until)
     return describe(spec, record)
 
 
@@ -198,8 +205,15 @@ def describe(spec: MonitorSpec, record: Record) -> View:
     """The record exactly as it stands, nothing settled (``statuses.render_status`` uses
     this, so a status shows what its record says; ``next_change_at`` may be past)."""
     if record.paused_since is not None:
+        # A timed pause changes by itself when it ends (issue 16 item 1); others never.
         return View(
-            record.state, record.state_reason, record.state_message, None, None, None, False
+            record.state,
+            record.state_reason,
+            record.state_message,
+            None,
+            None,
+            record.paused_until,
+            False,
         )
     slot = spec.slots.next_slot(record.reference_time)
     return _describe(spec, record, slot, _next_deadline(spec, record, slot))
@@ -283,8 +297,19 @@ def _settle(
     out: list[Transition],
     outages: Sequence[Outage] = (),
 ) -> None:
-    """Fire every deadline strictly before ``until``, in time order."""
+    """Fire every deadline strictly before ``until``, in time order.
+
+    A timed pause that ends before ``until`` resumes at its end (issue 16 item 1); the
+    slots after it are then settled as after any resume.
+    """
     while True:
+        if rec.paused_since is not None:
+            end = rec.paused_until
+            if end is None or end >= until:
+                return
+            resume_at = max(end, rec.last_transition_time)
+            _resume(spec, rec, Resume(resume_at, PAUSE_CAUSE_UNTIL), resume_at, out)
+            continue
         slot = spec.slots.next_slot(rec.reference_time) if rec.paused_since is None else None
         deadline = _next_deadline(spec, rec, slot, outages)
         if deadline is None or deadline.time >= until:
@@ -773,17 +798,37 @@ def _fail_slot(
 
 def _pause(rec: Record, pause: Pause, at: datetime, out: list[Transition]) -> None:
     if rec.paused_since is not None:
+        if _spec_pause(rec.pause_cause) and _spec_pause(pause.cause):
+            # The spec now pauses differently (for longer, shorter, or with no end): the
+            # monitor stays Paused, so no Event; the message says until when.
+            rec.pause_cause = pause.cause
+            rec.paused_until = pause.until
+            rec.state_message = cut_utf8(_pause_message(pause), MAX_MESSAGE_BYTES)
         return
     was_running = rec.running
     rec.paused_since = at
     rec.pause_cause = pause.cause
+    rec.paused_until = pause.until
     rec.open_runs = []  # fine print 8: pausing forgets open runs
     rec.pending_starts = []
     rec.skipped_slot = None
     if was_running:
         rec.running_changed_at = at
-    message = f"paused by {pause.cause}; pings are recorded but change no state"
-    _transition(rec, out, at, "Paused", "Paused", message, "Paused", NORMAL)
+    _transition(rec, out, at, "Paused", "Paused", _pause_message(pause), "Paused", NORMAL)
+
+
+def _spec_pause(cause: str | None) -> bool:
+    """Whether a pause comes from the monitor's spec (not from its CronJob's suspend)."""
+    return cause in (None, PAUSE_CAUSE_SPEC, PAUSE_CAUSE_UNTIL)
+
+
+def _pause_message(pause: Pause) -> str:
+    if pause.until is not None:
+        return (
+            f"paused by {pause.cause} until {format_time(pause.until)}; pings are recorded "
+            "but change no state"
+        )
+    return f"paused by {pause.cause}; pings are recorded but change no state"
 
 
 def _resume(
@@ -791,14 +836,20 @@ def _resume(
 ) -> None:
     if rec.paused_since is None:
         return
+    ended = rec.paused_until if resume.cause == PAUSE_CAUSE_UNTIL else None
     rec.paused_since = None
     rec.pause_cause = None
+    rec.paused_until = None
     # Fine print 8: active again from the resume; counters and the state they give are
     # kept, lateness is not.
     rec.active_since = at
     rec.reference_time = at
     state, reason = _base_state(spec, rec)
-    message = f"resumed ({resume.cause} cleared); {_next_expected(spec, rec)}"
+    if ended is not None and ended <= at:
+        cleared = f"{resume.cause} {format_time(ended)} reached"
+    else:
+        cleared = f"{resume.cause} cleared"
+    message = f"resumed ({cleared}); {_next_expected(spec, rec)}"
     _transition(rec, out, at, state, reason, message, "Resumed", NORMAL, force=True)
 
 

@@ -21,17 +21,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from heartbeat_operator.domain.inputs import (
-    PAUSE_CAUSE_SPEC,
-    Input,
-    Pause,
-    Ping,
-    Resume,
-    SpecEdit,
-    Tick,
-)
+from heartbeat_operator.domain.inputs import Input, Ping, SpecEdit, Tick
 from heartbeat_operator.domain.machine import Transition, apply, describe
 from heartbeat_operator.domain.outages import Outage
+from heartbeat_operator.domain.pausing import spec_pause, spec_pause_inputs, spec_pauses
 from heartbeat_operator.domain.records import (
     MAX_RECENT_PINGS,
     RECENT_PING_BODY_BYTES,
@@ -140,10 +133,10 @@ def token_ready(status: Mapping[str, Any]) -> Ready:
 def spec_inputs(entry: MonitorEntry, record: Record, now: datetime) -> list[Input]:
     """What a not yet observed generation asks to fold (DESIGN 9.19, fine print 8)."""
     observed = entry.observed_generation
-    paused = entry.spec.get("paused") is True
     if not entry.has_status:
         # A new monitor created paused (or paused before its first write) starts Paused.
-        return [Pause(created_at(entry, now), PAUSE_CAUSE_SPEC)] if paused else []
+        pause = spec_pause(entry.spec, created_at(entry, now))
+        return [pause] if pause is not None else []
     if observed == entry.generation:
         return []
     return spec_now(entry, record, now)
@@ -151,21 +144,9 @@ def spec_inputs(entry: MonitorEntry, record: Record, now: datetime) -> list[Inpu
 
 def spec_now(entry: MonitorEntry, record: Record, now: datetime) -> list[Input]:
     """Fold what the spec says now into a record that has not judged it: a pause, a
-    resume or an edit (the slot counted from now if it is over; DESIGN 9.19)."""
-    paused = entry.spec.get("paused") is True
-    if paused and record.paused_since is None:
-        return [Pause(now, PAUSE_CAUSE_SPEC)]
-    if (
-        not paused
-        and record.paused_since is not None
-        and record.pause_cause
-        in (
-            None,
-            PAUSE_CAUSE_SPEC,
-        )
-    ):
-        return [Resume(now, PAUSE_CAUSE_SPEC)]
-    return [SpecEdit(now)]
+    resume or an edit (the slot counted from now if it is over; DESIGN 9.19).
+    ``spec.paused`` and the timed ``spec.pausedUntil`` are read by the domain (issue 16)."""
+    return spec_pause_inputs(entry.spec, record, now) or [SpecEdit(now)]
 
 
 def record_ping_only(record: Record, ping: Ping) -> Record:
@@ -311,7 +292,7 @@ def fold(
         previous=entry.status,
         token_hash=token_hash if isinstance(token_hash, str) else None,
         token_secret_name=secret_name if isinstance(secret_name, str) else None,
-        paused=entry.spec.get("paused") is True,
+        paused=spec_pauses(entry.spec, now),
     )
     if not isinstance(secret_name, str):
         # render_status falls back to the spec's name; ours is set only once the Secret
