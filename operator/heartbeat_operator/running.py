@@ -36,6 +36,7 @@ from heartbeat_operator.kube.credentials import Credentials
 from heartbeat_operator.kube.events import EventKeeper, InvolvedObject
 from heartbeat_operator.kube.leasing import Leadership, LeaseConfig
 from heartbeat_operator.kube.monitors import MonitorEntry, MonitorTable
+from heartbeat_operator.kube.pauses import KubePauses
 from heartbeat_operator.kube.replicas import Replicas
 from heartbeat_operator.kube.scheduling import Judging, Scheduler
 from heartbeat_operator.kube.tokens import TokenKeeper, Urls
@@ -333,7 +334,13 @@ async def run(settings: Settings) -> int:
     wiring_task = asyncio.create_task(op.wiring.run(lease_stop), name="cronjobs")
 
     server = settings.server
-    ping_app = make_ping_app(settings, op.writer, op.health, observer=op.metrics.observe)
+    receiver = settings.receiver
+    pauses = (
+        KubePauses(op.client, audience=receiver.pause_api_audience) if receiver.pause_api else None
+    )
+    ping_app = make_ping_app(
+        settings, op.writer, op.health, observer=op.metrics.observe, pauses=pauses
+    )
     metrics_app = make_metrics_app(
         make_metrics_handler(op.metrics), op.health, observer=op.metrics.observe
     )

@@ -16,6 +16,7 @@ from heartbeat_operator.receiver import keys, middlewares, routes, views
 from heartbeat_operator.receiver.connections import ConnectionGuards
 from heartbeat_operator.receiver.health import Health
 from heartbeat_operator.receiver.logs import install_log_redaction
+from heartbeat_operator.pausing import PauseControl
 from heartbeat_operator.recording import PingRecorder
 from heartbeat_operator.settings import Settings
 
@@ -41,6 +42,7 @@ def make_ping_app(
     *,
     observer: keys.RequestObserver | None = None,
     clock: keys.Clock = utc_now,
+    pauses: PauseControl | None = None,
 ) -> web.Application:
     """The ping receiver.
 
@@ -49,6 +51,8 @@ def make_ping_app(
       turns both ``/readyz`` to 503), or a plain callable, or None (always ready).
     - ``observer``: ``(route_class, code, seconds)`` per request, e.g. ``Metrics.observe``.
     - ``clock``: the time a ping is accepted at (aware UTC); tests pass their own.
+    - ``pauses``: the pause API's Kubernetes side (``kube.pauses``); None: no pause API
+      (its paths are 404), e.g. with ``--no-pause-api``.
     """
     receiver = settings.receiver
     install_log_redaction()  # whoever serves the app (tests too), no log line holds a token
@@ -66,7 +70,9 @@ def make_ping_app(
         extra_headers=limit_header,
         observer=observer,
     )
-    app.add_routes(routes.ping_routes())
+    if pauses is not None:
+        app[keys.PAUSES] = pauses
+    app.add_routes(routes.ping_routes(pause_api=pauses is not None))
 
     health = app[keys.HEALTH]
 
