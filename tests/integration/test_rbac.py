@@ -35,11 +35,11 @@ from tests.e2e.scenarios import SCENARIOS, Monitors
 from tests.integration.conftest import KubectlRunner, OperatorFactory, OperatorProcess
 from tests.support.charts import (
     CLUSTER_GRANTS,
-    PAUSE_API_GRANTS,
     EXIT_CODE_GRANTS,
     LEASE_GRANTS,
     LOG_GRANTS,
     NAMESPACED_GRANTS,
+    PAUSE_API_GRANTS,
     Grant,
     render_text,
 )

@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from heartbeat_operator.pausing import PauseControl
 from heartbeat_operator.receiver import keys, middlewares, routes, views
 from heartbeat_operator.receiver.connections import ConnectionGuards
 from heartbeat_operator.receiver.health import Health
 from heartbeat_operator.receiver.logs import install_log_redaction
-from heartbeat_operator.pausing import PauseControl
 from heartbeat_operator.recording import PingRecorder
 from heartbeat_operator.settings import Settings
 

@@ -11,9 +11,9 @@ from datetime import datetime
 
 from aiohttp import web
 
+from heartbeat_operator.pausing import PauseControl
 from heartbeat_operator.receiver.connections import ConnectionGuards
 from heartbeat_operator.receiver.health import Health
-from heartbeat_operator.pausing import PauseControl
 from heartbeat_operator.recording import PingRecorder
 from heartbeat_operator.settings import ReceiverSettings
 

@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from tests.unit.receiver.conftest import FakeClock, FakeRecorder, Observed, settings_with
 
 from heartbeat_operator.pausing import (
     Forbidden,
@@ -24,7 +25,6 @@ from heartbeat_operator.pausing import (
 )
 from heartbeat_operator.receiver.app import make_ping_app
 from heartbeat_operator.receiver.paths import redact_path
-from tests.unit.receiver.conftest import FakeClock, FakeRecorder, Observed, settings_with
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6Y2k6ZGVwbG95In0.c2lnbmF0dXJl"
 PATH = "/api/v1/namespaces/ops/heartbeatmonitors/queue-worker"
