@@ -25,7 +25,7 @@ from kubernetes import client as k8s
 
 from heartbeat_operator import devcluster
 from heartbeat_operator.domain.timefmt import parse_time
-from tests.e2e.scenarios import Monitors
+from tests.e2e.scenarios import Monitors, condition
 from tests.integration.conftest import OperatorFactory, OperatorProcess
 
 pytestmark = pytest.mark.integration
@@ -133,6 +133,15 @@ def test_allowed_token_pauses_for_a_while_and_resumes(
     assert spec["paused"] is True
     assert asked + timedelta(minutes=30) - timedelta(seconds=5) <= until
     assert until <= datetime.now(UTC) + timedelta(minutes=30)
+    # The operator takes the field as part of a valid spec (never InvalidSpec).
+    generation = monitors.get("queue-worker")["metadata"]["generation"]
+    status = monitors.wait(
+        "queue-worker",
+        lambda s: s.get("observedGeneration") == generation,
+        "the timed pause observed",
+    )
+    assert condition(status, "Ready")["status"] == "True", status
+    assert status["state"] == "Paused"
 
     reply = call(operator, api_path(namespace, "queue-worker", "resume"), deployer)
     assert (reply.status, reply.body) == (200, f"resumed {namespace}/queue-worker")

@@ -29,6 +29,10 @@ KNOWN_FIELDS = frozenset(
         "failureThreshold",
         "successThreshold",
         "paused",
+        # Issue 16: a timed pause's end, set by the pause API's ?for= and the kubectl
+        # plugin's pause --for. Known here so a monitor carrying it is not InvalidSpec;
+        # when it takes effect is the plugin work's (issue 16 item 1).
+        "pausedUntil",
         "tokenSecretName",
     }
 )
