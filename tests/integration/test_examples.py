@@ -236,7 +236,8 @@ def test_deploy_pause_from_a_pod_uses_the_pause_api_with_its_projected_token(
     # rollout would take a while), then prints the pause.
     show = (
         "kubectl wait hbm/queue-worker --for=jsonpath='{.status.state}'=Paused --timeout=20s"
-        " >/dev/null && kubectl get hbm queue-worker -o jsonpath='{.spec.paused}/{.spec.pausedUntil}'"
+        " >/dev/null && kubectl get hbm queue-worker"
+        " -o jsonpath='{.spec.paused}/{.spec.pausedUntil}'"
     )
     argv = [*container["command"][1:-1], "--", "sh", "-c", f"echo deploying; {show}"]
     assert argv[:3] == ["/scripts/deploy-paused.sh", "--for", "30m"]

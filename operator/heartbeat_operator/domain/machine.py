@@ -334,7 +334,10 @@ def _miss(spec: MonitorSpec, rec: Record, slot: Slot, at: datetime, out: list[Tr
         _fail_slot(spec, rec, at, "NotStarted", message, out)
         return
     reason = "Missed" if _ever_pinged(rec) else "NeverPinged"
-    message = f"{_since(spec, rec)}; expected by {_at(spec, slot.due)} + grace {format_duration(spec.grace)}"
+    message = (
+        f"{_since(spec, rec)}; expected by {_at(spec, slot.due)} "
+        f"+ grace {format_duration(spec.grace)}"
+    )
     _fail_slot(spec, rec, at, reason, message, out, skipped)
 
 

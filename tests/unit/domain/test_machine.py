@@ -120,7 +120,8 @@ def test_missed_after_pings_says_missed_with_the_design_message() -> None:
     _, out = fold(s, T0, [P("02:00:14")], until=T(at("04:00:00")))
     assert states(out)[-1] == (at("03:30:14"), "Down", "Missed")
     assert out[-1].message == (
-        "no ping since Sun 2026-03-01 02:00:14 UTC; expected by Sun 2026-03-01 03:00:14 UTC + grace 30m; 1 of failureThreshold 1"
+        "no ping since Sun 2026-03-01 02:00:14 UTC; expected by Sun 2026-03-01 03:00:14 UTC "
+        "+ grace 30m; 1 of failureThreshold 1"
     )
 
 
