@@ -250,6 +250,14 @@ class Operator:
         await self.table.wait_synced()
         await self.metrics.monitors.warm()
 
+    def badge_state(self, namespace: str, name: str) -> str | None:
+        """A monitor's ``status.state`` for its badge (issue 16 item 4); None: unknown."""
+        entry = self.table.get((namespace, name))
+        if entry is None:
+            return None
+        state = entry.summary.get("state")
+        return state if isinstance(state, str) else ""
+
     def is_leader(self) -> bool:
         leadership = getattr(self, "leadership", None)
         return leadership is not None and leadership.is_leader()
@@ -342,7 +350,10 @@ async def run(settings: Settings) -> int:
         settings, op.writer, op.health, observer=op.metrics.observe, pauses=pauses
     )
     metrics_app = make_metrics_app(
-        make_metrics_handler(op.metrics), op.health, observer=op.metrics.observe
+        make_metrics_handler(op.metrics),
+        op.health,
+        observer=op.metrics.observe,
+        badges=op.badge_state if settings.metrics.badges else None,
     )
     webhook = settings.webhook
     # Every replica serves the webhook, leader or not (DESIGN 10.4); only with a

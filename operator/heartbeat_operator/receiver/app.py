@@ -14,6 +14,7 @@ from aiohttp import web
 
 from heartbeat_operator.pausing import PauseControl
 from heartbeat_operator.receiver import keys, middlewares, routes, views
+from heartbeat_operator.receiver.badges import BADGE_ROUTE, StateLookup, badge_view
 from heartbeat_operator.receiver.connections import ConnectionGuards
 from heartbeat_operator.receiver.health import Health
 from heartbeat_operator.receiver.logs import install_log_redaction
@@ -95,8 +96,10 @@ def make_metrics_app(
     readiness: Health | Callable[[], bool] | None = None,
     *,
     observer: keys.RequestObserver | None = None,
+    badges: StateLookup | None = None,
 ) -> web.Application:
-    """The metrics listener: ``/metrics`` plus the same ``/healthz`` and ``/readyz``.
+    """The metrics listener: ``/metrics`` plus the same ``/healthz`` and ``/readyz``; with
+    ``badges`` (a state lookup; ``--badges``) also ``/badge/<namespace>/<name>.svg``.
 
     ``metrics`` is an aiohttp handler (``metrics.make_metrics_handler``) or a callable
     returning ``(body bytes, content type)`` (``Metrics.render``).
@@ -107,4 +110,6 @@ def make_metrics_app(
         app[keys.OBSERVER] = observer
     app[keys.GUARDS] = ConnectionGuards(max_connections=None, header_timeout=METRICS_HEADER_TIMEOUT)
     app.add_routes(routes.metrics_routes(views.metrics_view(metrics)))
+    if badges is not None:
+        app.add_routes([web.route("*", BADGE_ROUTE, badge_view(badges))])
     return app
