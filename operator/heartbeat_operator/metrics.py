@@ -69,7 +69,7 @@ MONITOR_STATES: tuple[str, ...] = ("New", "Healthy", "Grace", "Down", "Paused")
 PING_KINDS: tuple[str, ...] = ("success", "start", "fail", "log", "exit")
 
 #: Receiver route classes (DESIGN 9.14); anything else is counted as ``other``.
-ROUTE_CLASSES: tuple[str, ...] = ("ping", "hb", "v1", "probe", "other")
+ROUTE_CLASSES: tuple[str, ...] = ("ping", "hb", "v1", "api", "probe", "other")
 
 MonitorMetricsMode = Literal["full", "minimal"]
 

@@ -38,6 +38,7 @@ from heartbeat_operator.kube.credentials import Credentials
 from heartbeat_operator.kube.events import EventKeeper, InvolvedObject
 from heartbeat_operator.kube.leasing import Leadership, LeaseConfig
 from heartbeat_operator.kube.monitors import MonitorEntry, MonitorTable
+from heartbeat_operator.kube.pauses import KubePauses
 from heartbeat_operator.kube.replicas import Replicas
 from heartbeat_operator.kube.scheduling import Judging, Scheduler
 from heartbeat_operator.kube.tokens import TokenKeeper, Urls
@@ -293,6 +294,14 @@ class Operator:
         await self.table.wait_synced()
         await self.metrics.monitors.warm()
 
+    def badge_state(self, namespace: str, name: str) -> str | None:
+        """A monitor's ``status.state`` for its badge (issue 16 item 4); None: unknown."""
+        entry = self.table.get((namespace, name))
+        if entry is None:
+            return None
+        state = entry.summary.get("state")
+        return state if isinstance(state, str) else ""
+
     def is_leader(self) -> bool:
         leadership = getattr(self, "leadership", None)
         return leadership is not None and leadership.is_leader()
@@ -377,9 +386,18 @@ async def run(settings: Settings) -> int:
     wiring_task = asyncio.create_task(op.wiring.run(lease_stop), name="cronjobs")
 
     server = settings.server
-    ping_app = make_ping_app(settings, op.writer, op.health, observer=op.metrics.observe)
+    receiver = settings.receiver
+    pauses = (
+        KubePauses(op.client, audience=receiver.pause_api_audience) if receiver.pause_api else None
+    )
+    ping_app = make_ping_app(
+        settings, op.writer, op.health, observer=op.metrics.observe, pauses=pauses
+    )
     metrics_app = make_metrics_app(
-        make_metrics_handler(op.metrics), op.health, observer=op.metrics.observe
+        make_metrics_handler(op.metrics),
+        op.health,
+        observer=op.metrics.observe,
+        badges=op.badge_state if settings.metrics.badges else None,
     )
     webhook = settings.webhook
     # Every replica serves the webhook, leader or not (DESIGN 10.4); only with a

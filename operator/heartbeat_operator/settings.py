@@ -189,6 +189,19 @@ class ReceiverSettings:
     """Seconds a ping waits for its status write; then 503 ``Retry-After: 5`` and nothing is
     counted. Default 5 s (DESIGN 9.13)."""
 
+    pause_api: bool = True
+    """Serve ``POST /api/v1/namespaces/<ns>/heartbeatmonitors/<name>/pause|resume`` on the
+    ping port, for deploy scripts holding a ServiceAccount token (issue 16 item 2). Needs
+    RBAC ``tokenreviews create`` and ``subjectaccessreviews create`` (the chart grants them
+    while on). Default on: a caller needs a token the API server accepts and ``patch`` on
+    the monitor, exactly what ``kubectl patch`` needs, so it grants nobody anything new."""
+
+    pause_api_audience: str = "heartbeat-operator"
+    """The audience a pause API token must be issued for (a projected ServiceAccount token
+    with ``audience: heartbeat-operator``); the TokenReview checks it. Default
+    ``heartbeat-operator``: a token meant for us is refused by the API server itself, so the
+    receiver never holds one that could act on the cluster (docs/decisions.md)."""
+
 
 @dataclasses.dataclass(frozen=True)
 class WriterSettings:
@@ -250,6 +263,11 @@ class MetricsSettings:
     label_allowlist: tuple[str, ...] = ()
     """Monitor label keys copied into ``heartbeat_monitor_info`` as ``label_<key>``.
     Default none (labels may hold anything; only what the user allows becomes a series)."""
+
+    badges: bool = False
+    """Serve ``/badge/<namespace>/<name>.svg`` on the metrics port: a status badge per
+    monitor (issue 16 item 4), read-only, no authentication. Default off: anyone who can
+    reach the port then learns which monitors exist and their state (docs/operating.md)."""
 
     monitor_metrics: MonitorMetrics = "full"
     """``full`` exports every per-monitor series; ``minimal`` only state, up, ready and
@@ -515,6 +533,21 @@ _FLAGS: tuple[_Flag, ...] = (
         "seconds a ping waits for its write, else 503 (5)",
     ),
     _Flag(
+        "--pause-api",
+        "receiver",
+        "pause_api",
+        _boolean,
+        "serve the authenticated pause/resume API on the ping port (on)",
+        boolean=True,
+    ),
+    _Flag(
+        "--pause-api-audience",
+        "receiver",
+        "pause_api_audience",
+        _text,
+        "audience a pause API ServiceAccount token must have (heartbeat-operator)",
+    ),
+    _Flag(
         "--writes-per-second",
         "writer",
         "writes_per_second",
@@ -557,6 +590,14 @@ _FLAGS: tuple[_Flag, ...] = (
         "monitor_metrics",
         _monitor_metrics,
         "per-monitor series: full or minimal (full)",
+    ),
+    _Flag(
+        "--badges",
+        "metrics",
+        "badges",
+        _boolean,
+        "serve public SVG status badges /badge/<ns>/<name>.svg on the metrics port (off)",
+        boolean=True,
     ),
     _Flag(
         "--metrics-label",

@@ -36,6 +36,7 @@ from tests.support.charts import (
     EXIT_CODE_GRANTS,
     LOG_GRANTS,
     NAMESPACED_GRANTS,
+    PAUSE_API_GRANTS,
     ROOT,
     grants,
     helm_binary,
@@ -164,8 +165,10 @@ def test_chart_with_every_option_applies(
     assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
     role = stored(kubectl, one(rendered, "ClusterRole", f"{release}-heartbeat-operator"))
     # every option on includes captureLogs: pods/log get (issue 12)
-    everywhere = NAMESPACED_GRANTS | EXIT_CODE_GRANTS | LOG_GRANTS | CLUSTER_GRANTS
-    expected = CLUSTER_GRANTS if extra else everywhere
+    everywhere = (
+        NAMESPACED_GRANTS | EXIT_CODE_GRANTS | LOG_GRANTS | CLUSTER_GRANTS | PAUSE_API_GRANTS
+    )
+    expected = (CLUSTER_GRANTS | PAUSE_API_GRANTS) if extra else everywhere
     assert grants(role["rules"]) == expected
     monitor = stored(kubectl, one(rendered, "ServiceMonitor"))
     assert monitor["spec"]["endpoints"][0]["honorLabels"] is True

@@ -389,7 +389,8 @@ def test_kubectl_get_shows_the_printer_columns(
     custom.create_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL,
         {"apiVersion": f"{GROUP}/{VERSION}", "kind": "HeartbeatMonitor",
-         "metadata": {"name": "nightly"}, "spec": {"schedule": "0 2 * * *"}},
+         "metadata": {"name": "nightly"},
+         "spec": {"schedule": "0 2 * * *", "timeZone": "America/New_York"}},
     )  # fmt: skip
     custom.patch_namespaced_custom_object_status(
         GROUP, VERSION, namespace, PLURAL, "nightly",
@@ -410,11 +411,13 @@ def test_kubectl_get_shows_the_printer_columns(
 
     wide = kubectl("get", "heartbeatmonitors", "-n", namespace, "-o", "wide").stdout.splitlines()
     assert columns(wide[0]) == [
-        "NAME", "STATE", "REASON", "LAST PING", "NEXT DUE", "SCHEDULE", "PERIOD", "AGE",
+        "NAME", "STATE", "REASON", "LAST PING", "NEXT DUE", "SCHEDULE", "TIME ZONE",
+        "PERIOD", "AGE",
     ]  # fmt: skip
     row = cells(wide)
     assert row["NEXT DUE"] == "2026-11-26T02:00:00Z"
     assert row["SCHEDULE"] == "0 2 * * *"
+    assert row["TIME ZONE"] == "America/New_York"  # issue 16 item 3
     assert row["PERIOD"] == ""  # cron mode: no period
 
 

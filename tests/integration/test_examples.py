@@ -197,6 +197,77 @@ def test_deploy_pause_pauses_around_the_deploy_and_keeps_its_status(
     assert monitors.get("queue-worker")["spec"]["paused"] is False
 
 
+def test_deploy_pause_from_a_pod_uses_the_pause_api_with_its_projected_token(
+    dev_cluster: devcluster.Cluster,
+    kubectl: KubectlRunner,
+    namespace: str,
+    monitors: Monitors,
+    operator: OperatorProcess,
+    run: Run,
+    tmp_path: Path,
+) -> None:
+    """Issue 16 item 2: deploy-job.yaml's Job, as its Pod would run it (no kubelet here):
+    the script with HEARTBEAT_API and the projected token of the Job's ServiceAccount."""
+    apply(kubectl, namespace, EXAMPLES / "deploy-pause" / "monitor.yaml")
+    url = monitors.url("queue-worker")
+    assert run("curl", "-fsS", url).stdout == "OK"
+    monitors.wait_state("queue-worker", "Healthy")
+    script = EXAMPLES / "deploy-pause" / "deploy-paused.sh"
+    kubectl("create", "configmap", "deploy-paused", f"--from-file={script}", "-n", namespace)
+    apply(kubectl, namespace, EXAMPLES / "deploy-pause" / "deploy-job.yaml")
+    job = json.loads(
+        kubectl("get", "job", "deploy-queue-worker", "-n", namespace, "-o", "json").stdout
+    )
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    (projected,) = [v["projected"] for v in pod["volumes"] if "projected" in v]
+    (source,) = projected["sources"]
+    audience = source["serviceAccountToken"]["audience"]
+    # What the kubelet would mount: a token of the Job's account for that audience.
+    token = dev_cluster.kubectl(
+        "create", "token", pod["serviceAccountName"], "-n", namespace, f"--audience={audience}"
+    ).stdout.strip()
+    token_file = tmp_path / "token"
+    token_file.write_text(token)
+    env = {e["name"]: e.get("value", "") for e in container["env"]}
+    env.update(HEARTBEAT_API=operator.url, HEARTBEAT_TOKEN_FILE=str(token_file))
+    env["POD_NAMESPACE"] = namespace
+    # The deploy: it sees the monitor Paused (waiting for the operator as a deploy's
+    # rollout would take a while), then prints the pause.
+    show = (
+        "kubectl wait hbm/queue-worker --for=jsonpath='{.status.state}'=Paused --timeout=20s"
+        " >/dev/null && kubectl get hbm queue-worker"
+        " -o jsonpath='{.spec.paused}/{.spec.pausedUntil}'"
+    )
+    argv = [*container["command"][1:-1], "--", "sh", "-c", f"echo deploying; {show}"]
+    assert argv[:3] == ["/scripts/deploy-paused.sh", "--for", "30m"]
+
+    done = run(str(script), *argv[1:], env=env)
+    assert done.returncode == 0, done.stderr
+    deploying, seen = done.stdout.splitlines()
+    assert deploying == "deploying"
+    paused, until = seen.split("/")
+    assert paused == "true" and parse_time(until)  # a timed pause, as --for 30m asked
+    assert f"paused {namespace}/queue-worker until {until}" in done.stderr
+    assert f"resumed {namespace}/queue-worker" in done.stderr
+    spec = monitors.get("queue-worker")["spec"]
+    assert spec["paused"] is False and "pausedUntil" not in spec
+    monitors.wait_event("queue-worker", "Paused")
+    monitors.wait_event("queue-worker", "Resumed")
+    assert token not in operator.log_text()
+
+    # An account without patch on the monitor: 403, and the deploy never runs.
+    other = dev_cluster.kubectl(
+        "create", "token", "default", "-n", namespace, f"--audience={audience}"
+    ).stdout.strip()
+    token_file.write_text(other)
+    done = run(str(script), "queue-worker", "--", "echo", "deployed", env=env)
+    assert done.returncode == 4
+    assert done.stdout == ""
+    assert f"system:serviceaccount:{namespace}:default may not patch" in done.stderr
+    assert monitors.get("queue-worker")["spec"]["paused"] is False
+
+
 # --- ping-snippets ------------------------------------------------------------------------
 
 SNIPPETS = {

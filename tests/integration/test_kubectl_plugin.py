@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from heartbeat_operator.domain.timefmt import format_local
 from tests.integration.operator_process import Monitors, at, condition, isolated
 from tests.support.waiting import wait_for
 
@@ -264,7 +265,8 @@ def test_timed_pause_resumes_by_itself_at_its_time(operator, monitors, plugin):
         timeout=10,
         what="Resumed Event",
     )
-    assert events[0].message.startswith(f"resumed (spec.pausedUntil {spec['pausedUntil']} reached)")
+    # Times people read (issue 16 item 3): the end in the monitor's zone (UTC here).
+    assert events[0].message.startswith(f"resumed (spec.pausedUntil {format_local(until)} reached)")
     assert [e.reason for e in monitors.events("deploy")] == ["Paused", "Resumed"]
 
     # A pause with no end lasts until resume.

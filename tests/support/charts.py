@@ -75,6 +75,13 @@ CLUSTER_GRANTS: frozenset[Grant] = frozenset(
         *(("", "namespaces", v) for v in ("list", "watch")),
     }
 )
+# ...the pause API's reviews while `pauseApi.enabled` (the default; issue 16)...
+PAUSE_API_GRANTS: frozenset[Grant] = frozenset(
+    {
+        ("authentication.k8s.io", "tokenreviews", "create"),
+        ("authorization.k8s.io", "subjectaccessreviews", "create"),
+    }
+)
 # ...and the leader-election Lease, in its namespace only.
 LEASE_GRANTS: frozenset[Grant] = frozenset(
     {("coordination.k8s.io", "leases", v) for v in ("get", "list", "create", "update", "delete")}

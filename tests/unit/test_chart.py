@@ -35,6 +35,7 @@ from tests.support.charts import (
     LEASE_GRANTS,
     LOG_GRANTS,
     NAMESPACED_GRANTS,
+    PAUSE_API_GRANTS,
     ROOT,
     HelmError,
     grants,
@@ -351,7 +352,10 @@ def test_services_for_pings_and_metrics() -> None:
 def test_cluster_role_is_exactly_the_design() -> None:
     docs = render()
     role = one(docs, "ClusterRole", "hb-heartbeat-operator")
-    assert grants(role["rules"]) == NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS
+    assert (
+        grants(role["rules"])
+        == NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS | PAUSE_API_GRANTS
+    )
     binding = one(docs, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == "hb-heartbeat-operator"
     assert binding["subjects"] == [
@@ -361,17 +365,17 @@ def test_cluster_role_is_exactly_the_design() -> None:
 
 def test_no_pods_grant_without_exit_codes() -> None:
     role = one(render({"jobExitCodes": False}), "ClusterRole", "hb-heartbeat-operator")
-    assert grants(role["rules"]) == NAMESPACED_GRANTS | CLUSTER_GRANTS
+    assert grants(role["rules"]) == NAMESPACED_GRANTS | CLUSTER_GRANTS | PAUSE_API_GRANTS
 
 
 def test_pods_log_granted_only_with_capture_logs() -> None:
     role = one(render({"captureLogs": True}), "ClusterRole", "hb-heartbeat-operator")
     assert grants(role["rules"]) == (
-        NAMESPACED_GRANTS | EXIT_CODE_GRANTS | LOG_GRANTS | CLUSTER_GRANTS
+        NAMESPACED_GRANTS | EXIT_CODE_GRANTS | LOG_GRANTS | CLUSTER_GRANTS | PAUSE_API_GRANTS
     )
     docs = render({"captureLogs": True, "watchNamespaces": ["team-a"]})
     cluster_role = one(docs, "ClusterRole", "hb-heartbeat-operator")
-    assert grants(cluster_role["rules"]) == CLUSTER_GRANTS
+    assert grants(cluster_role["rules"]) == CLUSTER_GRANTS | PAUSE_API_GRANTS
     role = one(docs, "Role", "hb-heartbeat-operator")
     assert grants(role["rules"]) == NAMESPACED_GRANTS | EXIT_CODE_GRANTS | LOG_GRANTS
     default = one(render(), "ClusterRole", "hb-heartbeat-operator")
@@ -383,7 +387,10 @@ def test_namespace_selector_needs_no_grant_beyond_the_namespace_watch() -> None:
     for values in ({"autoWireNamespaceSelector": "team=a"}, {}):
         role = one(render(values), "ClusterRole", "hb-heartbeat-operator")
         assert ("", "namespaces", "watch") in grants(role["rules"])
-        assert grants(role["rules"]) == NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS
+        assert (
+            grants(role["rules"])
+            == NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS | PAUSE_API_GRANTS
+        )
 
 
 def test_lease_role_in_the_release_or_lease_namespace() -> None:
@@ -399,7 +406,7 @@ def test_lease_role_in_the_release_or_lease_namespace() -> None:
 def test_watch_namespaces_switch_to_roles() -> None:
     docs = render({"watchNamespaces": ["team-a", "team-b"]})
     cluster_role = one(docs, "ClusterRole", "hb-heartbeat-operator")
-    assert grants(cluster_role["rules"]) == CLUSTER_GRANTS
+    assert grants(cluster_role["rules"]) == CLUSTER_GRANTS | PAUSE_API_GRANTS
     roles = [
         d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == "hb-heartbeat-operator"
     ]
@@ -817,3 +824,20 @@ def test_service_monitor_relabelings_and_sample_limit() -> None:
     plain = one(render({"serviceMonitor": {"enabled": True}}), "ServiceMonitor")
     assert "sampleLimit" not in plain["spec"]
     assert "relabelings" not in plain["spec"]["endpoints"][0]
+
+
+def test_pause_api_reviews_granted_only_while_it_is_on() -> None:
+    # Issue 16 item 2: the pause API asks the API server about a caller's token
+    # (TokenReview) and rights (SubjectAccessReview); off, the operator may do neither.
+    on = render()
+    assert grants(one(on, "ClusterRole", "hb-heartbeat-operator")["rules"]) >= PAUSE_API_GRANTS
+    (container,) = one(on, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert "--pause-api" in container["args"]
+    assert "--pause-api-audience=heartbeat-operator" in container["args"]
+    assert "--no-badges" in container["args"]
+    off = render({"pauseApi": {"enabled": False}, "badges": {"enabled": True}})
+    role = one(off, "ClusterRole", "hb-heartbeat-operator")
+    assert grants(role["rules"]) == NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS
+    (container,) = one(off, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert "--no-pause-api" in container["args"]
+    assert "--badges" in container["args"]

@@ -392,3 +392,14 @@ def test_the_identity_is_a_lease_name_suffix_of_at_most_63_characters() -> None:
     assert long == long.lower() and long[0].isalnum() and long[-1].isalnum()
     with pytest.raises(SettingsError, match="DNS-1123"):
         build([], {"HEARTBEAT_IDENTITY": "Replica_A"})
+
+
+def test_pause_api_on_and_badges_off_by_default(no_file: Path) -> None:
+    # Issue 16: the pause API asks the API server for every decision, so it grants
+    # nothing by being on; badges are public to whoever reaches the metrics port.
+    settings = build([], namespace_file=no_file)
+    assert settings.receiver.pause_api is True
+    assert settings.receiver.pause_api_audience == "heartbeat-operator"
+    assert settings.metrics.badges is False
+    flipped = build(["--no-pause-api", "--badges"], namespace_file=no_file)
+    assert (flipped.receiver.pause_api, flipped.metrics.badges) == (False, True)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from heartbeat_operator.domain.durations import DurationError, format_duration, parse_duration
 from heartbeat_operator.domain.schedules import (
@@ -13,6 +14,7 @@ from heartbeat_operator.domain.schedules import (
     Schedule,
     ScheduleError,
     compile_cron,
+    load_zone,
     normalize_cron,
 )
 from heartbeat_operator.domain.timefmt import TimeFormatError, parse_time
@@ -81,6 +83,11 @@ class MonitorSpec:
     @property
     def is_cron(self) -> bool:
         return self.schedule is not None
+
+    @property
+    def zone(self) -> ZoneInfo | None:
+        """The ``timeZone`` messages show times in (issue 16 item 3); None for UTC."""
+        return load_zone(self.time_zone)
 
     def describe(self) -> str:
         """``every 1h`` or ``0 2 * * * (Europe/Berlin)``, for messages."""

@@ -34,9 +34,9 @@ def test_a_timed_pause_resumes_by_itself_at_its_end_with_a_resumed_transition() 
         ("2026-03-01T00:10:00Z", "Paused", "Paused"),
         ("2026-03-01T00:30:00Z", "New", "AwaitingFirstPing"),
     ]
-    assert out[0].message.startswith("paused by spec.pausedUntil until 2026-03-01T00:30:00Z")
+    assert out[0].message.startswith("paused by spec.pausedUntil until Sun 2026-03-01 00:30 UTC")
     assert out[1].event_reason == "Resumed"
-    assert "spec.pausedUntil 2026-03-01T00:30:00Z reached" in out[1].message
+    assert "spec.pausedUntil Sun 2026-03-01 00:30 UTC reached" in out[1].message
     # The next slot counts from the end of the pause (fine print 8), not from creation.
     assert rec.paused_since is None and rec.paused_until is None
     assert view(s, rec, T("2026-03-01T00:45:00Z")).next_due_time == T("2026-03-01T01:30:00Z")
@@ -76,7 +76,7 @@ def test_extending_a_timed_pause_changes_its_end_without_an_event() -> None:
     )
     assert [t.state for t in out] == ["Paused"]
     assert rec.paused_until == later
-    assert "until 2026-03-01T02:00:00Z" in rec.state_message
+    assert "until Sun 2026-03-01 02:00 UTC" in rec.state_message
 
 
 def test_a_cronjob_suspend_is_not_ended_by_a_spec_pause() -> None:

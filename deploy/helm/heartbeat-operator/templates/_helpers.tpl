@@ -128,7 +128,8 @@ wildcard, never list or watch of Secrets: the operator reads a Secret by name.
   verbs: ["create", "list", "patch"]
 {{- end }}
 
-{{/* Cluster-scoped reads kopf needs to watch (DESIGN 9.17); no Role can grant them. */}}
+{{/* Cluster-scoped reads kopf needs to watch (DESIGN 9.17), and the pause API's reviews
+(issue 16); no Role can grant them. */}}
 {{- define "heartbeat-operator.clusterRules" -}}
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
@@ -136,6 +137,16 @@ wildcard, never list or watch of Secrets: the operator reads a Secret by name.
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["list", "watch"]
+{{- if .Values.pauseApi.enabled }}
+# The pause API (issue 16): who holds a caller's token, and may they patch the monitor?
+# Both reviews are cluster-scoped; they read nothing and change nothing.
+- apiGroups: ["authentication.k8s.io"]
+  resources: ["tokenreviews"]
+  verbs: ["create"]
+- apiGroups: ["authorization.k8s.io"]
+  resources: ["subjectaccessreviews"]
+  verbs: ["create"]
+{{- end }}
 {{- end }}
 
 {{/* The admission webhook's Service (DESIGN 10.4). */}}
