@@ -7,8 +7,9 @@ memory, and keep the scale benchmark's memory targets with Pods present. This is
 and scraped) on a cluster that also has:
 
 - one monitor in five (2,000 of 10,000) auto-wired: an annotated CronJob (hourly, the
-  current slot 10 minutes ago, ``heartbeat.dev/grace: 50m``, so nothing falls due during
-  the run) owning its monitor, with 3 Jobs (the slots 2 h, 1 h and 10 min ago) of 1 Pod
+  current slot 15 minutes ago, ``heartbeat.dev/grace: 50m``, so nothing falls due during
+  the run, and no transition is young enough for a new leader's 10-minute Event
+  catch-up) owning its monitor, with 3 Jobs (the slots 2 h, 1 h and 15 min ago) of 1 Pod
   each. The two older Jobs finished (Complete; one in ten of the 1 h ago Jobs Failed:
   ``OOMKilled`` 137 or exit 1). The current one: half Running, a fifth Complete, a
   quarter Pending with a cause (``ImagePullBackOff``, ``ErrImagePull``, ``Unschedulable``,
@@ -345,7 +346,7 @@ def job_pod(
     }
 
 
-#: How the current slot's Job (10 min ago) is doing, by wired index modulo 20.
+#: How the current slot's Job (15 min ago) is doing, by wired index modulo 20.
 CURRENT = (
     ["running"] * 10
     + ["succeeded"] * 4
@@ -476,7 +477,7 @@ def unrelated(count: int, now: datetime) -> Iterator[tuple[str, dict[str, Any]]]
 def seeded_world(
     count: int, now: datetime, last_token: list[str], counts: Counter[str]
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    current_slot = (now - timedelta(minutes=10)).replace(second=0, microsecond=0)
+    current_slot = (now - timedelta(minutes=15)).replace(second=0, microsecond=0)
     plain = scale.objects(count, now, last_token)
     for i in range(count):
         obj = next(plain)  # keeps the plain run's monitors (and its last token) as they are

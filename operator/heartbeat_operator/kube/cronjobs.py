@@ -379,6 +379,13 @@ def monitor_owner(body: Mapping[str, Any]) -> Owner | None:
     return Owner(str(meta.get("uid") or ""), owner[0], owner[1])
 
 
+def entry_owner(entry: MonitorEntry) -> Owner | None:
+    """The monitor's controlling CronJob, as the table's copy of it names it."""
+    if entry.cronjob is None:
+        return None
+    return Owner(entry.uid, *entry.cronjob)
+
+
 def created_by_operator(owner: Owner | None, cronjob: CronJobInfo) -> bool:
     """Whether the monitor is the one the operator made for this CronJob.
 
@@ -737,9 +744,10 @@ class AutoWiring:
         if cronjob is None or not self.is_leader():
             return
         entry = self.monitors.get(key)
-        owner = self.owners.get(key)
-        if owner is not None and entry is not None and owner.monitor_uid != entry.uid:
-            return  # the owner map lags behind a re-created monitor: its event marks us again
+        # Ownership from the monitor the table holds, not from the owner map: that map is fed
+        # by kopf's watch of monitors, which lags behind our own list at start-up, and a
+        # guess there posted a false NameConflict on every auto-wired CronJob (issue 12).
+        owner = entry_owner(entry) if entry is not None else None
         ours = entry is not None and created_by_operator(owner, cronjob)
         monitored = self.monitoring(cronjob)
         if monitored is None:

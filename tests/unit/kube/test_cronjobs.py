@@ -461,6 +461,23 @@ async def test_same_named_monitor_not_ours_is_left_alone_with_a_name_conflict() 
     assert [e["reason"] for e in h.client.events] == ["NameConflict"]
 
 
+async def test_our_monitor_listed_before_the_owner_watch_caught_up_is_no_name_conflict() -> None:
+    """At start-up the operator's own list of monitors comes in before kopf's watch of them
+    (which feeds the owner map): the monitor's own ownerReferences say it is ours, so no
+    NameConflict Warning (it went on every auto-wired CronJob at every start)."""
+    h = Harness()
+    body = monitor_body()
+    h.client.current = body
+    h.table.upsert(body)  # in the table; wiring.monitor_event not called yet
+    h.wiring.cronjob_event("ADDED", cronjob_body())
+    await h.reconcile()
+    assert h.client.events == []
+    assert len(h.client.applied) == 1  # a new leader applies once (DESIGN 9.11)
+    h.wiring.monitor_event(None, body)
+    await h.reconcile()
+    assert h.client.events == [] and len(h.client.applied) == 1
+
+
 async def test_removing_the_annotation_deletes_our_monitor_only() -> None:
     h = Harness()
     h.monitor(monitor_body())
