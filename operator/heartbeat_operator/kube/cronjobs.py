@@ -115,6 +115,14 @@ JOB_CREATION_ALLOWANCE = datetime.timedelta(seconds=10)
 before judging the slot Late (DESIGN 10.8.3: a Job created on time is a pending start;
 the controller creates it within a second or two, more on a busy control plane)."""
 
+MAX_RECONCILES = 32
+"""CronJobs the leader reconciles at once (each: an apply, a Pod list per unfinished Job, a
+status write). A new leader marks every CronJob at once; unbounded, 2,000 CronJobs were
+2,000 requests in flight that timed out and were retried (5,286 applies), starved the
+Lease renewal (leadership lost 9 times) and left their peak in the RSS (issue 12;
+bench/README.md "scale, Pods present"). The scheduler's bound is the same
+(``scheduling.MAX_RECONCILES``)."""
+
 MAX_DURATION_CHARS = 64  # the CRD's maxLength for durations
 MAX_FAILURE_THRESHOLD = 1000  # the CRD's maximum
 
@@ -369,6 +377,13 @@ def monitor_owner(body: Mapping[str, Any]) -> Owner | None:
     if owner is None:
         return None
     return Owner(str(meta.get("uid") or ""), owner[0], owner[1])
+
+
+def entry_owner(entry: MonitorEntry) -> Owner | None:
+    """The monitor's controlling CronJob, as the table's copy of it names it."""
+    if entry.cronjob is None:
+        return None
+    return Owner(entry.uid, *entry.cronjob)
 
 
 def created_by_operator(owner: Owner | None, cronjob: CronJobInfo) -> bool:
@@ -678,14 +693,21 @@ class AutoWiring:
     # --- the leader's loop -------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Reconcile dirty CronJobs while leading, each key one at a time (a follower keeps
-        its marks: at most one per CronJob, all re-marked when it starts leading)."""
+        """Reconcile dirty CronJobs while leading, each key one at a time and at most
+        ``MAX_RECONCILES`` at once (a follower keeps its marks: at most one per CronJob, all
+        re-marked when it starts leading). Not before the initial list of monitors is in:
+        until then every CronJob's monitor looks missing and would be applied blind."""
         stopping = asyncio.ensure_future(stop.wait())
         try:
+            synced = asyncio.ensure_future(self.monitors.wait_synced())
+            await asyncio.wait({synced, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            synced.cancel()
             while not stop.is_set():
                 self._wake.clear()
                 if self.is_leader():
                     for key in list(self._dirty):
+                        if len(self._busy) >= MAX_RECONCILES:
+                            break  # the next one starts when one of these ends
                         if key in self._busy:
                             continue
                         self._dirty.discard(key)
@@ -713,7 +735,7 @@ class AutoWiring:
             logger.exception("auto-wiring of CronJob %s/%s failed", *key)
         finally:
             self._busy.discard(key)
-            if key in self._dirty:
+            if self._dirty:  # this key marked again meanwhile, or others waiting for a slot
                 self._wake.set()
 
     async def reconcile(self, key: Key) -> None:
@@ -722,9 +744,10 @@ class AutoWiring:
         if cronjob is None or not self.is_leader():
             return
         entry = self.monitors.get(key)
-        owner = self.owners.get(key)
-        if owner is not None and entry is not None and owner.monitor_uid != entry.uid:
-            return  # the owner map lags behind a re-created monitor: its event marks us again
+        # Ownership from the monitor the table holds, not from the owner map: that map is fed
+        # by kopf's watch of monitors, which lags behind our own list at start-up, and a
+        # guess there posted a false NameConflict on every auto-wired CronJob (issue 12).
+        owner = entry_owner(entry) if entry is not None else None
         ours = entry is not None and created_by_operator(owner, cronjob)
         monitored = self.monitoring(cronjob)
         if monitored is None:
