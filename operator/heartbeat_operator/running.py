@@ -2,8 +2,8 @@
 in one asyncio loop (DESIGN 6).
 
 Every replica watches monitors (``kube.watching``), serves pings and writes what they
-change (``kube.writing``); the Lease holder (``kube.leasing``) also runs the scheduler
-(``kube.scheduling``) that writes what time, spec edits and tokens change.
+change (``engine.writing``); the Lease holder (``kube.leasing``) also runs the scheduler
+(``engine.scheduling``) that writes what time, spec edits and tokens change.
 
 Life cycle (DESIGN 9.20): on SIGTERM ``/readyz`` turns 503 on both ports, the leader stops
 scheduling and releases the Lease, pings in flight are written and answered, kopf stops,
@@ -30,16 +30,18 @@ from heartbeat_operator.admission.serving import serve_webhook
 from heartbeat_operator.domain.records import Record
 from heartbeat_operator.domain.specs import MonitorSpec
 from heartbeat_operator.domain.timefmt import TimeFormatError, parse_time
-from heartbeat_operator.kube import cronjobs, watching
-from heartbeat_operator.kube.client import ApiError, KubeClient
+from heartbeat_operator.engine import cronjobs
+from heartbeat_operator.engine.api import ApiError
+from heartbeat_operator.engine.events import EventKeeper, InvolvedObject
+from heartbeat_operator.engine.monitors import MonitorEntry, MonitorTable
+from heartbeat_operator.engine.scheduling import Judging, Scheduler
+from heartbeat_operator.engine.tokens import TokenKeeper, Urls
+from heartbeat_operator.engine.writing import Writer, WriterConfig
+from heartbeat_operator.kube import watching
+from heartbeat_operator.kube.client import KubeClient
 from heartbeat_operator.kube.credentials import Credentials
-from heartbeat_operator.kube.events import EventKeeper, InvolvedObject
 from heartbeat_operator.kube.leasing import Leadership, LeaseConfig
-from heartbeat_operator.kube.monitors import MonitorEntry, MonitorTable
 from heartbeat_operator.kube.replicas import Replicas
-from heartbeat_operator.kube.scheduling import Judging, Scheduler
-from heartbeat_operator.kube.tokens import TokenKeeper, Urls
-from heartbeat_operator.kube.writing import Writer, WriterConfig
 from heartbeat_operator.metrics import Metrics, make_metrics_handler
 from heartbeat_operator.receiver.app import make_metrics_app, make_ping_app
 from heartbeat_operator.receiver.health import Health
@@ -306,7 +308,7 @@ async def run(settings: Settings) -> int:
 
     existing = set(asyncio.all_tasks())
     kopf_tasks = await kopf.spawn_tasks(
-        registry=cronjobs.register(
+        registry=watching.register_autowiring(
             watching.build_registry(op.table, op.credentials.kopf_login()), op.wiring
         ),
         settings=watching.build_settings(),

@@ -1,5 +1,6 @@
-"""Kubernetes edges: kopf watches, the async API client and one adapter per object kind.
+"""The wire to Kubernetes: the aiohttp API client, credentials, kopf's watches, Leases,
+and the per-kind reads and writes (Secrets, a Job's Events and logs).
 
-Handlers here parse what the API sent, call ``heartbeat_operator.domain``, and apply the
-result; builders return plain data and a one-line ``apply_*`` does the I/O.
+Only transport and object shapes live here (issue 14 item 1); what to write and when is
+``heartbeat_operator.engine``'s, which reaches this package through ``engine.api.KubeApi``.
 """

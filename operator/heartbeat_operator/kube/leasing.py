@@ -21,7 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from heartbeat_operator.kube.client import ApiError, KubeClient, lease_path
+from heartbeat_operator.engine.api import ApiError, lease_path
+from heartbeat_operator.kube.client import KubeClient
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ each, once ended, in the annotation ``heartbeat.dev/outages`` of the leadership 
 - the API server unreachable from every replica: each replica's gap, and no other
   replica's renewal inside it.
 
-Everything that folds a monitor (``kube.folding`` through the writer, the leader's
+Everything that folds a monitor (``engine.folding`` through the writer, the leader's
 scheduler) judges with ``Replicas.outages()``: the recorded list, this replica's own gaps,
 and — while its own renewals have failed for 10 s or more — the open interval since its
 last renewal, so a write that goes through the moment the API server is back never
@@ -48,7 +48,8 @@ from heartbeat_operator.domain.outages import (
     uncovered,
 )
 from heartbeat_operator.domain.timefmt import TimeFormatError, parse_time
-from heartbeat_operator.kube.client import ApiError, KubeClient, lease_path
+from heartbeat_operator.engine.api import ApiError, lease_path
+from heartbeat_operator.kube.client import KubeClient
 from heartbeat_operator.kube.leasing import Leadership, micro_time
 
 logger = logging.getLogger(__name__)

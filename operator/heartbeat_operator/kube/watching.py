@@ -29,8 +29,10 @@ from kopf._cogs.structs.references import (
     select_specific_namespaces,
 )
 
-from heartbeat_operator.kube.client import GROUP, PLURAL, VERSION, KubeClient, monitor_path
-from heartbeat_operator.kube.monitors import MonitorTable
+from heartbeat_operator.engine.api import GROUP, PLURAL, VERSION, monitor_path
+from heartbeat_operator.engine.cronjobs import AutoWiring
+from heartbeat_operator.engine.monitors import MonitorTable
+from heartbeat_operator.kube.client import KubeClient
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ def build_settings(settings: kopf.OperatorSettings | None = None) -> kopf.Operat
     settings = settings or kopf.OperatorSettings()
     settings.peering.standalone = True  # DESIGN 9.1: no peering, every replica watches
     settings.peering.mandatory = False
-    settings.posting.enabled = False  # our Events come from kube.events only
+    settings.posting.enabled = False  # our Events come from engine.events only
     # Events of one object arriving within this window are merged into the last one;
     # short, because a brand-new monitor's token must reach the index fast (DESIGN 9.9).
     settings.batching.batch_window = 0.05
@@ -76,6 +78,40 @@ def build_registry(
             table.remove(meta.get("namespace", ""), meta.get("name", ""), meta.get("uid"))
         else:
             table.upsert(body)
+
+    return registry
+
+
+def register_autowiring(
+    registry: kopf.OperatorRegistry, wiring: AutoWiring
+) -> kopf.OperatorRegistry:
+    """Watch CronJobs, Jobs and monitors' owners: ``@kopf.on.event`` only (DESIGN 9.1, 9.12).
+
+    With a namespace selector also Namespaces (cluster-scoped: kopf watches them
+    cluster-wide even with ``--namespace``; RBAC ``namespaces list, watch``, DESIGN 9.17).
+
+    Returns ``registry`` (with the handlers added), for ``kopf.spawn_tasks(registry=...)``.
+    The handlers are coroutines on purpose: kopf runs plain functions in a thread pool,
+    and the tables and the wake-up event they touch belong to the event loop's thread.
+    """
+
+    @kopf.on.event("batch", "v1", "cronjobs", registry=registry)
+    async def cronjob_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
+        wiring.cronjob_event(type, body)
+
+    @kopf.on.event("batch", "v1", "jobs", registry=registry)
+    async def job_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
+        wiring.job_event(type, body)
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    async def monitor_owner_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
+        wiring.monitor_event(type, body)
+
+    if wiring.namespace_selector is not None:
+
+        @kopf.on.event("", "v1", "namespaces", registry=registry)
+        async def namespace_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
+            wiring.namespace_event(type, body)
 
     return registry
 

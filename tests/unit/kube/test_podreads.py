@@ -13,7 +13,8 @@ import kopf
 import pytest
 from aiohttp import web
 
-from heartbeat_operator.kube.client import ApiError, KubeClient
+from heartbeat_operator.engine.api import ApiError
+from heartbeat_operator.kube.client import KubeClient
 from heartbeat_operator.kube.podreads import (
     LOG_FETCH_CAP,
     list_job_events,

@@ -6,7 +6,7 @@ selector matches (coverage by policy, issue 12 item 5) — gets a HeartbeatMonit
 name, owned by it, whose ``schedule`` and ``timeZone`` follow the CronJob and whose
 ``grace``, ``maxRuntime``, ``minRuntime`` and ``failureThreshold`` come from optional
 annotations. The operator pings on the job's behalf from the Jobs the CronJob owns
-(``kube.jobs``), shows the monitor Paused while the CronJob is suspended, and mirrors the
+(``engine.jobs``), shows the monitor Paused while the CronJob is suspended, and mirrors the
 monitor's transition Events onto the CronJob.
 
 How it is split:
@@ -14,8 +14,9 @@ How it is split:
 - pure builders — ``CronJobInfo.from_body``, ``desired_spec`` (annotation validation),
   ``build_monitor`` (the server-side apply body), the Event bodies — no I/O;
 - ``AutoWiring`` — the in-memory CronJob, Job and owner tables every replica keeps from
-  kopf's watch (``register`` adds the ``@kopf.on.event`` handlers: no change handlers,
-  timers, daemons or finalizers, so kopf never writes to a CronJob, Job or Pod), and the
+  kopf's watch (``kube.watching.register_autowiring`` adds the ``@kopf.on.event``
+  handlers: no change handlers, timers, daemons or finalizers, so kopf never writes to a
+  CronJob, Job or Pod), and the
   leader's reconciler: only the Lease holder applies monitors, deletes them and submits
   Job pings and pause/resume (DESIGN 6: the leader writes what Jobs change). Status
   writes go through the writer's per-monitor lane (``Writer.submit``) like every other.
@@ -39,8 +40,6 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-import kopf
-
 from heartbeat_operator.domain.durations import MAX_DURATION, DurationError, parse_duration
 from heartbeat_operator.domain.inputs import (
     PAUSE_CAUSE_CRONJOB,
@@ -56,26 +55,26 @@ from heartbeat_operator.domain.selectors import Selector
 from heartbeat_operator.domain.specs import MonitorSpec
 from heartbeat_operator.domain.timefmt import format_clock
 from heartbeat_operator.domain.tokens import redact_tokens
-from heartbeat_operator.kube import jobs as jobs_
-from heartbeat_operator.kube.client import (
+from heartbeat_operator.engine import jobs as jobs_
+from heartbeat_operator.engine.api import (
     APPLY_PATCH,
     GROUP,
     PLURAL,
     VERSION,
     ApiError,
-    KubeClient,
+    KubeApi,
     monitor_path,
 )
-from heartbeat_operator.kube.events import (
+from heartbeat_operator.engine.events import (
     Aggregate,
     InvolvedObject,
     apply_event,
     build_event,
     event_posts,
 )
-from heartbeat_operator.kube.folding import Change
-from heartbeat_operator.kube.monitors import Key, MonitorEntry, MonitorTable
-from heartbeat_operator.kube.scheduling import Judging
+from heartbeat_operator.engine.folding import Change
+from heartbeat_operator.engine.monitors import Key, MonitorEntry, MonitorTable
+from heartbeat_operator.engine.scheduling import Judging
 from heartbeat_operator.recording import UnknownToken
 
 logger = logging.getLogger(__name__)
@@ -516,7 +515,7 @@ class AutoWiring:
     def __init__(
         self,
         *,
-        client: KubeClient,
+        client: KubeApi,
         monitors: MonitorTable,
         submit: Submit,
         is_leader: Callable[[], bool],
@@ -919,38 +918,6 @@ class AutoWiring:
             self._posted.add(name)
 
 
-def register(registry: kopf.OperatorRegistry, wiring: AutoWiring) -> kopf.OperatorRegistry:
-    """Watch CronJobs, Jobs and monitors' owners: ``@kopf.on.event`` only (DESIGN 9.1, 9.12).
-
-    With a namespace selector also Namespaces (cluster-scoped: kopf watches them
-    cluster-wide even with ``--namespace``; RBAC ``namespaces list, watch``, DESIGN 9.17).
-
-    Returns ``registry`` (with the handlers added), for ``kopf.spawn_tasks(registry=...)``.
-    The handlers are coroutines on purpose: kopf runs plain functions in a thread pool,
-    and the tables and the wake-up event they touch belong to the event loop's thread.
-    """
-
-    @kopf.on.event("batch", "v1", "cronjobs", registry=registry)
-    async def cronjob_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
-        wiring.cronjob_event(type, body)
-
-    @kopf.on.event("batch", "v1", "jobs", registry=registry)
-    async def job_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
-        wiring.job_event(type, body)
-
-    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    async def monitor_owner_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
-        wiring.monitor_event(type, body)
-
-    if wiring.namespace_selector is not None:
-
-        @kopf.on.event("", "v1", "namespaces", registry=registry)
-        async def namespace_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
-            wiring.namespace_event(type, body)
-
-    return registry
-
-
 __all__ = [
     "FIELD_MANAGER",
     "MONITOR_ANNOTATION",
@@ -961,7 +928,6 @@ __all__ = [
     "build_monitor",
     "desired_spec",
     "monitoring",
-    "register",
 ]
 
 

@@ -43,7 +43,7 @@ from heartbeat_operator.domain.records import (
 from heartbeat_operator.domain.specs import MonitorSpec, SpecError, parse_spec
 from heartbeat_operator.domain.statuses import READY_TOKEN, Ready, render_status
 from heartbeat_operator.domain.timefmt import TimeFormatError, format_time, parse_time
-from heartbeat_operator.kube.monitors import MonitorEntry
+from heartbeat_operator.engine.monitors import MonitorEntry
 
 __all__ = ["Change", "Folded", "TokenUpdate", "Transition", "WriteMark", "fold", "landed_write"]
 
@@ -298,7 +298,7 @@ def fold(
             )
 
     if ready is not None and ready.status == "True" and not isinstance(secret_name, str):
-        # The token is not in its Secret yet (kube.tokens writes the hash first): no Ready
+        # The token is not in its Secret yet (engine.tokens writes the hash first): no Ready
         # condition until it is, so `kubectl wait --for=condition=Ready` means the ping
         # URL can be read from the Secret.
         ready = None
@@ -315,7 +315,7 @@ def fold(
     )
     if not isinstance(secret_name, str):
         # render_status falls back to the spec's name; ours is set only once the Secret
-        # holds the token (kube.tokens: crash-safe order), so drop the fallback.
+        # holds the token (engine.tokens: crash-safe order), so drop the fallback.
         status.pop("tokenSecretName", None)
     writes = _replica_writes(entry.status, mark, now)
     if writes:

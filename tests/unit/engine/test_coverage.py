@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.unit.kube.test_cronjobs import FakeClient, cronjob, cronjob_body, monitor_body
+from tests.unit.engine.test_cronjobs import FakeClient, cronjob, cronjob_body, monitor_body
 
 from heartbeat_operator.domain.selectors import parse_selector
-from heartbeat_operator.kube.cronjobs import AutoWiring, monitoring, name_conflict_event
-from heartbeat_operator.kube.folding import Change
-from heartbeat_operator.kube.monitors import Key, MonitorEntry, MonitorTable
+from heartbeat_operator.engine.cronjobs import AutoWiring, monitoring, name_conflict_event
+from heartbeat_operator.engine.folding import Change
+from heartbeat_operator.engine.monitors import Key, MonitorEntry, MonitorTable
 
 NOW = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
 SELECTOR = parse_selector("heartbeat.dev/monitor-cronjobs=true")

@@ -4,10 +4,10 @@ Only the Lease holder runs this (DESIGN 6, 9.1). It keeps ONE heap of
 ``(wake time, monitor)`` — no per-monitor task, no polling — and one loop that sleeps
 until the earliest wake time or until the monitor table changes. For each monitor it:
 
-- sets up the token (``kube.tokens``) on creation, a ``tokenSecretName`` change or a
+- sets up the token (``engine.tokens``) on creation, a ``tokenSecretName`` change or a
   rotation request;
 - writes what time, spec edits and pause/resume change, through the same per-monitor
-  writer lane the pings use (``kube.writing``);
+  writer lane the pings use (``engine.writing``);
 - computes the next instant the monitor can change (``domain.machine.view``) and wakes
   ``deadline_delay`` (0.5 s) after it, so a ping in flight at the deadline lands first
   (DESIGN 9.3).
@@ -37,10 +37,10 @@ from heartbeat_operator.domain.inputs import Input
 from heartbeat_operator.domain.machine import view
 from heartbeat_operator.domain.records import Record
 from heartbeat_operator.domain.specs import MonitorSpec
-from heartbeat_operator.kube import folding, tokens
-from heartbeat_operator.kube.events import EventKeeper
-from heartbeat_operator.kube.monitors import Key, MonitorEntry, MonitorTable
-from heartbeat_operator.kube.writing import Writer
+from heartbeat_operator.engine import folding, tokens
+from heartbeat_operator.engine.events import EventKeeper
+from heartbeat_operator.engine.monitors import Key, MonitorEntry, MonitorTable
+from heartbeat_operator.engine.writing import Writer
 
 logger = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from heartbeat_operator.domain.timefmt import TimeFormatError, format_time, parse_time
-from heartbeat_operator.kube.client import ApiError, KubeClient, event_path
+from heartbeat_operator.engine.api import ApiError, KubeApi, event_path
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def build_event(
     }
 
 
-async def apply_event(client: KubeClient, body: dict[str, Any] | Aggregate) -> bool:
+async def apply_event(client: KubeApi, body: dict[str, Any] | Aggregate) -> bool:
     """Create the Event (or, for an ``Aggregate``, patch its anchor); True when it exists
     afterwards. Never raises."""
     if isinstance(body, Aggregate):
@@ -341,7 +341,7 @@ def event_posts(
     return out
 
 
-async def _aggregate(client: KubeClient, action: Aggregate) -> bool:
+async def _aggregate(client: KubeApi, action: Aggregate) -> bool:
     """Patch the first of ``action.names`` that exists; none: create the anchor again."""
     try:
         for attempt in range(2):
@@ -485,7 +485,7 @@ class EventKeeper:
     checked up to. The scheduler calls it from its reconcile, its one loop per monitor.
     """
 
-    def __init__(self, client: KubeClient, targets: EventTargets, instance: str = "") -> None:
+    def __init__(self, client: KubeApi, targets: EventTargets, instance: str = "") -> None:
         self.client = client
         self.targets = targets
         self.instance = instance

@@ -14,12 +14,17 @@ from heartbeat_operator.domain.inputs import JobPending, SlotSkipped
 from heartbeat_operator.domain.records import Record
 from heartbeat_operator.domain.specs import MonitorSpec
 from heartbeat_operator.domain.timefmt import format_time
-from heartbeat_operator.kube.client import event_path, monitor_path
-from heartbeat_operator.kube.events import EVENT_SETTLE, EventKeeper, InvolvedObject, missing_events
-from heartbeat_operator.kube.folding import Change
-from heartbeat_operator.kube.monitors import Key, MonitorEntry, MonitorTable
-from heartbeat_operator.kube.scheduling import WAKE_MARGIN, Judging, Scheduler
-from heartbeat_operator.kube.writing import Writer, WriterConfig
+from heartbeat_operator.engine.api import event_path, monitor_path
+from heartbeat_operator.engine.events import (
+    EVENT_SETTLE,
+    EventKeeper,
+    InvolvedObject,
+    missing_events,
+)
+from heartbeat_operator.engine.folding import Change
+from heartbeat_operator.engine.monitors import Key, MonitorEntry, MonitorTable
+from heartbeat_operator.engine.scheduling import WAKE_MARGIN, Judging, Scheduler
+from heartbeat_operator.engine.writing import Writer, WriterConfig
 
 KEY = ("ops", "backup")
 PATH = monitor_path(*KEY)

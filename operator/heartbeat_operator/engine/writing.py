@@ -31,9 +31,9 @@ from typing import Any
 from heartbeat_operator.domain.inputs import Ping
 from heartbeat_operator.domain.outages import Outage
 from heartbeat_operator.domain.tokens import token_hash
-from heartbeat_operator.kube import events, folding
-from heartbeat_operator.kube.client import ApiError, KubeClient, monitor_path
-from heartbeat_operator.kube.monitors import Key, MonitorEntry, MonitorTable
+from heartbeat_operator.engine import events, folding
+from heartbeat_operator.engine.api import ApiError, KubeApi, monitor_path
+from heartbeat_operator.engine.monitors import Key, MonitorEntry, MonitorTable
 from heartbeat_operator.logthrottle import Throttle
 from heartbeat_operator.recording import IndexLoading, Overloaded, UnknownToken, WriteTimeout
 
@@ -121,7 +121,7 @@ class Writer:
 
     def __init__(
         self,
-        client: KubeClient,
+        client: KubeApi,
         table: MonitorTable,
         config: WriterConfig,
         *,

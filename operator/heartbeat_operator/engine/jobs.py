@@ -39,8 +39,9 @@ from typing import Any
 
 from heartbeat_operator.domain.inputs import Input, JobPending, Ping
 from heartbeat_operator.domain.timefmt import TimeFormatError, format_clock, parse_time
-from heartbeat_operator.kube import causes, podreads
-from heartbeat_operator.kube.client import ApiError, KubeClient
+from heartbeat_operator.engine import causes
+from heartbeat_operator.engine.api import ApiError, KubeApi
+from heartbeat_operator.kube import podreads
 
 logger = logging.getLogger(__name__)
 
@@ -276,7 +277,7 @@ def pick_exit_code(pods: Iterable[Mapping[str, Any]]) -> int | None:
     return None if best is None else best[1]
 
 
-async def list_job_pods(client: KubeClient, namespace: str, uid: str) -> list[dict[str, Any]]:
+async def list_job_pods(client: KubeApi, namespace: str, uid: str) -> list[dict[str, Any]]:
     """The Job's Pods, listed once by ``batch.kubernetes.io/controller-uid`` (DESIGN 9.11).
 
     Raises ``ApiError`` (e.g. 403 when the chart's ``pods list`` rule is off).
@@ -291,7 +292,7 @@ async def list_job_pods(client: KubeClient, namespace: str, uid: str) -> list[di
 
 
 async def read_job_pods(
-    client: KubeClient, job: JobRun, now: datetime, *, capture_logs: bool = False
+    client: KubeApi, job: JobRun, now: datetime, *, capture_logs: bool = False
 ) -> JobPods | None:
     """List the Job's Pods once (and its Events when it has none: quota and admission
     refusals are ``FailedCreate`` Events, DESIGN 10.8.3); with ``capture_logs``, a failed
