@@ -24,8 +24,8 @@ from heartbeat_operator.engine.causes import (
     not_started_cause,
     pod_started_at,
 )
+from heartbeat_operator.engine.podreads import list_job_events
 from heartbeat_operator.kube.client import KubeClient
-from heartbeat_operator.kube.podreads import list_job_events
 from tests.support.kubelet import Kubelet
 from tests.support.waiting import wait_for
 

@@ -39,9 +39,8 @@ from typing import Any
 
 from heartbeat_operator.domain.inputs import Input, JobPending, Ping
 from heartbeat_operator.domain.timefmt import TimeFormatError, format_clock, parse_time
-from heartbeat_operator.engine import causes
+from heartbeat_operator.engine import causes, podreads
 from heartbeat_operator.engine.api import ApiError, KubeApi
-from heartbeat_operator.kube import podreads
 
 logger = logging.getLogger(__name__)
 

@@ -27,12 +27,12 @@ from collections.abc import Callable
 
 from heartbeat_operator.domain.statuses import READY_TOKEN, Ready
 from heartbeat_operator.domain.tokens import new_token, token_hash
+from heartbeat_operator.engine import secrets
 from heartbeat_operator.engine.api import ApiError, KubeApi
 from heartbeat_operator.engine.events import InvolvedObject, apply_event, build_event
 from heartbeat_operator.engine.folding import Change, TokenUpdate
 from heartbeat_operator.engine.monitors import Key, MonitorEntry, MonitorTable
 from heartbeat_operator.engine.writing import Writer
-from heartbeat_operator.kube import secrets
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
-"""The wire to Kubernetes: the aiohttp API client, credentials, kopf's watches, Leases,
-and the per-kind reads and writes (Secrets, a Job's Events and logs).
+"""The wire to Kubernetes: the aiohttp API client, credentials, kopf's watches, Leases.
 
-Only transport and object shapes live here (issue 14 item 1); what to write and when is
-``heartbeat_operator.engine``'s, which reaches this package through ``engine.api.KubeApi``.
+Only transport, kopf and leadership live here (issue 14 item 1); what to write and when is
+``heartbeat_operator.engine``'s, which reaches the API through ``engine.api.KubeApi``
+(``client.KubeClient`` implements it). Import-linter keeps the engine from importing this.
 """

@@ -15,19 +15,12 @@ kopf's watch stays in the table until its next status write answers 404 and remo
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import kopf
-
-# kopf's own namespace-pattern semantics (globs, "!" exclusions, commas), so our own list
-# keeps exactly what kopf watches. Not re-exported by kopf; pinned with kopf==1.45.2.
-from kopf._cogs.structs.references import (
-    NamespaceName,
-    match_namespace,
-    select_specific_namespaces,
-)
 
 from heartbeat_operator.engine.api import GROUP, PLURAL, VERSION, monitor_path
 from heartbeat_operator.engine.cronjobs import AutoWiring
@@ -116,12 +109,38 @@ def register_autowiring(
     return registry
 
 
+def is_pattern(namespace: str) -> bool:
+    """Whether a ``--namespace`` value is one of kopf's patterns rather than a name."""
+    return any(char in namespace for char in "!*?,")
+
+
+def match_namespace(name: str, pattern: str) -> bool:
+    """Kopf's namespace-pattern semantics, so our own list keeps exactly what kopf
+    watches: comma-separated globs, ``!`` excludes, a leading exclusion implies ``*``
+    first, a later inclusion re-admits only what the first glob matched.
+
+    Kopf keeps this in its private ``_cogs`` (not re-exported), and importing kopf's
+    private modules is forbidden (issue 14 item 6); tests/unit/kube/test_watching.py
+    checks this copy against kopf's on every pattern shape.
+    """
+    globs = [glob.strip() for glob in pattern.split(",")]
+    if not globs or globs[0].startswith("!"):
+        globs.insert(0, "*")
+    matches = first = fnmatch.fnmatch(name, globs[0])
+    for glob in globs[1:]:
+        if glob.startswith("!"):
+            matches = matches and not fnmatch.fnmatch(name, glob.lstrip("!"))
+        else:
+            matches = matches or (first and fnmatch.fnmatch(name, glob))
+    return matches
+
+
 async def prime(client: KubeClient, table: MonitorTable, namespaces: Sequence[str]) -> None:
     """Fill the table from one LIST of our own, then mark it synced (readiness).
 
     Entries kopf's watch already delivered are left alone: they are as new or newer.
     """
-    exact = select_specific_namespaces(namespaces)
+    exact = {ns for ns in namespaces if not is_pattern(ns)}
     if namespaces and len(exact) == len(namespaces):
         paths = [monitor_path(ns) for ns in sorted(exact)]
     else:  # all namespaces, or kopf's glob patterns: list everything, keep what matches
@@ -130,8 +149,7 @@ async def prime(client: KubeClient, table: MonitorTable, namespaces: Sequence[st
         async for body in list_pages(client, path):
             meta = body.get("metadata") or {}
             key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
-            namespace = NamespaceName(key[0])
-            if namespaces and not any(match_namespace(namespace, p) for p in namespaces):
+            if namespaces and not any(match_namespace(key[0], p) for p in namespaces):
                 continue
             if table.get(key) is None:  # kopf's copy, if already in, is as new or newer
                 table.upsert(body)

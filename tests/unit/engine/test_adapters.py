@@ -8,10 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 from heartbeat_operator.domain.inputs import Ping
 from heartbeat_operator.domain.tokens import token_hash
-from heartbeat_operator.engine import events, folding
+from heartbeat_operator.engine import events, folding, secrets
 from heartbeat_operator.engine.folding import Change, TokenUpdate
 from heartbeat_operator.engine.monitors import MonitorEntry, MonitorTable
-from heartbeat_operator.kube import secrets
 
 T0 = datetime(2026, 1, 1, 2, 0, tzinfo=UTC)
 OBJ = events.InvolvedObject("ops", "n" * 250, "uid-1")
