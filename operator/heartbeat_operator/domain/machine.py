@@ -61,6 +61,7 @@ from heartbeat_operator.domain.records import (
 from heartbeat_operator.domain.schedules import Slot
 from heartbeat_operator.domain.specs import MonitorSpec
 from heartbeat_operator.domain.timefmt import format_clock, seconds
+from heartbeat_operator.domain.vocabulary import EventType
 
 # Fine print 10: in cron mode a start or finish up to 60 s before a tick counts for it.
 EARLY_PING_WINDOW = timedelta(seconds=60)
@@ -72,8 +73,8 @@ _BODY_LINES = 3
 # (exit code 137)", issue 12) fits whole; the message is cut at 300 bytes anyway.
 _BODY_LINE_CHARS = 160
 
-NORMAL = "Normal"
-WARNING = "Warning"
+NORMAL = EventType.NORMAL
+WARNING = EventType.WARNING
 
 
 @dataclass(frozen=True, slots=True)

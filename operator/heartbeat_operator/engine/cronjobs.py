@@ -55,6 +55,7 @@ from heartbeat_operator.domain.selectors import Selector
 from heartbeat_operator.domain.specs import MonitorSpec
 from heartbeat_operator.domain.timefmt import format_clock
 from heartbeat_operator.domain.tokens import redact_tokens
+from heartbeat_operator.domain.vocabulary import EventType
 from heartbeat_operator.engine import jobs as jobs_
 from heartbeat_operator.engine.api import (
     APPLY_PATCH,
@@ -408,7 +409,7 @@ def invalid_annotation_event(
         cronjob.involved,
         time=now,
         reason="InvalidAnnotation",
-        event_type="Warning",
+        event_type=EventType.WARNING,
         message=problem.message,
         instance=instance,
     )
@@ -436,7 +437,7 @@ def name_conflict_event(
         cronjob.involved,
         time=now,
         reason="NameConflict",
-        event_type="Warning",
+        event_type=EventType.WARNING,
         message=(
             f"HeartbeatMonitor {cronjob.name} already exists and was not created for this "
             "CronJob; it is left alone and this CronJob is not monitored. Rename or delete "

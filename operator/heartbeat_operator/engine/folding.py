@@ -43,6 +43,7 @@ from heartbeat_operator.domain.records import (
 from heartbeat_operator.domain.specs import MonitorSpec, SpecError, parse_spec
 from heartbeat_operator.domain.statuses import READY_TOKEN, Ready, render_status
 from heartbeat_operator.domain.timefmt import TimeFormatError, format_time, parse_time
+from heartbeat_operator.domain.vocabulary import EventType
 from heartbeat_operator.engine.monitors import MonitorEntry
 
 __all__ = ["Change", "Folded", "TokenUpdate", "Transition", "WriteMark", "fold", "landed_write"]
@@ -293,7 +294,7 @@ def fold(
                     "InvalidSpec",
                     f"{spec.field}: {spec.message}",
                     "InvalidSpec",
-                    "Warning",
+                    EventType.WARNING,
                 )
             )
 

@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 from heartbeat_operator.domain.statuses import READY_TOKEN, Ready
 from heartbeat_operator.domain.tokens import new_token, token_hash
+from heartbeat_operator.domain.vocabulary import EventType
 from heartbeat_operator.engine import secrets
 from heartbeat_operator.engine.api import ApiError, KubeApi
 from heartbeat_operator.engine.events import InvolvedObject, apply_event, build_event
@@ -266,7 +267,7 @@ class TokenKeeper:
             InvolvedObject(entry.namespace, entry.name, entry.uid),
             time=datetime.datetime.now(datetime.UTC),
             reason="TokenRotated",
-            event_type="Warning",
+            event_type=EventType.WARNING,
             message=(
                 f"Secret {name} was deleted; created it again with a new token (the old "
                 "ping URL no longer works: read the new one from the Secret)"
