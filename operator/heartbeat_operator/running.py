@@ -137,22 +137,7 @@ class Operator:
             relogin=lambda: credentials.get(refresh=True),  # after a 401 or at expiry
         )
         w = settings.writer
-        r = settings.receiver
-        self.writer = Writer(
-            self.client,
-            self.table,
-            WriterConfig(
-                writes_per_second=w.writes_per_second,
-                write_burst=w.write_burst,
-                max_waiting_pings=w.max_waiting_pings,
-                max_writes_in_flight=w.max_writes_in_flight,
-                write_timeout=r.write_timeout,
-                index_miss_wait=r.index_miss_wait,
-                max_index_waits=r.max_index_waits,
-                deadline_delay=w.deadline_delay,
-                instance=settings.watching.identity,
-            ),
-        )
+        self.writer = Writer(self.client, self.table, WriterConfig.from_settings(settings))
         urls = Urls(settings.server.external_url, settings.server.internal_url)
         self.tokens = TokenKeeper(
             self.client,
@@ -174,14 +159,7 @@ class Operator:
         lease = settings.leadership
         self.leadership = Leadership(
             self.client,
-            LeaseConfig(
-                namespace=settings.watching.lease_namespace,
-                name=lease.lease_name,
-                identity=settings.watching.identity,
-                duration=lease.lease_duration,
-                renew_interval=lease.renew_interval,
-                renew_deadline=lease.renew_deadline,
-            ),
+            LeaseConfig.from_settings(settings),
             on_change=self._leadership_changed,
         )
         # DESIGN 10.5, 10.8.9: this replica's Lease, and the outages every write judges with.

@@ -41,6 +41,7 @@ from heartbeat_operator.engine import folding, tokens
 from heartbeat_operator.engine.events import EventKeeper
 from heartbeat_operator.engine.monitors import Key, MonitorEntry, MonitorTable
 from heartbeat_operator.engine.writing import Writer
+from heartbeat_operator.settings import WriterSettings
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class Scheduler:
         writer: Writer,
         token_keeper: tokens.TokenKeeper,
         *,
-        deadline_delay: float = 0.5,
+        deadline_delay: float = WriterSettings.deadline_delay,
         now: Callable[[], datetime.datetime] | None = None,
         judge: Judge | None = None,
         prepare: Callable[[], Awaitable[None]] | None = None,

@@ -36,21 +36,33 @@ from heartbeat_operator.engine.api import ApiError, KubeApi, monitor_path
 from heartbeat_operator.engine.monitors import Key, MonitorEntry, MonitorTable
 from heartbeat_operator.logthrottle import Throttle
 from heartbeat_operator.recording import IndexLoading, Overloaded, UnknownToken, WriteTimeout
+from heartbeat_operator.settings import ReceiverSettings, Settings, WriterSettings
 
 logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
 class WriterConfig:
-    writes_per_second: float = 5.0
-    write_burst: int = 10
-    max_waiting_pings: int = 50
-    max_writes_in_flight: int = 64
-    write_timeout: float = 5.0
-    index_miss_wait: float = 2.0
-    max_index_waits: int = 64
-    deadline_delay: float = 0.5
+    """The writer's budgets (DESIGN 9.8, 9.9, 9.13). Each default is the setting's own
+    (``settings.WriterSettings``, ``ReceiverSettings``: written once, issue 14 item 5);
+    the operator builds it with ``from_settings``."""
+
+    writes_per_second: float = WriterSettings.writes_per_second
+    write_burst: int = WriterSettings.write_burst
+    max_waiting_pings: int = WriterSettings.max_waiting_pings
+    max_writes_in_flight: int = WriterSettings.max_writes_in_flight
+    write_timeout: float = ReceiverSettings.write_timeout
+    index_miss_wait: float = ReceiverSettings.index_miss_wait
+    max_index_waits: int = ReceiverSettings.max_index_waits
+    deadline_delay: float = WriterSettings.deadline_delay
     instance: str = ""
+    """This replica's identity: the ``reportingInstance`` of the Events it posts."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WriterConfig:
+        given = {**vars(settings.receiver), **vars(settings.writer)}
+        names = [f.name for f in dataclasses.fields(cls) if f.name in given]
+        return cls(**{n: given[n] for n in names}, instance=settings.watching.identity)
 
 
 class TokenBucket:

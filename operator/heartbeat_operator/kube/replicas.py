@@ -51,6 +51,7 @@ from heartbeat_operator.domain.timefmt import TimeFormatError, parse_time
 from heartbeat_operator.engine.api import ApiError, lease_path
 from heartbeat_operator.kube.client import KubeClient
 from heartbeat_operator.kube.leasing import Leadership, micro_time
+from heartbeat_operator.settings import LeadershipSettings
 
 logger = logging.getLogger(__name__)
 
@@ -98,8 +99,8 @@ class Replicas:
         *,
         namespace: str,
         identity: str,
-        interval: float = 2.0,
-        duration: float = 8.0,
+        interval: float = LeadershipSettings.renew_interval,
+        duration: float = LeadershipSettings.lease_duration,
         now: Callable[[], datetime.datetime] = _now,
         earliest_open: Callable[[], datetime.datetime | None] | None = None,
     ) -> None:
