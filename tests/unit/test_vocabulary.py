@@ -72,3 +72,23 @@ def test_failures_post_warnings_and_every_other_transition_normal() -> None:
         posts = events.missing_events(target, status, at)
         expected = "Warning" if reason in vocabulary.FAILURE_REASONS else "Normal"
         assert [p["type"] for p in posts] == [expected], reason
+
+
+def test_a_status_with_enum_kinds_serializes_as_the_api_client_sends_it() -> None:
+    # orjson (the API client's and the table's encoder) refuses str-subclass dict keys:
+    # pingCounts must be keyed by plain strings whoever made the Ping.
+    from heartbeat_operator.domain.inputs import Ping
+    from heartbeat_operator.domain.machine import apply, record_ping_only
+    from heartbeat_operator.domain.records import Record
+    from heartbeat_operator.domain.specs import parse_spec
+    from heartbeat_operator.engine.api import dump_json
+
+    at = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    spec = parse_spec({"period": "1h", "grace": "5m"})
+    ping = Ping(time=at, kind=exit_code_kind(0))
+    record, _ = apply(spec, Record.new(at), ping, at)
+    only = record_ping_only(Record.new(at), Ping(time=at, kind=PingKind.FAIL))
+    for rec in (record, only):
+        status = rec.to_status()
+        assert b'"pingCounts":{' in dump_json(status)
+        assert all(type(k) is str for k in status["pingCounts"])

@@ -555,9 +555,22 @@ def _report_job(rec: Record, uid: str, phase: str) -> None:
     del rec.reported_jobs[:-MAX_REPORTED_JOBS]
 
 
+def record_ping_only(record: Record, ping: Ping) -> Record:
+    """Record a ping on a monitor whose spec cannot be evaluated: counted, never judged.
+
+    A 200 always counts (DESIGN 2: ``pingCount``); nothing alerts on an invalid spec.
+    """
+    rec = record.copy()
+    _record_ping(rec, ping, ping.time, None)
+    return rec
+
+
 def _record_ping(rec: Record, ping: Ping, at: datetime, duration: timedelta | None) -> None:
     rec.ping_count += 1
-    rec.ping_counts[ping.kind] = rec.ping_counts.get(ping.kind, 0) + 1
+    # The plain string: it becomes a JSON object key, and orjson takes only exact str keys
+    # (a PingKind member is a str subclass; issue 14 item 4).
+    kind = str(ping.kind)
+    rec.ping_counts[kind] = rec.ping_counts.get(kind, 0) + 1
     rec.last_ping_time = at
     body = ping.body or None
     rec.recent_pings.insert(

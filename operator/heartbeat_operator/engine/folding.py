@@ -30,15 +30,10 @@ from heartbeat_operator.domain.inputs import (
     SpecEdit,
     Tick,
 )
-from heartbeat_operator.domain.machine import Transition, apply, describe
+from heartbeat_operator.domain.machine import Transition, apply, describe, record_ping_only
 from heartbeat_operator.domain.outages import Outage
 from heartbeat_operator.domain.records import (
-    MAX_RECENT_PINGS,
-    RECENT_PING_BODY_BYTES,
-    Output,
-    PingRecord,
     Record,
-    cut_utf8,
 )
 from heartbeat_operator.domain.specs import MonitorSpec, SpecError, parse_spec
 from heartbeat_operator.domain.statuses import READY_TOKEN, Ready, render_status
@@ -167,25 +162,6 @@ def spec_now(entry: MonitorEntry, record: Record, now: datetime) -> list[Input]:
     ):
         return [Resume(now, PAUSE_CAUSE_SPEC)]
     return [SpecEdit(now)]
-
-
-def record_ping_only(record: Record, ping: Ping) -> Record:
-    """Record a ping on a monitor whose spec cannot be evaluated: counted, never judged.
-
-    A 200 always counts (DESIGN 2: ``pingCount``); nothing alerts on an invalid spec.
-    """
-    rec = record.copy()
-    rec.ping_count += 1
-    rec.ping_counts[ping.kind] = rec.ping_counts.get(ping.kind, 0) + 1
-    rec.last_ping_time = ping.time
-    body = cut_utf8(ping.body, RECENT_PING_BODY_BYTES) if ping.body else None
-    rec.recent_pings.insert(
-        0, PingRecord(ping.time, ping.kind, ping.exit_code, None, ping.run_id, body)
-    )
-    del rec.recent_pings[MAX_RECENT_PINGS:]
-    if ping.body:
-        rec.last_output = Output(ping.time, ping.kind, ping.body)
-    return rec
 
 
 def _parse_observed(raw: Mapping[str, Any] | None, name: str) -> MonitorSpec | None:
