@@ -30,7 +30,7 @@ from heartbeat_operator.domain.inputs import (
     SpecEdit,
     Tick,
 )
-from heartbeat_operator.domain.machine import Transition, apply, describe, record_ping_only
+from heartbeat_operator.domain.machine import Transition, apply, describe, record_ping_only, view
 from heartbeat_operator.domain.outages import Outage
 from heartbeat_operator.domain.records import (
     Record,
@@ -39,6 +39,7 @@ from heartbeat_operator.domain.specs import MonitorSpec, SpecError, parse_spec
 from heartbeat_operator.domain.statuses import READY_TOKEN, Ready, render_status
 from heartbeat_operator.domain.timefmt import TimeFormatError, format_time, parse_time
 from heartbeat_operator.domain.vocabulary import EventType
+from heartbeat_operator.engine import events
 from heartbeat_operator.engine.monitors import MonitorEntry
 
 __all__ = ["Change", "Folded", "TokenUpdate", "Transition", "WriteMark", "fold", "landed_write"]
@@ -98,10 +99,49 @@ class WriteMark:
 
 
 @dataclasses.dataclass(frozen=True)
+class Judged:
+    """What the next wake is computed from: the spec in force, the folded record, the
+    instant deadlines were settled up to and the operator's outages."""
+
+    spec: MonitorSpec
+    record: Record
+    until: datetime
+    outages: tuple[Outage, ...]
+
+
+@dataclasses.dataclass(frozen=True)
 class Folded:
+    """A fold's answer: the whole new status, and what its write announces and implies.
+
+    One path per deadline (issue 14 item 2): the fold that is written also says when the
+    monitor next changes (``next_change_at``) and which Events its transitions post
+    (``announced``, ``event_posts``), so no caller folds, parses or views it again.
+    """
+
     status: dict[str, Any]
     transitions: list[Announcement]
     changed: bool
+    announced: Sequence[events.Transitioned] = ()
+    """``transitions`` with the failures while already Down marked as repeats
+    (DESIGN 10.8.13): what the transition listeners are given."""
+    subject: events.InvolvedObject | None = None
+    judged: Judged | None = None
+    """None when nothing is judged: an invalid spec, or the token not Ready."""
+
+    def next_change_at(self) -> datetime | None:
+        """The next instant this status can change with no new input (the leader wakes
+        then, DESIGN 9.3), None if never or while nothing is judged. Computed on demand:
+        only the leader asks, and a ping write need not pay for it."""
+        if self.judged is None:
+            return None
+        j = self.judged
+        return view(j.spec, j.record, j.until, outages=j.outages).next_change_at
+
+    def event_posts(self, instance: str = "") -> list[dict[str, Any] | events.Aggregate]:
+        """The Events (or anchor patches) to post once this status is written."""
+        if not self.announced or self.subject is None:
+            return []
+        return events.event_posts(self.subject, self.announced, instance=instance)
 
 
 def parse(entry: MonitorEntry) -> MonitorSpec | SpecError:
@@ -297,7 +337,32 @@ def fold(
     writes = _replica_writes(entry.status, mark, now)
     if writes:
         status[REPLICA_WRITES] = writes
-    return Folded(status, transitions, changed=status != dict(entry.status))
+    announced: Sequence[events.Transitioned] = ()
+    if transitions:
+        # DESIGN 10.8.13: a failure while already Down patches the Event of the transition
+        # into Down instead of posting its own (on the monitor and on its CronJob alike).
+        announced = events.mark_repeats(
+            transitions,
+            before=entry.status,
+            after=status,
+            failure_threshold=failure_threshold(entry.spec),
+        )
+    judging = None
+    if judged and isinstance(spec, MonitorSpec) and token_ready(status).status == "True":
+        judging = Judged(spec, record, now - settle_delay, tuple(outages))
+    return Folded(
+        status,
+        transitions,
+        changed=status != dict(entry.status),
+        announced=announced,
+        subject=events.InvolvedObject(entry.namespace, entry.name, entry.uid),
+        judged=judging,
+    )
+
+
+def failure_threshold(spec: Mapping[str, Any]) -> int:
+    value = spec.get("failureThreshold", 1)  # the CRD's default
+    return value if isinstance(value, int) and not isinstance(value, bool) else 1
 
 
 def _replica_writes(

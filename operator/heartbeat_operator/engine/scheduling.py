@@ -78,6 +78,7 @@ class Scheduler:
         judge: Judge | None = None,
         prepare: Callable[[], Awaitable[None]] | None = None,
         events: EventKeeper | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.table = table
         self.events = events
@@ -89,6 +90,7 @@ class Scheduler:
         self.prepare = prepare
         self.delay = deadline_delay
         self._now = now or (lambda: datetime.datetime.now(datetime.UTC))
+        self._clock = clock  # wall seconds, what the heap's wake times are in
         self._heap: list[tuple[float, int, Key]] = []
         self._scheduled: dict[Key, float] = {}
         self._seq = itertools.count()
@@ -156,21 +158,26 @@ class Scheduler:
             self._mark(entry.key)
         while self._task is asyncio.current_task():
             self._wake.clear()
-            wall = time.time()
-            while self._heap and self._heap[0][0] <= wall:
-                when, _, key = heapq.heappop(self._heap)
-                if self._scheduled.get(key) == when:
-                    del self._scheduled[key]
-                    self._mark(key)
+            self._mark_due()
             self._start_reconciles()
             timeout = None
             if self._heap:
-                timeout = max(0.0, self._heap[0][0] - time.time())
+                timeout = max(0.0, self._heap[0][0] - self._clock())
             waking = asyncio.ensure_future(self._wake.wait())
             try:
                 await asyncio.wait({waking}, timeout=timeout)
             finally:
                 waking.cancel()
+
+    def _mark_due(self) -> None:
+        """Queue every monitor whose wake time has come (a stale heap entry, superseded by
+        a later ``schedule``, is dropped)."""
+        wall = self._clock()
+        while self._heap and self._heap[0][0] <= wall:
+            when, _, key = heapq.heappop(self._heap)
+            if self._scheduled.get(key) == when:
+                del self._scheduled[key]
+                self._mark(key)
 
     def _start_reconciles(self) -> None:
         """Start reconciles for queued monitors, up to ``MAX_RECONCILES`` at a time; one
@@ -204,7 +211,7 @@ class Scheduler:
             self._wake.set()
 
     def _retry(self, key: Key) -> None:
-        when = time.time() + RETRY_DELAY
+        when = self._clock() + RETRY_DELAY
         self._scheduled[key] = when
         heapq.heappush(self._heap, (when, next(self._seq), key))
 
@@ -250,20 +257,22 @@ class Scheduler:
         judging = await self._before_judging(entry, now - delay)
         if judging.hold_until is not None:
             return judging.hold_until
-        observed = self.table.observed_spec(entry)
-        outages = self.writer.outages()
         if judging.inputs:
             change = folding.Change(inputs=judging.inputs)
-            entry = await self.writer.submit(key, change, timeout=None)
-        elif folding.fold(
-            entry, [], now, settle_delay=delay, observed_spec=observed, outages=outages
-        ).changed:
-            entry = await self.writer.submit(key, folding.Change(), timeout=None)
-        spec = folding.parse(entry)
-        if not isinstance(spec, MonitorSpec) or folding.token_ready(entry.status).status != "True":
-            return None  # DESIGN 9.7: nothing is judged while Ready=False
-        record = Record.from_status(entry.status, active_since=folding.created_at(entry, now))
-        return view(spec, record, now - delay, outages=outages).next_change_at
+            return (await self.writer.write(key, change, timeout=None)).next_change_at()
+        # One fold tells whether anything is due; only then is it written, and the write's
+        # own fold says when to wake (issue 14 item 2: no second parse, read-back or view).
+        dry = folding.fold(
+            entry,
+            [],
+            now,
+            settle_delay=delay,
+            observed_spec=self.table.observed_spec(entry),
+            outages=self.writer.outages(),
+        )
+        if not dry.changed:
+            return dry.next_change_at()
+        return (await self.writer.write(key, folding.Change(), timeout=None)).next_change_at()
 
     async def _before_judging(self, entry: MonitorEntry, until: datetime.datetime) -> Judging:
         """Ask the judge (auto-wiring) when a deadline of ``entry`` is due by ``until``."""

@@ -25,7 +25,7 @@ import datetime
 import itertools
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from heartbeat_operator.domain.inputs import Ping
@@ -100,7 +100,7 @@ class Item:
     """One waiter's contribution to the next write."""
 
     change: folding.Change
-    future: asyncio.Future[MonitorEntry]
+    future: asyncio.Future[Written]
     deadline: float | None  # loop time; None: no deadline (the leader's inputs)
     is_ping: bool = False
 
@@ -113,7 +113,18 @@ class Sent:
     precondition: str  # the resourceVersion it was conditional on
     items: list[Item]
     result: folding.Folded
-    before: Mapping[str, Any]  # the status it was folded from (for its Events)
+
+
+@dataclasses.dataclass(frozen=True)
+class Written:
+    """A waiter's answer: the monitor as written, and the fold that wrote it (the leader
+    sleeps until ``next_change_at()``; issue 14 item 2)."""
+
+    entry: MonitorEntry
+    folded: folding.Folded
+
+    def next_change_at(self) -> datetime.datetime | None:
+        return self.folded.next_change_at()
 
 
 class Lane:
@@ -204,7 +215,18 @@ class Writer:
         ping: bool = False,
         timeout: float | None = None,
     ) -> MonitorEntry:
-        """Queue ``change`` on the monitor's lane; return the entry as written.
+        """``write``, answering the entry as written."""
+        return (await self.write(key, change, ping=ping, timeout=timeout)).entry
+
+    async def write(
+        self,
+        key: Key,
+        change: folding.Change,
+        *,
+        ping: bool = False,
+        timeout: float | None = None,
+    ) -> Written:
+        """Queue ``change`` on the monitor's lane; return the entry as written and its fold.
 
         Pings get the write timeout and the overload check; the leader's inputs wait as
         long as ``timeout`` says (None: until written or the monitor is gone).
@@ -347,9 +369,9 @@ class Writer:
                 mark=mark,
             )
             if not result.changed:
-                _succeed(batch, entry)
+                _succeed(batch, Written(entry, result))
                 return
-            sent = Sent(mark, entry.resource_version, sending, result, entry.status)
+            sent = Sent(mark, entry.resource_version, sending, result)
             deadlines = [i.deadline for i in sending if i.deadline is not None]
             timeout = None
             if deadlines:
@@ -394,9 +416,9 @@ class Writer:
 
     def _written(self, entry: MonitorEntry, sent: Sent) -> None:
         """``sent`` landed (``entry`` holds it): answer its waiters, post its Events."""
-        _succeed(sent.items, entry)
+        _succeed(sent.items, Written(entry, sent.result))
         if sent.result.transitions:
-            self._post_events(entry, sent.result.transitions, before=sent.before)
+            self._announce(entry, sent.result)
 
     def _log_failure(self, key: Key, exc: ApiError) -> None:
         # An outage fails every write: one line per 10 s, not one each (issue 18 item 6).
@@ -415,28 +437,13 @@ class Writer:
 
     # --- Events ------------------------------------------------------------------------
 
-    def _post_events(
-        self,
-        entry: MonitorEntry,
-        transitions: Sequence[folding.Announcement],
-        *,
-        before: Mapping[str, Any],
-    ) -> None:
-        # DESIGN 10.8.13: a failure while already Down patches the Event of the transition
-        # into Down instead of posting its own (on the monitor and on its CronJob alike).
-        marked = events.mark_repeats(
-            transitions,
-            before=before,
-            after=entry.status,
-            failure_threshold=_failure_threshold(entry.spec),
-        )
+    def _announce(self, entry: MonitorEntry, result: folding.Folded) -> None:
         for listener in self.on_transitions:
             try:
-                listener(entry, marked)
+                listener(entry, result.announced)
             except Exception:
                 logger.exception("transition listener failed")
-        obj = events.InvolvedObject(entry.namespace, entry.name, entry.uid)
-        for post in events.event_posts(obj, marked, instance=self.config.instance):
+        for post in result.event_posts(self.config.instance):
             self.spawn(events.apply_event(self.client, post))
 
     def spawn(self, coro: Any) -> None:
@@ -451,15 +458,10 @@ class Writer:
             await asyncio.wait(tasks, timeout=timeout)
 
 
-def _failure_threshold(spec: Mapping[str, Any]) -> int:
-    value = spec.get("failureThreshold", 1)  # the CRD's default
-    return value if isinstance(value, int) and not isinstance(value, bool) else 1
-
-
-def _succeed(batch: Sequence[Item], entry: MonitorEntry) -> None:
+def _succeed(batch: Sequence[Item], written: Written) -> None:
     for item in batch:
         if not item.future.done():
-            item.future.set_result(entry)
+            item.future.set_result(written)
 
 
 def _fail(batch: Sequence[Item], exc: Exception) -> None:
