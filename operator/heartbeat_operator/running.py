@@ -36,6 +36,7 @@ from heartbeat_operator.engine.events import EventKeeper, InvolvedObject
 from heartbeat_operator.engine.monitors import MonitorEntry, MonitorTable
 from heartbeat_operator.engine.scheduling import Judging, Scheduler
 from heartbeat_operator.engine.tokens import TokenKeeper, Urls
+from heartbeat_operator.engine.workqueue import WorkQueue
 from heartbeat_operator.engine.writing import Writer, WriterConfig
 from heartbeat_operator.kube import watching
 from heartbeat_operator.kube.client import KubeClient
@@ -148,6 +149,8 @@ class Operator:
             poke=lambda key: self.scheduler.poke(key),
         )
         self._sweep: asyncio.Task[None] | None = None
+        # One keyed work queue for the leader's loops: monitors and CronJobs (issue 14 item 3).
+        self.work = WorkQueue()
         self.scheduler = Scheduler(
             self.table,
             self.writer,
@@ -155,6 +158,7 @@ class Operator:
             deadline_delay=w.deadline_delay,
             judge=self._before_judging,
             events=EventKeeper(self.client, self._event_targets, settings.watching.identity),
+            work=self.work,
         )
         lease = settings.leadership
         self.leadership = Leadership(
@@ -185,6 +189,7 @@ class Operator:
             capture_logs=settings.jobs.capture_logs,
             namespace_selector=settings.jobs.namespace_selector,
             instance=settings.watching.identity,
+            work=self.work,
         )
         self.writer.on_transitions.append(self.wiring.mirror_transitions)
 

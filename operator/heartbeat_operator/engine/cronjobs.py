@@ -76,10 +76,12 @@ from heartbeat_operator.engine.events import (
 from heartbeat_operator.engine.folding import Change
 from heartbeat_operator.engine.monitors import Key, MonitorEntry, MonitorTable
 from heartbeat_operator.engine.scheduling import Judging
+from heartbeat_operator.engine.workqueue import WorkQueue
 from heartbeat_operator.recording import UnknownToken
 
 logger = logging.getLogger(__name__)
 
+CRONJOBS = "cronjob"  # the auto-wiring's kind of key in the shared work queue
 MONITOR_ANNOTATION = "heartbeat.dev/monitor"
 GRACE_ANNOTATION = "heartbeat.dev/grace"
 MAX_RUNTIME_ANNOTATION = "heartbeat.dev/max-runtime"
@@ -525,6 +527,7 @@ class AutoWiring:
         namespace_selector: Selector | None = None,
         instance: str = "",
         now: Callable[[], datetime.datetime] | None = None,
+        work: WorkQueue | None = None,
     ) -> None:
         self.client = client
         self.monitors = monitors
@@ -551,10 +554,11 @@ class AutoWiring:
         # Jobs deleted before they finished (Replace, kubectl delete): a failure each.
         self._deleted: dict[Key, list[tuple[jobs_.JobRun, datetime.datetime]]] = {}
         self._posted: set[str] = set()
-        self._dirty: set[Key] = set()
-        self._busy: set[Key] = set()
-        self._wake = asyncio.Event()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        # CronJobs to reconcile: the work queue shared with the scheduler (issue 14 item
+        # 3), held while this replica does not lead (a follower keeps its marks).
+        self.work = work or WorkQueue()
+        self.work.add_kind(CRONJOBS, self._reconcile_guarded)
+        self._tasks: set[asyncio.Task[Any]] = set()  # Event posts
 
     # --- fed by the watches (every replica) ---------------------------------------------
 
@@ -646,6 +650,9 @@ class AutoWiring:
         if leading:
             for key in self.cronjobs:
                 self.mark(key)
+            self.work.release(CRONJOBS)
+        else:
+            self.work.hold(CRONJOBS)
 
     def event_targets(self, entry: MonitorEntry) -> list[InvolvedObject]:
         """The CronJob an auto-wired monitor's Events are also posted on (or none)."""
@@ -662,8 +669,7 @@ class AutoWiring:
         return [cronjob]
 
     def mark(self, key: Key) -> None:
-        self._dirty.add(key)
-        self._wake.set()
+        self.work.mark(CRONJOBS, key)
 
     # --- every replica: Events of an auto-wired monitor also go to its CronJob --------------
 
@@ -678,28 +684,21 @@ class AutoWiring:
     # --- the leader's loop -------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Reconcile dirty CronJobs while leading, each key one at a time (a follower keeps
-        its marks: at most one per CronJob, all re-marked when it starts leading)."""
-        stopping = asyncio.ensure_future(stop.wait())
+        """Reconcile marked CronJobs while leading until ``stop``, each key one at a time
+        (the shared ``WorkQueue``; a follower keeps its marks: at most one per CronJob,
+        all re-marked when it starts leading)."""
+        if self.is_leader():
+            self.work.release(CRONJOBS)
         try:
-            while not stop.is_set():
-                self._wake.clear()
-                if self.is_leader():
-                    for key in list(self._dirty):
-                        if key in self._busy:
-                            continue
-                        self._dirty.discard(key)
-                        self._busy.add(key)
-                        self._spawn(self._reconcile_guarded(key))
-                waking = asyncio.ensure_future(self._wake.wait())
-                await asyncio.wait({waking, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                waking.cancel()
+            await stop.wait()
         finally:
-            stopping.cancel()
+            self.work.hold(CRONJOBS)
 
     async def drain(self, timeout: float) -> None:
+        """Wait (up to ``timeout``) for the Event posts and reconciles running now."""
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout)
+        await self.work.drain(timeout)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -711,10 +710,6 @@ class AutoWiring:
             await self.reconcile(key)
         except Exception:
             logger.exception("auto-wiring of CronJob %s/%s failed", *key)
-        finally:
-            self._busy.discard(key)
-            if key in self._dirty:
-                self._wake.set()
 
     async def reconcile(self, key: Key) -> None:
         """Bring the CronJob's monitor, its pause and its Job pings up to date (leader)."""

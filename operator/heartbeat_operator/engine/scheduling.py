@@ -22,7 +22,6 @@ write and its Events (issue 18 item 3).
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import dataclasses
 import datetime
@@ -31,7 +30,6 @@ import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from heartbeat_operator.domain.inputs import Input
 from heartbeat_operator.domain.machine import view
@@ -40,6 +38,7 @@ from heartbeat_operator.domain.specs import MonitorSpec
 from heartbeat_operator.engine import folding, tokens
 from heartbeat_operator.engine.events import EventKeeper
 from heartbeat_operator.engine.monitors import Key, MonitorEntry, MonitorTable
+from heartbeat_operator.engine.workqueue import WorkQueue
 from heartbeat_operator.engine.writing import Writer
 from heartbeat_operator.settings import WriterSettings
 
@@ -50,6 +49,7 @@ RETRY_DELAY = 2.0  # s: after a failed reconcile (API unreachable, ...), not a h
 #: Concurrent reconciles (each mostly waits on its writer lane). Also the bound on tasks: a
 #: takeover marks every monitor at once, which was one waiting task per monitor.
 MAX_RECONCILES = 32
+MONITORS = "monitor"  # the scheduler's kind of key in the shared work queue
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +79,7 @@ class Scheduler:
         prepare: Callable[[], Awaitable[None]] | None = None,
         events: EventKeeper | None = None,
         clock: Callable[[], float] = time.time,
+        work: WorkQueue | None = None,
     ) -> None:
         self.table = table
         self.events = events
@@ -94,13 +95,12 @@ class Scheduler:
         self._heap: list[tuple[float, int, Key]] = []
         self._scheduled: dict[Key, float] = {}
         self._seq = itertools.count()
-        # Monitors to reconcile, in the order marked; each at most once in the queue.
-        self._dirty: set[Key] = set()
-        self._queue: collections.deque[Key] = collections.deque()
-        self._busy: set[Key] = set()
-        self._wake = asyncio.Event()
+        # Monitors to reconcile: the work queue shared with the CronJob loop (issue 14
+        # item 3), held until this replica leads and knows the operator's outages.
+        self.work = work or WorkQueue()
+        self.work.add_kind(MONITORS, self._reconcile, limit=MAX_RECONCILES)
+        self._wake = asyncio.Event()  # the heap's earliest wake time moved
         self._task: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
         table.subscribe(self._on_table_change)
 
     # --- leadership ------------------------------------------------------------------
@@ -117,14 +117,12 @@ class Scheduler:
             # that races with the awaited event being set.
             self._task.cancel()
             self._task = None
-            for task in list(self._tasks):
-                task.cancel()
+            self.work.hold(MONITORS)
+            self.work.clear(MONITORS)
             self._heap.clear()
             if self.events is not None:
                 self.events.forget()
             self._scheduled.clear()
-            self._dirty.clear()
-            self._queue.clear()
 
     async def stop(self) -> None:
         task = self._task
@@ -136,16 +134,13 @@ class Scheduler:
     def _on_table_change(self, key: Key, entry: MonitorEntry | None) -> None:
         if self.leading:
             self._mark(key)
-            self._wake.set()
 
     def poke(self, key: Key) -> None:
         """Reconcile this monitor soon (the token sweep found its Secret deleted)."""
         self._on_table_change(key, None)
 
     def _mark(self, key: Key) -> None:
-        if key not in self._dirty:
-            self._dirty.add(key)
-            self._queue.append(key)
+        self.work.mark(MONITORS, key)
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -156,10 +151,10 @@ class Scheduler:
         logger.info("leading: reconciling %d monitors", len(self.table))
         for entry in self.table:
             self._mark(entry.key)
+        self.work.release(MONITORS)
         while self._task is asyncio.current_task():
             self._wake.clear()
             self._mark_due()
-            self._start_reconciles()
             timeout = None
             if self._heap:
                 timeout = max(0.0, self._heap[0][0] - self._clock())
@@ -179,25 +174,6 @@ class Scheduler:
                 del self._scheduled[key]
                 self._mark(key)
 
-    def _start_reconciles(self) -> None:
-        """Start reconciles for queued monitors, up to ``MAX_RECONCILES`` at a time; one
-        marked again while its reconcile runs waits in the queue for the next turn."""
-        again = []
-        while self._queue and len(self._busy) < MAX_RECONCILES:
-            key = self._queue.popleft()
-            if key in self._busy:
-                again.append(key)
-                continue
-            self._dirty.discard(key)
-            self._busy.add(key)
-            self._spawn(self._reconcile(key))
-        self._queue.extend(again)
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     def schedule(self, key: Key, at: datetime.datetime | None) -> None:
         if at is None:
             self._scheduled.pop(key, None)
@@ -214,6 +190,8 @@ class Scheduler:
         when = self._clock() + RETRY_DELAY
         self._scheduled[key] = when
         heapq.heappush(self._heap, (when, next(self._seq), key))
+        if self._heap[0][0] == when:
+            self._wake.set()  # the loop may be sleeping until a later wake time
 
     async def _reconcile(self, key: Key) -> None:
         try:
@@ -223,10 +201,6 @@ class Scheduler:
         except Exception:
             logger.exception("reconciling %s/%s failed; retrying in %s s", *key, RETRY_DELAY)
             self._retry(key)
-        finally:
-            self._busy.discard(key)
-            if self._queue:
-                self._wake.set()
 
     async def reconcile(self, key: Key) -> None:
         entry = self.table.get(key)

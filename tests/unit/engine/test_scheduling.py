@@ -26,7 +26,13 @@ from heartbeat_operator.engine.events import (
 )
 from heartbeat_operator.engine.folding import Change
 from heartbeat_operator.engine.monitors import Key, MonitorEntry, MonitorTable
-from heartbeat_operator.engine.scheduling import RETRY_DELAY, WAKE_MARGIN, Judging, Scheduler
+from heartbeat_operator.engine.scheduling import (
+    MONITORS,
+    RETRY_DELAY,
+    WAKE_MARGIN,
+    Judging,
+    Scheduler,
+)
 from heartbeat_operator.engine.writing import Writer, WriterConfig, Written
 
 KEY = ("ops", "backup")
@@ -311,7 +317,7 @@ async def test_the_loop_wakes_each_monitor_at_its_time_on_the_fake_clock() -> No
         writes = leader.status_writes()
         leader.now = woken_for(DUE) - timedelta(seconds=1)  # not yet: nothing is due
         scheduler._mark_due()
-        assert KEY not in scheduler._dirty and leader.wakes_at() == wake(DUE)
+        assert KEY not in scheduler.work.pending(MONITORS) and leader.wakes_at() == wake(DUE)
         leader.now = woken_for(DUE)
         scheduler._wake.set()  # the real loop would have slept until then
         await wait_until(lambda: leader.status["state"] == "Grace")
