@@ -41,7 +41,7 @@ bench-deps: $(VENV)/.bench-installed
 	bash hack/install-bench-deps.sh
 
 $(VENV)/.bench-installed: pyproject.toml | $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,test,bench]'
 	touch $@
 
 setup: venv test-deps controlplane helm
@@ -53,7 +53,7 @@ $(BIN)/python:
 
 # Reinstalled whenever pyproject.toml changes (pins, extras, entry points).
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,test]'
 	touch $@
 
 test-deps:
@@ -87,7 +87,7 @@ check-py313: $(VENV313)/.installed
 $(VENV313)/.installed: pyproject.toml
 	@test -n "$(PY313)" || { echo "no Python 3.13: pyenv install 3.13 (or make check-py313 PY313=/path/to/python3.13)" >&2; exit 1; }
 	test -x $(VENV313)/bin/python || "$(PY313)" -m venv $(VENV313)
-	$(VENV313)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(VENV313)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,test]'
 	touch $@
 
 lint: venv

@@ -1,6 +1,6 @@
 """Benchmark: one /metrics scrape of 10,000 monitors (issue 6; target < 200 ms).
 
-Builds a monitor table the way the kube side holds it (``kube.monitors.MonitorEntry``
+Builds a monitor table the way the kube side holds it (``engine.monitors.MonitorEntry``
 rows: namespace, name, labels, spec and a full status per monitor — three conditions, ten
 recent pings and transitions, a last output, as the operator writes them — kept packed
 and unpacked when read; every per-monitor series present), makes this replica the leader, and times
@@ -30,7 +30,7 @@ from typing import Any
 
 from aiohttp import ClientSession, web
 
-from heartbeat_operator.kube.monitors import MonitorEntry
+from heartbeat_operator.engine.monitors import MonitorEntry
 from heartbeat_operator.metrics import MONITOR_STATES, Metrics
 
 LABEL_KEYS = ["team", "app.kubernetes.io/part-of", "severity"]

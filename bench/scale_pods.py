@@ -49,7 +49,7 @@ import scale
 import seeding
 from harness import QUICK, Api, ControlPlane, OperatorProcess, Row, say
 
-from heartbeat_operator.kube import jobs as jobs_
+from heartbeat_operator.engine import jobs as jobs_
 
 NAMESPACE = scale.NAMESPACE
 WIRED_EVERY = 5

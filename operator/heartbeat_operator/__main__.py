@@ -3,6 +3,8 @@
 Each subcommand lives in the module that owns it; that module exposes
 ``configure(parser)`` (add its arguments) and ``main(args) -> int`` (exit status).
 Modules are imported only when their subcommand runs, so ``simulate`` never loads kopf.
+``dev`` needs the ``dev`` extra (``kubernetes``, ``cryptography``; issue 14 item 7), which
+the image does not install: without it, it says so.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 # subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -32,9 +35,7 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         sub = commands.add_parser(name, help=help_text)
         if name == chosen:
-            if name == "run":
-                _hide_sync_kubernetes_client()
-            module = importlib.import_module(module_name)
+            module = _import(name, module_name)
             module.configure(sub)
             sub.set_defaults(entry=module.main)
     return parser
@@ -49,15 +50,23 @@ def _version() -> str:
         return "unknown"
 
 
-def _hide_sync_kubernetes_client() -> None:
-    """Keep ``import kubernetes`` from loading in the operator process.
+#: Subcommands that need an extra, and the modules only that extra installs.
+EXTRAS: dict[str, tuple[str, frozenset[str]]] = {
+    "dev": ("dev", frozenset({"kubernetes", "cryptography"})),
+}
 
-    kopf imports the sync client at its own import only to ask whether it is installed
-    (for a piggybacking login; ``kube.watching`` registers its own). The operator never
-    uses it (every API call is async, DESIGN 9 item 1), and loading it costs ~17 MiB of RSS per
-    replica (bench/README.md, "scale"). It stays installed for ``dev`` and the tests.
-    """
-    sys.modules.setdefault("kubernetes", None)  # type: ignore[arg-type]
+
+def _import(name: str, module_name: str) -> Any:
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        extra, modules = EXTRAS.get(name, ("", frozenset()))
+        if (exc.name or "").split(".")[0] not in modules:
+            raise
+        sys.exit(
+            f"heartbeat-operator {name} needs the '{extra}' extra "
+            f"(pip install 'heartbeat-operator[{extra}]'): no module named {exc.name!r}"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -44,6 +44,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest, gzip_accepted
 from prometheus_client.registry import Collector
 
+from heartbeat_operator.domain.vocabulary import PingKind, RouteClass, State
+
 if TYPE_CHECKING:
     from aiohttp import web
 
@@ -63,13 +65,13 @@ __all__ = [
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 #: The closed set of states (DESIGN section 2); ``heartbeat_monitor_state`` is one-hot over it.
-MONITOR_STATES: tuple[str, ...] = ("New", "Healthy", "Grace", "Down", "Paused")
+MONITOR_STATES: tuple[str, ...] = tuple(State)
 
 #: Ping kinds as ``status.pingCounts`` keys them (DESIGN seam 1: ``Ping.kind``).
-PING_KINDS: tuple[str, ...] = ("success", "start", "fail", "log", "exit")
+PING_KINDS: tuple[str, ...] = tuple(PingKind)
 
 #: Receiver route classes (DESIGN 9.14); anything else is counted as ``other``.
-ROUTE_CLASSES: tuple[str, ...] = ("ping", "hb", "v1", "api", "probe", "other")
+ROUTE_CLASSES: tuple[str, ...] = tuple(RouteClass)
 
 MonitorMetricsMode = Literal["full", "minimal"]
 

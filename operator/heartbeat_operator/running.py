@@ -2,8 +2,8 @@
 in one asyncio loop (DESIGN 6).
 
 Every replica watches monitors (``kube.watching``), serves pings and writes what they
-change (``kube.writing``); the Lease holder (``kube.leasing``) also runs the scheduler
-(``kube.scheduling``) that writes what time, spec edits and tokens change.
+change (``engine.writing``); the Lease holder (``kube.leasing``) also runs the scheduler
+(``engine.scheduling``) that writes what time, spec edits and tokens change.
 
 Life cycle (DESIGN 9.20): on SIGTERM ``/readyz`` turns 503 on both ports, the leader stops
 scheduling and releases the Lease, pings in flight are written and answered, kopf stops,
@@ -32,17 +32,20 @@ from heartbeat_operator.admission.serving import serve_webhook
 from heartbeat_operator.domain.records import Record
 from heartbeat_operator.domain.specs import MonitorSpec
 from heartbeat_operator.domain.timefmt import TimeFormatError, parse_time
-from heartbeat_operator.kube import cronjobs, watching
-from heartbeat_operator.kube.client import ApiError, KubeClient
+from heartbeat_operator.engine import cronjobs
+from heartbeat_operator.engine.api import ApiError
+from heartbeat_operator.engine.events import EventKeeper, InvolvedObject
+from heartbeat_operator.engine.monitors import MonitorEntry, MonitorTable
+from heartbeat_operator.engine.scheduling import Judging, Scheduler
+from heartbeat_operator.engine.tokens import TokenKeeper, Urls
+from heartbeat_operator.engine.workqueue import WorkQueue
+from heartbeat_operator.engine.writing import Writer, WriterConfig
+from heartbeat_operator.kube import watching
+from heartbeat_operator.kube.client import KubeClient
 from heartbeat_operator.kube.credentials import Credentials
-from heartbeat_operator.kube.events import EventKeeper, InvolvedObject
 from heartbeat_operator.kube.leasing import Leadership, LeaseConfig
-from heartbeat_operator.kube.monitors import MonitorEntry, MonitorTable
 from heartbeat_operator.kube.pauses import KubePauses
 from heartbeat_operator.kube.replicas import Replicas
-from heartbeat_operator.kube.scheduling import Judging, Scheduler
-from heartbeat_operator.kube.tokens import TokenKeeper, Urls
-from heartbeat_operator.kube.writing import Writer, WriterConfig
 from heartbeat_operator.metrics import Metrics, make_metrics_handler
 from heartbeat_operator.receiver.app import make_metrics_app, make_ping_app
 from heartbeat_operator.receiver.health import Health
@@ -180,22 +183,7 @@ class Operator:
             relogin=lambda: credentials.get(refresh=True),  # after a 401 or at expiry
         )
         w = settings.writer
-        r = settings.receiver
-        self.writer = Writer(
-            self.client,
-            self.table,
-            WriterConfig(
-                writes_per_second=w.writes_per_second,
-                write_burst=w.write_burst,
-                max_waiting_pings=w.max_waiting_pings,
-                max_writes_in_flight=w.max_writes_in_flight,
-                write_timeout=r.write_timeout,
-                index_miss_wait=r.index_miss_wait,
-                max_index_waits=r.max_index_waits,
-                deadline_delay=w.deadline_delay,
-                instance=settings.watching.identity,
-            ),
-        )
+        self.writer = Writer(self.client, self.table, WriterConfig.from_settings(settings))
         urls = Urls(settings.server.external_url, settings.server.internal_url)
         self.tokens = TokenKeeper(
             self.client,
@@ -206,6 +194,8 @@ class Operator:
             poke=lambda key: self.scheduler.poke(key),
         )
         self._sweep: asyncio.Task[None] | None = None
+        # One keyed work queue for the leader's loops: monitors and CronJobs (issue 14 item 3).
+        self.work = WorkQueue()
         self.scheduler = Scheduler(
             self.table,
             self.writer,
@@ -213,18 +203,12 @@ class Operator:
             deadline_delay=w.deadline_delay,
             judge=self._before_judging,
             events=EventKeeper(self.client, self._event_targets, settings.watching.identity),
+            work=self.work,
         )
         lease = settings.leadership
         self.leadership = Leadership(
             self.client,
-            LeaseConfig(
-                namespace=settings.watching.lease_namespace,
-                name=lease.lease_name,
-                identity=settings.watching.identity,
-                duration=lease.lease_duration,
-                renew_interval=lease.renew_interval,
-                renew_deadline=lease.renew_deadline,
-            ),
+            LeaseConfig.from_settings(settings),
             on_change=self._leadership_changed,
         )
         # DESIGN 10.5, 10.8.9: this replica's Lease, and the outages every write judges with.
@@ -250,6 +234,7 @@ class Operator:
             capture_logs=settings.jobs.capture_logs,
             namespace_selector=settings.jobs.namespace_selector,
             instance=settings.watching.identity,
+            work=self.work,
         )
         self.writer.on_transitions.append(self.wiring.mirror_transitions)
 
@@ -359,7 +344,7 @@ async def run(settings: Settings) -> int:
 
     existing = set(asyncio.all_tasks())
     kopf_tasks = await kopf.spawn_tasks(
-        registry=cronjobs.register(
+        registry=watching.register_autowiring(
             watching.build_registry(op.table, op.credentials.kopf_login()), op.wiring
         ),
         settings=watching.build_settings(),

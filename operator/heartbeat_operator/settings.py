@@ -423,6 +423,7 @@ class _Flag:
     field: str  # attribute within the group: "metrics_port"
     parse: Callable[[str], Any]
     help: str
+    shown: str | None = None  # the default as --help shows it, when not the field's own
     repeatable: bool = False
     boolean: bool = False
 
@@ -436,43 +437,45 @@ class _Flag:
 
 
 _FLAGS: tuple[_Flag, ...] = (
-    _Flag("--host", "server", "host", _text, "address to bind both ports to (0.0.0.0)"),
-    _Flag("--port", "server", "port", _port, "ping receiver port (8080)"),
-    _Flag("--metrics-port", "server", "metrics_port", _port, "metrics port (8081)"),
+    _Flag("--host", "server", "host", _text, "address to bind both ports to"),
+    _Flag("--port", "server", "port", _port, "ping receiver port"),
+    _Flag("--metrics-port", "server", "metrics_port", _port, "metrics port"),
     _Flag(
         "--external-url",
         "server",
         "external_url",
         _url,
-        "base URL jobs ping; the Secret's url is this + /ping/<token> (http://127.0.0.1:<port>)",
+        "base URL jobs ping; the Secret's url is this + /ping/<token>",
+        shown="http://127.0.0.1:<port>",
     ),
     _Flag(
         "--internal-url",
         "server",
         "internal_url",
         _url,
-        "in-cluster base URL; adds internal-url to each Secret (unset)",
+        "in-cluster base URL; adds internal-url to each Secret",
     ),
     _Flag(
         "--shutdown-timeout",
         "server",
         "shutdown_timeout",
         _positive_float,
-        "seconds in-flight requests get after SIGTERM (8)",
+        "seconds in-flight requests get after SIGTERM",
     ),
     _Flag(
         "--drain-delay",
         "server",
         "drain_delay",
         _non_negative_float,
-        "seconds /drain (the preStop hook) keeps /readyz 503 before answering (10)",
+        "seconds /drain (the preStop hook) keeps /readyz 503 before answering",
     ),
     _Flag(
         "--namespace",
         "watching",
         "namespaces",
         _text,
-        "namespace to watch; repeat for several (default: all)",
+        "namespace to watch; repeat for several",
+        shown="default: all",
         repeatable=True,
     ),
     _Flag(
@@ -480,21 +483,23 @@ _FLAGS: tuple[_Flag, ...] = (
         "watching",
         "lease_namespace",
         _text,
-        "namespace of the leadership Lease (the pod's namespace, else default)",
+        "namespace of the leadership Lease",
+        shown="the pod's namespace, else default",
     ),
     _Flag(
         "--identity",
         "watching",
         "identity",
         _identity,
-        "this replica's identity, a DNS-1123 label (<hostname>-<random epoch>)",
+        "this replica's identity, a DNS-1123 label",
+        shown="<hostname>-<random epoch>",
     ),
     _Flag(
         "--body-limit",
         "receiver",
         "body_limit",
         _non_negative_int,
-        "bytes of a ping body kept (10000)",
+        "bytes of a ping body kept",
     ),
     _Flag("--max-body", "receiver", "max_body", _positive_int, "bytes: larger bodies get 413"),
     _Flag(
@@ -502,35 +507,35 @@ _FLAGS: tuple[_Flag, ...] = (
         "receiver",
         "read_timeout",
         _positive_float,
-        "seconds for headers and for the body, else 408 (10)",
+        "seconds for headers and for the body, else 408",
     ),
     _Flag(
         "--max-connections",
         "receiver",
         "max_connections",
         _positive_int,
-        "connections per replica on the ping port (1000)",
+        "connections per replica on the ping port",
     ),
     _Flag(
         "--index-miss-wait",
         "receiver",
         "index_miss_wait",
         _positive_float,
-        "seconds an unknown token waits for the index before 404 (2)",
+        "seconds an unknown token waits for the index before 404",
     ),
     _Flag(
         "--max-index-waits",
         "receiver",
         "max_index_waits",
         _positive_int,
-        "index-miss waits at once (64)",
+        "index-miss waits at once",
     ),
     _Flag(
         "--write-timeout",
         "receiver",
         "write_timeout",
         _positive_float,
-        "seconds a ping waits for its write, else 503 (5)",
+        "seconds a ping waits for its write, else 503",
     ),
     _Flag(
         "--pause-api",
@@ -552,44 +557,44 @@ _FLAGS: tuple[_Flag, ...] = (
         "writer",
         "writes_per_second",
         _positive_float,
-        "status writes per second per monitor (5)",
+        "status writes per second per monitor",
     ),
-    _Flag("--write-burst", "writer", "write_burst", _positive_int, "write burst per monitor (10)"),
+    _Flag("--write-burst", "writer", "write_burst", _positive_int, "write burst per monitor"),
     _Flag(
         "--max-waiting-pings",
         "writer",
         "max_waiting_pings",
         _positive_int,
-        "pings waiting for one monitor before 429 (50)",
+        "pings waiting for one monitor before 429",
     ),
     _Flag(
         "--max-writes-in-flight",
         "writer",
         "max_writes_in_flight",
         _positive_int,
-        "status writes in flight per replica (64)",
+        "status writes in flight per replica",
     ),
-    _Flag("--lease-name", "leadership", "lease_name", _text, "Lease name (heartbeat-operator)"),
+    _Flag("--lease-name", "leadership", "lease_name", _text, "Lease name"),
     _Flag(
         "--secret-sweep-reads-per-second",
         "tokens",
         "sweep_reads_per_second",
         _positive_float,
-        "token Secret reads per second of the leader's sweep for deleted Secrets (20)",
+        "token Secret reads per second of the leader's sweep for deleted Secrets",
     ),
     _Flag(
         "--secret-sweep-interval",
         "tokens",
         "sweep_interval",
         _positive_float,
-        "seconds between the end of one Secret sweep pass and the next (60)",
+        "seconds between the end of one Secret sweep pass and the next",
     ),
     _Flag(
         "--monitor-metrics",
         "metrics",
         "monitor_metrics",
         _monitor_metrics,
-        "per-monitor series: full or minimal (full)",
+        "per-monitor series: full or minimal",
     ),
     _Flag(
         "--badges",
@@ -612,7 +617,7 @@ _FLAGS: tuple[_Flag, ...] = (
         "jobs",
         "exit_codes",
         _boolean,
-        "list a failed Job's Pods for its exit code (on)",
+        "list a failed Job's Pods for its exit code",
         boolean=True,
     ),
     _Flag(
@@ -621,30 +626,32 @@ _FLAGS: tuple[_Flag, ...] = (
         "namespace_selector",
         _namespace_selector,
         "label selector on Namespaces whose CronJobs are all monitored without the "
-        "annotation, e.g. 'heartbeat.dev/monitor-cronjobs=true' (empty: off)",
+        "annotation, e.g. 'heartbeat.dev/monitor-cronjobs=true'",
+        shown="empty: off",
     ),
     _Flag(
         "--capture-logs",
         "jobs",
         "capture_logs",
         _boolean,
-        "a failed Job's last log lines become its fail ping's body (off)",
+        "a failed Job's last log lines become its fail ping's body",
         boolean=True,
     ),
-    _Flag("--webhook-port", "webhook", "port", _port, "admission webhook HTTPS port (9443)"),
+    _Flag("--webhook-port", "webhook", "port", _port, "admission webhook HTTPS port"),
     _Flag(
         "--webhook-cert-file",
         "webhook",
         "cert_file",
         _path,
-        "PEM certificate of the admission webhook; with --webhook-key-file turns it on (off)",
+        "PEM certificate of the admission webhook; with --webhook-key-file turns it on",
+        shown="off",
     ),
     _Flag(
         "--webhook-key-file",
         "webhook",
         "key_file",
         _path,
-        "PEM key of --webhook-cert-file (unset)",
+        "PEM key of --webhook-cert-file",
     ),
 )
 
@@ -656,7 +663,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "settings", "each flag can also be set as HEARTBEAT_<NAME> (the flag wins)"
     )
     for flag in _FLAGS:
-        help_text = f"{flag.help} [env {flag.env}]"
+        help_text = f"{flag.help} ({_shown_default(flag)}) [env {flag.env}]"
         if flag.boolean:
             group.add_argument(
                 flag.flag,
@@ -682,6 +689,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                 default=None,
                 help=help_text,
             )
+
+
+def _shown_default(flag: _Flag) -> str:
+    """The default ``--help`` names, read from the settings field itself, so each default
+    is written once (issue 14 item 5); ``flag.shown`` for a default computed at start-up."""
+    if flag.shown is not None:
+        return flag.shown
+    groups = {f.name: f.default_factory for f in dataclasses.fields(Settings)}
+    group = groups[flag.group]
+    assert callable(group)
+    value = getattr(group(), flag.field)
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value is None:
+        return "unset"
+    if value == ():
+        return "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _argparse_type(flag: _Flag) -> Callable[[str], Any]:

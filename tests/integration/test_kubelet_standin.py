@@ -2,7 +2,7 @@
 
 Against the real control plane: the Job controller (kube-controller-manager) reads the Pod
 statuses ``tests.support.kubelet`` writes and sets the Job's own status, and
-``heartbeat_operator.kube.causes`` reads the real objects back. No operator runs here;
+``heartbeat_operator.engine.causes`` reads the real objects back. No operator runs here;
 these are the ground rules the operator's NotStarted and failure tests stand on.
 """
 
@@ -17,15 +17,15 @@ import kopf
 import pytest
 from kubernetes import client as k8s
 
-from heartbeat_operator.kube.causes import (
+from heartbeat_operator.engine.causes import (
     failing_container,
     failure_cause,
     job_started_at,
     not_started_cause,
     pod_started_at,
 )
+from heartbeat_operator.engine.podreads import list_job_events
 from heartbeat_operator.kube.client import KubeClient
-from heartbeat_operator.kube.podreads import list_job_events
 from tests.support.kubelet import Kubelet
 from tests.support.waiting import wait_for
 

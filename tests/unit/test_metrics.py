@@ -559,8 +559,8 @@ async def test_a_large_table_is_streamed_whole_and_head_gets_no_body(
 
 
 def test_reads_the_kube_monitor_table_and_skips_monitors_being_deleted() -> None:
-    """Seam 3 with the kube side's own rows (kube.monitors.MonitorEntry)."""
-    from heartbeat_operator.kube.monitors import MonitorTable
+    """Seam 3 with the kube side's own rows (engine.monitors.MonitorEntry)."""
+    from heartbeat_operator.engine.monitors import MonitorTable
 
     table = MonitorTable()
     for name, deleting in (("kept", False), ("leaving", True)):

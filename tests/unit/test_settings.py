@@ -403,3 +403,41 @@ def test_pause_api_on_and_badges_off_by_default(no_file: Path) -> None:
     assert settings.metrics.badges is False
     flipped = build(["--no-pause-api", "--badges"], namespace_file=no_file)
     assert (flipped.receiver.pause_api, flipped.metrics.badges) == (False, True)
+
+
+# --- settings once (issue 14 item 5) ---------------------------------------------------
+
+
+def test_the_writer_and_lease_configs_are_the_settings(no_file: Path) -> None:
+    from heartbeat_operator.engine.writing import WriterConfig
+    from heartbeat_operator.kube.leasing import LeaseConfig
+
+    argv = ["--writes-per-second", "7", "--write-burst", "3", "--max-waiting-pings", "9"]
+    argv += ["--max-writes-in-flight", "11", "--write-timeout", "1.5", "--index-miss-wait", "0.5"]
+    argv += ["--max-index-waits", "13", "--lease-name", "hb", "--lease-namespace", "ops"]
+    argv += ["--identity", "replica-1"]
+    settings = build(argv, namespace_file=no_file)
+    writer = WriterConfig.from_settings(settings)
+    assert (writer.writes_per_second, writer.write_burst, writer.max_waiting_pings) == (7, 3, 9)
+    assert (writer.max_writes_in_flight, writer.write_timeout, writer.index_miss_wait) == (
+        11,
+        1.5,
+        0.5,
+    )
+    assert (writer.max_index_waits, writer.instance) == (13, "replica-1")
+    lease = LeaseConfig.from_settings(settings)
+    assert (lease.namespace, lease.name, lease.identity) == ("ops", "hb", "replica-1")
+    # the engine's own defaults are the settings' defaults, not copies of them
+    defaults = Settings()
+    assert WriterConfig() == dataclasses.replace(WriterConfig.from_settings(defaults), instance="")
+    assert LeaseConfig("ns", "name", "me").renew_deadline == defaults.leadership.renew_deadline
+
+
+def test_help_shows_each_fields_own_default(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser(prog="run")
+    add_arguments(parser)
+    text = " ".join(parser.format_help().split())
+    assert "status writes per second per monitor (5) [env HEARTBEAT_WRITES_PER_SECOND]" in text
+    assert "bytes: larger bodies get 413 (1048576)" in text
+    assert "list a failed Job's Pods for its exit code (on)" in text
+    assert "index-miss waits at once (64)" in text

@@ -30,7 +30,7 @@ API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
 GROUP = "heartbeat.dev"
 MONITOR_KIND = "HeartbeatMonitor"
-#: The operator's own field manager (``kube.cronjobs.FIELD_MANAGER``, DESIGN 9.11).
+#: The operator's own field manager (``engine.cronjobs.FIELD_MANAGER``, DESIGN 9.11).
 OPERATOR_FIELD_MANAGER = "heartbeat-operator"
 #: The HTTP status the API server reports for a refusal: 422 Invalid, as for a schema error.
 REFUSED_CODE = 422

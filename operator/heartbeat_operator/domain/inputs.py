@@ -10,17 +10,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-# ``exit`` (a finish carrying only an exit code) is still folded, but nothing produces it:
-# an exit code ping is recorded as the success or failure it reports (``exit_code_kind``).
-PingKind = Literal["success", "start", "fail", "log", "exit"]
-PING_KINDS: tuple[PingKind, ...] = ("success", "start", "fail", "log", "exit")
+from heartbeat_operator.domain.vocabulary import PingKind
+
+PING_KINDS: tuple[PingKind, ...] = tuple(PingKind)
 
 
 def exit_code_kind(code: int) -> PingKind:
     """The kind an exit code ping is recorded as: DESIGN section 3, "0 success, 1–255
     failure", as section 2's ``{kind: success, exitCode: 0, …}``. So
     ``heartbeat_pings_total{kind="fail"}`` counts every failure, however reported."""
-    return "success" if code == 0 else "fail"
+    return PingKind.SUCCESS if code == 0 else PingKind.FAIL
 
 
 # Job phases recorded in ``status.reportedJobs`` (DESIGN 9.10): the kind of ping the Job

@@ -63,6 +63,7 @@ from heartbeat_operator.domain.records import (
 from heartbeat_operator.domain.schedules import Slot
 from heartbeat_operator.domain.specs import MonitorSpec
 from heartbeat_operator.domain.timefmt import format_local, seconds
+from heartbeat_operator.domain.vocabulary import EventType
 
 # Fine print 10: in cron mode a start or finish up to 60 s before a tick counts for it.
 EARLY_PING_WINDOW = timedelta(seconds=60)
@@ -74,8 +75,8 @@ _BODY_LINES = 3
 # (exit code 137)", issue 12) fits whole; the message is cut at 300 bytes anyway.
 _BODY_LINE_CHARS = 160
 
-NORMAL = "Normal"
-WARNING = "Warning"
+NORMAL = EventType.NORMAL
+WARNING = EventType.WARNING
 
 
 @dataclass(frozen=True, slots=True)
@@ -580,9 +581,22 @@ def _report_job(rec: Record, uid: str, phase: str) -> None:
     del rec.reported_jobs[:-MAX_REPORTED_JOBS]
 
 
+def record_ping_only(record: Record, ping: Ping) -> Record:
+    """Record a ping on a monitor whose spec cannot be evaluated: counted, never judged.
+
+    A 200 always counts (DESIGN 2: ``pingCount``); nothing alerts on an invalid spec.
+    """
+    rec = record.copy()
+    _record_ping(rec, ping, ping.time, None)
+    return rec
+
+
 def _record_ping(rec: Record, ping: Ping, at: datetime, duration: timedelta | None) -> None:
     rec.ping_count += 1
-    rec.ping_counts[ping.kind] = rec.ping_counts.get(ping.kind, 0) + 1
+    # The plain string: it becomes a JSON object key, and orjson takes only exact str keys
+    # (a PingKind member is a str subclass; issue 14 item 4).
+    kind = str(ping.kind)
+    rec.ping_counts[kind] = rec.ping_counts.get(kind, 0) + 1
     rec.last_ping_time = at
     body = ping.body or None
     rec.recent_pings.insert(

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from heartbeat_operator.domain.timefmt import TimeFormatError, format_time, parse_time
+from heartbeat_operator.domain.vocabulary import EventReason
 
 #: DESIGN 10.5: outages shorter than this do not count (clients retry: ``curl --retry 3
 #: --retry-connrefused``), and a slot's window must overlap one by at least this much.
@@ -28,7 +29,7 @@ MIN_OUTAGE = timedelta(seconds=10)
 
 #: The ``Healthy`` reason and the Normal Event of a slot judged during an outage
 #: (DESIGN 10.5, 10.8.4, 10.8.9): counted neither as failure nor as success.
-OPERATOR_UNAVAILABLE = "OperatorUnavailable"
+OPERATOR_UNAVAILABLE = EventReason.OPERATOR_UNAVAILABLE
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from heartbeat_operator.domain.timefmt import TimeFormatError, format_time, parse_time
+from heartbeat_operator.domain.vocabulary import State
 
 MAX_OPEN_RUNS = 20
 MAX_REPORTED_JOBS = 20
@@ -38,7 +39,7 @@ RECENT_PING_BODY_BYTES = 256  # DESIGN 9.8
 # it keeps status, apart from lastOutput, under 16 KiB (DESIGN 9.8; tests/unit/domain).
 MAX_MESSAGE_BYTES = 300
 
-STATES = ("New", "Healthy", "Grace", "Down", "Paused")
+STATES: tuple[State, ...] = tuple(State)
 
 
 def cut_utf8(text: str, limit: int) -> str:

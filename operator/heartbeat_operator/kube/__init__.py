@@ -1,5 +1,6 @@
-"""Kubernetes edges: kopf watches, the async API client and one adapter per object kind.
+"""The wire to Kubernetes: the aiohttp API client, credentials, kopf's watches, Leases.
 
-Handlers here parse what the API sent, call ``heartbeat_operator.domain``, and apply the
-result; builders return plain data and a one-line ``apply_*`` does the I/O.
+Only transport, kopf and leadership live here (issue 14 item 1); what to write and when is
+``heartbeat_operator.engine``'s, which reaches the API through ``engine.api.KubeApi``
+(``client.KubeClient`` implements it). Import-linter keeps the engine from importing this.
 """

@@ -19,8 +19,6 @@ token).
 from __future__ import annotations
 
 import asyncio
-import collections
-import dataclasses
 import datetime
 import logging
 import time
@@ -31,15 +29,19 @@ import aiohttp
 import kopf
 import orjson
 
+from heartbeat_operator.engine.api import (
+    JSON,
+    MERGE_PATCH,
+    NOT_CONNECTED,
+    ApiError,
+    ApiStats,
+    dump_json,
+)
 from heartbeat_operator.kube.credentials import Credentials
 
 logger = logging.getLogger(__name__)
 
-JSON = dict[str, Any]
-
 VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
-MERGE_PATCH = "application/merge-patch+json"
-APPLY_PATCH = "application/apply-patch+yaml"
 
 #: Retries of one request answered 429: the API server's own flow control asks for a
 #: second or so (Retry-After: 1); three retries ride out a burst without piling up.
@@ -49,63 +51,6 @@ THROTTLE_RETRIES = 3
 MAX_RETRY_AFTER = 10.0
 #: Seconds waited after a 429 without a usable Retry-After (seconds, not an HTTP date).
 DEFAULT_RETRY_AFTER = 1.0
-
-
-NOT_CONNECTED = "NotConnected"
-"""``ApiError.reason`` of a request that never reached the API server (connection refused)."""
-
-
-class ApiError(Exception):
-    """The API server answered with an error status (or could not be reached: status 0)."""
-
-    def __init__(
-        self, status: int, reason: str, message: str, *, retry_after: float | None = None
-    ) -> None:
-        super().__init__(f"{status} {reason}: {message}")
-        self.status = status
-        self.reason = reason
-        self.message = message
-        self.retry_after = retry_after
-        """Seconds from the answer's ``Retry-After`` header (429, 503), if it had one."""
-
-    @property
-    def conflict(self) -> bool:
-        return self.status == 409
-
-    @property
-    def not_found(self) -> bool:
-        return self.status == 404
-
-    @property
-    def outcome_unknown(self) -> bool:
-        """Whether a write that raised this may still have been applied (issue 18 item 2).
-
-        An answer lost on the wire (a timeout, a reset after the request left) or a 5xx
-        (the API server's own timeout, an etcd error after the commit) says nothing about
-        the write; a connection never made, or a 4xx, says it was not applied.
-        """
-        if self.status == 0:
-            return self.reason != NOT_CONNECTED
-        return self.status >= 500
-
-
-@dataclasses.dataclass
-class ApiStats:
-    """Counters for the metrics collector (DESIGN 5: API write counts and errors)."""
-
-    writes: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
-    """Successful writes by resource: ``heartbeatmonitors/status``, ``secrets``, ``events``..."""
-
-    errors: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
-    """Failed requests by kind (any verb), including transport errors."""
-
-    last_answer: float | None = None
-    """``time.monotonic()`` of the last response of any status from the API server."""
-
-    def answered_within(self, seconds: float, now: float | None = None) -> bool:
-        if self.last_answer is None:
-            return False
-        return (time.monotonic() if now is None else now) - self.last_answer <= seconds
 
 
 def connection_info() -> kopf.ConnectionInfo:
@@ -120,17 +65,6 @@ def _seconds(header: str | None) -> float | None:
         return max(0.0, float(header)) if header is not None else None
     except ValueError:  # an HTTP date: the default delay applies
         return None
-
-
-def dump_json(value: Any) -> bytes:
-    """JSON as the API server takes it (orjson; kopf's read-only mapping views as dicts)."""
-    return orjson.dumps(value, default=_mapping_as_dict)
-
-
-def _mapping_as_dict(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 class KubeClient:
@@ -390,34 +324,3 @@ class KubeClient:
 
     async def delete(self, path: str, *, kind: str = "other") -> JSON:
         return await self.request("DELETE", path, kind=kind)
-
-
-# --- paths ---------------------------------------------------------------------------
-
-GROUP = "heartbeat.dev"
-VERSION = "v1alpha1"
-PLURAL = "heartbeatmonitors"
-
-
-def monitor_path(namespace: str, name: str = "", *, subresource: str = "") -> str:
-    path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
-    if name:
-        path += f"/{name}"
-        if subresource:
-            path += f"/{subresource}"
-    return path
-
-
-def secret_path(namespace: str, name: str = "") -> str:
-    path = f"/api/v1/namespaces/{namespace}/secrets"
-    return f"{path}/{name}" if name else path
-
-
-def event_path(namespace: str, name: str = "") -> str:
-    path = f"/api/v1/namespaces/{namespace}/events"
-    return f"{path}/{name}" if name else path
-
-
-def lease_path(namespace: str, name: str = "") -> str:
-    path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
-    return f"{path}/{name}" if name else path

@@ -21,7 +21,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from heartbeat_operator.kube.client import ApiError, KubeClient, lease_path
+from heartbeat_operator.engine.api import ApiError, lease_path
+from heartbeat_operator.kube.client import KubeClient
+from heartbeat_operator.settings import LeadershipSettings, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +36,27 @@ def micro_time(now: datetime.datetime | None = None) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class LeaseConfig:
+    """The leadership Lease (DESIGN 9.1). Each default is the setting's own
+    (``settings.LeadershipSettings``; issue 14 item 5); ``from_settings`` builds it."""
+
     namespace: str
     name: str
     identity: str
-    duration: float = 8.0
-    renew_interval: float = 2.0
-    renew_deadline: float = 6.0
+    duration: float = LeadershipSettings.lease_duration
+    renew_interval: float = LeadershipSettings.renew_interval
+    renew_deadline: float = LeadershipSettings.renew_deadline
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LeaseConfig:
+        lease = settings.leadership
+        return cls(
+            namespace=settings.watching.lease_namespace,
+            name=lease.lease_name,
+            identity=settings.watching.identity,
+            duration=lease.lease_duration,
+            renew_interval=lease.renew_interval,
+            renew_deadline=lease.renew_deadline,
+        )
 
 
 def build_lease(

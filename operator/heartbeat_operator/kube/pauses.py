@@ -25,14 +25,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from heartbeat_operator.domain.timefmt import format_time
-from heartbeat_operator.kube.client import (
+from heartbeat_operator.engine.api import (
     GROUP,
     MERGE_PATCH,
     PLURAL,
     ApiError,
-    KubeClient,
     monitor_path,
 )
+from heartbeat_operator.kube.client import KubeClient
 from heartbeat_operator.pausing import (
     Forbidden,
     MonitorNotFound,

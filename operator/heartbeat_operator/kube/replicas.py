@@ -18,7 +18,7 @@ each, once ended, in the annotation ``heartbeat.dev/outages`` of the leadership 
 - the API server unreachable from every replica: each replica's gap, and no other
   replica's renewal inside it.
 
-Everything that folds a monitor (``kube.folding`` through the writer, the leader's
+Everything that folds a monitor (``engine.folding`` through the writer, the leader's
 scheduler) judges with ``Replicas.outages()``: the recorded list, this replica's own gaps,
 and — while its own renewals have failed for 10 s or more — the open interval since its
 last renewal, so a write that goes through the moment the API server is back never
@@ -48,8 +48,10 @@ from heartbeat_operator.domain.outages import (
     uncovered,
 )
 from heartbeat_operator.domain.timefmt import TimeFormatError, parse_time
-from heartbeat_operator.kube.client import ApiError, KubeClient, lease_path
+from heartbeat_operator.engine.api import ApiError, lease_path
+from heartbeat_operator.kube.client import KubeClient
 from heartbeat_operator.kube.leasing import Leadership, micro_time
+from heartbeat_operator.settings import LeadershipSettings
 
 logger = logging.getLogger(__name__)
 
@@ -97,8 +99,8 @@ class Replicas:
         *,
         namespace: str,
         identity: str,
-        interval: float = 2.0,
-        duration: float = 8.0,
+        interval: float = LeadershipSettings.renew_interval,
+        duration: float = LeadershipSettings.lease_duration,
         now: Callable[[], datetime.datetime] = _now,
         earliest_open: Callable[[], datetime.datetime | None] | None = None,
     ) -> None:

@@ -15,22 +15,17 @@ kopf's watch stays in the table until its next status write answers 404 and remo
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import kopf
 
-# kopf's own namespace-pattern semantics (globs, "!" exclusions, commas), so our own list
-# keeps exactly what kopf watches. Not re-exported by kopf; pinned with kopf==1.45.2.
-from kopf._cogs.structs.references import (
-    NamespaceName,
-    match_namespace,
-    select_specific_namespaces,
-)
-
-from heartbeat_operator.kube.client import GROUP, PLURAL, VERSION, KubeClient, monitor_path
-from heartbeat_operator.kube.monitors import MonitorTable
+from heartbeat_operator.engine.api import GROUP, PLURAL, VERSION, monitor_path
+from heartbeat_operator.engine.cronjobs import AutoWiring
+from heartbeat_operator.engine.monitors import MonitorTable
+from heartbeat_operator.kube.client import KubeClient
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +39,7 @@ def build_settings(settings: kopf.OperatorSettings | None = None) -> kopf.Operat
     settings = settings or kopf.OperatorSettings()
     settings.peering.standalone = True  # DESIGN 9.1: no peering, every replica watches
     settings.peering.mandatory = False
-    settings.posting.enabled = False  # our Events come from kube.events only
+    settings.posting.enabled = False  # our Events come from engine.events only
     # Events of one object arriving within this window are merged into the last one;
     # short, because a brand-new monitor's token must reach the index fast (DESIGN 9.9).
     settings.batching.batch_window = 0.05
@@ -80,12 +75,72 @@ def build_registry(
     return registry
 
 
+def register_autowiring(
+    registry: kopf.OperatorRegistry, wiring: AutoWiring
+) -> kopf.OperatorRegistry:
+    """Watch CronJobs, Jobs and monitors' owners: ``@kopf.on.event`` only (DESIGN 9.1, 9.12).
+
+    With a namespace selector also Namespaces (cluster-scoped: kopf watches them
+    cluster-wide even with ``--namespace``; RBAC ``namespaces list, watch``, DESIGN 9.17).
+
+    Returns ``registry`` (with the handlers added), for ``kopf.spawn_tasks(registry=...)``.
+    The handlers are coroutines on purpose: kopf runs plain functions in a thread pool,
+    and the tables and the wake-up event they touch belong to the event loop's thread.
+    """
+
+    @kopf.on.event("batch", "v1", "cronjobs", registry=registry)
+    async def cronjob_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
+        wiring.cronjob_event(type, body)
+
+    @kopf.on.event("batch", "v1", "jobs", registry=registry)
+    async def job_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
+        wiring.job_event(type, body)
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    async def monitor_owner_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
+        wiring.monitor_event(type, body)
+
+    if wiring.namespace_selector is not None:
+
+        @kopf.on.event("", "v1", "namespaces", registry=registry)
+        async def namespace_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
+            wiring.namespace_event(type, body)
+
+    return registry
+
+
+def is_pattern(namespace: str) -> bool:
+    """Whether a ``--namespace`` value is one of kopf's patterns rather than a name."""
+    return any(char in namespace for char in "!*?,")
+
+
+def match_namespace(name: str, pattern: str) -> bool:
+    """Kopf's namespace-pattern semantics, so our own list keeps exactly what kopf
+    watches: comma-separated globs, ``!`` excludes, a leading exclusion implies ``*``
+    first, a later inclusion re-admits only what the first glob matched.
+
+    Kopf keeps this in its private ``_cogs`` (not re-exported), and importing kopf's
+    private modules is forbidden (issue 14 item 6); tests/unit/kube/test_watching.py
+    checks this copy against kopf's on every pattern shape.
+    """
+    globs = [glob.strip() for glob in pattern.split(",")]
+    if not globs or globs[0].startswith("!"):
+        globs.insert(0, "*")
+    matches = first = fnmatch.fnmatch(name, globs[0])
+    for glob in globs[1:]:
+        if glob.startswith("!"):
+            matches = matches and not fnmatch.fnmatch(name, glob.lstrip("!"))
+        else:
+            matches = matches or (first and fnmatch.fnmatch(name, glob))
+    return matches
+
+
 async def prime(client: KubeClient, table: MonitorTable, namespaces: Sequence[str]) -> None:
     """Fill the table from one LIST of our own, then mark it synced (readiness).
 
     Entries kopf's watch already delivered are left alone: they are as new or newer.
     """
-    exact = select_specific_namespaces(namespaces)
+    exact = {ns for ns in namespaces if not is_pattern(ns)}
     if namespaces and len(exact) == len(namespaces):
         paths = [monitor_path(ns) for ns in sorted(exact)]
     else:  # all namespaces, or kopf's glob patterns: list everything, keep what matches
@@ -94,8 +149,7 @@ async def prime(client: KubeClient, table: MonitorTable, namespaces: Sequence[st
         async for body in list_pages(client, path):
             meta = body.get("metadata") or {}
             key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
-            namespace = NamespaceName(key[0])
-            if namespaces and not any(match_namespace(namespace, p) for p in namespaces):
+            if namespaces and not any(match_namespace(key[0], p) for p in namespaces):
                 continue
             if table.get(key) is None:  # kopf's copy, if already in, is as new or newer
                 table.upsert(body)

@@ -10,17 +10,17 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
-from heartbeat_operator.kube.client import (
+from heartbeat_operator.engine.api import (
     GROUP,
     MERGE_PATCH,
     NOT_CONNECTED,
     PLURAL,
     VERSION,
     ApiError,
-    KubeClient,
     monitor_path,
     secret_path,
 )
+from heartbeat_operator.kube.client import KubeClient
 from heartbeat_operator.kube.credentials import Credentials, CredentialsError
 
 JSON = dict[str, Any]

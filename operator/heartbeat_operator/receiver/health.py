@@ -20,6 +20,8 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from heartbeat_operator.settings import ServerSettings
+
 #: Seconds after a drain's delay ended that readiness comes back if no SIGTERM followed.
 #: The kubelet sends SIGTERM as soon as the ``preStop`` hook returns; a drain left without
 #: one was a stray request (the metrics port is reachable by scrapers), and a replica must
@@ -34,7 +36,7 @@ class Health:
         self,
         readiness: Callable[[], bool] | None = None,
         *,
-        drain_delay: float = 10.0,
+        drain_delay: float = ServerSettings.drain_delay,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._readiness = readiness

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
 
-from heartbeat_operator.domain.inputs import PingKind, exit_code_kind
-
-RouteClass = Literal["ping", "hb", "v1", "api", "probe", "other"]
+from heartbeat_operator.domain.inputs import exit_code_kind
+from heartbeat_operator.domain.vocabulary import PingKind, RouteClass
 
 #: Probe paths, served on both ports.
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
@@ -26,7 +24,7 @@ TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{32,128}")
 RUN_ID_RE = re.compile(r"[A-Za-z0-9._~-]{1,64}")
 
 _EXIT_CODE_RE = re.compile(r"[0-9]{1,3}")
-_ACTIONS: dict[str, PingKind] = {"start": "start", "fail": "fail", "log": "log"}
+_ACTIONS: dict[str, PingKind] = {kind: PingKind(kind) for kind in ("start", "fail", "log")}
 
 
 class PathError(ValueError):
@@ -45,16 +43,16 @@ class PingPath:
 def route_class(path: str) -> RouteClass:
     """The route label of DESIGN 9.14 for a request path."""
     if path == "/ping" or path.startswith("/ping/"):
-        return "ping"
+        return RouteClass.PING
     if path == "/hb" or path.startswith("/hb/"):
-        return "hb"
+        return RouteClass.HB
     if path.startswith("/v1/heartbeats/"):
-        return "v1"
+        return RouteClass.V1
     if path.startswith("/api/"):
-        return "api"  # the pause API (issue 16 item 2)
+        return RouteClass.API  # the pause API (issue 16 item 2)
     if path in PROBE_PATHS:
-        return "probe"
-    return "other"
+        return RouteClass.PROBE
+    return RouteClass.OTHER
 
 
 def parse_ping_path(route: RouteClass, tail: str) -> PingPath:
@@ -69,12 +67,12 @@ def parse_ping_path(route: RouteClass, tail: str) -> PingPath:
     if not parts or not parts[0]:
         raise PathError("missing token")
     token = parts[0]
-    if route == "v1":
+    if route == RouteClass.V1:
         if parts[1:] != ["ping"]:
             raise PathError("expected /v1/heartbeats/<token>/ping")
-        return PingPath(token, "success")
+        return PingPath(token, PingKind.SUCCESS)
     if len(parts) == 1:
-        return PingPath(token, "success")
+        return PingPath(token, PingKind.SUCCESS)
     if len(parts) > 2:
         raise PathError("unexpected path after the ping action")
     action = parts[1]

@@ -26,6 +26,7 @@ from aiohttp import web
 from heartbeat_operator.receiver import keys
 from heartbeat_operator.receiver.connections import ConnectionGuards, GuardedSite
 from heartbeat_operator.receiver.logs import AccessLogger, ServerLogger, install_log_redaction
+from heartbeat_operator.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ async def serve(
     host: str,
     port: int,
     *,
-    shutdown_timeout: float = 8.0,
+    shutdown_timeout: float = ServerSettings.shutdown_timeout,
     access_log: bool = True,
 ) -> AsyncIterator[Served]:
     """Start ``app`` on ``host:port`` in the running loop; stop it gracefully on exit."""
@@ -86,11 +87,3 @@ async def serve(
             health.begin_shutdown()
         # Shielded: a cancelled caller must still let in-flight pings be answered.
         await asyncio.shield(runner.cleanup())
-
-
-async def serve_forever(
-    app: web.Application, host: str, port: int, *, shutdown_timeout: float = 8.0
-) -> None:
-    """``serve`` as a coroutine for a task: runs until cancelled, then stops gracefully."""
-    async with serve(app, host, port, shutdown_timeout=shutdown_timeout):
-        await asyncio.Event().wait()

@@ -17,6 +17,7 @@ from aiohttp import HttpVersion11, hdrs, web
 from aiohttp.http_exceptions import ContentEncodingError, PayloadEncodingError
 
 from heartbeat_operator.domain.inputs import Ping
+from heartbeat_operator.domain.vocabulary import RouteClass
 from heartbeat_operator.receiver import keys
 from heartbeat_operator.receiver.bodies import (
     REDACTION_MARGIN,
@@ -26,7 +27,6 @@ from heartbeat_operator.receiver.bodies import (
 )
 from heartbeat_operator.receiver.paths import (
     PathError,
-    RouteClass,
     is_possible_token,
     parse_ping_path,
     parse_run_id,
@@ -60,13 +60,13 @@ def _closing(response: web.Response) -> web.Response:
 
 async def ping(request: web.Request) -> web.StreamResponse:
     """``/ping/<t>…`` and ``/hb/<t>…``: every method in ``PING_METHODS``."""
-    route: RouteClass = "hb" if request.path.startswith("/hb") else "ping"
+    route = RouteClass.HB if request.path.startswith("/hb") else RouteClass.PING
     return await _ping(request, route, PING_METHODS)
 
 
 async def ping_v1(request: web.Request) -> web.StreamResponse:
     """``POST /v1/heartbeats/<t>/ping``: the other seed's form."""
-    return await _ping(request, "v1", V1_METHODS)
+    return await _ping(request, RouteClass.V1, V1_METHODS)
 
 
 async def _ping(

@@ -11,7 +11,7 @@ import itertools
 from collections.abc import Mapping
 from typing import Any
 
-from heartbeat_operator.kube.client import ApiError, ApiStats
+from heartbeat_operator.engine.api import ApiError, ApiStats
 
 
 def _merge_patch(target: Any, patch: Any) -> Any:

@@ -9,7 +9,8 @@ import kopf
 import pytest
 from aiohttp import web
 
-from heartbeat_operator.kube.client import THROTTLE_RETRIES, ApiError, KubeClient
+from heartbeat_operator.engine.api import ApiError
+from heartbeat_operator.kube.client import THROTTLE_RETRIES, KubeClient
 
 
 @pytest.fixture

@@ -20,9 +20,9 @@ import yaml
 from kopf._cogs.structs.credentials import Vault  # kopf's own vault, as the operator runs it
 from kopf._core.intents.causes import Activity
 
+from heartbeat_operator.engine.monitors import MonitorTable
 from heartbeat_operator.kube import watching
 from heartbeat_operator.kube.credentials import Credentials, CredentialsError
-from heartbeat_operator.kube.monitors import MonitorTable
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ from tests.unit.kube.fakes import FakeKube
 
 from heartbeat_operator.domain.outages import Outage
 from heartbeat_operator.domain.timefmt import parse_time
-from heartbeat_operator.kube.client import ApiError
+from heartbeat_operator.engine.api import ApiError
 from heartbeat_operator.kube.leasing import Leadership, LeaseConfig, micro_time
 from heartbeat_operator.kube.replicas import OUTAGES_ANNOTATION, Replicas
 

@@ -13,13 +13,14 @@ import kopf
 import pytest
 from aiohttp import web
 
-from heartbeat_operator.kube.client import ApiError, KubeClient
-from heartbeat_operator.kube.podreads import (
+from heartbeat_operator.engine.api import ApiError
+from heartbeat_operator.engine.podreads import (
     LOG_FETCH_CAP,
     list_job_events,
     read_log_tail,
     tail_text,
 )
+from heartbeat_operator.kube.client import KubeClient
 
 JOB_UID = "5d0b3a3e-8c4f-4b8e-a1f2-0c9d7e6b5a41"
 

@@ -10,10 +10,10 @@ from tests.unit.kube.fakes import FakeKube
 
 from heartbeat_operator.domain.timefmt import format_time
 from heartbeat_operator.domain.tokens import token_hash
-from heartbeat_operator.kube.client import monitor_path, secret_path
-from heartbeat_operator.kube.monitors import MonitorTable
-from heartbeat_operator.kube.tokens import TokenKeeper, Urls
-from heartbeat_operator.kube.writing import Writer, WriterConfig
+from heartbeat_operator.engine.api import monitor_path, secret_path
+from heartbeat_operator.engine.monitors import MonitorTable
+from heartbeat_operator.engine.tokens import TokenKeeper, Urls
+from heartbeat_operator.engine.writing import Writer, WriterConfig
 
 PATH = monitor_path("ops", "m")
 

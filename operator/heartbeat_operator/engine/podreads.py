@@ -12,7 +12,7 @@ import logging
 import math
 from typing import Any
 
-from heartbeat_operator.kube.client import ApiError, KubeClient
+from heartbeat_operator.engine.api import ApiError, KubeApi
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ _LOG_READS = 3
 """Reads of one log at most (see ``read_log_tail``)."""
 
 
-async def list_job_events(client: KubeClient, namespace: str, job_uid: str) -> list[dict[str, Any]]:
+async def list_job_events(client: KubeApi, namespace: str, job_uid: str) -> list[dict[str, Any]]:
     """The core/v1 Events about the Job with ``job_uid`` (its ``FailedCreate`` says why no
     Pod exists: quota, admission webhooks), listed once by ``involvedObject.uid``.
 
@@ -78,7 +78,7 @@ def tail_text(data: bytes, limit_bytes: int = LOG_TAIL_BYTES) -> str:
 
 
 async def read_log_tail(
-    client: KubeClient,
+    client: KubeApi,
     namespace: str,
     pod: str,
     container: str,

@@ -22,21 +22,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from heartbeat_operator.domain.inputs import Input, Ping, SpecEdit, Tick
-from heartbeat_operator.domain.machine import Transition, apply, describe
+from heartbeat_operator.domain.machine import Transition, apply, describe, record_ping_only, view
 from heartbeat_operator.domain.outages import Outage
 from heartbeat_operator.domain.pausing import spec_pause, spec_pause_inputs, spec_pauses
 from heartbeat_operator.domain.records import (
-    MAX_RECENT_PINGS,
-    RECENT_PING_BODY_BYTES,
-    Output,
-    PingRecord,
     Record,
-    cut_utf8,
 )
 from heartbeat_operator.domain.specs import MonitorSpec, SpecError, parse_spec
 from heartbeat_operator.domain.statuses import READY_TOKEN, Ready, render_status
 from heartbeat_operator.domain.timefmt import TimeFormatError, format_time, parse_time
-from heartbeat_operator.kube.monitors import MonitorEntry
+from heartbeat_operator.domain.vocabulary import EventType
+from heartbeat_operator.engine import events
+from heartbeat_operator.engine.monitors import MonitorEntry
 
 __all__ = ["Change", "Folded", "TokenUpdate", "Transition", "WriteMark", "fold", "landed_write"]
 
@@ -95,10 +92,49 @@ class WriteMark:
 
 
 @dataclasses.dataclass(frozen=True)
+class Judged:
+    """What the next wake is computed from: the spec in force, the folded record, the
+    instant deadlines were settled up to and the operator's outages."""
+
+    spec: MonitorSpec
+    record: Record
+    until: datetime
+    outages: tuple[Outage, ...]
+
+
+@dataclasses.dataclass(frozen=True)
 class Folded:
+    """A fold's answer: the whole new status, and what its write announces and implies.
+
+    One path per deadline (issue 14 item 2): the fold that is written also says when the
+    monitor next changes (``next_change_at``) and which Events its transitions post
+    (``announced``, ``event_posts``), so no caller folds, parses or views it again.
+    """
+
     status: dict[str, Any]
     transitions: list[Announcement]
     changed: bool
+    announced: Sequence[events.Transitioned] = ()
+    """``transitions`` with the failures while already Down marked as repeats
+    (DESIGN 10.8.13): what the transition listeners are given."""
+    subject: events.InvolvedObject | None = None
+    judged: Judged | None = None
+    """None when nothing is judged: an invalid spec, or the token not Ready."""
+
+    def next_change_at(self) -> datetime | None:
+        """The next instant this status can change with no new input (the leader wakes
+        then, DESIGN 9.3), None if never or while nothing is judged. Computed on demand:
+        only the leader asks, and a ping write need not pay for it."""
+        if self.judged is None:
+            return None
+        j = self.judged
+        return view(j.spec, j.record, j.until, outages=j.outages).next_change_at
+
+    def event_posts(self, instance: str = "") -> list[dict[str, Any] | events.Aggregate]:
+        """The Events (or anchor patches) to post once this status is written."""
+        if not self.announced or self.subject is None:
+            return []
+        return events.event_posts(self.subject, self.announced, instance=instance)
 
 
 def parse(entry: MonitorEntry) -> MonitorSpec | SpecError:
@@ -147,25 +183,6 @@ def spec_now(entry: MonitorEntry, record: Record, now: datetime) -> list[Input]:
     resume or an edit (the slot counted from now if it is over; DESIGN 9.19).
     ``spec.paused`` and the timed ``spec.pausedUntil`` are read by the domain (issue 16)."""
     return spec_pause_inputs(entry.spec, record, now) or [SpecEdit(now)]
-
-
-def record_ping_only(record: Record, ping: Ping) -> Record:
-    """Record a ping on a monitor whose spec cannot be evaluated: counted, never judged.
-
-    A 200 always counts (DESIGN 2: ``pingCount``); nothing alerts on an invalid spec.
-    """
-    rec = record.copy()
-    rec.ping_count += 1
-    rec.ping_counts[ping.kind] = rec.ping_counts.get(ping.kind, 0) + 1
-    rec.last_ping_time = ping.time
-    body = cut_utf8(ping.body, RECENT_PING_BODY_BYTES) if ping.body else None
-    rec.recent_pings.insert(
-        0, PingRecord(ping.time, ping.kind, ping.exit_code, None, ping.run_id, body)
-    )
-    del rec.recent_pings[MAX_RECENT_PINGS:]
-    if ping.body:
-        rec.last_output = Output(ping.time, ping.kind, ping.body)
-    return rec
 
 
 def _parse_observed(raw: Mapping[str, Any] | None, name: str) -> MonitorSpec | None:
@@ -274,12 +291,12 @@ def fold(
                     "InvalidSpec",
                     f"{spec.field}: {spec.message}",
                     "InvalidSpec",
-                    "Warning",
+                    EventType.WARNING,
                 )
             )
 
     if ready is not None and ready.status == "True" and not isinstance(secret_name, str):
-        # The token is not in its Secret yet (kube.tokens writes the hash first): no Ready
+        # The token is not in its Secret yet (engine.tokens writes the hash first): no Ready
         # condition until it is, so `kubectl wait --for=condition=Ready` means the ping
         # URL can be read from the Secret.
         ready = None
@@ -296,12 +313,37 @@ def fold(
     )
     if not isinstance(secret_name, str):
         # render_status falls back to the spec's name; ours is set only once the Secret
-        # holds the token (kube.tokens: crash-safe order), so drop the fallback.
+        # holds the token (engine.tokens: crash-safe order), so drop the fallback.
         status.pop("tokenSecretName", None)
     writes = _replica_writes(entry.status, mark, now)
     if writes:
         status[REPLICA_WRITES] = writes
-    return Folded(status, transitions, changed=status != dict(entry.status))
+    announced: Sequence[events.Transitioned] = ()
+    if transitions:
+        # DESIGN 10.8.13: a failure while already Down patches the Event of the transition
+        # into Down instead of posting its own (on the monitor and on its CronJob alike).
+        announced = events.mark_repeats(
+            transitions,
+            before=entry.status,
+            after=status,
+            failure_threshold=failure_threshold(entry.spec),
+        )
+    judging = None
+    if judged and isinstance(spec, MonitorSpec) and token_ready(status).status == "True":
+        judging = Judged(spec, record, now - settle_delay, tuple(outages))
+    return Folded(
+        status,
+        transitions,
+        changed=status != dict(entry.status),
+        announced=announced,
+        subject=events.InvolvedObject(entry.namespace, entry.name, entry.uid),
+        judged=judging,
+    )
+
+
+def failure_threshold(spec: Mapping[str, Any]) -> int:
+    value = spec.get("failureThreshold", 1)  # the CRD's default
+    return value if isinstance(value, int) and not isinstance(value, bool) else 1
 
 
 def _replica_writes(

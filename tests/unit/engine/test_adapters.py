@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 from heartbeat_operator.domain.inputs import Ping
 from heartbeat_operator.domain.tokens import token_hash
-from heartbeat_operator.kube import events, folding, secrets
-from heartbeat_operator.kube.folding import Change, TokenUpdate
-from heartbeat_operator.kube.monitors import MonitorEntry, MonitorTable
+from heartbeat_operator.engine import events, folding, secrets
+from heartbeat_operator.engine.folding import Change, TokenUpdate
+from heartbeat_operator.engine.monitors import MonitorEntry, MonitorTable
 
 T0 = datetime(2026, 1, 1, 2, 0, tzinfo=UTC)
 OBJ = events.InvolvedObject("ops", "n" * 250, "uid-1")
@@ -322,7 +322,7 @@ def test_a_status_is_held_as_a_summary_and_its_histories() -> None:
 
     import orjson
 
-    from heartbeat_operator.kube.packing import HISTORY_FIELDS
+    from heartbeat_operator.engine.packing import HISTORY_FIELDS
 
     status = {
         "observedGeneration": 1,

@@ -21,8 +21,8 @@ from heartbeat_operator.domain.inputs import (
 from heartbeat_operator.domain.records import Record
 from heartbeat_operator.domain.specs import parse_spec
 from heartbeat_operator.domain.tokens import token_hash
-from heartbeat_operator.kube.client import ApiError
-from heartbeat_operator.kube.cronjobs import (
+from heartbeat_operator.engine.api import ApiError
+from heartbeat_operator.engine.cronjobs import (
     JOB_CREATION_ALLOWANCE,
     MAX_RECONCILES,
     AutoWiring,
@@ -40,10 +40,10 @@ from heartbeat_operator.kube.cronjobs import (
     skipped_slot_cause,
     split_schedule,
 )
-from heartbeat_operator.kube.folding import Change
-from heartbeat_operator.kube.jobs import JobRun
-from heartbeat_operator.kube.monitors import Key, MonitorEntry, MonitorTable
-from heartbeat_operator.kube.scheduling import Judging
+from heartbeat_operator.engine.folding import Change
+from heartbeat_operator.engine.jobs import JobRun
+from heartbeat_operator.engine.monitors import Key, MonitorEntry, MonitorTable
+from heartbeat_operator.engine.scheduling import Judging
 
 NOW = datetime(2026, 11, 25, 5, 0, tzinfo=UTC)
 CJ_UID = "cj-uid-1"

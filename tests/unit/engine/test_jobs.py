@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from heartbeat_operator.domain.inputs import JobPending, Ping
-from heartbeat_operator.kube.client import ApiError
-from heartbeat_operator.kube.jobs import (
+from heartbeat_operator.engine.api import ApiError
+from heartbeat_operator.engine.jobs import (
     Failure,
     JobPods,
     JobRun,

@@ -28,32 +28,44 @@ import datetime
 import itertools
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from heartbeat_operator.domain.inputs import Ping
 from heartbeat_operator.domain.outages import Outage
 from heartbeat_operator.domain.tokens import token_hash
-from heartbeat_operator.kube import events, folding
-from heartbeat_operator.kube.client import ApiError, KubeClient, monitor_path
-from heartbeat_operator.kube.monitors import Key, MonitorEntry, MonitorTable
+from heartbeat_operator.engine import events, folding
+from heartbeat_operator.engine.api import ApiError, KubeApi, monitor_path
+from heartbeat_operator.engine.monitors import Key, MonitorEntry, MonitorTable
 from heartbeat_operator.logthrottle import Throttle
 from heartbeat_operator.recording import IndexLoading, Overloaded, UnknownToken, WriteTimeout
+from heartbeat_operator.settings import ReceiverSettings, Settings, WriterSettings
 
 logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
 class WriterConfig:
-    writes_per_second: float = 5.0
-    write_burst: int = 10
-    max_waiting_pings: int = 50
-    max_writes_in_flight: int = 64
-    write_timeout: float = 5.0
-    index_miss_wait: float = 2.0
-    max_index_waits: int = 64
-    deadline_delay: float = 0.5
+    """The writer's budgets (DESIGN 9.8, 9.9, 9.13). Each default is the setting's own
+    (``settings.WriterSettings``, ``ReceiverSettings``: written once, issue 14 item 5);
+    the operator builds it with ``from_settings``."""
+
+    writes_per_second: float = WriterSettings.writes_per_second
+    write_burst: int = WriterSettings.write_burst
+    max_waiting_pings: int = WriterSettings.max_waiting_pings
+    max_writes_in_flight: int = WriterSettings.max_writes_in_flight
+    write_timeout: float = ReceiverSettings.write_timeout
+    index_miss_wait: float = ReceiverSettings.index_miss_wait
+    max_index_waits: int = ReceiverSettings.max_index_waits
+    deadline_delay: float = WriterSettings.deadline_delay
     instance: str = ""
+    """This replica's identity: the ``reportingInstance`` of the Events it posts."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WriterConfig:
+        given = {**vars(settings.receiver), **vars(settings.writer)}
+        names = [f.name for f in dataclasses.fields(cls) if f.name in given]
+        return cls(**{n: given[n] for n in names}, instance=settings.watching.identity)
 
 
 class TokenBucket:
@@ -91,7 +103,7 @@ class Item:
     """One waiter's contribution to the next write."""
 
     change: folding.Change
-    future: asyncio.Future[MonitorEntry]
+    future: asyncio.Future[Written]
     deadline: float | None  # loop time; None: no deadline (the leader's inputs)
     is_ping: bool = False
 
@@ -104,7 +116,18 @@ class Sent:
     precondition: str  # the resourceVersion it was conditional on
     items: list[Item]
     result: folding.Folded
-    before: Mapping[str, Any]  # the status it was folded from (for its Events)
+
+
+@dataclasses.dataclass(frozen=True)
+class Written:
+    """A waiter's answer: the monitor as written, and the fold that wrote it (the leader
+    sleeps until ``next_change_at()``; issue 14 item 2)."""
+
+    entry: MonitorEntry
+    folded: folding.Folded
+
+    def next_change_at(self) -> datetime.datetime | None:
+        return self.folded.next_change_at()
 
 
 class Lane:
@@ -124,7 +147,7 @@ class Writer:
 
     def __init__(
         self,
-        client: KubeClient,
+        client: KubeApi,
         table: MonitorTable,
         config: WriterConfig,
         *,
@@ -195,7 +218,18 @@ class Writer:
         ping: bool = False,
         timeout: float | None = None,
     ) -> MonitorEntry:
-        """Queue ``change`` on the monitor's lane; return the entry as written.
+        """``write``, answering the entry as written."""
+        return (await self.write(key, change, ping=ping, timeout=timeout)).entry
+
+    async def write(
+        self,
+        key: Key,
+        change: folding.Change,
+        *,
+        ping: bool = False,
+        timeout: float | None = None,
+    ) -> Written:
+        """Queue ``change`` on the monitor's lane; return the entry as written and its fold.
 
         Pings get the write timeout and the overload check; the leader's inputs wait as
         long as ``timeout`` says (None: until written or the monitor is gone).
@@ -338,9 +372,9 @@ class Writer:
                 mark=mark,
             )
             if not result.changed:
-                _succeed(batch, entry)
+                _succeed(batch, Written(entry, result))
                 return
-            sent = Sent(mark, entry.resource_version, sending, result, entry.status)
+            sent = Sent(mark, entry.resource_version, sending, result)
             deadlines = [i.deadline for i in sending if i.deadline is not None]
             timeout = None
             if deadlines:
@@ -390,9 +424,9 @@ class Writer:
 
     def _written(self, entry: MonitorEntry, sent: Sent) -> None:
         """``sent`` landed (``entry`` holds it): answer its waiters, post its Events."""
-        _succeed(sent.items, entry)
+        _succeed(sent.items, Written(entry, sent.result))
         if sent.result.transitions:
-            self._post_events(entry, sent.result.transitions, before=sent.before)
+            self._announce(entry, sent.result)
 
     def _log_failure(self, key: Key, exc: ApiError) -> None:
         # An outage fails every write: one line per 10 s, not one each (issue 18 item 6).
@@ -411,28 +445,13 @@ class Writer:
 
     # --- Events ------------------------------------------------------------------------
 
-    def _post_events(
-        self,
-        entry: MonitorEntry,
-        transitions: Sequence[folding.Announcement],
-        *,
-        before: Mapping[str, Any],
-    ) -> None:
-        # DESIGN 10.8.13: a failure while already Down patches the Event of the transition
-        # into Down instead of posting its own (on the monitor and on its CronJob alike).
-        marked = events.mark_repeats(
-            transitions,
-            before=before,
-            after=entry.status,
-            failure_threshold=_failure_threshold(entry.spec),
-        )
+    def _announce(self, entry: MonitorEntry, result: folding.Folded) -> None:
         for listener in self.on_transitions:
             try:
-                listener(entry, marked)
+                listener(entry, result.announced)
             except Exception:
                 logger.exception("transition listener failed")
-        obj = events.InvolvedObject(entry.namespace, entry.name, entry.uid)
-        for post in events.event_posts(obj, marked, instance=self.config.instance):
+        for post in result.event_posts(self.config.instance):
             self.spawn(events.apply_event(self.client, post))
 
     def spawn(self, coro: Any) -> None:
@@ -447,15 +466,10 @@ class Writer:
             await asyncio.wait(tasks, timeout=timeout)
 
 
-def _failure_threshold(spec: Mapping[str, Any]) -> int:
-    value = spec.get("failureThreshold", 1)  # the CRD's default
-    return value if isinstance(value, int) and not isinstance(value, bool) else 1
-
-
-def _succeed(batch: Sequence[Item], entry: MonitorEntry) -> None:
+def _succeed(batch: Sequence[Item], written: Written) -> None:
     for item in batch:
         if not item.future.done():
-            item.future.set_result(entry)
+            item.future.set_result(written)
 
 
 def _fail(batch: Sequence[Item], exc: Exception) -> None:

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from heartbeat_operator.kube import cronjobs
-from heartbeat_operator.kube.causes import (
+from heartbeat_operator.engine import cronjobs
+from heartbeat_operator.engine.causes import (
     MESSAGE_LIMIT,
     age,
     cut,
@@ -26,7 +26,7 @@ from heartbeat_operator.kube.causes import (
     not_started_message,
     pod_started_at,
 )
-from heartbeat_operator.kube.jobs import JobRun
+from heartbeat_operator.engine.jobs import JobRun
 
 JOB_UID = "5d0b3a3e-8c4f-4b8e-a1f2-0c9d7e6b5a41"
 IMAGE = "registry.example.com/backup:1.4"

@@ -1,6 +1,6 @@
 """How the monitor table holds a status: packed, in two parts, against a preset dictionary.
 
-Every replica holds every monitor's status (kube.monitors). As Python dicts a full status
+Every replica holds every monitor's status (engine.monitors). As Python dicts a full status
 costs about 12 KiB; packed (compact JSON, zlib) it costs a few hundred bytes. Two
 choices here, both measured in bench/README.md ("scale" and "Metrics scrape"):
 
@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from heartbeat_operator.kube.client import dump_json
+from heartbeat_operator.engine.api import dump_json
 
 __all__ = ["HISTORY_FIELDS", "pack_histories", "pack_summary", "unpack"]
 

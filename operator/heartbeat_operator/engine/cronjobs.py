@@ -6,7 +6,7 @@ selector matches (coverage by policy, issue 12 item 5) — gets a HeartbeatMonit
 name, owned by it, whose ``schedule`` and ``timeZone`` follow the CronJob and whose
 ``grace``, ``maxRuntime``, ``minRuntime`` and ``failureThreshold`` come from optional
 annotations. The operator pings on the job's behalf from the Jobs the CronJob owns
-(``kube.jobs``), shows the monitor Paused while the CronJob is suspended, and mirrors the
+(``engine.jobs``), shows the monitor Paused while the CronJob is suspended, and mirrors the
 monitor's transition Events onto the CronJob.
 
 How it is split:
@@ -14,8 +14,9 @@ How it is split:
 - pure builders — ``CronJobInfo.from_body``, ``desired_spec`` (annotation validation),
   ``build_monitor`` (the server-side apply body), the Event bodies — no I/O;
 - ``AutoWiring`` — the in-memory CronJob, Job and owner tables every replica keeps from
-  kopf's watch (``register`` adds the ``@kopf.on.event`` handlers: no change handlers,
-  timers, daemons or finalizers, so kopf never writes to a CronJob, Job or Pod), and the
+  kopf's watch (``kube.watching.register_autowiring`` adds the ``@kopf.on.event``
+  handlers: no change handlers, timers, daemons or finalizers, so kopf never writes to a
+  CronJob, Job or Pod), and the
   leader's reconciler: only the Lease holder applies monitors, deletes them and submits
   Job pings and pause/resume (DESIGN 6: the leader writes what Jobs change). Status
   writes go through the writer's per-monitor lane (``Writer.submit``) like every other.
@@ -39,8 +40,6 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-import kopf
-
 from heartbeat_operator.domain.durations import MAX_DURATION, DurationError, parse_duration
 from heartbeat_operator.domain.inputs import (
     PAUSE_CAUSE_CRONJOB,
@@ -56,30 +55,33 @@ from heartbeat_operator.domain.selectors import Selector
 from heartbeat_operator.domain.specs import MonitorSpec
 from heartbeat_operator.domain.timefmt import format_clock
 from heartbeat_operator.domain.tokens import redact_tokens
-from heartbeat_operator.kube import jobs as jobs_
-from heartbeat_operator.kube.client import (
+from heartbeat_operator.domain.vocabulary import EventType
+from heartbeat_operator.engine import jobs as jobs_
+from heartbeat_operator.engine.api import (
     APPLY_PATCH,
     GROUP,
     PLURAL,
     VERSION,
     ApiError,
-    KubeClient,
+    KubeApi,
     monitor_path,
 )
-from heartbeat_operator.kube.events import (
+from heartbeat_operator.engine.events import (
     Aggregate,
     InvolvedObject,
     apply_event,
     build_event,
     event_posts,
 )
-from heartbeat_operator.kube.folding import Change
-from heartbeat_operator.kube.monitors import Key, MonitorEntry, MonitorTable
-from heartbeat_operator.kube.scheduling import Judging
+from heartbeat_operator.engine.folding import Change
+from heartbeat_operator.engine.monitors import Key, MonitorEntry, MonitorTable
+from heartbeat_operator.engine.scheduling import Judging
+from heartbeat_operator.engine.workqueue import WorkQueue
 from heartbeat_operator.recording import UnknownToken
 
 logger = logging.getLogger(__name__)
 
+CRONJOBS = "cronjob"  # the auto-wiring's kind of key in the shared work queue
 MONITOR_ANNOTATION = "heartbeat.dev/monitor"
 GRACE_ANNOTATION = "heartbeat.dev/grace"
 MAX_RUNTIME_ANNOTATION = "heartbeat.dev/max-runtime"
@@ -424,7 +426,7 @@ def invalid_annotation_event(
         cronjob.involved,
         time=now,
         reason="InvalidAnnotation",
-        event_type="Warning",
+        event_type=EventType.WARNING,
         message=problem.message,
         instance=instance,
     )
@@ -452,7 +454,7 @@ def name_conflict_event(
         cronjob.involved,
         time=now,
         reason="NameConflict",
-        event_type="Warning",
+        event_type=EventType.WARNING,
         message=(
             f"HeartbeatMonitor {cronjob.name} already exists and was not created for this "
             "CronJob; it is left alone and this CronJob is not monitored. Rename or delete "
@@ -531,7 +533,7 @@ class AutoWiring:
     def __init__(
         self,
         *,
-        client: KubeClient,
+        client: KubeApi,
         monitors: MonitorTable,
         submit: Submit,
         is_leader: Callable[[], bool],
@@ -540,6 +542,7 @@ class AutoWiring:
         namespace_selector: Selector | None = None,
         instance: str = "",
         now: Callable[[], datetime.datetime] | None = None,
+        work: WorkQueue | None = None,
     ) -> None:
         self.client = client
         self.monitors = monitors
@@ -566,10 +569,14 @@ class AutoWiring:
         # Jobs deleted before they finished (Replace, kubectl delete): a failure each.
         self._deleted: dict[Key, list[tuple[jobs_.JobRun, datetime.datetime]]] = {}
         self._posted: set[str] = set()
-        self._dirty: set[Key] = set()
-        self._busy: set[Key] = set()
-        self._wake = asyncio.Event()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        # CronJobs to reconcile: the work queue shared with the scheduler (issue 14 item
+        # 3), held while this replica does not lead (a follower keeps its marks).
+        self.work = work or WorkQueue()
+        # At most MAX_RECONCILES at once, and none before the initial list of monitors is
+        # in (``run``): 2,000 CronJobs at once timed out and cost the Lease (bench scale-pods).
+        self.work.add_kind(CRONJOBS, self._reconcile_guarded, limit=MAX_RECONCILES)
+        self._monitors_listed = False
+        self._tasks: set[asyncio.Task[Any]] = set()  # Event posts
 
     # --- fed by the watches (every replica) ---------------------------------------------
 
@@ -661,6 +668,10 @@ class AutoWiring:
         if leading:
             for key in self.cronjobs:
                 self.mark(key)
+            if self._monitors_listed:
+                self.work.release(CRONJOBS)
+        else:
+            self.work.hold(CRONJOBS)
 
     def event_targets(self, entry: MonitorEntry) -> list[InvolvedObject]:
         """The CronJob an auto-wired monitor's Events are also posted on (or none)."""
@@ -677,8 +688,7 @@ class AutoWiring:
         return [cronjob]
 
     def mark(self, key: Key) -> None:
-        self._dirty.add(key)
-        self._wake.set()
+        self.work.mark(CRONJOBS, key)
 
     # --- every replica: Events of an auto-wired monitor also go to its CronJob --------------
 
@@ -693,35 +703,29 @@ class AutoWiring:
     # --- the leader's loop -------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Reconcile dirty CronJobs while leading, each key one at a time and at most
-        ``MAX_RECONCILES`` at once (a follower keeps its marks: at most one per CronJob, all
-        re-marked when it starts leading). Not before the initial list of monitors is in:
-        until then every CronJob's monitor looks missing and would be applied blind."""
+        """Reconcile marked CronJobs while leading until ``stop``, each key one at a time
+        and at most ``MAX_RECONCILES`` at once (the shared ``WorkQueue``; a follower keeps its
+        marks: at most one per CronJob, all re-marked when it starts leading). Not before the
+        initial list of monitors is in: until then every CronJob's monitor looks missing and
+        would be applied blind."""
         stopping = asyncio.ensure_future(stop.wait())
         try:
             synced = asyncio.ensure_future(self.monitors.wait_synced())
             await asyncio.wait({synced, stopping}, return_when=asyncio.FIRST_COMPLETED)
             synced.cancel()
-            while not stop.is_set():
-                self._wake.clear()
-                if self.is_leader():
-                    for key in list(self._dirty):
-                        if len(self._busy) >= MAX_RECONCILES:
-                            break  # the next one starts when one of these ends
-                        if key in self._busy:
-                            continue
-                        self._dirty.discard(key)
-                        self._busy.add(key)
-                        self._spawn(self._reconcile_guarded(key))
-                waking = asyncio.ensure_future(self._wake.wait())
-                await asyncio.wait({waking, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                waking.cancel()
+            self._monitors_listed = True
+            if self.is_leader():
+                self.work.release(CRONJOBS)
+            await stopping
         finally:
             stopping.cancel()
+            self.work.hold(CRONJOBS)
 
     async def drain(self, timeout: float) -> None:
+        """Wait (up to ``timeout``) for the Event posts and reconciles running now."""
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout)
+        await self.work.drain(timeout)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -733,10 +737,6 @@ class AutoWiring:
             await self.reconcile(key)
         except Exception:
             logger.exception("auto-wiring of CronJob %s/%s failed", *key)
-        finally:
-            self._busy.discard(key)
-            if self._dirty:  # this key marked again meanwhile, or others waiting for a slot
-                self._wake.set()
 
     async def reconcile(self, key: Key) -> None:
         """Bring the CronJob's monitor, its pause and its Job pings up to date (leader)."""
@@ -942,38 +942,6 @@ class AutoWiring:
             self._posted.add(name)
 
 
-def register(registry: kopf.OperatorRegistry, wiring: AutoWiring) -> kopf.OperatorRegistry:
-    """Watch CronJobs, Jobs and monitors' owners: ``@kopf.on.event`` only (DESIGN 9.1, 9.12).
-
-    With a namespace selector also Namespaces (cluster-scoped: kopf watches them
-    cluster-wide even with ``--namespace``; RBAC ``namespaces list, watch``, DESIGN 9.17).
-
-    Returns ``registry`` (with the handlers added), for ``kopf.spawn_tasks(registry=...)``.
-    The handlers are coroutines on purpose: kopf runs plain functions in a thread pool,
-    and the tables and the wake-up event they touch belong to the event loop's thread.
-    """
-
-    @kopf.on.event("batch", "v1", "cronjobs", registry=registry)
-    async def cronjob_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
-        wiring.cronjob_event(type, body)
-
-    @kopf.on.event("batch", "v1", "jobs", registry=registry)
-    async def job_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
-        wiring.job_event(type, body)
-
-    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    async def monitor_owner_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
-        wiring.monitor_event(type, body)
-
-    if wiring.namespace_selector is not None:
-
-        @kopf.on.event("", "v1", "namespaces", registry=registry)
-        async def namespace_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
-            wiring.namespace_event(type, body)
-
-    return registry
-
-
 __all__ = [
     "FIELD_MANAGER",
     "MONITOR_ANNOTATION",
@@ -984,7 +952,6 @@ __all__ = [
     "build_monitor",
     "desired_spec",
     "monitoring",
-    "register",
 ]
 
 

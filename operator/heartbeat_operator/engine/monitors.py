@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from heartbeat_operator.kube import packing
+from heartbeat_operator.engine import packing
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ Key = tuple[str, str]  # (namespace, name)
 class MonitorEntry:
     """One HeartbeatMonitor as last seen: the snapshot Seam 3 promises, plus write context.
 
-    The status is kept packed (``kube.packing``: the summary and the histories apart) and
+    The status is kept packed (``engine.packing``: the summary and the histories apart) and
     unpacked on each read of ``status``: as Python dicts a full status costs about
     12 KiB, packed a few hundred bytes, and every replica holds every monitor (issue 8's
     RSS targets, bench/README.md "scale"). The recently read ones stay unpacked in a

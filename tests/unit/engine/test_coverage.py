@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.unit.kube.test_cronjobs import FakeClient, cronjob, cronjob_body, monitor_body
+from tests.unit.engine.test_cronjobs import FakeClient, cronjob, cronjob_body, monitor_body
 
 from heartbeat_operator.domain.selectors import parse_selector
-from heartbeat_operator.kube.cronjobs import AutoWiring, monitoring, name_conflict_event
-from heartbeat_operator.kube.folding import Change
-from heartbeat_operator.kube.monitors import Key, MonitorEntry, MonitorTable
+from heartbeat_operator.engine.cronjobs import CRONJOBS, AutoWiring, monitoring, name_conflict_event
+from heartbeat_operator.engine.folding import Change
+from heartbeat_operator.engine.monitors import Key, MonitorEntry, MonitorTable
 
 NOW = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
 SELECTOR = parse_selector("heartbeat.dev/monitor-cronjobs=true")
@@ -96,9 +96,9 @@ class Harness:
         self.wiring.monitor_event(None, body)
 
     def marked(self) -> set[Key]:
-        marked = set(self.wiring._dirty)
-        self.wiring._dirty.clear()
-        return marked
+        marked = self.wiring.work.pending(CRONJOBS)
+        self.wiring.work.clear(CRONJOBS)
+        return marked  # type: ignore[return-value]
 
 
 async def test_unannotated_cronjob_in_a_covered_namespace_gets_its_monitor() -> None:

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from heartbeat_operator.domain.tokens import is_valid_user_token
-from heartbeat_operator.kube.client import ApiError, KubeClient, secret_path
-from heartbeat_operator.kube.monitors import MonitorEntry
+from heartbeat_operator.engine.api import ApiError, KubeApi, secret_path
+from heartbeat_operator.engine.monitors import MonitorEntry
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "heartbeat-operator"}
 MONITOR_LABEL = "heartbeat.dev/monitor"
@@ -126,7 +126,7 @@ def judge_secret(secret: Mapping[str, Any], entry: MonitorEntry, name: str) -> S
     return SecretVerdict(token, "TokenReady", f"token from Secret {name}", owned=owned)
 
 
-async def read_secret(client: KubeClient, namespace: str, name: str) -> dict[str, Any] | None:
+async def read_secret(client: KubeApi, namespace: str, name: str) -> dict[str, Any] | None:
     try:
         return await client.get(secret_path(namespace, name), kind="secrets")
     except ApiError as exc:
@@ -135,19 +135,19 @@ async def read_secret(client: KubeClient, namespace: str, name: str) -> dict[str
         raise
 
 
-async def apply_secret_create(client: KubeClient, body: Mapping[str, Any]) -> None:
+async def apply_secret_create(client: KubeApi, body: Mapping[str, Any]) -> None:
     await client.post(secret_path(body["metadata"]["namespace"]), body, kind="secrets")
 
 
 async def apply_secret_update(
-    client: KubeClient, namespace: str, name: str, values: Mapping[str, str]
+    client: KubeApi, namespace: str, name: str, values: Mapping[str, str]
 ) -> None:
     """Set some keys of an existing Secret (URL keys, or a rotated token), nothing else."""
     await client.patch(secret_path(namespace, name), {"stringData": dict(values)}, kind="secrets")
 
 
 async def apply_secret_urls(
-    client: KubeClient, namespace: str, name: str, urls: Mapping[str, str]
+    client: KubeApi, namespace: str, name: str, urls: Mapping[str, str]
 ) -> None:
     """Set ``url`` (and ``internal-url``, or remove it when none is configured)."""
     body: dict[str, Any] = {"stringData": dict(urls)}

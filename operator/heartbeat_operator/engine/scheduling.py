@@ -4,10 +4,10 @@ Only the Lease holder runs this (DESIGN 6, 9.1). It keeps ONE heap of
 ``(wake time, monitor)`` — no per-monitor task, no polling — and one loop that sleeps
 until the earliest wake time or until the monitor table changes. For each monitor it:
 
-- sets up the token (``kube.tokens``) on creation, a ``tokenSecretName`` change or a
+- sets up the token (``engine.tokens``) on creation, a ``tokenSecretName`` change or a
   rotation request;
 - writes what time, spec edits and pause/resume change, through the same per-monitor
-  writer lane the pings use (``kube.writing``);
+  writer lane the pings use (``engine.writing``);
 - computes the next instant the monitor can change (``domain.machine.view``) and wakes
   ``deadline_delay`` (0.5 s) after it, so a ping in flight at the deadline lands first
   (DESIGN 9.3).
@@ -22,7 +22,6 @@ write and its Events (issue 18 item 3).
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import dataclasses
 import datetime
@@ -31,16 +30,17 @@ import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from heartbeat_operator.domain.inputs import Input
 from heartbeat_operator.domain.machine import view
 from heartbeat_operator.domain.records import Record
 from heartbeat_operator.domain.specs import MonitorSpec
-from heartbeat_operator.kube import folding, tokens
-from heartbeat_operator.kube.events import EventKeeper
-from heartbeat_operator.kube.monitors import Key, MonitorEntry, MonitorTable
-from heartbeat_operator.kube.writing import Writer
+from heartbeat_operator.engine import folding, tokens
+from heartbeat_operator.engine.events import EventKeeper
+from heartbeat_operator.engine.monitors import Key, MonitorEntry, MonitorTable
+from heartbeat_operator.engine.workqueue import WorkQueue
+from heartbeat_operator.engine.writing import Writer
+from heartbeat_operator.settings import WriterSettings
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ RETRY_DELAY = 2.0  # s: after a failed reconcile (API unreachable, ...), not a h
 #: Concurrent reconciles (each mostly waits on its writer lane). Also the bound on tasks: a
 #: takeover marks every monitor at once, which was one waiting task per monitor.
 MAX_RECONCILES = 32
+MONITORS = "monitor"  # the scheduler's kind of key in the shared work queue
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,11 +73,13 @@ class Scheduler:
         writer: Writer,
         token_keeper: tokens.TokenKeeper,
         *,
-        deadline_delay: float = 0.5,
+        deadline_delay: float = WriterSettings.deadline_delay,
         now: Callable[[], datetime.datetime] | None = None,
         judge: Judge | None = None,
         prepare: Callable[[], Awaitable[None]] | None = None,
         events: EventKeeper | None = None,
+        clock: Callable[[], float] = time.time,
+        work: WorkQueue | None = None,
     ) -> None:
         self.table = table
         self.events = events
@@ -88,16 +91,16 @@ class Scheduler:
         self.prepare = prepare
         self.delay = deadline_delay
         self._now = now or (lambda: datetime.datetime.now(datetime.UTC))
+        self._clock = clock  # wall seconds, what the heap's wake times are in
         self._heap: list[tuple[float, int, Key]] = []
         self._scheduled: dict[Key, float] = {}
         self._seq = itertools.count()
-        # Monitors to reconcile, in the order marked; each at most once in the queue.
-        self._dirty: set[Key] = set()
-        self._queue: collections.deque[Key] = collections.deque()
-        self._busy: set[Key] = set()
-        self._wake = asyncio.Event()
+        # Monitors to reconcile: the work queue shared with the CronJob loop (issue 14
+        # item 3), held until this replica leads and knows the operator's outages.
+        self.work = work or WorkQueue()
+        self.work.add_kind(MONITORS, self._reconcile, limit=MAX_RECONCILES)
+        self._wake = asyncio.Event()  # the heap's earliest wake time moved
         self._task: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
         table.subscribe(self._on_table_change)
 
     # --- leadership ------------------------------------------------------------------
@@ -114,14 +117,12 @@ class Scheduler:
             # that races with the awaited event being set.
             self._task.cancel()
             self._task = None
-            for task in list(self._tasks):
-                task.cancel()
+            self.work.hold(MONITORS)
+            self.work.clear(MONITORS)
             self._heap.clear()
             if self.events is not None:
                 self.events.forget()
             self._scheduled.clear()
-            self._dirty.clear()
-            self._queue.clear()
 
     async def stop(self) -> None:
         task = self._task
@@ -133,16 +134,13 @@ class Scheduler:
     def _on_table_change(self, key: Key, entry: MonitorEntry | None) -> None:
         if self.leading:
             self._mark(key)
-            self._wake.set()
 
     def poke(self, key: Key) -> None:
         """Reconcile this monitor soon (the token sweep found its Secret deleted)."""
         self._on_table_change(key, None)
 
     def _mark(self, key: Key) -> None:
-        if key not in self._dirty:
-            self._dirty.add(key)
-            self._queue.append(key)
+        self.work.mark(MONITORS, key)
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -153,42 +151,28 @@ class Scheduler:
         logger.info("leading: reconciling %d monitors", len(self.table))
         for entry in self.table:
             self._mark(entry.key)
+        self.work.release(MONITORS)
         while self._task is asyncio.current_task():
             self._wake.clear()
-            wall = time.time()
-            while self._heap and self._heap[0][0] <= wall:
-                when, _, key = heapq.heappop(self._heap)
-                if self._scheduled.get(key) == when:
-                    del self._scheduled[key]
-                    self._mark(key)
-            self._start_reconciles()
+            self._mark_due()
             timeout = None
             if self._heap:
-                timeout = max(0.0, self._heap[0][0] - time.time())
+                timeout = max(0.0, self._heap[0][0] - self._clock())
             waking = asyncio.ensure_future(self._wake.wait())
             try:
                 await asyncio.wait({waking}, timeout=timeout)
             finally:
                 waking.cancel()
 
-    def _start_reconciles(self) -> None:
-        """Start reconciles for queued monitors, up to ``MAX_RECONCILES`` at a time; one
-        marked again while its reconcile runs waits in the queue for the next turn."""
-        again = []
-        while self._queue and len(self._busy) < MAX_RECONCILES:
-            key = self._queue.popleft()
-            if key in self._busy:
-                again.append(key)
-                continue
-            self._dirty.discard(key)
-            self._busy.add(key)
-            self._spawn(self._reconcile(key))
-        self._queue.extend(again)
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _mark_due(self) -> None:
+        """Queue every monitor whose wake time has come (a stale heap entry, superseded by
+        a later ``schedule``, is dropped)."""
+        wall = self._clock()
+        while self._heap and self._heap[0][0] <= wall:
+            when, _, key = heapq.heappop(self._heap)
+            if self._scheduled.get(key) == when:
+                del self._scheduled[key]
+                self._mark(key)
 
     def schedule(self, key: Key, at: datetime.datetime | None) -> None:
         if at is None:
@@ -203,9 +187,11 @@ class Scheduler:
             self._wake.set()
 
     def _retry(self, key: Key) -> None:
-        when = time.time() + RETRY_DELAY
+        when = self._clock() + RETRY_DELAY
         self._scheduled[key] = when
         heapq.heappush(self._heap, (when, next(self._seq), key))
+        if self._heap[0][0] == when:
+            self._wake.set()  # the loop may be sleeping until a later wake time
 
     async def _reconcile(self, key: Key) -> None:
         try:
@@ -215,10 +201,6 @@ class Scheduler:
         except Exception:
             logger.exception("reconciling %s/%s failed; retrying in %s s", *key, RETRY_DELAY)
             self._retry(key)
-        finally:
-            self._busy.discard(key)
-            if self._queue:
-                self._wake.set()
 
     async def reconcile(self, key: Key) -> None:
         entry = self.table.get(key)
@@ -249,20 +231,22 @@ class Scheduler:
         judging = await self._before_judging(entry, now - delay)
         if judging.hold_until is not None:
             return judging.hold_until
-        observed = self.table.observed_spec(entry)
-        outages = self.writer.outages()
         if judging.inputs:
             change = folding.Change(inputs=judging.inputs)
-            entry = await self.writer.submit(key, change, timeout=None)
-        elif folding.fold(
-            entry, [], now, settle_delay=delay, observed_spec=observed, outages=outages
-        ).changed:
-            entry = await self.writer.submit(key, folding.Change(), timeout=None)
-        spec = folding.parse(entry)
-        if not isinstance(spec, MonitorSpec) or folding.token_ready(entry.status).status != "True":
-            return None  # DESIGN 9.7: nothing is judged while Ready=False
-        record = Record.from_status(entry.status, active_since=folding.created_at(entry, now))
-        return view(spec, record, now - delay, outages=outages).next_change_at
+            return (await self.writer.write(key, change, timeout=None)).next_change_at()
+        # One fold tells whether anything is due; only then is it written, and the write's
+        # own fold says when to wake (issue 14 item 2: no second parse, read-back or view).
+        dry = folding.fold(
+            entry,
+            [],
+            now,
+            settle_delay=delay,
+            observed_spec=self.table.observed_spec(entry),
+            outages=self.writer.outages(),
+        )
+        if not dry.changed:
+            return dry.next_change_at()
+        return (await self.writer.write(key, folding.Change(), timeout=None)).next_change_at()
 
     async def _before_judging(self, entry: MonitorEntry, until: datetime.datetime) -> Judging:
         """Ask the judge (auto-wiring) when a deadline of ``entry`` is due by ``until``."""

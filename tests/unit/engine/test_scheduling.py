@@ -1,25 +1,39 @@
-"""The leader's reconcile asks the auto-wiring what the cluster says before it judges a
-deadline (DESIGN 10.8.3): only when one is due, holding a judgement without writing, and
-folding what it says in one status write. Against the fake of our ``KubeClient`` seam
-(tests/unit/kube/fakes.py), a real ``Writer`` and a fake judge; ``now`` is passed in."""
+"""The leader's scheduler on a fake clock (issue 14 item 2): one fold finds what is due,
+one write settles it, and that write's fold says when to wake. Its reconcile asks the
+auto-wiring what the cluster says before it judges a deadline (DESIGN 10.8.3): only when
+one is due, holding a judgement without writing, and folding what it says in one status
+write. Against the fake of our ``KubeClient`` seam (tests/unit/kube/fakes.py), a real
+``Writer`` and a fake judge; ``now`` and the heap's clock are passed in."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tests.support.waiting import async_wait_for
 from tests.unit.kube.fakes import FakeKube
 
 from heartbeat_operator.domain.inputs import JobPending, SlotSkipped
 from heartbeat_operator.domain.records import Record
 from heartbeat_operator.domain.specs import MonitorSpec
 from heartbeat_operator.domain.timefmt import format_time
-from heartbeat_operator.kube.client import event_path, monitor_path
-from heartbeat_operator.kube.events import EVENT_SETTLE, EventKeeper, InvolvedObject, missing_events
-from heartbeat_operator.kube.folding import Change
-from heartbeat_operator.kube.monitors import Key, MonitorEntry, MonitorTable
-from heartbeat_operator.kube.scheduling import WAKE_MARGIN, Judging, Scheduler
-from heartbeat_operator.kube.writing import Writer, WriterConfig
+from heartbeat_operator.engine.api import ApiError, event_path, monitor_path
+from heartbeat_operator.engine.events import (
+    EVENT_SETTLE,
+    EventKeeper,
+    InvolvedObject,
+    missing_events,
+)
+from heartbeat_operator.engine.folding import Change
+from heartbeat_operator.engine.monitors import Key, MonitorEntry, MonitorTable
+from heartbeat_operator.engine.scheduling import (
+    MONITORS,
+    RETRY_DELAY,
+    WAKE_MARGIN,
+    Judging,
+    Scheduler,
+)
+from heartbeat_operator.engine.writing import Writer, WriterConfig, Written
 
 KEY = ("ops", "backup")
 PATH = monitor_path(*KEY)
@@ -73,7 +87,7 @@ class FakeJudge:
 
 
 class Leader:
-    def __init__(self, judge: FakeJudge, now: datetime, **monitor_kw: Any) -> None:
+    def __init__(self, judge: FakeJudge | None, now: datetime, **monitor_kw: Any) -> None:
         self.kube = FakeKube()
         self.table = MonitorTable()
         self.table.upsert(self.kube.add(PATH, monitor(**monitor_kw)))
@@ -85,13 +99,13 @@ class Leader:
             now=lambda: self.now,
         )
         self.changes: list[Change] = []
-        submit = self.writer.submit
+        write = self.writer.write
 
-        async def recording(key: Key, change: Change, **kw: Any) -> MonitorEntry:
+        async def recording(key: Key, change: Change, **kw: Any) -> Written:
             self.changes.append(change)
-            return await submit(key, change, **kw)
+            return await write(key, change, **kw)
 
-        self.writer.submit = recording  # type: ignore[method-assign]
+        self.writer.write = recording  # type: ignore[method-assign]
         self.scheduler = Scheduler(
             self.table,
             self.writer,
@@ -99,6 +113,7 @@ class Leader:
             deadline_delay=DELAY,
             now=lambda: self.now,
             judge=judge,
+            clock=lambda: self.now.timestamp(),
         )
 
     def status_writes(self) -> int:
@@ -242,3 +257,91 @@ async def test_an_event_its_writer_posted_is_not_posted_twice() -> None:
 
 def own_events(entry: MonitorEntry) -> list[InvolvedObject]:
     return [InvolvedObject(entry.namespace, entry.name, entry.uid)]
+
+
+# --- one path per deadline, on a fake clock (issue 14 item 2) --------------------------------
+
+
+def status_reads(monkeypatch: Any) -> list[int]:
+    """Counts how often a status is read back into a ``Record`` (each fold reads once)."""
+    count = [0]
+    real = Record.from_status.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[Record], *args: Any, **kwargs: Any) -> Record:
+        count[0] += 1
+        return real(cls, *args, **kwargs)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(Record, "from_status", classmethod(counting))
+    return count
+
+
+async def test_nothing_due_is_one_fold_no_write_and_a_wake_at_the_next_deadline(
+    monkeypatch: Any,
+) -> None:
+    leader = Leader(None, now=datetime(2026, 11, 25, 4, 30, tzinfo=UTC))
+    await leader.scheduler.reconcile(KEY)  # completes the status (a first write)
+    writes = leader.status_writes()
+    reads = status_reads(monkeypatch)
+    leader.now = datetime(2026, 11, 25, 4, 40, tzinfo=UTC)
+    await leader.scheduler.reconcile(KEY)
+    assert (reads[0], leader.status_writes()) == (1, writes)  # the one fold
+    assert leader.wakes_at() == wake(DUE)
+
+
+async def test_a_due_deadline_is_written_once_and_the_write_says_when_to_wake(
+    monkeypatch: Any,
+) -> None:
+    leader = Leader(None, now=datetime(2026, 11, 25, 4, 30, tzinfo=UTC))
+    await leader.scheduler.reconcile(KEY)
+    writes = leader.status_writes()
+    reads = status_reads(monkeypatch)
+    leader.now = woken_for(DUE)
+    await leader.scheduler.reconcile(KEY)
+    # the fold that found it due, the write's fold: no third read to learn the wake
+    assert (reads[0], leader.status_writes()) == (2, writes + 1)
+    assert leader.status["state"] == "Grace"
+    assert leader.wakes_at() == wake(ALERT)
+    leader.now = woken_for(ALERT)
+    await leader.scheduler.reconcile(KEY)
+    assert leader.status["state"] == "Down"  # while Down, the next slot's alert time
+    assert leader.wakes_at() == wake(ALERT + timedelta(hours=1))
+
+
+async def test_the_loop_wakes_each_monitor_at_its_time_on_the_fake_clock() -> None:
+    leader = Leader(FakeJudge(), now=datetime(2026, 11, 25, 4, 30, tzinfo=UTC))
+    scheduler = leader.scheduler
+    leader.table.synced = True
+    scheduler.set_leading(True)
+    try:
+        await wait_until(lambda: leader.wakes_at() == wake(DUE))
+        writes = leader.status_writes()
+        leader.now = woken_for(DUE) - timedelta(seconds=1)  # not yet: nothing is due
+        scheduler._mark_due()
+        assert KEY not in scheduler.work.pending(MONITORS) and leader.wakes_at() == wake(DUE)
+        leader.now = woken_for(DUE)
+        scheduler._wake.set()  # the real loop would have slept until then
+        await wait_until(lambda: leader.status["state"] == "Grace")
+        await wait_until(lambda: leader.wakes_at() == wake(ALERT))
+        assert leader.status_writes() == writes + 1
+    finally:
+        await scheduler.stop()
+
+
+class FailingJudge(FakeJudge):
+    async def __call__(
+        self, entry: MonitorEntry, spec: MonitorSpec, record: Record, until: datetime
+    ) -> Judging:
+        raise ApiError(0, "Unreachable", "ClientConnectorError")
+
+
+async def test_a_reconcile_that_fails_is_retried_on_the_clock_not_at_once() -> None:
+    leader = Leader(FailingJudge(), now=woken_for(DUE))
+    await leader.scheduler._reconcile(KEY)
+    assert leader.wakes_at() == leader.now.timestamp() + RETRY_DELAY
+
+
+async def wait_until(condition: Any, timeout: float = 5.0) -> None:
+    async def probe() -> bool | None:
+        return True if condition() else None
+
+    await async_wait_for(probe, timeout=timeout, what="the scheduler")

@@ -39,8 +39,9 @@ from typing import Any
 
 from heartbeat_operator.domain.inputs import Input, JobPending, Ping
 from heartbeat_operator.domain.timefmt import TimeFormatError, format_clock, parse_time
-from heartbeat_operator.kube import causes, podreads
-from heartbeat_operator.kube.client import ApiError, KubeClient
+from heartbeat_operator.domain.vocabulary import PingKind
+from heartbeat_operator.engine import causes, podreads
+from heartbeat_operator.engine.api import ApiError, KubeApi
 
 logger = logging.getLogger(__name__)
 
@@ -276,7 +277,7 @@ def pick_exit_code(pods: Iterable[Mapping[str, Any]]) -> int | None:
     return None if best is None else best[1]
 
 
-async def list_job_pods(client: KubeClient, namespace: str, uid: str) -> list[dict[str, Any]]:
+async def list_job_pods(client: KubeApi, namespace: str, uid: str) -> list[dict[str, Any]]:
     """The Job's Pods, listed once by ``batch.kubernetes.io/controller-uid`` (DESIGN 9.11).
 
     Raises ``ApiError`` (e.g. 403 when the chart's ``pods list`` rule is off).
@@ -291,7 +292,7 @@ async def list_job_pods(client: KubeClient, namespace: str, uid: str) -> list[di
 
 
 async def read_job_pods(
-    client: KubeClient, job: JobRun, now: datetime, *, capture_logs: bool = False
+    client: KubeApi, job: JobRun, now: datetime, *, capture_logs: bool = False
 ) -> JobPods | None:
     """List the Job's Pods once (and its Events when it has none: quota and admission
     refusals are ``FailedCreate`` Events, DESIGN 10.8.3); with ``capture_logs``, a failed
@@ -357,7 +358,7 @@ def job_inputs(job: JobRun, status: Mapping[str, Any], pods: JobPods | None) -> 
         out.append(
             Ping(
                 time=started,
-                kind="start",
+                kind=PingKind.START,
                 run_id=job.uid,
                 scheduled_time=job.scheduled_time,
                 job=(job.uid, "start"),
@@ -367,7 +368,7 @@ def job_inputs(job: JobRun, status: Mapping[str, Any], pods: JobPods | None) -> 
         out.append(
             Ping(
                 time=job.completion_time,
-                kind="success",
+                kind=PingKind.SUCCESS,
                 exit_code=0,
                 run_id=job.uid,
                 job=(job.uid, "success"),
@@ -378,7 +379,7 @@ def job_inputs(job: JobRun, status: Mapping[str, Any], pods: JobPods | None) -> 
         out.append(
             Ping(
                 time=job.failure.time,
-                kind="fail",
+                kind=PingKind.FAIL,
                 exit_code=code,
                 run_id=job.uid,
                 body=failure_body(job.failure, pods),
@@ -399,7 +400,7 @@ def _waiting_inputs(
         return [
             Ping(
                 time=job.failure.time,
-                kind="fail",
+                kind=PingKind.FAIL,
                 run_id=job.uid,
                 body=f"{cause}; {job.failure.body}",
                 job=(job.uid, "fail"),
@@ -439,7 +440,7 @@ def deleted_inputs(job: JobRun, deleted_at: datetime, phases: set[str]) -> list[
         return [
             Ping(
                 time=deleted_at,
-                kind="fail",
+                kind=PingKind.FAIL,
                 run_id=job.uid,
                 body=f"Job {job.name} was deleted before it finished",
                 job=(job.uid, "fail"),
@@ -449,7 +450,7 @@ def deleted_inputs(job: JobRun, deleted_at: datetime, phases: set[str]) -> list[
     return [
         Ping(
             time=deleted_at,
-            kind="fail",
+            kind=PingKind.FAIL,
             run_id=job.uid,
             body=f"Job {job.name} created {created}; deleted before any Pod of it ran",
             job=(job.uid, "fail"),

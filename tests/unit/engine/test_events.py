@@ -20,12 +20,12 @@ from heartbeat_operator.domain.records import Record
 from heartbeat_operator.domain.specs import parse_spec
 from heartbeat_operator.domain.timefmt import format_time
 from heartbeat_operator.domain.tokens import token_hash
-from heartbeat_operator.kube import events
-from heartbeat_operator.kube.client import monitor_path
-from heartbeat_operator.kube.cronjobs import Owner, mirrored_events
-from heartbeat_operator.kube.folding import Change
-from heartbeat_operator.kube.monitors import MonitorTable
-from heartbeat_operator.kube.writing import Writer, WriterConfig
+from heartbeat_operator.engine import events
+from heartbeat_operator.engine.api import monitor_path
+from heartbeat_operator.engine.cronjobs import Owner, mirrored_events
+from heartbeat_operator.engine.folding import Change
+from heartbeat_operator.engine.monitors import MonitorTable
+from heartbeat_operator.engine.writing import Writer, WriterConfig
 
 T0 = datetime(2026, 1, 1, 2, 0, tzinfo=UTC)
 TOKEN = "t" * 43

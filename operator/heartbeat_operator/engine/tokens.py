@@ -27,12 +27,13 @@ from collections.abc import Callable
 
 from heartbeat_operator.domain.statuses import READY_TOKEN, Ready
 from heartbeat_operator.domain.tokens import new_token, token_hash
-from heartbeat_operator.kube import secrets
-from heartbeat_operator.kube.client import ApiError, KubeClient
-from heartbeat_operator.kube.events import InvolvedObject, apply_event, build_event
-from heartbeat_operator.kube.folding import Change, TokenUpdate
-from heartbeat_operator.kube.monitors import Key, MonitorEntry, MonitorTable
-from heartbeat_operator.kube.writing import Writer
+from heartbeat_operator.domain.vocabulary import EventType
+from heartbeat_operator.engine import secrets
+from heartbeat_operator.engine.api import ApiError, KubeApi
+from heartbeat_operator.engine.events import InvolvedObject, apply_event, build_event
+from heartbeat_operator.engine.folding import Change, TokenUpdate
+from heartbeat_operator.engine.monitors import Key, MonitorEntry, MonitorTable
+from heartbeat_operator.engine.writing import Writer
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class Urls:
 class TokenKeeper:
     def __init__(
         self,
-        client: KubeClient,
+        client: KubeApi,
         table: MonitorTable,
         writer: Writer,
         urls: Urls,
@@ -266,7 +267,7 @@ class TokenKeeper:
             InvolvedObject(entry.namespace, entry.name, entry.uid),
             time=datetime.datetime.now(datetime.UTC),
             reason="TokenRotated",
-            event_type="Warning",
+            event_type=EventType.WARNING,
             message=(
                 f"Secret {name} was deleted; created it again with a new token (the old "
                 "ping URL no longer works: read the new one from the Secret)"

@@ -12,10 +12,10 @@ from tests.unit.kube.fakes import FakeKube
 from heartbeat_operator.domain.inputs import Ping
 from heartbeat_operator.domain.timefmt import format_time
 from heartbeat_operator.domain.tokens import token_hash
-from heartbeat_operator.kube.client import NOT_CONNECTED, ApiError, monitor_path
-from heartbeat_operator.kube.folding import Change
-from heartbeat_operator.kube.monitors import MonitorTable
-from heartbeat_operator.kube.writing import TokenBucket, Writer, WriterConfig
+from heartbeat_operator.engine.api import NOT_CONNECTED, ApiError, monitor_path
+from heartbeat_operator.engine.folding import Change
+from heartbeat_operator.engine.monitors import MonitorTable
+from heartbeat_operator.engine.writing import TokenBucket, Writer, WriterConfig
 from heartbeat_operator.recording import IndexLoading, Overloaded, UnknownToken, WriteTimeout
 
 TOKEN = "t" * 43
@@ -356,13 +356,13 @@ async def test_an_outage_logs_one_warning_line_not_a_traceback_per_failed_write(
         table.upsert(fake.add(monitor_path("ns", f"m{i}"), body))
     table.synced = True
     writer = Writer(fake, table, WriterConfig(deadline_delay=0, write_timeout=3.0))
-    caplog.set_level("DEBUG", logger="heartbeat_operator.kube.writing")
+    caplog.set_level("DEBUG", logger="heartbeat_operator.engine.writing")
     results = await asyncio.gather(
         *(writer.record(t, ping()) for t in tokens), return_exceptions=True
     )
     assert all(isinstance(r, WriteTimeout) for r in results), results
     assert len(fake.writes) >= 10  # each monitor's write failed, some more than once
-    lines = [r for r in caplog.records if r.name == "heartbeat_operator.kube.writing"]
+    lines = [r for r in caplog.records if r.name == "heartbeat_operator.engine.writing"]
     assert len(lines) == 1, [r.getMessage() for r in lines]
     assert lines[0].levelname == "WARNING"
     assert lines[0].exc_info is None

@@ -33,7 +33,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from heartbeat_operator.domain.timefmt import TimeFormatError, format_time, parse_time
-from heartbeat_operator.kube.client import ApiError, KubeClient, event_path
+from heartbeat_operator.domain.vocabulary import (
+    FAILURE_REASONS,
+    EventType,
+    event_type_for,
+)
+from heartbeat_operator.engine.api import ApiError, KubeApi, event_path
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +103,7 @@ def build_event(
     }
 
 
-async def apply_event(client: KubeClient, body: dict[str, Any] | Aggregate) -> bool:
+async def apply_event(client: KubeApi, body: dict[str, Any] | Aggregate) -> bool:
     """Create the Event (or, for an ``Aggregate``, patch its anchor); True when it exists
     afterwards. Never raises."""
     if isinstance(body, Aggregate):
@@ -121,23 +126,6 @@ async def apply_event(client: KubeClient, body: dict[str, Any] | Aggregate) -> b
         logger.exception("could not post Event %s", body.get("reason"))
         return False
     return True
-
-
-#: Event reasons posted as Warning (DESIGN 9.7); every other transition Event is Normal.
-WARNING_REASONS = frozenset(
-    {"Missed", "NeverPinged", "NotStarted", "Failed", "RunTimeout", "RanTooFast"}
-)
-
-#: The reasons of a slot counted as failed (DESIGN 9.7, 10.8.4), in the order an anchor
-#: whose reason has scrolled out of ``recentTransitions`` is looked for: silence first.
-FAILURE_REASONS: tuple[str, ...] = (
-    "Missed",
-    "Failed",
-    "NotStarted",
-    "RunTimeout",
-    "NeverPinged",
-    "RanTooFast",
-)
 
 
 # --- events that repeat aggregate (DESIGN 10.8.13) ---------------------------------------
@@ -306,7 +294,7 @@ def event_posts(
             obj,
             time=item.time,
             reason=item.event_reason,
-            event_type=item.event_type or "Normal",
+            event_type=item.event_type or EventType.NORMAL,
             message=item.message,
             instance=instance,
         )
@@ -332,7 +320,7 @@ def event_posts(
         obj,
         time=latest.anchor_time,
         reason=latest.anchor_reasons[0],
-        event_type="Warning",
+        event_type=EventType.WARNING,
         message=latest.message,
         instance=instance,
     )
@@ -341,7 +329,7 @@ def event_posts(
     return out
 
 
-async def _aggregate(client: KubeClient, action: Aggregate) -> bool:
+async def _aggregate(client: KubeApi, action: Aggregate) -> bool:
     """Patch the first of ``action.names`` that exists; none: create the anchor again."""
     try:
         for attempt in range(2):
@@ -441,7 +429,7 @@ def missing_events(
             obj,
             time=when,
             reason=reason,
-            event_type="Warning" if reason in WARNING_REASONS else "Normal",
+            event_type=event_type_for(reason),
             message=str(item.get("message") or ""),
             instance=instance,
         )
@@ -485,7 +473,7 @@ class EventKeeper:
     checked up to. The scheduler calls it from its reconcile, its one loop per monitor.
     """
 
-    def __init__(self, client: KubeClient, targets: EventTargets, instance: str = "") -> None:
+    def __init__(self, client: KubeApi, targets: EventTargets, instance: str = "") -> None:
         self.client = client
         self.targets = targets
         self.instance = instance

@@ -1,0 +1,125 @@
+"""One keyed work queue for the leader's loops (issue 14 item 3).
+
+The scheduler (monitors) and the CronJob auto-wiring (CronJobs) each reconcile keys that
+their watches mark, and before this each kept its own dirty set, busy set, wake-up event
+and task set. Here is the one discipline both use, in one task group:
+
+- ``mark(kind, key)`` queues a key, at most once (marking a queued key again is a no-op);
+- a key is worked on by one task at a time; marked again while busy, it runs once more
+  when that task ends (nothing marked during a reconcile is lost);
+- keys start in the order marked, up to each kind's ``limit`` at once (the scheduler's
+  bound: a takeover marks every monitor, which must not be one task each);
+- a kind is *held* while its owner does not lead: marks are kept, nothing starts, and
+  ``release`` starts them; ``clear`` forgets a kind's marks and cancels its tasks.
+
+The queue has no clock and no loop of its own: work starts when it is marked or when a
+slot frees. What is rate-limited per monitor (the writer's token buckets) lives in the
+writer and outlives the queue's marks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[Any], Awaitable[None]]
+
+
+@dataclasses.dataclass
+class _Kind:
+    handler: Handler
+    limit: int | None
+    held: bool
+    running: int = 0
+
+
+class WorkQueue:
+    def __init__(self) -> None:
+        self._kinds: dict[str, _Kind] = {}
+        self._queue: collections.deque[tuple[str, Hashable]] = collections.deque()
+        self._dirty: set[tuple[str, Hashable]] = set()
+        self._busy: dict[tuple[str, Hashable], asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def add_kind(
+        self, kind: str, handler: Handler, *, limit: int | None = None, held: bool = True
+    ) -> None:
+        """Register what reconciles a kind of key. ``handler`` must handle its own
+        errors (an exception is logged and the key is not retried by the queue)."""
+        if kind in self._kinds:
+            raise ValueError(f"work kind {kind!r} is already registered")
+        self._kinds[kind] = _Kind(handler, limit, held)
+
+    def mark(self, kind: str, key: Hashable) -> None:
+        item = (kind, key)
+        if item not in self._dirty:
+            self._dirty.add(item)
+            self._queue.append(item)
+        self._start()
+
+    def pending(self, kind: str) -> set[Hashable]:
+        """The keys of ``kind`` marked and not started yet."""
+        return {key for k, key in self._dirty if k == kind}
+
+    def busy(self, kind: str) -> set[Hashable]:
+        return {key for k, key in self._busy if k == kind}
+
+    def hold(self, kind: str) -> None:
+        self._kinds[kind].held = True
+
+    def release(self, kind: str) -> None:
+        self._kinds[kind].held = False
+        self._start()
+
+    def clear(self, kind: str) -> None:
+        """Forget the kind's marks and cancel its running work (leadership lost)."""
+        self._dirty = {item for item in self._dirty if item[0] != kind}
+        self._queue = collections.deque(item for item in self._queue if item[0] != kind)
+        for item, task in list(self._busy.items()):
+            if item[0] == kind:
+                task.cancel()
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (up to ``timeout``) for the work running now."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout)
+
+    def _start(self) -> None:
+        if not self._queue:
+            return
+        waiting: collections.deque[tuple[str, Hashable]] = collections.deque()
+        while self._queue:
+            item = self._queue.popleft()
+            kind = self._kinds[item[0]]
+            full = kind.limit is not None and kind.running >= kind.limit
+            if kind.held or full or item in self._busy:
+                waiting.append(item)
+                continue
+            self._dirty.discard(item)
+            kind.running += 1
+            task = asyncio.ensure_future(self._work(item, kind))
+            self._busy[item] = task
+            self._tasks.add(task)
+            task.add_done_callback(functools.partial(self._done, item, kind))
+        self._queue = waiting
+
+    async def _work(self, item: tuple[str, Hashable], kind: _Kind) -> None:
+        try:
+            await kind.handler(item[1])
+        except Exception:
+            logger.exception("%s %s: reconcile failed", item[0], item[1])
+
+    def _done(self, item: tuple[str, Hashable], kind: _Kind, task: asyncio.Task[Any]) -> None:
+        # A callback, not a ``finally``: a task cancelled before it ran never runs one.
+        self._tasks.discard(task)
+        kind.running -= 1
+        if self._busy.get(item) is task:
+            del self._busy[item]
+        self._start()  # marked again while busy, or waiting for this slot
