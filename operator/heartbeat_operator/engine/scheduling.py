@@ -37,7 +37,7 @@ from heartbeat_operator.domain.inputs import Input
 from heartbeat_operator.domain.machine import view
 from heartbeat_operator.domain.records import Record
 from heartbeat_operator.domain.specs import MonitorSpec
-from heartbeat_operator.engine import folding, tokens
+from heartbeat_operator.engine import folding, journaled, tokens
 from heartbeat_operator.engine.events import EventKeeper
 from heartbeat_operator.engine.monitors import Key, MonitorEntry, MonitorTable
 from heartbeat_operator.engine.writing import Writer
@@ -58,6 +58,9 @@ class Judging:
 
     inputs: tuple[Input, ...] = ()
     hold_until: datetime.datetime | None = None
+    #: Journaled pings of the monitor, absorbed in the same write as the transition
+    #: (DESIGN 10.8.11: a ping acknowledged before ``alertTime`` is never judged missed).
+    absorb: tuple[journaled.JournalPings, ...] = ()
 
 
 Judge = Callable[[MonitorEntry, MonitorSpec, Record, datetime.datetime], Awaitable[Judging]]
@@ -251,8 +254,8 @@ class Scheduler:
             return judging.hold_until
         observed = self.table.observed_spec(entry)
         outages = self.writer.outages()
-        if judging.inputs:
-            change = folding.Change(inputs=judging.inputs)
+        if judging.inputs or judging.absorb:
+            change = folding.Change(inputs=judging.inputs, absorb=judging.absorb)
             entry = await self.writer.submit(key, change, timeout=None)
         elif folding.fold(
             entry, [], now, settle_delay=delay, observed_spec=observed, outages=outages
