@@ -192,7 +192,7 @@ async def test_a_ping_not_stored_in_time_is_503_and_voided_if_its_write_lands_la
 
 
 async def test_a_stored_ping_is_absorbed_into_status_and_leaves_with_the_next_flush():
-    fake, table, writer, journal = setup()
+    fake, _, writer, journal = setup()
     absorber = jr.Absorber(journal, writer, interval=0.05)
     recorder = jr.JournalRecorder(writer, journal)
     await recorder.record(TOKENS["a"], ping())
