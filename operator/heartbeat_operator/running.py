@@ -28,6 +28,7 @@ import kopf
 
 from heartbeat_operator import settings as settings_module
 from heartbeat_operator.admission.serving import serve_webhook
+from heartbeat_operator.domain.machine import view
 from heartbeat_operator.domain.records import Record
 from heartbeat_operator.domain.specs import MonitorSpec
 from heartbeat_operator.domain.timefmt import TimeFormatError, parse_time
@@ -251,8 +252,9 @@ class Operator:
         # DESIGN 10.8.11: before a deadline transition, every journaled ping of the
         # monitor is folded in the same write; the reconciles of one batch of deadlines
         # (all woken at deadline + 0.5 s) share one LIST of the journals.
+        due = view(spec, record, until, outages=self.replicas.outages()).next_change_at
         listed = await self.journals.list_since(
-            until.timestamp() + self.settings.writer.deadline_delay
+            (due or until).timestamp() + self.settings.writer.deadline_delay
         )
         absorb = listed.pings_for(entry)
         return dataclasses.replace(judging, absorb=absorb) if absorb else judging
