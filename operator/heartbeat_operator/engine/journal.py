@@ -509,8 +509,8 @@ class JournalRecorder:
 class Absorber:
     """Absorbs this replica's stored pings into their monitors' statuses behind the reply:
     within ``interval`` at rest, at most one write per monitor per ``interval`` under load,
-    under a global budget of ``writes_per_second`` (DESIGN 10.7). Monitors waiting longest
-    go first."""
+    under a global budget of ``writes_per_second`` (DESIGN 10.7). Monitors whose state
+    the absorption likely changes go first, then those waiting longest."""
 
     def __init__(
         self,
@@ -549,7 +549,7 @@ class Absorber:
             self._wake.clear()
             now = self._clock()
             wait: float | None = None
-            for key in list(self._dirty):
+            for key in sorted(self._dirty, key=self._routine):  # transitions first
                 if key in self._busy:
                     continue
                 due = self._last.get(key, -1e18) + self.interval
@@ -575,6 +575,18 @@ class Absorber:
                 await asyncio.wait({waking}, timeout=wait)
             finally:
                 waking.cancel()
+
+    def _routine(self, key: Key) -> bool:
+        """False for a monitor whose absorption likely changes its state: it is not
+        Healthy (a ping ends New, Grace or Down), or a failure waits (DESIGN 10.7: under
+        the budget, state transitions first). Sorting keeps the waiting order otherwise."""
+        entry = self.writer.table.get(key)
+        if entry is None or entry.summary.get("state") != "Healthy":
+            return False
+        return not any(
+            e.ping.kind == "fail" or e.ping.exit_code not in (None, 0)
+            for e in self.journal.stored_for(key)
+        )
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

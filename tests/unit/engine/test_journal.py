@@ -208,6 +208,27 @@ async def test_a_stored_ping_is_absorbed_into_status_and_leaves_with_the_next_fl
     assert absorber.lag_seconds
 
 
+async def test_under_the_budget_a_likely_transition_is_absorbed_first():
+    fake, table, writer, journal = setup()
+    for name in ("a", "b"):  # both Healthy
+        await writer.submit(("ns", name), Change(inputs=(ping(),)), timeout=None)
+    await journal.append(table.get(("ns", "a")), ping())  # the journal exists: PUTs next
+    journal.absorbed(journal.stored_for(("ns", "a")))
+    jr.Absorber(journal, writer, interval=0.01, writes_per_second=0.001)  # one write
+    fake.gate = asyncio.Event()  # both pings ride in one flush: a first, then b
+    task_a = asyncio.create_task(journal.append(table.get(("ns", "a")), ping()))
+    await asyncio.sleep(0)
+    task_b = asyncio.create_task(
+        journal.append(table.get(("ns", "b")), Ping(datetime.now(UTC), "fail", exit_code=2))
+    )
+    await asyncio.sleep(0)
+    fake.gate.set()
+    await asyncio.gather(task_a, task_b)
+    await async_wait_for(lambda: _true(ping_count(fake, "b") == 2), timeout=2, what="b")
+    assert ping_count(fake, "a") == 1  # a waits for the budget
+    assert fake.objects[mpath("b")]["status"]["state"] == "Down"
+
+
 async def test_replaying_a_journal_never_counts_a_ping_twice():
     fake, table, writer, journal = setup()
     entry = table.get(("ns", "a"))
