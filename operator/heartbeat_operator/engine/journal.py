@@ -258,6 +258,14 @@ class Journal:
         return self._unabsorbed[key]
 
     @property
+    def flushing(self) -> bool:
+        """Whether a flush (or the resolution of a lost one) is under way."""
+        return self._task is not None and not self._task.done()
+
+    def waiting_monitors(self) -> list[Key]:
+        return list(self._unabsorbed)
+
+    @property
     def backlog(self) -> int:
         """Pings accepted and not absorbed yet (metrics: journal backlog)."""
         return sum(self._unabsorbed.values())
@@ -364,6 +372,7 @@ class Journal:
                 self._in_flight = batch
                 ok = await self._flush(batch)
                 self._in_flight = []
+                self._release_voided(batch)
                 if ok:
                     failures = 0
                     continue
@@ -380,6 +389,15 @@ class Journal:
                     waiter.future.exception()
             self._in_flight = []
             self._pending.clear()
+
+    def _release_voided(self, batch: Sequence[Waiter]) -> None:
+        """Voided pings of ``batch`` the journal does not hold give their room back (one
+        it holds does once the write that removes it lands: ``_landed``)."""
+        for waiter in batch:
+            seq = waiter.entry.sequence
+            if waiter.voided and seq in self._voided and seq not in self._stored:
+                self._voided.discard(seq)
+                self._forget(seq, waiter.encoded, waiter.entry.key, counted=False)
 
     def _content(self, batch: Sequence[Waiter]) -> list[tuple[int, bytes]]:
         """What the next write stores: the stored entries not absorbed or voided, and
@@ -630,7 +648,7 @@ class Absorber:
         deadline = loop.time() + timeout
         while not self.journal.all_absorbed and loop.time() < deadline:
             if self._task is None or self._task.done():
-                for key in list(self.journal._unabsorbed):
+                for key in self.journal.waiting_monitors():
                     self._dirty[key] = None
                 if self._dirty:
                     self._task = asyncio.create_task(self._run(), name="journal absorber")

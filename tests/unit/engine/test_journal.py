@@ -188,6 +188,19 @@ async def test_a_ping_not_stored_in_time_is_503_and_voided_if_its_write_lands_la
     assert journal.stored_for(("ns", "a"))[0].sequence == 1
 
 
+async def test_a_voided_ping_that_was_never_stored_gives_its_room_back():
+    fake, table, _, journal = setup(write_timeout=0.2, max_bytes=jr.OVERHEAD + 1500)
+    entry = table.get(("ns", "a"))
+    await journal.append(entry, ping(body="x" * 300))  # the journal exists
+    fake.stop()
+    with pytest.raises(WriteTimeout):
+        await journal.append(entry, ping(body="y" * 300))
+    fake.resume(apply_queued=False)  # that write was lost with its connection
+    await async_wait_for(lambda: _true(not journal.flushing), timeout=2, what="resolved")
+    await journal.append(entry, ping(body="z" * 300))  # fits: the 503'd ping left no trace
+    assert [e.ping.body[0] for e in stored(fake)] == ["x", "z"]
+
+
 # --- absorption ------------------------------------------------------------------------------
 
 
