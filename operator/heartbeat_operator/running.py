@@ -229,17 +229,18 @@ class Operator:
                 write_timeout=r.write_timeout,
                 max_unabsorbed=w.max_waiting_pings,
             )
-            self.absorber = Absorber(
-                self.journal,
-                self.writer,
-                interval=j.absorb_interval,
-                writes_per_second=j.absorb_writes_per_second,
-            )
             self.journals = JournalReader(
                 self.client,
                 self.writer,
                 namespace=settings.watching.lease_namespace,
                 lease_duration=lease.lease_duration,
+            )
+            self.absorber = Absorber(
+                self.journal,
+                self.writer,
+                interval=j.absorb_interval,
+                writes_per_second=j.absorb_writes_per_second,
+                reader=self.journals,
             )
             self.recorder = JournalRecorder(self.writer, self.journal)
 

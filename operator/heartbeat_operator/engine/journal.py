@@ -41,6 +41,9 @@ from typing import Any
 import orjson
 
 from heartbeat_operator.domain.inputs import Ping
+from heartbeat_operator.domain.machine import describe
+from heartbeat_operator.domain.records import Record
+from heartbeat_operator.domain.specs import MonitorSpec
 from heartbeat_operator.domain.timefmt import TimeFormatError, format_time, parse_time
 from heartbeat_operator.engine import folding
 from heartbeat_operator.engine.api import ApiError, KubeApi, lease_path, secret_path
@@ -539,9 +542,14 @@ class Absorber:
         writes_per_second: float = 200.0,
         max_in_flight: int = 64,
         clock: Callable[[], float] = time.monotonic,
+        reader: JournalReader | None = None,
+        now: Callable[[], datetime.datetime] | None = None,
     ) -> None:
         self.journal = journal
         self.writer = writer
+        self._now = now or (lambda: datetime.datetime.now(datetime.UTC))
+        #: Every replica's journals, read when an absorbing write judges a deadline.
+        self.reader = reader
         self.interval = interval
         self._bucket = TokenBucket(writes_per_second, max(1, int(writes_per_second)), clock)
         self._clock = clock
@@ -594,6 +602,26 @@ class Absorber:
             finally:
                 waking.cancel()
 
+    def _settled_deadline(self, key: Key, entries: Sequence[Entry]) -> datetime.datetime | None:
+        """The deadline of the monitor that folding ``entries`` judges, if any (a ping
+        after its ``nextDueTime`` or ``alertTime``, or a write after them: every input
+        first settles the deadlines before its time, ``domain.machine.apply``)."""
+        entry = self.writer.table.get(key)
+        if entry is None:
+            return None
+        spec = folding.parse(entry)
+        if not isinstance(spec, MonitorSpec):
+            return None  # nothing is judged
+        now = self._now()
+        settled = now - datetime.timedelta(seconds=self.writer.config.deadline_delay)
+        latest = max([settled, *(e.ping.time for e in entries)])
+        try:
+            record = Record.from_status(entry.status, active_since=folding.created_at(entry, now))
+            due = describe(spec, record).next_change_at
+        except (OverflowError, ValueError):
+            return None
+        return due if due is not None and due <= latest else None
+
     def _routine(self, key: Key) -> bool:
         """False for a monitor whose absorption likely changes its state: it is not
         Healthy (a ping ends New, Grace or Down), or a failure waits (DESIGN 10.7: under
@@ -621,7 +649,16 @@ class Absorber:
                 entries = self.journal.stored_for(key)
                 if not entries:
                     return
-                change = folding.Change(absorb=(journal_pings(self.journal.identity, entries),))
+                absorb = [journal_pings(self.journal.identity, entries)]
+                due = self._settled_deadline(key, entries)
+                monitor = self.writer.table.get(key)
+                if self.reader is not None and due is not None and monitor is not None:
+                    # DESIGN 10.8.11: a write that judges a deadline folds every journal
+                    # first, so a ping another replica acknowledged before it counts; any
+                    # list sent after the deadline shows those (and is shared).
+                    listed = await self.reader.list_since(due.timestamp())
+                    absorb += listed.pings_for(monitor)
+                change = folding.Change(absorb=tuple(absorb))
                 try:
                     await self.writer.submit(key, change, timeout=None)
                 except UnknownToken:  # the monitor is gone: nothing to absorb into
@@ -631,7 +668,7 @@ class Absorber:
                     self._dirty[key] = None  # the writer gave up: again after the interval
                     return
                 self.journal.absorbed(entries)
-                now = datetime.datetime.now(datetime.UTC)
+                now = self._now()
                 lags = [(now - e.ping.time).total_seconds() for e in entries]
                 self.lag_seconds = [*self.lag_seconds[-99:], *lags][-100:]
         except Exception:

@@ -242,6 +242,31 @@ async def test_under_the_budget_a_likely_transition_is_absorbed_first():
     assert fake.objects[mpath("b")]["status"]["state"] == "Down"
 
 
+async def test_an_absorbing_write_that_judges_a_deadline_folds_every_journal_first():
+    # DESIGN 10.8.11: replica 2 acknowledged a ping before alertTime and has not absorbed
+    # it; replica 1 absorbs a ping after alertTime: the slot is not judged missed.
+    fake, table, _, mine = setup()
+    clock = [T0]
+    writer = Writer(fake, table, WriterConfig(deadline_delay=0.5), now=lambda: clock[0])
+    key = ("ns", "a")
+    body = monitor("a", TOKENS["a"])
+    body["spec"] = {"period": "1m", "grace": "1m"}
+    body["metadata"]["creationTimestamp"] = format_time(T0)
+    table.upsert(fake.add(mpath("a"), body))
+    await writer.submit(key, Change(inputs=(ping(T0),)), timeout=None)
+    other = jr.Journal(fake, namespace=NS, identity="pod-2-def")
+    await other.append(table.get(key), ping(T0 + timedelta(seconds=110)))  # alert: +120 s
+    reader = jr.JournalReader(fake, writer, namespace=NS)
+    jr.Absorber(mine, writer, reader=reader, now=lambda: clock[0])
+    clock[0] = T0 + timedelta(seconds=150)
+    await mine.append(table.get(key), ping(clock[0]))
+    await async_wait_for(lambda: _true(ping_count(fake, "a") >= 2), timeout=2, what="absorbed")
+    status = fake.objects[mpath("a")]["status"]
+    assert status["missedRuns"] == 0, status.get("recentTransitions")
+    assert status["pingCount"] == 3
+    assert absorbed_marks(status) == {"pod-1-abc": 1, "pod-2-def": 1}
+
+
 async def test_replaying_a_journal_never_counts_a_ping_twice():
     fake, table, writer, journal = setup()
     entry = table.get(("ns", "a"))
