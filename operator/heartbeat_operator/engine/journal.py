@@ -647,6 +647,11 @@ class Absorber:
         try:
             async with self._slots:
                 entries = self.journal.stored_for(key)
+                current = self.writer.table.get(key)
+                stale = [e for e in entries if current is None or e.uid != current.uid]
+                if stale:  # for a monitor deleted since (and maybe made again): no one's
+                    self.journal.absorbed(stale)
+                    entries = [e for e in entries if e not in stale]
                 if not entries:
                     return
                 absorb = [journal_pings(self.journal.identity, entries)]

@@ -267,6 +267,17 @@ async def test_an_absorbing_write_that_judges_a_deadline_folds_every_journal_fir
     assert absorbed_marks(status) == {"pod-1-abc": 1, "pod-2-def": 1}
 
 
+async def test_pings_of_a_deleted_monitor_never_reach_one_made_again_with_its_name():
+    fake, table, writer, journal = setup()
+    await journal.append(table.get(("ns", "a")), ping())
+    again = monitor("a", TOKENS["a"])
+    again["metadata"]["uid"] = "uid-a-again"
+    table.upsert(fake.add(mpath("a"), again))
+    jr.Absorber(journal, writer, interval=0.01).stored(journal.stored_for(("ns", "a")))
+    await async_wait_for(lambda: _true(journal.backlog == 0), timeout=2, what="dropped")
+    assert ping_count(fake, "a") == 0
+
+
 async def test_replaying_a_journal_never_counts_a_ping_twice():
     fake, table, writer, journal = setup()
     entry = table.get(("ns", "a"))
