@@ -226,6 +226,33 @@ class WriterSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class JournalSettings:
+    """The ping journal (DESIGN 10.7, fine print 10.8.10-12; issue 15)."""
+
+    enabled: bool = False
+    """Acknowledge a ping once it is stored in this replica's journal Secret (in the
+    operator's namespace) and absorb it into the monitor's status behind the reply,
+    instead of answering after the status write. Default off while issue 15 is being
+    built; on by default once issue 15 is complete (the lead flips it after the
+    benchmarks)."""
+
+    max_bytes: int = 500 * 1024
+    """Bytes a journal Secret may hold (its serialized object); a ping that does not fit
+    gets ``503`` with ``Retry-After``. Default 500 KiB: under DESIGN 10.8.12's 512 KiB
+    with room for the object's metadata."""
+
+    absorb_interval: float = 1.0
+    """Seconds: at most one absorbing status write per monitor per interval; pings that
+    arrive meanwhile ride in the next one (DESIGN 10.7: coalesced under load). Default
+    1 s, so a ping at rest is in status within about a second."""
+
+    absorb_writes_per_second: float = 200.0
+    """Absorbing status writes per second per replica, all monitors together (the global
+    budget of DESIGN 10.7); monitors waiting longest go first. Default 200: about what
+    one API server takes besides the journal writes (issue 15's cost table)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class LeadershipSettings:
     """The Lease that picks the one replica writing what time changes (DESIGN 9.1)."""
 
@@ -329,6 +356,7 @@ class Settings:
     receiver: ReceiverSettings = dataclasses.field(default_factory=ReceiverSettings)
     writer: WriterSettings = dataclasses.field(default_factory=WriterSettings)
     leadership: LeadershipSettings = dataclasses.field(default_factory=LeadershipSettings)
+    journal: JournalSettings = dataclasses.field(default_factory=JournalSettings)
     metrics: MetricsSettings = dataclasses.field(default_factory=MetricsSettings)
     tokens: TokenSettings = dataclasses.field(default_factory=TokenSettings)
     jobs: JobsSettings = dataclasses.field(default_factory=JobsSettings)
@@ -574,6 +602,36 @@ _FLAGS: tuple[_Flag, ...] = (
         _positive_int,
         "status writes in flight per replica",
     ),
+    _Flag(
+        "--journal",
+        "journal",
+        "enabled",
+        _boolean,
+        "acknowledge pings once stored in a journal Secret, absorb them into status "
+        "behind the reply (on by default once issue 15 is complete)",
+        boolean=True,
+    ),
+    _Flag(
+        "--journal-max-bytes",
+        "journal",
+        "max_bytes",
+        _positive_int,
+        "bytes a journal Secret may hold; beyond it 503",
+    ),
+    _Flag(
+        "--absorb-interval",
+        "journal",
+        "absorb_interval",
+        _positive_float,
+        "seconds between absorbing status writes of one monitor",
+    ),
+    _Flag(
+        "--absorb-writes-per-second",
+        "journal",
+        "absorb_writes_per_second",
+        _positive_float,
+        "absorbing status writes per second per replica",
+    ),
     _Flag("--lease-name", "leadership", "lease_name", _text, "Lease name"),
     _Flag(
         "--secret-sweep-reads-per-second",
@@ -781,6 +839,7 @@ def build_settings(
         receiver=ReceiverSettings(**given.get("receiver", {})),
         writer=WriterSettings(**given.get("writer", {})),
         leadership=LeadershipSettings(**given.get("leadership", {})),
+        journal=JournalSettings(**given.get("journal", {})),
         metrics=MetricsSettings(**given.get("metrics", {})),
         tokens=TokenSettings(**given.get("tokens", {})),
         jobs=JobsSettings(**given.get("jobs", {})),
@@ -800,6 +859,11 @@ def _check(settings: Settings) -> None:
     server = settings.server
     if server.port != 0 and server.port == server.metrics_port:
         raise SettingsError(f"--port and --metrics-port are both {server.port}")
+    if settings.journal.max_bytes >= 512 * 1024:
+        raise SettingsError(
+            f"--journal-max-bytes {settings.journal.max_bytes}: a journal Secret stays "
+            "under 512 KiB (524288 bytes)"
+        )
     webhook = settings.webhook
     if (webhook.cert_file is None) != (webhook.key_file is None):
         raise SettingsError("--webhook-cert-file and --webhook-key-file go together")

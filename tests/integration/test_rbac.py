@@ -36,6 +36,7 @@ from tests.integration.conftest import KubectlRunner, OperatorFactory, OperatorP
 from tests.support.charts import (
     CLUSTER_GRANTS,
     EXIT_CODE_GRANTS,
+    JOURNAL_GRANTS,
     LEASE_GRANTS,
     LOG_GRANTS,
     NAMESPACED_GRANTS,
@@ -225,6 +226,19 @@ def test_cluster_wide_grants_are_exactly_the_design(
     assert sa.can("list", "heartbeatmonitors.heartbeat.dev", None)
     assert sa.can("watch", "cronjobs.batch", None)
     assert sa.can("list", "pods", None)
+
+
+def test_the_journal_adds_secrets_in_the_operator_namespace_only(
+    install: InstallFactory, namespace: str, other_namespace: str
+) -> None:
+    sa = install(namespace, journal=True)
+    everywhere = NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS
+    assert sa.granted(namespace) == everywhere | LEASE_GRANTS | JOURNAL_GRANTS
+    assert sa.granted(other_namespace) == everywhere
+    for verb in ("list", "watch", "delete", "update"):
+        assert sa.can(verb, "secrets", namespace)
+        for where in (other_namespace, None):  # DESIGN 10.7: never cluster-wide
+            assert not sa.can(verb, "secrets", where), f"may {verb} secrets in {where}"
 
 
 def test_without_exit_codes_no_pods_at_all(

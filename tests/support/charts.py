@@ -87,6 +87,11 @@ LEASE_GRANTS: frozenset[Grant] = frozenset(
     {("coordination.k8s.io", "leases", v) for v in ("get", "list", "create", "update", "delete")}
 )
 
+# ...and with the journal on (`journal`, DESIGN 10.7), Secrets in that namespace only.
+JOURNAL_GRANTS: frozenset[Grant] = frozenset(
+    {("", "secrets", v) for v in ("get", "list", "watch", "create", "update", "delete")}
+)
+
 
 class HelmError(Exception):
     """helm exited non-zero; the message is its output."""

@@ -31,6 +31,7 @@ from tests.support.charts import (
     CHART,
     CLUSTER_GRANTS,
     EXIT_CODE_GRANTS,
+    JOURNAL_GRANTS,
     KUBE_VERSION,
     LEASE_GRANTS,
     LOG_GRANTS,
@@ -380,6 +381,20 @@ def test_pods_log_granted_only_with_capture_logs() -> None:
     assert grants(role["rules"]) == NAMESPACED_GRANTS | EXIT_CODE_GRANTS | LOG_GRANTS
     default = one(render(), "ClusterRole", "hb-heartbeat-operator")
     assert not any(resource == "pods/log" for _, resource, _ in grants(default["rules"]))
+
+
+def test_journal_secrets_granted_only_in_the_lease_namespace_and_only_with_the_journal() -> None:
+    docs = render({"journal": True})
+    role = one(docs, "Role", "hb-heartbeat-operator-journal")
+    assert role["metadata"]["namespace"] == "heartbeat-system"
+    assert grants(role["rules"]) == JOURNAL_GRANTS
+    cluster_role = one(docs, "ClusterRole", "hb-heartbeat-operator")
+    assert grants(cluster_role["rules"]) == (
+        NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS | PAUSE_API_GRANTS
+    )
+    deployment = one(docs, "Deployment", "hb-heartbeat-operator")
+    assert "--journal" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not [d for d in render() if d["metadata"]["name"].endswith("-journal")]
 
 
 def test_namespace_selector_needs_no_grant_beyond_the_namespace_watch() -> None:

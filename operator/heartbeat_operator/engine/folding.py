@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,7 +32,7 @@ from heartbeat_operator.domain.specs import MonitorSpec, SpecError, parse_spec
 from heartbeat_operator.domain.statuses import READY_TOKEN, Ready, render_status
 from heartbeat_operator.domain.timefmt import TimeFormatError, format_time, parse_time
 from heartbeat_operator.domain.vocabulary import EventType
-from heartbeat_operator.engine import events
+from heartbeat_operator.engine import events, journaled
 from heartbeat_operator.engine.monitors import MonitorEntry
 
 __all__ = ["Change", "Folded", "TokenUpdate", "Transition", "WriteMark", "fold", "landed_write"]
@@ -59,10 +59,13 @@ class TokenUpdate:
 
 @dataclasses.dataclass(frozen=True)
 class Change:
-    """One waiter's contribution to a write: inputs to fold and/or token fields to set."""
+    """One waiter's contribution to a write: inputs to fold and/or token fields to set,
+    and/or journaled pings to absorb (folded only above ``status.journalAbsorbed``'s
+    mark of their journal: DESIGN 10.8.10, ``engine.journaled``)."""
 
     inputs: tuple[Input, ...] = ()
     token: TokenUpdate | None = None
+    absorb: tuple[journaled.JournalPings, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,6 +206,7 @@ def fold(
     observed_spec: Mapping[str, Any] | None = None,
     outages: Sequence[Outage] = (),
     mark: WriteMark | None = None,
+    live_journals: Collection[str] | None = None,
 ) -> Folded:
     """The status after ``changes``; deadlines are settled up to ``now - settle_delay``.
 
@@ -243,8 +247,12 @@ def fold(
     old = _parse_observed(observed_spec, entry.name) if edits else None
     if judged and ready_before.status == "False" and not edits and entry.has_status:
         edits = spec_now(entry, record, now)  # with no old spec: nothing before is judged
+    # Journaled pings not absorbed yet (DESIGN 10.7); each at its acceptance time (10.8.1).
+    absorbed, marks = journaled.absorb(
+        entry.status, (j for c in changes for j in c.absorb), now, live=live_journals
+    )
     pings = sorted(
-        (i for c in changes for i in c.inputs), key=lambda i: i.time
+        [*(i for c in changes for i in c.inputs), *absorbed], key=lambda i: i.time
     )  # stable: arrival order for equal times
     inputs = edits + pings
 
@@ -318,6 +326,13 @@ def fold(
     writes = _replica_writes(entry.status, mark, now)
     if writes:
         status[REPLICA_WRITES] = writes
+    if marks is not None:
+        if marks:
+            status[journaled.JOURNAL_ABSORBED] = marks
+        else:
+            status.pop(journaled.JOURNAL_ABSORBED, None)
+    elif journaled.JOURNAL_ABSORBED in entry.status:
+        status[journaled.JOURNAL_ABSORBED] = entry.status[journaled.JOURNAL_ABSORBED]
     announced: Sequence[events.Transitioned] = ()
     if transitions:
         # DESIGN 10.8.13: a failure while already Down patches the Event of the transition

@@ -75,20 +75,24 @@ class FakeKube:
         if self.stalled is not None:
             await self.stalled.wait()
         obj = self.objects.get(self._object_path(path))
-        if obj is None and path.endswith("/leases"):
+        if obj is None and path.endswith(("/leases", "/secrets")):
             return self._list(path, (kw.get("params") or {}).get("labelSelector"))
         if obj is None:
             raise ApiError(404, "NotFound", "not found")
         return copy.deepcopy(obj)
 
     def _list(self, path: str, selector: str | None) -> dict[str, Any]:
-        """A collection GET; ``labelSelector`` only as ``key=value``."""
-        key, _, value = (selector or "").partition("=")
+        """A collection GET; ``labelSelector`` only as ``key=value`` or ``key``."""
+        key, equals, value = (selector or "").partition("=")
         items = [
             copy.deepcopy(obj)
             for name, obj in sorted(self.objects.items())
             if name.rpartition("/")[0] == path
-            and (not key or (obj["metadata"].get("labels") or {}).get(key) == value)
+            and (
+                not key
+                or (not equals and key in (obj["metadata"].get("labels") or {}))
+                or (obj["metadata"].get("labels") or {}).get(key) == value
+            )
         ]
         return {"items": items}
 
