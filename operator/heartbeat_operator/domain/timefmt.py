@@ -64,7 +64,7 @@ def _clock(value: datetime) -> str:
     return f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
 
 
-def format_local(value: datetime, zone: tzinfo | None = None) -> str:
+def format_local(value: datetime, zone: tzinfo | None = None, *, utc: bool = True) -> str:
     """A time as a message shows it (issue 16 item 3): what the reader's wall clock says.
 
     - no zone (a period monitor, or ``timeZone`` absent/UTC): ``Mon 2026-12-07 14:30 UTC``;
@@ -75,6 +75,7 @@ def format_local(value: datetime, zone: tzinfo | None = None) -> str:
 
     Seconds only when not zero, as ``format_clock``. ``zone`` is a ``ZoneInfo`` (the
     spec's ``timeZone``, loaded by ``schedules.load_zone``); pure, no clock read.
+    ``utc=False`` leaves the UTC part out (a table column: ``kubectl heartbeat list``).
     """
     if value.tzinfo is None:
         raise ValueError("naive datetime")
@@ -85,5 +86,7 @@ def format_local(value: datetime, zone: tzinfo | None = None) -> str:
     name = local.tzname() or local.strftime("%z")
     if name == "UTC":
         return f"{u:%a %Y-%m-%d} {_clock(u)} UTC"
+    if not utc:
+        return f"{local:%a %Y-%m-%d} {_clock(local)} {name}"
     utc_day = f"{u:%a} " if u.date() != local.date() else ""
     return f"{local:%a %Y-%m-%d} {_clock(local)} {name} ({utc_day}{_clock(u)} UTC)"

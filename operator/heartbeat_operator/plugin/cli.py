@@ -302,7 +302,6 @@ def _ping(args: argparse.Namespace) -> int:
 
 
 def _pause(args: argparse.Namespace) -> int:
-    from heartbeat_operator.domain.localtimes import format_local_time
     from heartbeat_operator.domain.timefmt import format_time
     from heartbeat_operator.plugin import views
 
@@ -318,7 +317,7 @@ def _pause(args: argparse.Namespace) -> int:
         zone = (monitor.get("spec") or {}).get("timeZone")
         print(
             f"heartbeatmonitor.heartbeat.dev/{args.name} paused until "
-            f"{format_local_time(until, zone, utc_too=True)}"
+            f"{views.local_time(until, zone, utc_too=True)}"
         )
         return 0
 

@@ -9,11 +9,29 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from heartbeat_operator.domain.durations import format_duration
-from heartbeat_operator.domain.localtimes import format_local_time
 from heartbeat_operator.domain.specs import SpecError, parse_spec
-from heartbeat_operator.domain.timefmt import TimeFormatError, parse_time
+from heartbeat_operator.domain.timefmt import TimeFormatError, format_local, parse_time
+
+
+def zone_of(time_zone: str | None) -> ZoneInfo | None:
+    """The IANA zone a spec names; None for UTC (absent) or a name this machine lacks
+    (the operator reports that one as InvalidTimeZone; here times just show in UTC)."""
+    if not time_zone:
+        return None
+    try:
+        return ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def local_time(value: datetime, time_zone: str | None, *, utc_too: bool = False) -> str:
+    """``Mon 2026-12-07 09:30 EST`` in the monitor's zone (``domain.timefmt.format_local``);
+    ``utc_too`` adds ``(14:30 UTC)``."""
+    return format_local(value, zone_of(time_zone), utc=utc_too)
+
 
 #: ANSI colours per state (DESIGN section 2's states); New and Paused stay plain.
 STATE_COLOURS = {"Healthy": "32", "Grace": "33", "Down": "31;1", "Paused": "36"}
@@ -89,9 +107,9 @@ def next_due_text(obj: Mapping[str, Any]) -> str:
     zone = spec.get("timeZone")
     if status.get("state") == "Paused" or status.get("pausedSince"):
         until = _time(status.get("pausedUntil"))
-        return f"paused until {format_local_time(until, zone)}" if until else "paused"
+        return f"paused until {local_time(until, zone)}" if until else "paused"
     due = _time(status.get("nextDueTime"))
-    return format_local_time(due, zone) if due else "-"
+    return local_time(due, zone) if due else "-"
 
 
 def paint(text: str, state: str, colour: bool) -> str:
@@ -183,7 +201,7 @@ def describe_text(obj: Mapping[str, Any], now: datetime, *, colour: bool) -> str
         until = _time(status["pausedUntil"])
         if until is not None:
             out.append(
-                f"Paused until:  {format_local_time(until, zone, utc_too=True)} "
+                f"Paused until:  {local_time(until, zone, utc_too=True)} "
                 f"({ago(status['pausedUntil'], now)})"
             )
     last = status.get("lastPingTime")
@@ -250,14 +268,14 @@ def describe_text(obj: Mapping[str, Any], now: datetime, *, colour: bool) -> str
 
 def _local(value: Any, zone: str | None) -> str:
     when = _time(value)
-    return format_local_time(when, zone) if when else "-"
+    return local_time(when, zone) if when else "-"
 
 
 def _when(value: Any, zone: str | None, now: datetime) -> str:
     when = _time(value)
     if when is None:
         return "never"
-    return f"{format_local_time(when, zone, utc_too=True)} ({ago(value, now)})"
+    return f"{local_time(when, zone, utc_too=True)} ({ago(value, now)})"
 
 
 def _next_due_lines(obj: Mapping[str, Any], now: datetime) -> list[str]:
@@ -268,17 +286,17 @@ def _next_due_lines(obj: Mapping[str, Any], now: datetime) -> list[str]:
     alert = _time(status.get("alertTime"))
     if due is None:
         return [f"Next due:      {next_due_text(obj)}"]
-    shown = format_local_time(due, zone, utc_too=True)
+    shown = local_time(due, zone, utc_too=True)
     lines = [f"Next due:      {shown} ({ago(status['nextDueTime'], now)})"]
     if alert is not None:
-        lines.append(f"Missed after:  {format_local_time(alert, zone, utc_too=True)}")
+        lines.append(f"Missed after:  {local_time(alert, zone, utc_too=True)}")
     try:
         parsed = parse_spec(spec)
     except SpecError:
         return lines
     later = [s.due for s in parsed.slots.upcoming(due, NEXT_DUE_COUNT - 1)]
     if later:
-        lines.append("Then:          " + ", ".join(format_local_time(t, zone) for t in later))
+        lines.append("Then:          " + ", ".join(local_time(t, zone) for t in later))
     return lines
 
 

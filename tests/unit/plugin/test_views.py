@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from heartbeat_operator.domain.localtimes import format_local_time
 from heartbeat_operator.plugin import views
 
 NOW = datetime(2026, 12, 6, 20, 0, tzinfo=UTC)
@@ -37,13 +36,13 @@ def test_ago_reads_like_kubectls_age() -> None:
 
 def test_local_time_has_the_date_and_zone_and_utc_on_request() -> None:
     due = datetime(2026, 12, 7, 14, 30, tzinfo=UTC)
-    assert format_local_time(due, "America/New_York") == "Mon 2026-12-07 09:30 EST"
-    assert format_local_time(due, "America/New_York", utc_too=True) == (
+    assert views.local_time(due, "America/New_York") == "Mon 2026-12-07 09:30 EST"
+    assert views.local_time(due, "America/New_York", utc_too=True) == (
         "Mon 2026-12-07 09:30 EST (14:30 UTC)"
     )
-    assert format_local_time(due, None, utc_too=True) == "Mon 2026-12-07 14:30 UTC"
+    assert views.local_time(due, None, utc_too=True) == "Mon 2026-12-07 14:30 UTC"
     summer = datetime(2026, 7, 6, 13, 30, 5, tzinfo=UTC)
-    assert format_local_time(summer, "America/New_York") == "Mon 2026-07-06 09:30:05 EDT"
+    assert views.local_time(summer, "America/New_York") == "Mon 2026-07-06 09:30:05 EDT"
 
 
 def test_list_shows_state_reason_last_ping_local_next_due_and_schedule() -> None:
