@@ -34,8 +34,8 @@ from heartbeat_operator.domain.machine import view
 from heartbeat_operator.domain.records import Record
 from heartbeat_operator.domain.specs import MonitorSpec
 from heartbeat_operator.domain.timefmt import TimeFormatError, parse_time
-from heartbeat_operator.engine import cronjobs
 from heartbeat_operator.engine.api import ApiError
+from heartbeat_operator.engine.autowiring import AutoWiring
 from heartbeat_operator.engine.events import EventKeeper, InvolvedObject
 from heartbeat_operator.engine.journal import Absorber, Journal, JournalReader, JournalRecorder
 from heartbeat_operator.engine.monitors import MonitorEntry, MonitorTable
@@ -229,7 +229,7 @@ class Operator:
         self.scheduler.prepare = self.replicas.prepare
         self.health = Health(self.ready, drain_delay=settings.server.drain_delay)
         # CronJob auto-wiring (DESIGN 4): its watches on every replica, its writes on the leader.
-        self.wiring = cronjobs.AutoWiring(
+        self.wiring = AutoWiring(
             client=self.client,
             monitors=self.table,
             submit=self.writer.submit,
@@ -402,9 +402,7 @@ async def run(settings: Settings) -> int:
 
     existing = set(asyncio.all_tasks())
     kopf_tasks = await kopf.spawn_tasks(
-        registry=watching.register_autowiring(
-            watching.build_registry(op.table, op.credentials.kopf_login()), op.wiring
-        ),
+        registry=watching.build_registry(op.table, op.credentials.kopf_login(), op.wiring),
         settings=watching.build_settings(),
         standalone=True,
         clusterwide=not namespaces,

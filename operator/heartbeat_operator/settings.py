@@ -125,14 +125,6 @@ class ServerSettings:
         if self.internal_url is not None:
             object.__setattr__(self, "internal_url", self.internal_url.rstrip("/") or None)
 
-    def external_ping_url(self, token: str) -> str:
-        """The Secret's ``url`` key for ``token``."""
-        return f"{self.external_url}/ping/{token}"
-
-    def internal_ping_url(self, token: str) -> str | None:
-        """The Secret's ``internal-url`` key for ``token``, or None when not configured."""
-        return None if self.internal_url is None else f"{self.internal_url}/ping/{token}"
-
 
 @dataclasses.dataclass(frozen=True)
 class WatchingSettings:

@@ -78,8 +78,8 @@ def test_settings_are_frozen() -> None:
 def test_external_url_default_follows_the_port(no_file: Path) -> None:
     settings = build(["--port", "9090"], namespace_file=no_file)
     assert settings.server.external_url == "http://127.0.0.1:9090"
-    assert settings.server.external_ping_url("tok") == "http://127.0.0.1:9090/ping/tok"
-    assert settings.server.internal_ping_url("tok") is None
+    assert settings.server.internal_url is None
+    assert secret_urls(settings, "tok") == {"url": "http://127.0.0.1:9090/ping/tok"}
 
 
 def test_urls_lose_a_trailing_slash(no_file: Path) -> None:
@@ -87,8 +87,17 @@ def test_urls_lose_a_trailing_slash(no_file: Path) -> None:
         ["--external-url", "https://hb.example.com/", "--internal-url", "http://svc.ns:8080/"],
         namespace_file=no_file,
     )
-    assert settings.server.external_ping_url("t") == "https://hb.example.com/ping/t"
-    assert settings.server.internal_ping_url("t") == "http://svc.ns:8080/ping/t"
+    assert secret_urls(settings, "t") == {
+        "url": "https://hb.example.com/ping/t",
+        "internal-url": "http://svc.ns:8080/ping/t",
+    }
+
+
+def secret_urls(settings: Settings, token: str) -> dict[str, str]:
+    """The URL keys of a token Secret made with these settings (engine.secrets)."""
+    from heartbeat_operator.engine.secrets import ping_urls
+
+    return ping_urls(token, settings.server.external_url, settings.server.internal_url)
 
 
 def test_every_flag_reads_its_environment_variable(no_file: Path) -> None:

@@ -65,7 +65,7 @@ class Judging:
 
 
 Judge = Callable[[MonitorEntry, MonitorSpec, Record, datetime.datetime], Awaitable[Judging]]
-"""``AutoWiring.before_judging``: called with the monitor, its spec and record and the
+"""``autowiring.AutoWiring.before_judging``: called with the monitor, its spec and record and the
 instant deadlines are settled up to, when one is due by then (DESIGN 10.8.3)."""
 
 

@@ -8,7 +8,7 @@ internal URL is configured) ``internal-url``. A Secret the user made first with 
 ``token`` key is adopted: it only gains the URL keys, never an owner reference.
 
 ``status.tokenHash`` is written *before* the Secret is created (the caller's job: see
-``kube.reconciling``), so a token that exists in a Secret is always one the index knows.
+``engine.tokens``), so a token that exists in a Secret is always one the index knows.
 """
 
 from __future__ import annotations

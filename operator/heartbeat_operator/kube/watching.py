@@ -23,7 +23,7 @@ from typing import Any
 import kopf
 
 from heartbeat_operator.engine.api import GROUP, PLURAL, VERSION, monitor_path
-from heartbeat_operator.engine.cronjobs import AutoWiring
+from heartbeat_operator.engine.autowiring import AutoWiring
 from heartbeat_operator.engine.monitors import MonitorTable
 from heartbeat_operator.kube.client import KubeClient
 
@@ -50,7 +50,9 @@ def build_settings(settings: kopf.OperatorSettings | None = None) -> kopf.Operat
 
 
 def build_registry(
-    table: MonitorTable, login: Callable[..., kopf.ConnectionInfo]
+    table: MonitorTable,
+    login: Callable[..., kopf.ConnectionInfo],
+    wiring: AutoWiring | None = None,
 ) -> kopf.OperatorRegistry:
     """A private registry (never kopf's global one): login and the monitors' event handler.
 
@@ -60,6 +62,10 @@ def build_registry(
     11). It is a plain function on purpose: kopf runs it in a thread, and an exec plugin
     may take seconds. The event handler is a coroutine on purpose: the table (its asyncio
     events, its listeners) belongs to the event loop's thread.
+
+    With ``wiring`` the same handler also tells the CronJob auto-wiring (its owner table),
+    after the monitor table: one handler per monitor event (issue 14), and the CronJob,
+    Job and Namespace handlers are added (``register_autowiring``).
     """
     registry = kopf.OperatorRegistry()
     kopf.on.login(registry=registry, id="credentials")(login)
@@ -71,14 +77,17 @@ def build_registry(
             table.remove(meta.get("namespace", ""), meta.get("name", ""), meta.get("uid"))
         else:
             table.upsert(body)
+        if wiring is not None:
+            wiring.monitor_event(type, body)
 
-    return registry
+    return register_autowiring(registry, wiring) if wiring is not None else registry
 
 
 def register_autowiring(
     registry: kopf.OperatorRegistry, wiring: AutoWiring
 ) -> kopf.OperatorRegistry:
-    """Watch CronJobs, Jobs and monitors' owners: ``@kopf.on.event`` only (DESIGN 9.1, 9.12).
+    """Watch CronJobs and Jobs: ``@kopf.on.event`` only (DESIGN 9.1, 9.12); monitors'
+    owners come from the monitors' own handler (``build_registry``).
 
     With a namespace selector also Namespaces (cluster-scoped: kopf watches them
     cluster-wide even with ``--namespace``; RBAC ``namespaces list, watch``, DESIGN 9.17).
@@ -95,10 +104,6 @@ def register_autowiring(
     @kopf.on.event("batch", "v1", "jobs", registry=registry)
     async def job_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
         wiring.job_event(type, body)
-
-    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    async def monitor_owner_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
-        wiring.monitor_event(type, body)
 
     if wiring.namespace_selector is not None:
 

@@ -12,7 +12,8 @@ from typing import Any
 from tests.unit.engine.test_cronjobs import FakeClient, cronjob, cronjob_body, monitor_body
 
 from heartbeat_operator.domain.selectors import parse_selector
-from heartbeat_operator.engine.cronjobs import CRONJOBS, AutoWiring, monitoring, name_conflict_event
+from heartbeat_operator.engine.autowiring import CRONJOBS, AutoWiring
+from heartbeat_operator.engine.cronjobs import monitoring, name_conflict_event
 from heartbeat_operator.engine.folding import Change
 from heartbeat_operator.engine.monitors import Key, MonitorEntry, MonitorTable
 

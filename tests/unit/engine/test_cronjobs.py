@@ -22,10 +22,10 @@ from heartbeat_operator.domain.records import Record
 from heartbeat_operator.domain.specs import parse_spec
 from heartbeat_operator.domain.tokens import token_hash
 from heartbeat_operator.engine.api import ApiError
+from heartbeat_operator.engine.autowiring import AutoWiring
 from heartbeat_operator.engine.cronjobs import (
     JOB_CREATION_ALLOWANCE,
     MAX_RECONCILES,
-    AutoWiring,
     CronJobInfo,
     Owner,
     build_monitor,

@@ -6,6 +6,8 @@ kopf upgrade changes what a pattern watches and our own initial list would then 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from kopf._cogs.structs import references
 
@@ -48,3 +50,34 @@ def test_patterns_match_as_kopf_matches_them(pattern: str) -> None:
 def test_a_plain_name_is_what_kopf_watches_directly(pattern: str) -> None:
     direct = references.select_specific_namespaces([pattern])
     assert (not is_pattern(pattern)) == bool(direct)
+
+
+# --- one handler per monitor event (issue 14) ------------------------------------------------
+
+
+async def test_one_monitor_handler_feeds_the_table_then_the_auto_wiring() -> None:
+    from heartbeat_operator.engine.autowiring import AutoWiring
+    from heartbeat_operator.engine.monitors import MonitorTable
+    from heartbeat_operator.kube.watching import build_registry
+
+    table = MonitorTable()
+    seen: list[tuple[str | None, bool]] = []
+
+    class Wiring(AutoWiring):
+        def monitor_event(self, type: str | None, body: Any) -> None:
+            # the table already holds what the auto-wiring is told about
+            seen.append((type, table.get(("ops", "m")) is not None))
+
+    wiring = Wiring(client=None, monitors=table, submit=None, is_leader=lambda: False)  # type: ignore[arg-type]
+    registry = build_registry(table, lambda **_: None, wiring)
+    handlers = [
+        h
+        for h in registry._watching.get_all_handlers()
+        if h.selector is not None and h.selector.any_name == "heartbeatmonitors"
+    ]
+    assert len(handlers) == 1
+    body = {"metadata": {"namespace": "ops", "name": "m", "uid": "u"}, "spec": {}, "status": {}}
+    await handlers[0].fn(type="ADDED", body=body)
+    assert seen == [("ADDED", True)]
+    plurals = {h.selector.any_name for h in registry._watching.get_all_handlers() if h.selector}
+    assert plurals == {"heartbeatmonitors", "cronjobs", "jobs"}
