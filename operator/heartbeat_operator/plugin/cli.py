@@ -41,17 +41,31 @@ def _exit_code(text: str) -> int:
     return value
 
 
+def _connection_flags(parser: argparse.ArgumentParser, *, default: Any) -> None:
+    parser.add_argument(
+        "-n", "--namespace", default=default, help="the namespace (default: the kubeconfig's)"
+    )
+    parser.add_argument(
+        "--context", default=default, help="the kubeconfig context to use (default: current)"
+    )
+    parser.add_argument(
+        "--kubeconfig", default=default, help="the kubeconfig file (default: $KUBECONFIG)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
+    # kubectl's own flags go before or after the verb, as with kubectl itself
+    # (`kubectl heartbeat -n ops list` and `kubectl heartbeat list -n ops`): the verbs'
+    # copies only set what was given there, so one before the verb is not reset.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-n", "--namespace", help="the namespace (default: the kubeconfig's)")
-    common.add_argument("--context", help="the kubeconfig context to use (default: current)")
-    common.add_argument("--kubeconfig", help="the kubeconfig file (default: $KUBECONFIG)")
+    _connection_flags(common, default=argparse.SUPPRESS)
 
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="See, ping, pause and wrap HeartbeatMonitors (heartbeat.dev/v1alpha1).",
         epilog="Exit status: 0 ok, 1 list shows a Down monitor, 2 error; run: the command's.",
     )
+    _connection_flags(parser, default=None)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     p = verbs.add_parser(

@@ -16,6 +16,11 @@ from heartbeat_operator.domain.specs import SpecError, parse_spec
 from heartbeat_operator.domain.timefmt import TimeFormatError, format_local, parse_time
 
 
+def plural(count: object, noun: str) -> str:
+    """``1 ping``, ``2 pings``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def zone_of(time_zone: str | None) -> ZoneInfo | None:
     """The IANA zone a spec names; None for UTC (absent) or a name this machine lacks
     (the operator reports that one as InvalidTimeZone; here times just show in UTC)."""
@@ -209,9 +214,12 @@ def describe_text(obj: Mapping[str, Any], now: datetime, *, colour: bool) -> str
     for label, key in (("Last success", "lastSuccessTime"), ("Last failure", "lastFailureTime")):
         if status.get(key):
             out.append(f"{label + ':':<15}{_when(status[key], zone, now)}")
-    counts = f"{status.get('pingCount', 0)} pings, {status.get('missedRuns', 0)} missed runs"
+    counts = (
+        f"{plural(status.get('pingCount', 0), 'ping')}, "
+        f"{plural(status.get('missedRuns', 0), 'missed run')}"
+    )
     if status.get("consecutiveFailures"):
-        counts += f", {status['consecutiveFailures']} consecutive failures"
+        counts += f", {plural(status['consecutiveFailures'], 'consecutive failure')}"
     out.append(f"Counts:        {counts}")
     out.extend(_next_due_lines(obj, now))
 

@@ -111,3 +111,16 @@ def test_describe_tables_pings_and_transitions_and_shows_the_last_output() -> No
         "  disk full",
         "  more",
     ]
+
+
+def test_kubectl_flags_go_before_or_after_the_verb() -> None:
+    # As with kubectl itself: `kubectl heartbeat -n ops list` and `... list -n ops`.
+    from heartbeat_operator.plugin.cli import build_parser
+
+    parser = build_parser()
+    before = parser.parse_args(["-n", "ops", "--context", "prod", "list"])
+    after = parser.parse_args(["list", "-n", "ops", "--context", "prod"])
+    neither = parser.parse_args(["list"])
+    assert (before.namespace, before.context) == ("ops", "prod")
+    assert (after.namespace, after.context) == ("ops", "prod")
+    assert (neither.namespace, neither.context, neither.kubeconfig) == (None, None, None)
