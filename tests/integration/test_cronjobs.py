@@ -17,6 +17,7 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -137,9 +138,10 @@ def wait_event(core, namespace, kind, name, reason, timeout: float = 10.0) -> An
 
 
 def after_active_since(status: Mapping[str, Any]) -> None:
-    """Wait until a Job created now starts no earlier than ``activeSince``: Job times have
-    whole seconds, so a Job started in the same second would count as "before" and be
-    ignored (DESIGN 9.10)."""
+    """Wait until the second after ``activeSince`` (Job times have whole seconds), so the
+    run's times in the assertions below come after the monitor's. Not needed for counting:
+    a Job created at or after ``activeSince`` counts whatever its start says
+    (``test_job_created_right_after_annotating_counts_though_its_pod_clock_says_earlier``)."""
     boundary = math.ceil(at(status["activeSince"]).timestamp())
     wait_for(lambda: time.time() >= boundary + 0.05, timeout=2.0, what="the next second")
 
@@ -409,6 +411,44 @@ def test_operator_restarted_between_start_and_completion_pings_each_once(
     )
     assert later["pingCounts"] == {"start": 2, "success": 2}
     assert third.is_running()
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "state", "reason"), [(0, "Healthy", None), (3, "Down", "Failed")]
+)
+def test_job_created_right_after_annotating_counts_though_its_pod_clock_says_earlier(
+    operator, monitors, batch, kubelet, namespace, kubectl, exit_code, state, reason
+):
+    """The recording's report: a Job created within seconds of the monitor's Ready, whose
+    container's ``startedAt`` lies before the monitor's ``activeSince`` (a node clock behind
+    the API server's; the kubelet stand-in writes it backdated), was ignored as an "old
+    Job" and never counted (DESIGN 9.10: only Jobs older than the monitor are ignored; a Job
+    created after it is a run of the monitor's)."""
+    batch.create_namespaced_cron_job(namespace, cronjob("backup"))
+    wait_monitor(monitors, "backup")
+    ready = monitors.wait_ready("backup")
+    # No waiting for the next second: this is the user trying the CronJob at once.
+    kubectl("create", "job", "--from=cronjob/backup", "backup-now", "-n", namespace)
+    job = batch.read_namespaced_job("backup-now", namespace)
+    assert job.metadata.creation_timestamp >= at(ready["activeSince"])
+    assert "batch.kubernetes.io/cronjob-scheduled-timestamp" not in (
+        job.metadata.annotations or {}
+    ), "a manual Job: no slot of its own (DESIGN 9.10)"
+    pod = kubelet.wait_for_pod("backup-now")
+    started = kubelet.start(pod, at=timedelta(seconds=-15))  # the node's clock: 15 s behind
+    assert at(started) < at(ready["activeSince"])
+    kubelet.finish(pod, exit_code, started_at=started)
+    job_finished(batch, namespace, "backup-now", "Complete" if exit_code == 0 else "Failed")
+    finished, _ = monitors.wait_state("backup", state, timeout=15, reason=reason)
+    finish = "success" if exit_code == 0 else "fail"
+    assert finished["pingCounts"] == {"start": 1, finish: 1}
+    assert job_pings(finished, job.metadata.uid) == [finish, "start"]
+    assert finished["lastExitCode"] == exit_code
+    # A run between schedules is an ordinary run at its own time: the CronJob's next slot
+    # is still expected (DESIGN 9.10, 10.8.3).
+    assert finished["nextDueTime"] == ready["nextDueTime"]
+    reported = {(j["uid"], j["phase"]) for j in finished["reportedJobs"]}
+    assert (job.metadata.uid, "ignored") not in reported
 
 
 def leads(op: Any) -> bool:

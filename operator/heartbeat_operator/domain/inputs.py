@@ -49,6 +49,8 @@ class Ping:
       "exit code unknown (Pod gone)".
     - ``not_started``: a Job that ended before any of its Pods ran (DESIGN 10.8.3): the
       failure's reason is ``NotStarted`` and ``body`` says what the cluster said.
+    - ``job_created``: a Job start's ``creationTimestamp``: a Job created at or after
+      ``activeSince`` is never an old Job, whatever its Pod's clock says (``job_predates``).
     """
 
     time: datetime
@@ -60,6 +62,7 @@ class Ping:
     job: tuple[str, JobPhase] | None = None
     exit_code_unknown: bool = False
     not_started: bool = False
+    job_created: datetime | None = None
 
     @property
     def finishes(self) -> bool:

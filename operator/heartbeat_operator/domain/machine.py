@@ -522,7 +522,7 @@ def _job_pending(spec: MonitorSpec, rec: Record, job: JobPending) -> None:
             return
     if any(j.uid == job.uid for j in rec.reported_jobs):
         return
-    if job.created < rec.active_since:
+    if job_predates(job.created, None, rec.active_since):
         _report_job(rec, job.uid, "ignored")
         return
     _report_job(rec, job.uid, "pending")
@@ -560,6 +560,27 @@ def _cause(text: str) -> str:
     return cut_utf8(text, MAX_MESSAGE_BYTES)
 
 
+def job_predates(
+    created: datetime | None, started: datetime | None, active_since: datetime
+) -> bool:
+    """Whether a Job is older than its monitor's ``activeSince`` (DESIGN 9.10: ignored, so
+    annotating a CronJob whose old Jobs failed does not alert).
+
+    A Job created at or after ``activeSince`` is a run of the monitor's, whatever its start
+    says: that start is a container's ``startedAt`` (DESIGN 10.8.2), written by the kubelet
+    from its Node's clock, and a Node a few seconds behind the API server put the start of
+    a Job created right after the monitor's ``Ready`` before ``activeSince``: it was
+    ignored, never counted, and the monitor later reported ``NeverPinged`` (the examples'
+    recording; docs/decisions.md). The start is then clamped to ``activeSince`` (9.3). A
+    Job created earlier (or of unknown creation) is old when it began before: its start,
+    or while it has not started, its creation.
+    """
+    if created is not None and created >= active_since:
+        return False
+    began = started if started is not None else created
+    return began is not None and began < active_since
+
+
 def _admit_job(rec: Record, ping: Ping) -> bool:
     """DESIGN 9.10: each Job ping exactly once; old Jobs ignored."""
     assert ping.job is not None
@@ -567,7 +588,7 @@ def _admit_job(rec: Record, ping: Ping) -> bool:
     listed = [j.phase for j in rec.reported_jobs if j.uid == uid]
     if phase in listed or "ignored" in listed:
         return False
-    if phase == "start" and ping.time < rec.active_since:
+    if phase == "start" and job_predates(ping.job_created, ping.time, rec.active_since):
         _report_job(rec, uid, "ignored")
         return False
     if phase != "start" and not listed and ping.time < rec.reference_time:

@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from heartbeat_operator.domain.inputs import Input, JobPending, Ping
+from heartbeat_operator.domain.machine import job_predates
 from heartbeat_operator.domain.timefmt import TimeFormatError, format_clock, parse_time
 from heartbeat_operator.domain.vocabulary import PingKind
 from heartbeat_operator.engine import causes, podreads
@@ -333,9 +334,11 @@ def job_inputs(job: JobRun, status: Mapping[str, Any], pods: JobPods | None) -> 
     """The inputs ``job`` still owes the monitor whose status is ``status``, in order.
 
     Leaves out what ``status.reportedJobs`` lists (a Job listed with a finishing phase, or
-    ``ignored``, yields nothing more), an unlisted Job that began before ``activeSince``
-    (annotating a CronJob with old failed Jobs does not alert) and an unlisted Job that
-    finished before ``referenceTime`` (its entry fell off the list of 20) — DESIGN 9.10.
+    ``ignored``, yields nothing more), an unlisted Job older than ``activeSince``
+    (``machine.job_predates``: annotating a CronJob with old failed Jobs does not alert;
+    a Job created after it counts even when its Pod's clock says it started before) and an
+    unlisted Job that finished before ``referenceTime`` (its entry fell off the list of
+    20) — DESIGN 9.10.
     ``pods`` is the latest read of its Pods (None: not read: Pods not readable).
     """
     phases = reported_phases(status).get(job.uid, set())
@@ -344,8 +347,7 @@ def job_inputs(job: JobRun, status: Mapping[str, Any], pods: JobPods | None) -> 
     started = job_start(job, pods, phases)
     if not phases:
         active_since = _time(status.get("activeSince"))
-        began = started or job.created
-        if active_since is not None and began is not None and began < active_since:
+        if active_since is not None and job_predates(job.created, started, active_since):
             return []
         reference = _time(status.get("referenceTime"))
         finish = job.finish_time
@@ -362,6 +364,7 @@ def job_inputs(job: JobRun, status: Mapping[str, Any], pods: JobPods | None) -> 
                 run_id=job.uid,
                 scheduled_time=job.scheduled_time,
                 job=(job.uid, "start"),
+                job_created=job.created,
             )
         )
     if job.completion_time is not None:

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from heartbeat_operator.domain.inputs import Pause, Ping, Resume, SpecEdit, Tick
-from heartbeat_operator.domain.machine import Transition, apply, view
+from heartbeat_operator.domain.machine import Transition, apply, job_predates, view
 from heartbeat_operator.domain.records import Record
 from heartbeat_operator.domain.timefmt import format_time
 
@@ -526,6 +526,54 @@ def test_old_jobs_are_ignored() -> None:
     rec, _ = fold(s, created, [P("00:50:00")])
     rec, out = apply(s, rec, job_ping(at("00:45:00"), "fail", "gone"), T(at("00:55:00")))
     assert out == [] and rec.ping_counts == {"success": 1}
+
+
+def test_a_job_created_after_active_since_counts_though_its_start_is_earlier() -> None:
+    # DESIGN 9.10: only Jobs older than the monitor are ignored. The start is the Pod's
+    # startedAt, from its Node's clock: a Job created right after the monitor whose Node is
+    # behind the API server said it started before activeSince, and was never counted.
+    s = spec(period="1h", grace="10m")
+    created = T(at("00:30:00"))
+    job_created = T(at("00:30:01"))
+    rec, out = fold(
+        s,
+        created,
+        [
+            job_ping(at("00:29:46"), "start", "new", job_created=job_created),
+            job_ping(at("00:30:05"), "success", "new", exit_code=0),
+        ],
+    )
+    assert rec.ping_counts == {"start": 1, "success": 1}
+    assert [(j.uid, j.phase) for j in rec.reported_jobs] == [("new", "start"), ("new", "success")]
+    assert states(out) == [(at("00:30:05"), "Healthy", "PingReceived")]
+    # its start is clamped to activeSince (9.3): nothing is placed before the monitor began
+    assert rec.last_start_time == created and rec.last_duration_seconds == 5
+    # A Job created in the very second the monitor was (whole seconds) is not older either.
+    rec, _ = fold(s, created, [job_ping(at("00:29:59"), "start", "same", job_created=created)])
+    assert rec.ping_counts == {"start": 1}
+    # Created before activeSince and started before it: old, ignored with its finish.
+    rec, out = fold(
+        s,
+        created,
+        [
+            job_ping(at("00:29:50"), "start", "old", job_created=T(at("00:29:40"))),
+            job_ping(at("00:30:05"), "success", "old", exit_code=0),
+        ],
+    )
+    assert out == [] and rec.ping_count == 0
+    assert [(j.uid, j.phase) for j in rec.reported_jobs] == [("old", "ignored")]
+
+
+def test_job_predates_is_by_creation_then_by_start() -> None:
+    since = T(at("00:30:00"))
+    early, late = T(at("00:29:00")), T(at("00:31:00"))
+    assert not job_predates(since, early, since)  # created with the monitor: new
+    assert not job_predates(late, early, since)  # created after: new, whatever its clock
+    assert job_predates(early, early, since)  # created and started before: old
+    assert not job_predates(early, late, since)  # pending at annotation, ran after: new
+    assert job_predates(early, None, since)  # created before, not started: old so far
+    assert job_predates(None, early, since) and not job_predates(None, late, since)
+    assert not job_predates(None, None, since)
 
 
 def test_job_start_counts_for_its_scheduled_slot_if_not_over() -> None:

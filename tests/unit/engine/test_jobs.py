@@ -198,6 +198,7 @@ def test_running_job_starts_when_its_pod_ran_not_at_creation_or_start_time() -> 
             run_id=UID,
             scheduled_time=t("2026-11-25T02:00:00"),
             job=(UID, "start"),
+            job_created=t("2026-11-25T02:00:01"),
         )
     ]
 
@@ -427,6 +428,23 @@ def test_a_job_counts_from_its_pods_start_against_active_since() -> None:
     status = {"activeSince": "2026-11-25T02:00:30Z", "referenceTime": "2026-11-25T02:00:30Z"}
     (start,) = job_inputs(run(job()), status, read(job(), running("2026-11-25T02:01:00Z")))
     assert isinstance(start, Ping) and start.time == t("2026-11-25T02:01:00")
+
+
+def test_a_job_created_after_active_since_counts_though_its_pod_started_earlier() -> None:
+    # The examples' recording: a Job created a second after the monitor became active, its
+    # container's startedAt (the Node's clock, behind the API server's) before activeSince.
+    # It was left out as an old Job; it is a run of the monitor's (DESIGN 9.10).
+    status = {"activeSince": "2026-11-25T02:00:00Z", "referenceTime": "2026-11-25T02:00:00Z"}
+    body = job(complete="2026-11-25T02:00:20Z")  # created 02:00:01
+    inputs = job_inputs(run(body), status, read(body, running("2026-11-25T01:59:50Z")))
+    assert [(p.kind, p.time) for p in inputs if isinstance(p, Ping)] == [
+        ("start", t("2026-11-25T01:59:50")),
+        ("success", t("2026-11-25T02:00:20")),
+    ]
+    assert inputs[0].job_created == t("2026-11-25T02:00:01")  # the domain decides by it
+    # Still waiting for its Pod: a pending start, not left out either.
+    (pending,) = job_inputs(run(job()), status, read(job(), image_pull_backoff()))
+    assert isinstance(pending, JobPending)
 
 
 def test_listed_start_keeps_its_finish_even_after_a_resume_moved_active_since() -> None:
