@@ -86,6 +86,19 @@ def events_of(
     return out
 
 
+def events_with(
+    monitors: Monitors, name: str, reason: str, kind: str = "HeartbeatMonitor"
+) -> dict[str, list[str]]:
+    """``events_of`` once ``reason`` is among them: the writer posts a transition's Events
+    right after its status write, so a test that saw the status may list them a moment
+    early (a loaded machine showed it)."""
+    return wait_for(
+        lambda: (found := events_of(monitors, name, kind)) and reason in found and found,
+        timeout=15,
+        what=f"{reason} Event on {kind} {name}",
+    )
+
+
 def wait_transition(
     monitors: Monitors, name: str, reason: str, timeout: float
 ) -> tuple[Mapping[str, Any], float]:
@@ -163,9 +176,9 @@ def test_runs_that_never_start_or_finish_alert_with_the_clusters_reason(
         status = monitors.status("stuck-image")
         assert status["missedRuns"] >= 1
         assert not transitions(status, "Late"), "a Job made on time is a pending start"
-        on_monitor = events_of(monitors, "stuck-image")
-        assert "NotStarted" in on_monitor and "Late" not in on_monitor, on_monitor
-        assert "NotStarted" in events_of(monitors, "stuck-image", "CronJob")
+        on_monitor = events_with(monitors, "stuck-image", "NotStarted")
+        assert "Late" not in on_monitor, on_monitor
+        events_with(monitors, "stuck-image", "NotStarted", "CronJob")
 
         # --- no node with room; a missing Secret: the scheduler's and kubelet's words ----
         unschedulable, _ = wait_transition(monitors, "no-room", "NotStarted", timeout=30)
@@ -178,17 +191,15 @@ def test_runs_that_never_start_or_finish_alert_with_the_clusters_reason(
         # --- a container that starts 8 s late, within grace: on time, no noise -----------
         healthy, _ = monitors.wait_state("on-time", "Healthy", timeout=30)
         assert healthy["lastExitCode"] == 0
-        quiet = events_of(monitors, "on-time")
-        assert "FirstPing" in quiet, quiet
+        quiet = events_with(monitors, "on-time", "FirstPing")
         assert not {"Late", "NotStarted", "Missed", "NeverPinged"} & set(quiet), quiet
 
         # --- OOMKilled: Failed, exit 137, and the cause where users look -----------------
         oom, _ = monitors.wait_state("oom", "Down", timeout=30, reason="Failed")
         assert oom["lastExitCode"] == 137
         assert "OOMKilled" in oom["lastOutput"]["body"], oom["lastOutput"]
-        assert any("OOMKilled" in m for m in events_of(monitors, "oom").get("Failed", [])), (
-            events_of(monitors, "oom")
-        )
+        failed_events = events_with(monitors, "oom", "Failed")
+        assert any("OOMKilled" in m for m in failed_events["Failed"]), failed_events
 
         # --- a run that never finishes under Forbid: RunTimeout at the first skipped slot,
         # naming the Forbid and the Job; Missed naming it at the next (DESIGN 10.8.7) ----

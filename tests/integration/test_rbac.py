@@ -232,7 +232,8 @@ def test_the_journal_adds_secrets_in_the_operator_namespace_only(
     install: InstallFactory, namespace: str, other_namespace: str
 ) -> None:
     sa = install(namespace, journal=True)
-    everywhere = NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS
+    # The pause API's reviews are on by default (issue 16), cluster-wide like the rest.
+    everywhere = NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS | PAUSE_API_GRANTS
     assert sa.granted(namespace) == everywhere | LEASE_GRANTS | JOURNAL_GRANTS
     assert sa.granted(other_namespace) == everywhere
     for verb in ("list", "watch", "delete", "update"):
