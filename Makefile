@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test faults run bench bench-deps setup venv test-deps controlplane helm lint pytest e2e-kind check-py313
+.PHONY: test faults run run-venv bench bench-deps setup venv test-deps controlplane helm lint pytest e2e-kind check-py313
 
 ## test: virtualenv, test tools, Debian test deps, control plane; lint, types, layers, tests
 test: setup lint pytest
@@ -17,8 +17,18 @@ faults: setup
 	$(BIN)/pytest tests/faults --faults -p no:cacheprovider
 
 ## run: the local control plane, the CRD, examples/ applied, the operator in the foreground
-run: setup
+# Only what running needs (issue 17 item 6): the operator in the virtualenv and the control
+# plane binaries; no test tools, Prometheus, Alertmanager or helm.
+run: run-venv controlplane
 	bash hack/run-dev.sh
+
+run-venv: $(VENV)/.run-installed
+
+# The operator alone (`make venv` adds the test tools on top).
+$(VENV)/.run-installed: pyproject.toml | $(BIN)/python
+	@echo "run: installing heartbeat-operator into $(VENV) (first time only)"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	touch $@
 
 ## bench: the operator benchmarks of issue 8 (bench/run.py, own control plane; BENCH_QUICK=1
 ## for a smoke run), then every bench/bench_*.py; results in bench/README.md
@@ -51,7 +61,7 @@ test-deps:
 
 # Builds etcd, kube-apiserver, kube-controller-manager and kubectl once (cached outside the
 # tree), then links the matching kubectl into the virtualenv (DESIGN 9.5).
-controlplane: venv
+controlplane: | $(BIN)/python
 	@bin_dir=$$(bash hack/build-controlplane.sh); ln -sfn "$$bin_dir/kubectl" $(BIN)/kubectl; \
 	echo "control plane binaries: $$bin_dir (kubectl linked as $(BIN)/kubectl)"
 

@@ -192,6 +192,32 @@ class ControlPlane:
         assert self.cluster is not None
         return next(p for p in self.cluster.processes if p.name == "kube-apiserver")
 
+    def audit(self, policy: str) -> Path:
+        """Restart kube-apiserver with an audit log (``policy``: the audit Policy, YAML);
+        the log's path. Which user read what, which the request counters cannot say: the
+        kube-controller-manager lists and watches Pods cluster-wide too (issue 12)."""
+        assert self.cluster is not None
+        policy_file = self.state_dir / "audit-policy.yaml"
+        policy_file.write_text(policy)
+        log = self.state_dir / "logs" / "audit.jsonl"
+        argv = [
+            *processes.argv(self.api_process()),
+            f"--audit-policy-file={policy_file}",
+            f"--audit-log-path={log}",
+            "--audit-log-format=json",
+            "--audit-log-mode=blocking",
+        ]
+        began = time.monotonic()
+        devcluster.restart_process("kube-apiserver", state_dir=self.state_dir, argv=argv)
+        deadline = time.monotonic() + 180
+        while (cluster := devcluster.status(state_dir=self.state_dir)) is None:  # /readyz
+            if time.monotonic() > deadline:
+                raise RuntimeError("kube-apiserver not ready after its restart with audit")
+            time.sleep(1)  # polled with a deadline
+        self.cluster = cluster
+        say(f"kube-apiserver restarted with an audit log in {time.monotonic() - began:.1f}s")
+        return log
+
 
 def pid_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds a process has used (0 once it is gone)."""
@@ -461,7 +487,7 @@ class OperatorProcess:
             "--host=127.0.0.1",
             f"--port={self.port}",
             f"--metrics-port={self.metrics_port}",
-            f"--namespace={namespace}",
+            *([f"--namespace={namespace}"] if namespace else []),  # "": cluster-wide
             f"--lease-namespace={lease_namespace}",
             *extra,
         ]

@@ -1,7 +1,7 @@
 """``make bench``: every operator benchmark of issue 8, one results table.
 
-    .venv/bin/python bench/run.py [--only pings,detection,burst,takeover,experiments,scale]
-                                  [--no-readme] [--keep-cluster]
+    .venv/bin/python bench/run.py [--no-readme] [--keep-cluster]
+        [--only pings,detection,burst,takeover,experiments,scale-pods,scale]
     BENCH_QUICK=1 .venv/bin/python bench/run.py     # a smoke run at a fraction of the size
 
 Each benchmark gets a fresh control plane of its own (``bench/harness.py``: never the
@@ -39,6 +39,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "burst": ("detection", "bench_burst"),
     "takeover": ("takeover", "bench"),
     "experiments": ("experiments", "bench"),
+    "scale-pods": ("scale_pods", "bench"),
     "scale": ("scale", "bench"),
 }
 

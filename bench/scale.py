@@ -17,7 +17,7 @@ the peak (``VmHWM``); API writes during start-up (none are needed).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -63,17 +63,43 @@ def objects(count: int, now: datetime, last_token: list[str]) -> Iterator[dict[s
         yield obj
 
 
-async def one_size(
-    plane: ControlPlane, log_dir: Path, count: int, *, speedups: tuple[str, ...] = ()
+#: Seeds ``count`` monitors (and whatever else a variant needs) into a fresh control
+#: plane; puts the token of the monitor listed last in the list; returns facts to report.
+Seeder = Callable[[ControlPlane, Api, int, list[str]], Awaitable[dict[str, Any]]]
+#: Looks at the settled replica before it stops (``scale_pods``: the audit log).
+Inspector = Callable[[Api, OperatorProcess], Awaitable[dict[str, Any]]]
+
+
+async def seed_monitors(
+    plane: ControlPlane, api: Api, count: int, last_token: list[str]
 ) -> dict[str, Any]:
+    """The plain scale run's seed: ``count`` period monitors, nothing else."""
+    seconds = await seeding.put_all(plane, NAMESPACE, objects(count, datetime.now(UTC), last_token))
+    return {"seed_s": seconds}
+
+
+async def one_size(
+    plane: ControlPlane,
+    log_dir: Path,
+    count: int,
+    *,
+    speedups: tuple[str, ...] = (),
+    seed: Seeder = seed_monitors,
+    prepare: Callable[[ControlPlane], None] | None = None,
+    inspect: Inspector | None = None,
+    clusterwide: bool = False,
+    label: str = "",
+) -> dict[str, Any]:
+    """One replica started on ``count`` seeded monitors; ``clusterwide``: without
+    ``--namespace`` (it watches monitors, CronJobs and Jobs in every namespace)."""
     plane.fresh()
+    if prepare is not None:
+        prepare(plane)
     facts: dict[str, Any] = {"monitors": count}
     async with Api(plane) as api:
         await api.create_namespace(NAMESPACE)
         last_token: list[str] = []
-        facts["seed_s"] = await seeding.put_all(
-            plane, NAMESPACE, objects(count, datetime.now(UTC), last_token)
-        )
+        facts.update(await seed(plane, api, count, last_token))
         page = await api.request(
             "GET", f"{MONITORS}/namespaces/{NAMESPACE}/{PLURAL}?limit=1", timeout=300
         )
@@ -83,10 +109,10 @@ async def one_size(
         before = await api.apiserver_requests()
         op = OperatorProcess(
             plane,
-            namespace=NAMESPACE,
+            namespace="" if clusterwide else NAMESPACE,
             lease_namespace=NAMESPACE,
             log_dir=log_dir,
-            name=f"scale-{count}-" + ("-".join(speedups) or "plain"),
+            name=f"scale{label}-{count}-" + ("-".join(speedups) or "plain"),
             speedups=speedups,
         )
         try:
@@ -138,10 +164,12 @@ async def one_size(
             facts["writes"] = writes_between(before, after)
             probe = facts["writes"].get("heartbeatmonitors/status", 0) - 1
             facts["writes"]["heartbeatmonitors/status"] = probe  # the probe ping's write
+            if inspect is not None:
+                facts.update(await inspect(api, op))
         finally:
             await op.stop()
     say(
-        f"scale: {count:,} monitors: ready {facts['ready_s']:.1f}s, "
+        f"scale{label}: {count:,} monitors: ready {facts['ready_s']:.1f}s, "
         f"leading {facts['leader_s']:.1f}s, "
         f"settled {facts['quiet_s']}s; RSS {facts['rss_mib']:.0f} MiB (peak "
         f"{facts['peak_mib']:.0f}); writes {facts['writes']}"

@@ -35,7 +35,7 @@ from typing import Any
 import aiohttp
 from harness import GROUP, PLURAL, VERSION, ControlPlane
 
-from heartbeat_operator.domain.inputs import Ping, Tick
+from heartbeat_operator.domain.inputs import Input, Ping, Tick
 from heartbeat_operator.domain.machine import apply
 from heartbeat_operator.domain.records import Record
 from heartbeat_operator.domain.specs import parse_spec
@@ -55,11 +55,13 @@ class Seed:
     pings: Sequence[datetime]
     now: datetime
     token: str
+    inputs: Sequence[Input] = ()
+    """Folded after ``pings``, each at its own time (a CronJob's Job pings, for instance)."""
 
 
 def seed(name: str, spec: Mapping[str, Any], *, created: datetime, pings: Sequence[datetime] = (),
-         now: datetime) -> Seed:  # fmt: skip
-    return Seed(name, dict(spec), created, tuple(pings), now, new_token())
+         now: datetime, inputs: Sequence[Input] = ()) -> Seed:  # fmt: skip
+    return Seed(name, dict(spec), created, tuple(pings), now, new_token(), tuple(inputs))
 
 
 def render(namespace: str, item: Seed) -> dict[str, Any]:
@@ -68,6 +70,8 @@ def render(namespace: str, item: Seed) -> dict[str, Any]:
     record = Record.new(item.created)
     for moment in item.pings:
         record, _ = apply(spec, record, Ping(time=moment, kind="success"), moment)
+    for item_input in item.inputs:
+        record, _ = apply(spec, record, item_input, item_input.time)
     record, _ = apply(spec, record, Tick(item.now), item.now)
     status = render_status(
         spec=spec,
@@ -111,8 +115,12 @@ def retokened(obj: Mapping[str, Any], name: str) -> tuple[dict[str, Any], str]:
     return copy, token
 
 
-def etcd_key(namespace: str, name: str) -> str:
-    return f"/registry/{GROUP}/{PLURAL}/{namespace}/{name}"
+def etcd_key(namespace: str, name: str, resource: str = f"{GROUP}/{PLURAL}") -> str:
+    """Where the API server keeps an object: ``/registry/<group>/<plural>/...`` for custom
+    resources, ``/registry/<plural>/...`` for built-in ones (``pods``, ``jobs``,
+    ``cronjobs``). Built-in types are stored as protobuf by the API server it writes, but
+    its storage decoder recognises JSON too, so JSON written here reads back the same."""
+    return f"/registry/{resource}/{namespace}/{name}"
 
 
 async def put_all(
@@ -122,16 +130,26 @@ async def put_all(
     *,
     concurrency: int = 64,
 ) -> float:
-    """Write every object into etcd (HTTP gateway ``/v3/kv/put``); seconds taken.
+    """Write every monitor into etcd (HTTP gateway ``/v3/kv/put``); seconds taken.
 
     ``objects`` is consumed lazily: 100,000 rendered objects never sit in memory at once.
     """
+    keyed = ((etcd_key(namespace, obj["metadata"]["name"]), obj) for obj in objects)
+    return await put_keyed(plane, keyed, concurrency=concurrency)
+
+
+async def put_keyed(
+    plane: ControlPlane,
+    objects: Iterable[tuple[str, Mapping[str, Any]]],
+    *,
+    concurrency: int = 64,
+) -> float:
+    """Write ``(etcd key, object)`` pairs into etcd, lazily, many at once; seconds taken."""
     url = f"http://127.0.0.1:{plane.etcd_port()}/v3/kv/put"
     source = iter(objects)
 
     async def worker(session: aiohttp.ClientSession) -> None:
-        for obj in source:
-            key = etcd_key(namespace, obj["metadata"]["name"])
+        for key, obj in source:
             body = {
                 "key": base64.b64encode(key.encode()).decode(),
                 "value": base64.b64encode(json.dumps(obj, separators=(",", ":")).encode()).decode(),

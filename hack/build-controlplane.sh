@@ -26,7 +26,10 @@ fi
 # the first builds, the others wait for it and then find the binaries.
 mkdir -p "$bin"
 exec 9>"$bin/../.build.lock"
-flock 9
+if ! flock -n 9; then
+  echo "control plane: another build holds $bin/../.build.lock; waiting for it" >&2
+  flock 9
+fi
 need=()
 for b in etcd kube-apiserver kube-controller-manager kubectl; do
   [[ -x $bin/$b ]] || need+=("$b")
@@ -39,15 +42,31 @@ ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$k8s_version \
  -X k8s.io/client-go/pkg/version.gitVersion=$k8s_version \
  -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
 
-for b in "${need[@]}"; do
-  start=$SECONDS
-  echo "building $b (first time only; cached in $bin)" >&2
-  if [[ $b == etcd ]]; then
+# A first build takes minutes per binary with no output from go: say what is being built,
+# which of how many, and every 20 s that it still is (issue 17 item 6).
+build() {
+  if [[ $1 == etcd ]]; then
     (cd "$here/etcd" && go build -ldflags "-s -w" -o "$bin/.etcd.tmp" go.etcd.io/etcd/server/v3)
   else
-    (cd "$here/controlplane" && go build -ldflags "$ldflags" -o "$bin/.$b.tmp" "k8s.io/kubernetes/cmd/$b")
+    (cd "$here/controlplane" && go build -ldflags "$ldflags" -o "$bin/.$1.tmp" "k8s.io/kubernetes/cmd/$1")
   fi
+}
+n=0
+for b in "${need[@]}"; do
+  n=$((n + 1))
+  start=$SECONDS
+  echo "control plane: building $b ($n of ${#need[@]}; first time only, cached in $bin)" >&2
+  build "$b" &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    for _ in {1..20}; do
+      kill -0 "$pid" 2>/dev/null || break 2
+      sleep 1
+    done
+    echo "control plane: still building $b ($((SECONDS - start)) s)" >&2
+  done
+  wait "$pid"
   mv "$bin/.$b.tmp" "$bin/$b"
-  echo "built $b in $((SECONDS - start)) s" >&2
+  echo "control plane: built $b in $((SECONDS - start)) s" >&2
 done
 echo "$bin"

@@ -13,14 +13,27 @@ metrics_port=${HEARTBEAT_METRICS_PORT:-8081}
 # `dev up` wrote the webhook's serving pair beside the kubeconfig, in the state directory.
 webhook_dir=$(dirname "$kubeconfig")/webhook
 
-# Each example folder is one idea; its manifests go to the default namespace unless they
-# name one. A manifest that cannot be applied is reported, not fatal: the operator still runs.
-while IFS= read -r manifest; do
-  if ! "$venv/kubectl" apply -f "$manifest" >&2; then
-    echo "run: could not apply $manifest (see above)" >&2
+# Each example folder is one idea, in a namespace of its own: its namespace.yaml first, then
+# its other manifests into that namespace, as its README does (issue 17 item 6). A manifest
+# that cannot be applied is reported, not fatal: the operator still runs.
+for folder in examples/*/; do
+  folder=${folder%/}
+  ns_args=()
+  if [[ -f $folder/namespace.yaml ]]; then
+    if ns=$("$venv/kubectl" apply -f "$folder/namespace.yaml" -o name) ; then
+      ns_args=(-n "${ns#namespace/}")
+    else
+      echo "run: could not apply $folder/namespace.yaml (see above)" >&2
+      continue
+    fi
   fi
-done < <(find examples -type f \( -name '*.yaml' -o -name '*.yml' \) \
-  ! -name 'values*.y*ml' ! -name 'kustomization.y*ml' | sort)
+  while IFS= read -r manifest; do
+    if ! "$venv/kubectl" apply "${ns_args[@]}" -f "$manifest" >&2; then
+      echo "run: could not apply $manifest (see above)" >&2
+    fi
+  done < <(find "$folder" -maxdepth 1 -type f \( -name '*.yaml' -o -name '*.yml' \) \
+    ! -name 'namespace.yaml' ! -name 'values*.y*ml' ! -name 'kustomization.y*ml' | sort)
+done
 
 cat >&2 <<HINT
 
@@ -29,6 +42,7 @@ cat >&2 <<HINT
       eval "\$(.venv/bin/heartbeat-operator dev env)"
       kubectl get hbm -A -w
   Ping receiver: http://127.0.0.1:$port   metrics: http://127.0.0.1:$metrics_port/metrics
+  (bound to 127.0.0.1 only; HEARTBEAT_PORT / HEARTBEAT_METRICS_PORT move them)
   Admission webhook: https://127.0.0.1:9443 (kubectl apply refuses a bad schedule in a sentence)
   A monitor's ping URL is in its Secret:
       kubectl get secret <monitor>-heartbeat -o jsonpath='{.data.url}' | base64 -d
@@ -38,6 +52,8 @@ cat >&2 <<HINT
 
 HINT
 
-exec "$venv/heartbeat-operator" run --port "$port" --metrics-port "$metrics_port" \
+# Bound to 127.0.0.1, where the hint above points (issue 17 item 6): a development
+# operator on a laptop is not a ping receiver for the whole network.
+exec "$venv/heartbeat-operator" run --host 127.0.0.1 --port "$port" --metrics-port "$metrics_port" \
   --external-url "http://127.0.0.1:$port" \
   --webhook-port 9443 --webhook-cert-file "$webhook_dir/tls.crt" --webhook-key-file "$webhook_dir/tls.key"

@@ -26,6 +26,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="heartbeat-operator")
+    # The installed distribution's version (pyproject.toml), as the image's label and the
+    # chart's appVersion say it (issue 17 item 6).
+    parser.add_argument("--version", action="version", version=f"heartbeat-operator {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # Only the chosen subcommand's module is imported (the others may pull heavy deps).
     chosen = next((a for a in argv if not a.startswith("-")), None)
@@ -36,6 +39,15 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
             module.configure(sub)
             sub.set_defaults(entry=module.main)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("heartbeat-operator")
+    except PackageNotFoundError:  # run from a source tree without an install
+        return "unknown"
 
 
 #: Subcommands that need an extra, and the modules only that extra installs.

@@ -36,10 +36,17 @@ class WriteTimeout(RecordingError):
     """The write carrying the ping did not succeed in time. HTTP 503, Retry-After: 5."""
 
 
+class JournalFull(RecordingError):
+    """The replica's journal has no room for the ping (DESIGN 10.8.12): HTTP 503 with
+    ``Retry-After: 1``, never a ``200`` that was not stored."""
+
+
 class PingRecorder(Protocol):
     async def record(self, token: str, ping: Ping) -> None:
-        """Return once ``ping`` is durably written to the monitor's status in the API.
+        """Return once ``ping`` is durably written in the API: in the monitor's status, or
+        with the journal on (DESIGN 10.7) in the replica's journal.
 
-        Raises ``UnknownToken``, ``IndexLoading``, ``Overloaded`` or ``WriteTimeout``.
+        Raises ``UnknownToken``, ``IndexLoading``, ``Overloaded``, ``WriteTimeout`` or
+        ``JournalFull``.
         """
         ...

@@ -15,10 +15,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import datetime
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Coroutine
 from typing import Any
@@ -27,12 +30,14 @@ import kopf
 
 from heartbeat_operator import settings as settings_module
 from heartbeat_operator.admission.serving import serve_webhook
+from heartbeat_operator.domain.machine import view
 from heartbeat_operator.domain.records import Record
 from heartbeat_operator.domain.specs import MonitorSpec
 from heartbeat_operator.domain.timefmt import TimeFormatError, parse_time
 from heartbeat_operator.engine.api import ApiError
 from heartbeat_operator.engine.autowiring import AutoWiring
 from heartbeat_operator.engine.events import EventKeeper, InvolvedObject
+from heartbeat_operator.engine.journal import Absorber, Journal, JournalReader, JournalRecorder
 from heartbeat_operator.engine.monitors import MonitorEntry, MonitorTable
 from heartbeat_operator.engine.scheduling import Judging, Scheduler
 from heartbeat_operator.engine.tokens import TokenKeeper, Urls
@@ -42,6 +47,7 @@ from heartbeat_operator.kube import watching
 from heartbeat_operator.kube.client import KubeClient
 from heartbeat_operator.kube.credentials import Credentials
 from heartbeat_operator.kube.leasing import Leadership, LeaseConfig
+from heartbeat_operator.kube.pauses import KubePauses
 from heartbeat_operator.kube.replicas import Replicas
 from heartbeat_operator.metrics import Metrics, make_metrics_handler
 from heartbeat_operator.receiver.app import make_metrics_app, make_ping_app
@@ -84,7 +90,49 @@ def main(args: argparse.Namespace) -> int:
     except settings_module.SettingsError as exc:
         print(f"heartbeat-operator run: {exc}", file=sys.stderr)
         return 2
-    return run_to_exit(run(settings))
+    # A port already taken is one line naming the setting, not a traceback from deep in
+    # aiohttp after kopf has started (issue 17 item 6).
+    busy = busy_port(settings)
+    if busy is not None:
+        print(f"heartbeat-operator run: {busy}", file=sys.stderr)
+        return 2
+    try:
+        return run_to_exit(run(settings))
+    except OSError as exc:  # taken between the check and the bind
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(
+            f"heartbeat-operator run: {exc.strerror}: {busy_port(settings) or exc}", file=sys.stderr
+        )
+        return 2
+
+
+def busy_port(settings: Settings) -> str | None:
+    """What to tell the user when a port this replica must listen on is already taken
+    (by another operator, a second `make run`, anything): the port, and the variable and
+    flag that move it. None when every port can be bound."""
+    server = settings.server
+    ports = [
+        (server.port, "HEARTBEAT_PORT", "--port"),
+        (server.metrics_port, "HEARTBEAT_METRICS_PORT", "--metrics-port"),
+    ]
+    webhook = settings.webhook
+    if webhook.cert_file is not None and webhook.key_file is not None:
+        ports.append((webhook.port, "HEARTBEAT_WEBHOOK_PORT", "--webhook-port"))
+    for port, variable, flag in ports:
+        if port == 0:
+            continue
+        try:
+            # SO_REUSEADDR, as aiohttp binds: only a listener counts, not TIME_WAIT.
+            socket.create_server((server.host, port)).close()
+        except OSError as exc:
+            if exc.errno not in (errno.EADDRINUSE, errno.EACCES):
+                raise
+            return (
+                f"port {port} ({server.host}) is already in use: stop what listens there or "
+                f"choose another port with {variable}=<port> (or {flag})"
+            )
+    return None
 
 
 def run_to_exit(main_coro: Coroutine[Any, Any, int]) -> int:
@@ -151,6 +199,7 @@ class Operator:
         self._sweep: asyncio.Task[None] | None = None
         # One keyed work queue for the leader's loops: monitors and CronJobs (issue 14 item 3).
         self.work = WorkQueue()
+        self._journal_task: asyncio.Task[None] | None = None
         self.scheduler = Scheduler(
             self.table,
             self.writer,
@@ -192,11 +241,52 @@ class Operator:
             work=self.work,
         )
         self.writer.on_transitions.append(self.wiring.mirror_transitions)
+        # DESIGN 10.7 (issue 15): with the journal on, a 200 means stored in this
+        # replica's journal Secret; the status absorbs it behind the reply.
+        j = settings.journal
+        self.journal: Journal | None = None
+        self.absorber: Absorber | None = None
+        self.journals: JournalReader | None = None
+        self.recorder: Any = self.writer
+        if j.enabled:
+            self.journal = Journal(
+                self.client,
+                namespace=settings.watching.lease_namespace,
+                identity=settings.watching.identity,
+                max_bytes=j.max_bytes,
+                write_timeout=settings.receiver.write_timeout,
+                max_unabsorbed=settings.writer.max_waiting_pings,
+            )
+            self.journals = JournalReader(
+                self.client,
+                self.writer,
+                namespace=settings.watching.lease_namespace,
+                lease_duration=lease.lease_duration,
+            )
+            self.absorber = Absorber(
+                self.journal,
+                self.writer,
+                interval=j.absorb_interval,
+                writes_per_second=j.absorb_writes_per_second,
+                reader=self.journals,
+            )
+            self.recorder = JournalRecorder(self.writer, self.journal)
 
     async def _before_judging(
         self, entry: MonitorEntry, spec: MonitorSpec, record: Record, until: datetime.datetime
     ) -> Judging:
-        return await self.wiring.before_judging(entry, spec, record, until)
+        judging = await self.wiring.before_judging(entry, spec, record, until)
+        if self.journals is None or judging.hold_until is not None:
+            return judging
+        # DESIGN 10.8.11: before a deadline transition, every journaled ping of the
+        # monitor is folded in the same write; the reconciles of one batch of deadlines
+        # (all woken at deadline + 0.5 s) share one LIST of the journals.
+        due = view(spec, record, until, outages=self.replicas.outages()).next_change_at
+        listed = await self.journals.list_since(
+            (due or until).timestamp() + self.settings.writer.deadline_delay
+        )
+        absorb = listed.pings_for(entry)
+        return dataclasses.replace(judging, absorb=absorb) if absorb else judging
 
     def _event_targets(self, entry: MonitorEntry) -> list[InvolvedObject]:
         """A monitor's transitions are posted on it, and on its CronJob if auto-wired."""
@@ -220,6 +310,16 @@ class Operator:
                 ),
                 name="token sweep",
             )
+            if self.journals is not None:
+                # DESIGN 10.8.10: journals of replicas whose Lease expired.
+                self._journal_task = asyncio.create_task(
+                    self.journals.run(
+                        self.is_leader,
+                        self.table.get,
+                        interval=self.settings.leadership.renew_interval,
+                    ),
+                    name="dead journals",
+                )
         else:
             self.metrics.monitors.forget()
             self.stop_sweep()
@@ -228,11 +328,22 @@ class Operator:
         if self._sweep is not None:
             self._sweep.cancel()
             self._sweep = None
+        if self._journal_task is not None:
+            self._journal_task.cancel()
+            self._journal_task = None
 
     async def _warm_metrics(self) -> None:
         """The leader's first scrape finds every monitor rendered (metrics: ``warm``)."""
         await self.table.wait_synced()
         await self.metrics.monitors.warm()
+
+    def badge_state(self, namespace: str, name: str) -> str | None:
+        """A monitor's ``status.state`` for its badge (issue 16 item 4); None: unknown."""
+        entry = self.table.get((namespace, name))
+        if entry is None:
+            return None
+        state = entry.summary.get("state")
+        return state if isinstance(state, str) else ""
 
     def is_leader(self) -> bool:
         leadership = getattr(self, "leadership", None)
@@ -316,9 +427,18 @@ async def run(settings: Settings) -> int:
     wiring_task = asyncio.create_task(op.wiring.run(lease_stop), name="cronjobs")
 
     server = settings.server
-    ping_app = make_ping_app(settings, op.writer, op.health, observer=op.metrics.observe)
+    receiver = settings.receiver
+    pauses = (
+        KubePauses(op.client, audience=receiver.pause_api_audience) if receiver.pause_api else None
+    )
+    ping_app = make_ping_app(
+        settings, op.recorder, op.health, observer=op.metrics.observe, pauses=pauses
+    )
     metrics_app = make_metrics_app(
-        make_metrics_handler(op.metrics), op.health, observer=op.metrics.observe
+        make_metrics_handler(op.metrics),
+        op.health,
+        observer=op.metrics.observe,
+        badges=op.badge_state if settings.metrics.badges else None,
     )
     webhook = settings.webhook
     # Every replica serves the webhook, leader or not (DESIGN 10.4); only with a
@@ -354,6 +474,12 @@ async def run(settings: Settings) -> int:
             await asyncio.wait_for(op.leadership.release(), STEP_TIMEOUT)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(op.replicas.delete(), STEP_TIMEOUT)
+    if op.absorber is not None and op.journal is not None:
+        # DESIGN 10.8.10: absorb what we can within the grace, leave the rest to the
+        # leader (our replica Lease is deleted: the leader takes our journal as dead).
+        await op.absorber.absorb_all(timeout=STEP_TIMEOUT)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(op.journal.delete_if_empty(), STEP_TIMEOUT)
     # The receiver has answered every ping in flight; Events for their writes go out now.
     await op.writer.drain(timeout=1.0)
     kopf_stop.set()

@@ -181,6 +181,19 @@ class ReceiverSettings:
     """Seconds a ping waits for its status write; then 503 ``Retry-After: 5`` and nothing is
     counted. Default 5 s (DESIGN 9.13)."""
 
+    pause_api: bool = True
+    """Serve ``POST /api/v1/namespaces/<ns>/heartbeatmonitors/<name>/pause|resume`` on the
+    ping port, for deploy scripts holding a ServiceAccount token (issue 16 item 2). Needs
+    RBAC ``tokenreviews create`` and ``subjectaccessreviews create`` (the chart grants them
+    while on). Default on: a caller needs a token the API server accepts and ``patch`` on
+    the monitor, exactly what ``kubectl patch`` needs, so it grants nobody anything new."""
+
+    pause_api_audience: str = "heartbeat-operator"
+    """The audience a pause API token must be issued for (a projected ServiceAccount token
+    with ``audience: heartbeat-operator``); the TokenReview checks it. Default
+    ``heartbeat-operator``: a token meant for us is refused by the API server itself, so the
+    receiver never holds one that could act on the cluster (docs/decisions.md)."""
+
 
 @dataclasses.dataclass(frozen=True)
 class WriterSettings:
@@ -202,6 +215,33 @@ class WriterSettings:
     deadline_delay: float = 0.5
     """Seconds the leader waits after a deadline before writing its transition, so a ping in
     flight at that instant lands first. Default 0.5 s (DESIGN 9.3)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class JournalSettings:
+    """The ping journal (DESIGN 10.7, fine print 10.8.10-12; issue 15)."""
+
+    enabled: bool = False
+    """Acknowledge a ping once it is stored in this replica's journal Secret (in the
+    operator's namespace) and absorb it into the monitor's status behind the reply,
+    instead of answering after the status write. Default off while issue 15 is being
+    built; on by default once issue 15 is complete (the lead flips it after the
+    benchmarks)."""
+
+    max_bytes: int = 500 * 1024
+    """Bytes a journal Secret may hold (its serialized object); a ping that does not fit
+    gets ``503`` with ``Retry-After``. Default 500 KiB: under DESIGN 10.8.12's 512 KiB
+    with room for the object's metadata."""
+
+    absorb_interval: float = 1.0
+    """Seconds: at most one absorbing status write per monitor per interval; pings that
+    arrive meanwhile ride in the next one (DESIGN 10.7: coalesced under load). Default
+    1 s, so a ping at rest is in status within about a second."""
+
+    absorb_writes_per_second: float = 200.0
+    """Absorbing status writes per second per replica, all monitors together (the global
+    budget of DESIGN 10.7); monitors waiting longest go first. Default 200: about what
+    one API server takes besides the journal writes (issue 15's cost table)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -242,6 +282,11 @@ class MetricsSettings:
     label_allowlist: tuple[str, ...] = ()
     """Monitor label keys copied into ``heartbeat_monitor_info`` as ``label_<key>``.
     Default none (labels may hold anything; only what the user allows becomes a series)."""
+
+    badges: bool = False
+    """Serve ``/badge/<namespace>/<name>.svg`` on the metrics port: a status badge per
+    monitor (issue 16 item 4), read-only, no authentication. Default off: anyone who can
+    reach the port then learns which monitors exist and their state (docs/operating.md)."""
 
     monitor_metrics: MonitorMetrics = "full"
     """``full`` exports every per-monitor series; ``minimal`` only state, up, ready and
@@ -303,6 +348,7 @@ class Settings:
     receiver: ReceiverSettings = dataclasses.field(default_factory=ReceiverSettings)
     writer: WriterSettings = dataclasses.field(default_factory=WriterSettings)
     leadership: LeadershipSettings = dataclasses.field(default_factory=LeadershipSettings)
+    journal: JournalSettings = dataclasses.field(default_factory=JournalSettings)
     metrics: MetricsSettings = dataclasses.field(default_factory=MetricsSettings)
     tokens: TokenSettings = dataclasses.field(default_factory=TokenSettings)
     jobs: JobsSettings = dataclasses.field(default_factory=JobsSettings)
@@ -512,6 +558,21 @@ _FLAGS: tuple[_Flag, ...] = (
         "seconds a ping waits for its write, else 503",
     ),
     _Flag(
+        "--pause-api",
+        "receiver",
+        "pause_api",
+        _boolean,
+        "serve the authenticated pause/resume API on the ping port (on)",
+        boolean=True,
+    ),
+    _Flag(
+        "--pause-api-audience",
+        "receiver",
+        "pause_api_audience",
+        _text,
+        "audience a pause API ServiceAccount token must have (heartbeat-operator)",
+    ),
+    _Flag(
         "--writes-per-second",
         "writer",
         "writes_per_second",
@@ -532,6 +593,36 @@ _FLAGS: tuple[_Flag, ...] = (
         "max_writes_in_flight",
         _positive_int,
         "status writes in flight per replica",
+    ),
+    _Flag(
+        "--journal",
+        "journal",
+        "enabled",
+        _boolean,
+        "acknowledge pings once stored in a journal Secret, absorb them into status "
+        "behind the reply (on by default once issue 15 is complete)",
+        boolean=True,
+    ),
+    _Flag(
+        "--journal-max-bytes",
+        "journal",
+        "max_bytes",
+        _positive_int,
+        "bytes a journal Secret may hold; beyond it 503",
+    ),
+    _Flag(
+        "--absorb-interval",
+        "journal",
+        "absorb_interval",
+        _positive_float,
+        "seconds between absorbing status writes of one monitor",
+    ),
+    _Flag(
+        "--absorb-writes-per-second",
+        "journal",
+        "absorb_writes_per_second",
+        _positive_float,
+        "absorbing status writes per second per replica",
     ),
     _Flag("--lease-name", "leadership", "lease_name", _text, "Lease name"),
     _Flag(
@@ -554,6 +645,14 @@ _FLAGS: tuple[_Flag, ...] = (
         "monitor_metrics",
         _monitor_metrics,
         "per-monitor series: full or minimal",
+    ),
+    _Flag(
+        "--badges",
+        "metrics",
+        "badges",
+        _boolean,
+        "serve public SVG status badges /badge/<ns>/<name>.svg on the metrics port (off)",
+        boolean=True,
     ),
     _Flag(
         "--metrics-label",
@@ -732,6 +831,7 @@ def build_settings(
         receiver=ReceiverSettings(**given.get("receiver", {})),
         writer=WriterSettings(**given.get("writer", {})),
         leadership=LeadershipSettings(**given.get("leadership", {})),
+        journal=JournalSettings(**given.get("journal", {})),
         metrics=MetricsSettings(**given.get("metrics", {})),
         tokens=TokenSettings(**given.get("tokens", {})),
         jobs=JobsSettings(**given.get("jobs", {})),
@@ -751,6 +851,11 @@ def _check(settings: Settings) -> None:
     server = settings.server
     if server.port != 0 and server.port == server.metrics_port:
         raise SettingsError(f"--port and --metrics-port are both {server.port}")
+    if settings.journal.max_bytes >= 512 * 1024:
+        raise SettingsError(
+            f"--journal-max-bytes {settings.journal.max_bytes}: a journal Secret stays "
+            "under 512 KiB (524288 bytes)"
+        )
     webhook = settings.webhook
     if (webhook.cert_file is None) != (webhook.key_file is None):
         raise SettingsError("--webhook-cert-file and --webhook-key-file go together")

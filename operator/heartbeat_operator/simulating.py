@@ -29,6 +29,7 @@ import yaml
 
 from heartbeat_operator.domain.inputs import (
     PAUSE_CAUSE_SPEC,
+    PAUSE_CAUSE_UNTIL,
     Input,
     Pause,
     Ping,
@@ -150,6 +151,10 @@ def simulate(
     snapshots: list[tuple[datetime, dict[str, Any]]] = []
     if spec.paused:
         rec, _ = apply(spec, rec, Pause(created, PAUSE_CAUSE_SPEC), created)
+    elif spec.paused_until is not None and spec.paused_until > created:
+        # A timed pause (issue 16): the fold resumes it at its end by itself.
+        pause = Pause(created, PAUSE_CAUSE_UNTIL, until=spec.paused_until)
+        rec, _ = apply(spec, rec, pause, created)
     snapshots.append((created, _line(spec, rec, created)))
     steps = 0
     pending = [ev for ev in ordered if ev.time <= until]
@@ -274,13 +279,20 @@ def _read_manifest(path: str) -> dict[str, Any]:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
         raise InputError(f"{path}: not valid YAML: {exc}") from None
-    if len(docs) != 1 or not isinstance(docs[0], dict):
-        raise InputError(f"{path}: expected one HeartbeatMonitor manifest")
-    doc: dict[str, Any] = docs[0]
-    kind = doc.get("kind")
-    if kind != "HeartbeatMonitor":
-        raise InputError(f"{path}: kind: expected HeartbeatMonitor, got {kind!r}")
-    return doc
+    # A multi-document file (a monitor beside the CronJob it watches, as in
+    # examples/cron-monitor/) is fine as long as exactly one document is a
+    # HeartbeatMonitor (issue 17 item 6).
+    monitors = [d for d in docs if isinstance(d, dict) and d.get("kind") == "HeartbeatMonitor"]
+    if len(monitors) == 1:
+        return monitors[0]
+    if len(monitors) > 1:
+        raise InputError(
+            f"{path}: {len(monitors)} HeartbeatMonitor documents; expected one "
+            "(split the file, or pass the one to simulate)"
+        )
+    if len(docs) == 1 and isinstance(docs[0], dict):
+        raise InputError(f"{path}: kind: expected HeartbeatMonitor, got {docs[0].get('kind')!r}")
+    raise InputError(f"{path}: expected one HeartbeatMonitor manifest, found none")
 
 
 def _spec_of(manifest: dict[str, Any], path: str) -> tuple[MonitorSpec, datetime | None]:

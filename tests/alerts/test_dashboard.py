@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "prometheus" / "heartbeat-dashboard.json"
 
 # Grafana's template variables, replaced by values a query could take.
-VARIABLES = {"$namespace": ".*", "$__rate_interval": "1m", "$__range": "6h"}
+VARIABLES = {"$namespace": ".*", "$monitor": ".*", "$__rate_interval": "1m", "$__range": "6h"}
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +112,19 @@ def test_queries_parse_as_promql(dashboard: dict[str, Any], tmp_path: Path) -> N
         [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_per_monitor_timeline_shows_state_and_runs_with_durations(
+    dashboard: dict[str, Any],
+) -> None:
+    # Issue 16 item 4: pick one monitor, see its state over time and its runs.
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert "heartbeat_monitor_up" in variables["monitor"]["query"]["query"]
+    timeline = [p for p in dashboard["panels"] if "$monitor" in p["title"]]
+    kinds = {p["type"]: p for p in timeline}
+    state = kinds["state-timeline"]["targets"][0]["expr"]
+    assert "heartbeat_monitor_state" in state and 'name=~"$monitor"' in state
+    runs = [t["expr"] for t in kinds["timeseries"]["targets"]]
+    assert any("heartbeat_monitor_last_duration_seconds" in e for e in runs)
+    assert any("heartbeat_pings_total" in e for e in runs)
+    assert kinds["timeseries"]["fieldConfig"]["defaults"]["custom"]["drawStyle"] == "bars"

@@ -8,6 +8,7 @@ hack/install-test-deps.sh installs promtool.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -59,6 +60,7 @@ def test_every_alert_is_tested_firing_and_quiet() -> None:
         "HeartbeatMonitorLate",
         "HeartbeatMonitorInvalid",
         "HeartbeatOperatorAbsent",
+        "HeartbeatOperatorAPIWriteErrors",
     } <= shipped
     firing: set[str] = set()
     quiet: set[str] = set()
@@ -85,5 +87,31 @@ def test_every_alert_names_the_monitor_and_what_was_expected() -> None:
             assert {"summary", "description"} <= annotations.keys(), rule["alert"]
             assert "expected" in annotations["description"], rule["alert"]
             if rule["alert"].startswith("HeartbeatMonitor"):
-                for text in annotations.values():
+                for text in (annotations["summary"], annotations["description"]):
                     assert "$labels.namespace" in text and "$labels.name" in text, rule["alert"]
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a Markdown heading: lower case, punctuation dropped, spaces
+    to hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_every_rule_links_a_runbook_that_exists() -> None:
+    """Issue 17 item 5: each alert's runbook_url is a section of docs/operating.md, under
+    the project's home (the chart's `home`)."""
+    operating = ROOT / "docs" / "operating.md"
+    anchors = {
+        github_anchor(m.group(1)) for m in re.finditer(r"^#+ (.+)$", operating.read_text(), re.M)
+    }
+    home = yaml.safe_load(
+        (ROOT / "deploy" / "helm" / "heartbeat-operator" / "Chart.yaml").read_text()
+    )["home"]
+    rules = [r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]]
+    assert rules
+    for rule in rules:
+        url = rule["annotations"]["runbook_url"]
+        page, _, anchor = url.partition("#")
+        assert page == f"{home}/blob/main/docs/operating.md", rule["alert"]
+        assert anchor in anchors, f"{rule['alert']}: docs/operating.md has no #{anchor}"

@@ -49,7 +49,7 @@ kind load docker-image "$image" --name "$cluster"
 
 "$helm" upgrade --install "$release" deploy/helm/heartbeat-operator \
   --namespace "$namespace" --create-namespace \
-  --set image.pullPolicy=Never \
+  --set image.repository=heartbeat-operator --set image.pullPolicy=Never \
   --wait --timeout 5m
 
 # The suite pings through a port-forward to the ping Service (the Secrets' URLs name the

@@ -20,7 +20,7 @@ from kubernetes import config as k8s_config
 
 from heartbeat_operator import devcluster
 from heartbeat_operator.devcluster import processes
-from tests.faults.harness import SUMMARIES
+from tests.faults.harness import SUMMARIES, journal_on
 from tests.integration.conftest import (  # noqa: F401 (fixtures and the report hook)
     OperatorFactory,
     api_client,
@@ -33,6 +33,18 @@ from tests.integration.conftest import (  # noqa: F401 (fixtures and the report 
 )
 from tests.integration.operator_process import Monitors
 from tests.support.waiting import wait_for
+
+
+@pytest.fixture(autouse=True, scope="session")
+def journal_setting() -> Iterator[None]:
+    """``HEARTBEAT_FAULTS_JOURNAL=1``: every operator started runs with ``--journal``
+    (they inherit the environment; ``HEARTBEAT_JOURNAL`` is the flag's variable)."""
+    if not journal_on():
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HEARTBEAT_JOURNAL", "true")
+        yield
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

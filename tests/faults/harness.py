@@ -15,6 +15,7 @@ import contextlib
 import itertools
 import json
 import math
+import os
 import random
 import threading
 import time
@@ -35,6 +36,15 @@ from tests.support.waiting import WaitTimeout, wait_for
 PINGS_PER_MONITOR = MAX_RECENT_PINGS - 2
 
 #: The summary lines of this session, printed again at its end (tests/faults/conftest.py).
+#: ``HEARTBEAT_FAULTS_JOURNAL=1 make faults`` runs every scenario with the ping journal on
+#: (issue 15): the operators it starts get ``HEARTBEAT_JOURNAL=true`` (``conftest.py``).
+FAULTS_JOURNAL = "HEARTBEAT_FAULTS_JOURNAL"
+
+
+def journal_on() -> bool:
+    return os.environ.get(FAULTS_JOURNAL, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 SUMMARIES: list[str] = []
 
 
@@ -286,8 +296,9 @@ class Ledger:
 
     def line(self) -> str:
         other = {k: n for k, n in self.other.items() if not str(k).startswith("error:")}
+        journal = " [journal]" if journal_on() else ""
         parts = [
-            f"FAULT {self.scenario}:",
+            f"FAULT {self.scenario}{journal}:",
             f"pings={len(self.shots)}",
             f"acks={self.acks}",
             f"503s={self.n503}",

@@ -18,6 +18,8 @@ be using them; a real Prometheus Operator install replaces them.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +36,8 @@ from tests.support.charts import (
     EXIT_CODE_GRANTS,
     LOG_GRANTS,
     NAMESPACED_GRANTS,
+    PAUSE_API_GRANTS,
+    ROOT,
     grants,
     helm_binary,
     one,
@@ -161,8 +165,10 @@ def test_chart_with_every_option_applies(
     assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
     role = stored(kubectl, one(rendered, "ClusterRole", f"{release}-heartbeat-operator"))
     # every option on includes captureLogs: pods/log get (issue 12)
-    everywhere = NAMESPACED_GRANTS | EXIT_CODE_GRANTS | LOG_GRANTS | CLUSTER_GRANTS
-    expected = CLUSTER_GRANTS if extra else everywhere
+    everywhere = (
+        NAMESPACED_GRANTS | EXIT_CODE_GRANTS | LOG_GRANTS | CLUSTER_GRANTS | PAUSE_API_GRANTS
+    )
+    expected = (CLUSTER_GRANTS | PAUSE_API_GRANTS) if extra else everywhere
     assert grants(role["rules"]) == expected
     monitor = stored(kubectl, one(rendered, "ServiceMonitor"))
     assert monitor["spec"]["endpoints"][0]["honorLabels"] is True
@@ -194,7 +200,9 @@ def test_helm_install_prints_how_to_start_and_uninstall_leaves_nothing(
     helm_binary()
     common = ["--kubeconfig", str(kubeconfig), "--namespace", namespace]
     values = {**ALL_ON, "webhook": {"enabled": False}}  # cluster-wide: see above
-    out = run_helm("install", release, str(CHART), *common, "--skip-crds", values=values)
+    # The CRD is the shared cluster's (dev up installed it): the release leaves it alone.
+    values["crds"] = {"enabled": False}
+    out = run_helm("install", release, str(CHART), *common, values=values)
     assert "STATUS: deployed" in out
     # NOTES.txt: a first monitor, and how to read its URL.
     assert "kind: HeartbeatMonitor" in out
@@ -222,7 +230,7 @@ def test_helm_install_prints_how_to_start_and_uninstall_leaves_nothing(
         return not left
 
     wait_for(nothing_left, timeout=30, what="the release's objects to be deleted")
-    # Helm keeps the CRD (and with it every monitor) on uninstall (DESIGN 9.20).
+    # With crds.enabled=false the release never touched the CRD.
     kubectl("get", "crd", "heartbeatmonitors.heartbeat.dev")
 
 
@@ -231,8 +239,9 @@ def test_helm_upgrade_keeps_the_webhook_certificate(
 ) -> None:
     """The generated CA and serving pair survive `helm upgrade` (DESIGN 10.4): the chart
     looks its Secret up instead of generating a pair the running Pods do not serve."""
-    common = ["--kubeconfig", str(kubeconfig), "--namespace", namespace, "--skip-crds"]
-    values = {"watchNamespaces": [namespace]}  # the configuration stays in our namespace
+    common = ["--kubeconfig", str(kubeconfig), "--namespace", namespace]
+    # The configuration stays in our namespace; the CRD is the shared cluster's.
+    values = {"watchNamespaces": [namespace], "crds": {"enabled": False}}
     secret_name = f"{release}-heartbeat-operator-webhook-tls"
 
     def webhook_tls() -> tuple[dict[str, str], str]:
@@ -268,3 +277,125 @@ def test_helm_upgrade_keeps_the_webhook_certificate(
         "name",
     ).stdout.split()
     assert left == []
+
+
+# --- upgrading the CRD with the chart (issue 17 item 2) ---------------------------------
+
+# The last commit of chart 0.1.0, which shipped the CRD in crds/: Helm installed it once
+# and never upgraded it.
+PREVIOUS_CHART_COMMIT = "99e4d4a5e7760cff030bf46d37eb73f5ec0d2534"
+PREVIOUS_CHART_VERSION = "0.1.0"
+
+
+def previous_chart(into: Path) -> Path:
+    """The chart as released at PREVIOUS_CHART_COMMIT, from git."""
+    archive = subprocess.run(
+        [
+            "git",
+            "-C",
+            str(ROOT),
+            "archive",
+            PREVIOUS_CHART_COMMIT,
+            "deploy/helm/heartbeat-operator",
+        ],
+        capture_output=True,
+        check=True,
+    )
+    into.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    chart = into / "deploy" / "helm" / "heartbeat-operator"
+    assert yaml.safe_load((chart / "Chart.yaml").read_text())["version"] == PREVIOUS_CHART_VERSION
+    return chart
+
+
+def own_crd(path: Path, group: str, *, new_status_field: str | None = None) -> str:
+    """Rewrite a chart's CRD file into a group of this test's own, so the upgrade never
+    touches the shared cluster's heartbeatmonitors.heartbeat.dev; optionally add a status
+    field (the change a new chart version brings). Returns the CRD's name."""
+    crd = yaml.safe_load(path.read_text())
+    crd["metadata"]["name"] = f"heartbeatmonitors.{group}"
+    crd["spec"]["group"] = group
+    # kubectl's short names and categories would be ambiguous with the real CRD's.
+    crd["spec"]["names"].pop("shortNames", None)
+    crd["spec"]["names"].pop("categories", None)
+    if new_status_field:
+        (version,) = crd["spec"]["versions"]
+        status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
+        status["properties"][new_status_field] = {"type": "string"}
+    path.write_text(yaml.safe_dump(crd, sort_keys=False))
+    name: str = crd["metadata"]["name"]
+    return name
+
+
+def test_helm_upgrade_from_the_previous_chart_upgrades_a_changed_crd(
+    kubectl: KubectlRunner, kubeconfig: Path, namespace: str, release: str, tmp_path: Path
+) -> None:
+    """Chart 0.1.0 installed the CRD from crds/, which Helm never upgrades: a new status
+    field was pruned until someone applied the CRD by hand. From this chart on the CRD is
+    a template: `helm upgrade --take-ownership` (docs/install.md) adopts the old CRD once
+    and upgrades it, the new field is stored, and uninstalling keeps the CRD (crds.keep)."""
+    group = f"u{uuid.uuid4().hex[:8]}.heartbeat.dev"
+    old = previous_chart(tmp_path / "old")
+    (old_crd_file,) = (old / "crds").glob("*.yaml")
+    crd_name = own_crd(old_crd_file, group)
+    new = tmp_path / "new"
+    shutil.copytree(CHART, new)
+    (new_crd_file,) = (new / "files" / "crds").glob("*.yaml")
+    assert own_crd(new_crd_file, group, new_status_field="upgradeProbe") == crd_name
+
+    common = ["--kubeconfig", str(kubeconfig), "--namespace", namespace]
+    values = {"watchNamespaces": [namespace]}  # the webhook stays in our namespace
+    try:
+        run_helm("install", release, str(old), *common, values=values)
+        kubectl("wait", "--for=condition=Established", f"crd/{crd_name}", "--timeout=30s")
+        monitor = {
+            "apiVersion": f"{group}/v1alpha1",
+            "kind": "HeartbeatMonitor",
+            "metadata": {"name": "upgraded", "namespace": namespace},
+            "spec": {"period": "1h"},
+        }
+        kubectl("create", "-f", "-", input=json.dumps(monitor))
+
+        def write_probe() -> dict[str, Any]:
+            kubectl(
+                "patch", f"heartbeatmonitors.{group}", "upgraded", "-n", namespace,
+                "--subresource=status", "--type=merge",
+                "-p", json.dumps({"status": {"upgradeProbe": "kept"}}),
+            )  # fmt: skip
+            got = kubectl(
+                "get", f"heartbeatmonitors.{group}", "upgraded", "-n", namespace, "-o", "json"
+            )
+            status: dict[str, Any] = json.loads(got.stdout).get("status", {})
+            return status
+
+        # The old schema prunes the field: the failure a user saw after `helm upgrade`.
+        assert "upgradeProbe" not in write_probe()
+
+        out = run_helm("upgrade", release, str(new), *common, "--take-ownership", values=values)
+        assert "STATUS: deployed" in out
+
+        def upgraded() -> bool:
+            crd = json.loads(kubectl("get", "crd", crd_name, "-o", "json").stdout)
+            (version,) = crd["spec"]["versions"]
+            fields = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
+            return "upgradeProbe" in fields
+
+        wait_for(upgraded, timeout=30, what="the CRD to carry the new chart's schema")
+        wait_for(
+            lambda: write_probe().get("upgradeProbe") == "kept",
+            timeout=30,
+            what="the new status field to be stored, not pruned",
+        )
+        crd = json.loads(kubectl("get", "crd", crd_name, "-o", "json").stdout)
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        assert crd["metadata"]["annotations"]["meta.helm.sh/release-name"] == release
+        assert crd["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+        # A second upgrade owns it already: no flag needed.
+        run_helm("upgrade", release, str(new), *common, values={**values, "replicaCount": 3})
+
+        run_helm("uninstall", release, *common, "--wait")
+        # crds.keep: the CRD, and with it every monitor, outlives the release.
+        kubectl("get", "crd", crd_name)
+        kubectl("get", f"heartbeatmonitors.{group}", "upgraded", "-n", namespace)
+    finally:
+        kubectl("delete", "crd", crd_name, "--ignore-not-found", "--wait=false")

@@ -107,6 +107,8 @@ ACCEPTED = {
     "ten years in hours": {"period": "87600h", "minRuntime": "87600h"},
     "ten years in seconds": {"period": "315360000s"},
     "many leading zeros": {"period": "000000000000000000001s"},
+    # issue 16: a timed pause (kubectl heartbeat pause --for)
+    "a timed pause": {"period": "1h", "pausedUntil": "2026-12-07T14:30:00Z"},
 }
 
 
@@ -174,6 +176,10 @@ REJECTED = {
         "spec.failureThreshold in body must be of type integer",
     ),
     "paused as a string": ({"period": "1h", "paused": "yes"}, "must be of type boolean"),
+    "pausedUntil not a time": (
+        {"period": "1h", "pausedUntil": "in 30 minutes"},
+        "spec.pausedUntil in body must be of type date-time",
+    ),
     "period as a number": ({"period": 3600}, "spec.period in body must be of type string"),
     # lengths and names
     "empty schedule": ({"schedule": ""}, "spec.schedule in body should be at least 1 chars long"),
@@ -314,7 +320,8 @@ FULL_STATUS: dict[str, Any] = {
     "stateReason": "Failed",
     "stateMessage": "exit code 3",
     "stateSince": T,
-    "pauseCause": "spec.paused",
+    "pauseCause": "spec.pausedUntil",
+    "pausedUntil": T,
     "failureReason": "Failed",
     "runningChangedAt": T,
 }  # fmt: skip
@@ -382,7 +389,8 @@ def test_kubectl_get_shows_the_printer_columns(
     custom.create_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL,
         {"apiVersion": f"{GROUP}/{VERSION}", "kind": "HeartbeatMonitor",
-         "metadata": {"name": "nightly"}, "spec": {"schedule": "0 2 * * *"}},
+         "metadata": {"name": "nightly"},
+         "spec": {"schedule": "0 2 * * *", "timeZone": "America/New_York"}},
     )  # fmt: skip
     custom.patch_namespaced_custom_object_status(
         GROUP, VERSION, namespace, PLURAL, "nightly",
@@ -403,11 +411,13 @@ def test_kubectl_get_shows_the_printer_columns(
 
     wide = kubectl("get", "heartbeatmonitors", "-n", namespace, "-o", "wide").stdout.splitlines()
     assert columns(wide[0]) == [
-        "NAME", "STATE", "REASON", "LAST PING", "NEXT DUE", "SCHEDULE", "PERIOD", "AGE",
+        "NAME", "STATE", "REASON", "LAST PING", "NEXT DUE", "SCHEDULE", "TIME ZONE",
+        "PERIOD", "AGE",
     ]  # fmt: skip
     row = cells(wide)
     assert row["NEXT DUE"] == "2026-11-26T02:00:00Z"
     assert row["SCHEDULE"] == "0 2 * * *"
+    assert row["TIME ZONE"] == "America/New_York"  # issue 16 item 3
     assert row["PERIOD"] == ""  # cron mode: no period
 
 

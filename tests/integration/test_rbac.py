@@ -36,9 +36,11 @@ from tests.integration.conftest import KubectlRunner, OperatorFactory, OperatorP
 from tests.support.charts import (
     CLUSTER_GRANTS,
     EXIT_CODE_GRANTS,
+    JOURNAL_GRANTS,
     LEASE_GRANTS,
     LOG_GRANTS,
     NAMESPACED_GRANTS,
+    PAUSE_API_GRANTS,
     Grant,
     render_text,
 )
@@ -210,7 +212,7 @@ def test_cluster_wide_grants_are_exactly_the_design(
     install: InstallFactory, namespace: str, other_namespace: str
 ) -> None:
     sa = install(namespace)
-    everywhere = NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS
+    everywhere = NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS | PAUSE_API_GRANTS
     assert sa.granted(namespace) == everywhere | LEASE_GRANTS
     assert sa.granted(other_namespace) == everywhere
     for verb, resource in FORBIDDEN:
@@ -226,11 +228,24 @@ def test_cluster_wide_grants_are_exactly_the_design(
     assert sa.can("list", "pods", None)
 
 
+def test_the_journal_adds_secrets_in_the_operator_namespace_only(
+    install: InstallFactory, namespace: str, other_namespace: str
+) -> None:
+    sa = install(namespace, journal=True)
+    everywhere = NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS
+    assert sa.granted(namespace) == everywhere | LEASE_GRANTS | JOURNAL_GRANTS
+    assert sa.granted(other_namespace) == everywhere
+    for verb in ("list", "watch", "delete", "update"):
+        assert sa.can(verb, "secrets", namespace)
+        for where in (other_namespace, None):  # DESIGN 10.7: never cluster-wide
+            assert not sa.can(verb, "secrets", where), f"may {verb} secrets in {where}"
+
+
 def test_without_exit_codes_no_pods_at_all(
     install: InstallFactory, namespace: str, other_namespace: str
 ) -> None:
     sa = install(namespace, jobExitCodes=False)
-    assert sa.granted(other_namespace) == NAMESPACED_GRANTS | CLUSTER_GRANTS
+    assert sa.granted(other_namespace) == NAMESPACED_GRANTS | CLUSTER_GRANTS | PAUSE_API_GRANTS
     assert not sa.can("list", "pods", other_namespace)
 
 
@@ -239,7 +254,7 @@ def test_capture_logs_adds_pods_log_and_nothing_else(
 ) -> None:
     sa = install(namespace, captureLogs=True)
     assert sa.granted(other_namespace) == (
-        NAMESPACED_GRANTS | EXIT_CODE_GRANTS | LOG_GRANTS | CLUSTER_GRANTS
+        NAMESPACED_GRANTS | EXIT_CODE_GRANTS | LOG_GRANTS | CLUSTER_GRANTS | PAUSE_API_GRANTS
     )
     where = ["-n", other_namespace]
     done = sa.kubectl("auth", "can-i", "get", "pods", "--subresource=log", *where)
@@ -256,9 +271,9 @@ def test_watch_namespaces_grant_only_there(
 ) -> None:
     sa = install(namespace, watchNamespaces=[namespace])
     assert sa.granted(namespace) == (
-        NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS | LEASE_GRANTS
+        NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS | PAUSE_API_GRANTS | LEASE_GRANTS
     )
-    assert sa.granted(other_namespace) == CLUSTER_GRANTS
+    assert sa.granted(other_namespace) == CLUSTER_GRANTS | PAUSE_API_GRANTS
     assert not sa.can("list", "heartbeatmonitors.heartbeat.dev", None)
     assert not sa.can("get", "secrets", other_namespace)
 

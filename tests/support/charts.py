@@ -19,8 +19,12 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "heartbeat-operator"
 KUBE_VERSION = "1.34.4"  # the local control plane's; the chart needs >= 1.29
 
+# The chart has no default image (issue 17 item 1): every render and install names one.
+IMAGE: dict[str, Any] = {"repository": "registry.example.com/heartbeat-operator"}
+
 # Every optional object on, plus values that change what the Deployment and RBAC say.
 ALL_ON: dict[str, Any] = {
+    "image": IMAGE,
     "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
     "prometheusRule": {"enabled": True},
     "grafanaDashboard": {"enabled": True},
@@ -34,6 +38,13 @@ ALL_ON: dict[str, Any] = {
     "metricsLabels": ["team"],
     "captureLogs": True,
     "autoWireNamespaceSelector": "team in (payments,billing),!legacy",
+    "commonLabels": {"team": "platform"},
+    "deploymentAnnotations": {"example.com/owner": "platform"},
+    "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+    "revisionHistoryLimit": 5,
+    "extraVolumes": [{"name": "ca", "configMap": {"name": "corporate-ca"}}],
+    "extraVolumeMounts": [{"name": "ca", "mountPath": "/etc/ssl/corporate", "readOnly": True}],
+    "podDisruptionBudget": {"maxUnavailable": 1},
 }
 
 Grant = tuple[str, str, str]  # (apiGroup, resource, verb)
@@ -64,9 +75,21 @@ CLUSTER_GRANTS: frozenset[Grant] = frozenset(
         *(("", "namespaces", v) for v in ("list", "watch")),
     }
 )
+# ...the pause API's reviews while `pauseApi.enabled` (the default; issue 16)...
+PAUSE_API_GRANTS: frozenset[Grant] = frozenset(
+    {
+        ("authentication.k8s.io", "tokenreviews", "create"),
+        ("authorization.k8s.io", "subjectaccessreviews", "create"),
+    }
+)
 # ...and the leader-election Lease, in its namespace only.
 LEASE_GRANTS: frozenset[Grant] = frozenset(
     {("coordination.k8s.io", "leases", v) for v in ("get", "list", "create", "update", "delete")}
+)
+
+# ...and with the journal on (`journal`, DESIGN 10.7), Secrets in that namespace only.
+JOURNAL_GRANTS: frozenset[Grant] = frozenset(
+    {("", "secrets", v) for v in ("get", "list", "watch", "create", "update", "delete")}
 )
 
 
@@ -92,6 +115,8 @@ def helm_binary() -> str:
 def run_helm(*args: str, values: Mapping[str, Any] | None = None, timeout: float = 120) -> str:
     """Run helm; ``values`` go in as a values file on stdin. Returns stdout + stderr."""
     cmd = [helm_binary(), *args]
+    if values is not None and "image" not in values:
+        values = {**values, "image": IMAGE}
     if values is not None:
         cmd += ["--values", "-"]
     done = subprocess.run(
@@ -114,12 +139,16 @@ def render_text(
     namespace: str = "heartbeat-system",
     include_crds: bool = True,
 ) -> str:
-    """``helm template`` output, as a YAML stream."""
+    """``helm template`` output, as a YAML stream; ``include_crds=False`` sets
+    ``crds.enabled: false``."""
     args = ["template", release, str(CHART), "--namespace", namespace]
     args += ["--kube-version", KUBE_VERSION]
-    if include_crds:
-        args.append("--include-crds")
-    return run_helm(*args, values=values or {})
+    values = dict(values or {})
+    if not include_crds:
+        # The CRD is a template of the chart (crds.enabled, issue 17 item 2): leaving it
+        # out is a value, not --skip-crds.
+        values["crds"] = {**values.get("crds", {}), "enabled": False}
+    return run_helm(*args, values=values)
 
 
 def render(

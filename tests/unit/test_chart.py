@@ -31,10 +31,12 @@ from tests.support.charts import (
     CHART,
     CLUSTER_GRANTS,
     EXIT_CODE_GRANTS,
+    JOURNAL_GRANTS,
     KUBE_VERSION,
     LEASE_GRANTS,
     LOG_GRANTS,
     NAMESPACED_GRANTS,
+    PAUSE_API_GRANTS,
     ROOT,
     HelmError,
     grants,
@@ -180,7 +182,7 @@ def test_schema_and_values_name_the_same_keys() -> None:
     def walk(v: Mapping[str, Any], s: Mapping[str, Any], where: str) -> None:
         assert s.get("additionalProperties") is False, f"{where or 'top'} accepts unknown keys"
         props = s["properties"]
-        assert set(v) == set(props) - {"global"}, where
+        assert set(v) == set(props), where
         for key, value in v.items():
             sub = props[key]
             assert "description" in sub, f"{where}{key} has no description"
@@ -197,9 +199,12 @@ def test_deployment_is_hardened() -> None:
     docs = render()
     pod = one(docs, "Deployment")["spec"]["template"]["spec"]
     assert one(docs, "Deployment")["spec"]["replicas"] == 2
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"]["runAsUser"] != 0
-    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    # Only runAsNonRoot and seccomp (issue 17 item 3): OpenShift's restricted-v2 refuses a
+    # fixed runAsUser, runAsGroup or fsGroup and assigns its own.
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
     assert pod["serviceAccountName"] == "hb-heartbeat-operator"
     c = container(docs)
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
@@ -348,7 +353,10 @@ def test_services_for_pings_and_metrics() -> None:
 def test_cluster_role_is_exactly_the_design() -> None:
     docs = render()
     role = one(docs, "ClusterRole", "hb-heartbeat-operator")
-    assert grants(role["rules"]) == NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS
+    assert (
+        grants(role["rules"])
+        == NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS | PAUSE_API_GRANTS
+    )
     binding = one(docs, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == "hb-heartbeat-operator"
     assert binding["subjects"] == [
@@ -358,21 +366,35 @@ def test_cluster_role_is_exactly_the_design() -> None:
 
 def test_no_pods_grant_without_exit_codes() -> None:
     role = one(render({"jobExitCodes": False}), "ClusterRole", "hb-heartbeat-operator")
-    assert grants(role["rules"]) == NAMESPACED_GRANTS | CLUSTER_GRANTS
+    assert grants(role["rules"]) == NAMESPACED_GRANTS | CLUSTER_GRANTS | PAUSE_API_GRANTS
 
 
 def test_pods_log_granted_only_with_capture_logs() -> None:
     role = one(render({"captureLogs": True}), "ClusterRole", "hb-heartbeat-operator")
     assert grants(role["rules"]) == (
-        NAMESPACED_GRANTS | EXIT_CODE_GRANTS | LOG_GRANTS | CLUSTER_GRANTS
+        NAMESPACED_GRANTS | EXIT_CODE_GRANTS | LOG_GRANTS | CLUSTER_GRANTS | PAUSE_API_GRANTS
     )
     docs = render({"captureLogs": True, "watchNamespaces": ["team-a"]})
     cluster_role = one(docs, "ClusterRole", "hb-heartbeat-operator")
-    assert grants(cluster_role["rules"]) == CLUSTER_GRANTS
+    assert grants(cluster_role["rules"]) == CLUSTER_GRANTS | PAUSE_API_GRANTS
     role = one(docs, "Role", "hb-heartbeat-operator")
     assert grants(role["rules"]) == NAMESPACED_GRANTS | EXIT_CODE_GRANTS | LOG_GRANTS
     default = one(render(), "ClusterRole", "hb-heartbeat-operator")
     assert not any(resource == "pods/log" for _, resource, _ in grants(default["rules"]))
+
+
+def test_journal_secrets_granted_only_in_the_lease_namespace_and_only_with_the_journal() -> None:
+    docs = render({"journal": True})
+    role = one(docs, "Role", "hb-heartbeat-operator-journal")
+    assert role["metadata"]["namespace"] == "heartbeat-system"
+    assert grants(role["rules"]) == JOURNAL_GRANTS
+    cluster_role = one(docs, "ClusterRole", "hb-heartbeat-operator")
+    assert grants(cluster_role["rules"]) == (
+        NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS | PAUSE_API_GRANTS
+    )
+    deployment = one(docs, "Deployment", "hb-heartbeat-operator")
+    assert "--journal" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not [d for d in render() if d["metadata"]["name"].endswith("-journal")]
 
 
 def test_namespace_selector_needs_no_grant_beyond_the_namespace_watch() -> None:
@@ -380,7 +402,10 @@ def test_namespace_selector_needs_no_grant_beyond_the_namespace_watch() -> None:
     for values in ({"autoWireNamespaceSelector": "team=a"}, {}):
         role = one(render(values), "ClusterRole", "hb-heartbeat-operator")
         assert ("", "namespaces", "watch") in grants(role["rules"])
-        assert grants(role["rules"]) == NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS
+        assert (
+            grants(role["rules"])
+            == NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS | PAUSE_API_GRANTS
+        )
 
 
 def test_lease_role_in_the_release_or_lease_namespace() -> None:
@@ -396,7 +421,7 @@ def test_lease_role_in_the_release_or_lease_namespace() -> None:
 def test_watch_namespaces_switch_to_roles() -> None:
     docs = render({"watchNamespaces": ["team-a", "team-b"]})
     cluster_role = one(docs, "ClusterRole", "hb-heartbeat-operator")
-    assert grants(cluster_role["rules"]) == CLUSTER_GRANTS
+    assert grants(cluster_role["rules"]) == CLUSTER_GRANTS | PAUSE_API_GRANTS
     roles = [
         d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == "hb-heartbeat-operator"
     ]
@@ -472,14 +497,42 @@ def test_chart_monitoring_files_are_copies_of_deploy_prometheus(name: str) -> No
 
 def test_chart_crds_are_copies_of_deploy_crds() -> None:
     sources = sorted((ROOT / "deploy" / "crds").glob("*.yaml"))
-    copies = sorted((CHART / "crds").glob("*.yaml"))
+    copies = sorted((CHART / "files" / "crds").glob("*.yaml"))
     assert sources, "deploy/crds/ holds no CRD"
     assert [p.name for p in copies] == [p.name for p in sources]
     for source, copy in zip(sources, copies, strict=True):
         assert copy.read_text() == source.read_text(), (
             f"{copy.relative_to(ROOT)} differs from its source: cp deploy/crds/*.yaml "
-            f"{(CHART / 'crds').relative_to(ROOT)}/"
+            f"{(CHART / 'files' / 'crds').relative_to(ROOT)}/"
         )
+    # Helm's crds/ directory is installed once and never upgraded (issue 17 item 2).
+    assert not (CHART / "crds").exists()
+
+
+# --- the CRD as a template (issue 17 item 2) ----------------------------------------------
+
+
+def crds_of(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == "CustomResourceDefinition"]
+
+
+def test_crd_is_a_template_kept_on_uninstall_by_default() -> None:
+    # A template, not crds/: rendered without --include-crds.
+    text = run_helm("template", "hb", str(CHART), "--kube-version", KUBE_VERSION, values={})
+    (crd,) = crds_of([d for d in yaml.safe_load_all(text) if d])
+    source = yaml.safe_load(
+        (ROOT / "deploy" / "crds" / f"{crd['metadata']['name']}.yaml").read_text()
+    )
+    assert crd["spec"] == source["spec"]
+    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert crd["metadata"]["labels"]["app.kubernetes.io/instance"] == "hb"
+    assert crd["metadata"]["labels"].items() >= source["metadata"]["labels"].items()
+
+
+def test_crd_can_be_left_out_or_uninstalled_with_the_release() -> None:
+    assert crds_of(render({"crds": {"enabled": False}})) == []
+    (crd,) = crds_of(render({"crds": {"keep": False}}))
+    assert "helm.sh/resource-policy" not in crd["metadata"].get("annotations", {})
 
 
 def test_grafana_dashboard_is_valid_json() -> None:
@@ -664,7 +717,7 @@ def test_dockerfile_is_pinned_multi_stage_and_non_root() -> None:
     assert re.search(r'^CMD \["run"\]$', text, re.M)
 
 
-def test_chart_default_image_is_the_dockerfiles() -> None:
+def test_chart_default_tag_is_the_dockerfiles() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     label = re.search(r'org\.opencontainers\.image\.version="([^"]+)"', dockerfile())
@@ -672,7 +725,134 @@ def test_chart_default_image_is_the_dockerfiles() -> None:
     assert re.search(
         r"docker build -t heartbeat-operator:" + re.escape(label.group(1)), dockerfile()
     )
-    assert container(render())["image"] == f"heartbeat-operator:{chart['appVersion']}"
-    # The user the pod runs as is the image's.
-    pod = one(render(), "Deployment")["spec"]["template"]["spec"]
-    assert re.search(rf"^USER {pod['securityContext']['runAsUser']}:", dockerfile(), re.M)
+    image = container(render({"image": {"repository": "registry.example.com/hb"}}))["image"]
+    assert image == f"registry.example.com/hb:{chart['appVersion']}"
+    # The chart sets no runAsUser (OpenShift): the image's user must be numeric, or the
+    # kubelet cannot check runAsNonRoot and refuses to start the container.
+    assert re.search(r"^USER [1-9][0-9]*:[0-9]+$", dockerfile(), re.M)
+
+
+def test_install_without_an_image_says_which_value_to_set() -> None:
+    """Issue 17 item 1: no default image that resolves to someone else's Docker Hub name."""
+    with pytest.raises(HelmError) as raised:
+        run_helm("template", "hb", str(CHART), "--kube-version", KUBE_VERSION)
+    assert "image.repository is required" in str(raised.value)
+    assert "docs/install.md" in str(raised.value)
+
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize(
+    ("values", "image"),
+    [
+        ({"image": {"repository": "team/hb", "tag": "1.2"}}, "team/hb:1.2"),
+        ({"image": {"repository": "team/hb", "digest": DIGEST}}, f"team/hb@{DIGEST}"),
+        (
+            {"image": {"repository": "team/hb", "tag": "1.2", "digest": DIGEST}},
+            f"team/hb:1.2@{DIGEST}",
+        ),
+        (
+            {
+                "image": {"repository": "team/hb", "tag": "1.2"},
+                "global": {"imageRegistry": "r.example.com/"},
+            },
+            "r.example.com/team/hb:1.2",
+        ),
+    ],
+    ids=["tag", "digest", "tag-and-digest", "global-registry"],
+)
+def test_image_reference_from_repository_tag_digest_and_global_registry(
+    values: dict[str, Any], image: str
+) -> None:
+    assert container(render(values))["image"] == image
+
+
+def test_schema_rejects_a_digest_that_is_not_one() -> None:
+    with pytest.raises(HelmError, match="digest"):
+        render({"image": {"repository": "x", "digest": "latest"}})
+
+
+# --- chart conventions (issue 17 item 4) --------------------------------------------------
+
+
+def test_helm_show_readme_and_chart_metadata() -> None:
+    readme = run_helm("show", "readme", str(CHART))
+    assert "image.repository" in readme and "crds.keep" in readme
+    chart = yaml.safe_load(run_helm("show", "chart", str(CHART)))
+    assert chart["home"].startswith("https://")
+    assert chart["sources"] == [chart["home"]]
+    annotations = chart["annotations"]
+    crds = yaml.safe_load(annotations["artifacthub.io/crds"])
+    assert [c["name"] for c in crds] == ["heartbeatmonitors.heartbeat.dev"]
+    (example,) = yaml.safe_load(annotations["artifacthub.io/crdsExamples"])
+    assert example["kind"] == "HeartbeatMonitor"
+    assert annotations["artifacthub.io/license"] == "Apache-2.0"
+    for link in yaml.safe_load(annotations["artifacthub.io/links"]):
+        assert link["url"].startswith(chart["home"] + "/")
+
+
+def test_common_labels_reach_every_object() -> None:
+    for doc in render(ALL_ON):
+        assert doc["metadata"]["labels"]["team"] == "platform", doc["kind"]
+
+
+def test_deployment_annotations_strategy_history_and_extra_volumes() -> None:
+    deployment = one(render(ALL_ON), "Deployment")
+    assert deployment["metadata"]["annotations"] == {"example.com/owner": "platform"}
+    assert "annotations" not in deployment["spec"]["template"]["metadata"]
+    assert deployment["spec"]["strategy"] == ALL_ON["strategy"]
+    assert deployment["spec"]["revisionHistoryLimit"] == 5
+    pod = deployment["spec"]["template"]["spec"]
+    assert {"name": "ca", "configMap": {"name": "corporate-ca"}} in pod["volumes"]
+    assert {"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}} in pod["volumes"]
+    mounts = pod["containers"][0]["volumeMounts"]
+    assert {"name": "ca", "mountPath": "/etc/ssl/corporate", "readOnly": True} in mounts
+    defaults = one(render(), "Deployment")
+    assert defaults["spec"]["revisionHistoryLimit"] == 3
+    assert "strategy" not in defaults["spec"]
+
+
+def test_pod_disruption_budget_with_max_unavailable() -> None:
+    pdb = one(render({"podDisruptionBudget": {"maxUnavailable": "50%"}}), "PodDisruptionBudget")
+    # One of the two: the API server refuses a PDB that sets both.
+    assert pdb["spec"]["maxUnavailable"] == "50%"
+    assert "minAvailable" not in pdb["spec"]
+
+
+def test_service_monitor_relabelings_and_sample_limit() -> None:
+    relabel = [{"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node"}]
+    drop = [{"sourceLabels": ["__name__"], "regex": "python_gc_.*", "action": "drop"}]
+    values = {
+        "serviceMonitor": {
+            "enabled": True,
+            "relabelings": relabel,
+            "metricRelabelings": drop,
+            "sampleLimit": 500000,
+        }
+    }
+    monitor = one(render(values), "ServiceMonitor")
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["relabelings"] == relabel
+    assert endpoint["metricRelabelings"] == drop
+    assert monitor["spec"]["sampleLimit"] == 500000
+    plain = one(render({"serviceMonitor": {"enabled": True}}), "ServiceMonitor")
+    assert "sampleLimit" not in plain["spec"]
+    assert "relabelings" not in plain["spec"]["endpoints"][0]
+
+
+def test_pause_api_reviews_granted_only_while_it_is_on() -> None:
+    # Issue 16 item 2: the pause API asks the API server about a caller's token
+    # (TokenReview) and rights (SubjectAccessReview); off, the operator may do neither.
+    on = render()
+    assert grants(one(on, "ClusterRole", "hb-heartbeat-operator")["rules"]) >= PAUSE_API_GRANTS
+    (container,) = one(on, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert "--pause-api" in container["args"]
+    assert "--pause-api-audience=heartbeat-operator" in container["args"]
+    assert "--no-badges" in container["args"]
+    off = render({"pauseApi": {"enabled": False}, "badges": {"enabled": True}})
+    role = one(off, "ClusterRole", "hb-heartbeat-operator")
+    assert grants(role["rules"]) == NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS
+    (container,) = one(off, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert "--no-pause-api" in container["args"]
+    assert "--badges" in container["args"]

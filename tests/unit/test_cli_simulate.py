@@ -160,6 +160,17 @@ def test_paused_spec_starts_paused(tmp_path: Path, capsys: pytest.CaptureFixture
     assert (lines[1]["time"], lines[1]["state"]) == ("2026-04-05T00:00:00Z", "New")
 
 
+def test_a_timed_pause_resumes_by_itself(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    # issue 16: spec.pausedUntil pauses from creation and ends at that instant.
+    monitor = MONITOR.replace("  failureThreshold: 2\n", '  pausedUntil: "2026-04-05T00:00:00Z"\n')
+    code, lines, _ = run(
+        tmp_path, capsys, "--until", "2026-04-10T00:00:00Z", monitor=monitor, events=""
+    )
+    assert code == 0
+    assert lines[0] == {"time": "2026-03-27T12:00:00Z", "state": "Paused", "reason": "Paused"}
+    assert (lines[1]["time"], lines[1]["state"]) == ("2026-04-05T00:00:00Z", "New")
+
+
 @pytest.mark.parametrize(
     ("monitor", "events", "needle"),
     [
@@ -182,6 +193,8 @@ def test_paused_spec_starts_paused(tmp_path: Path, capsys: pytest.CaptureFixture
             "metadata.creationTimestamp",
         ),
         ("spec: [", "", "monitor.yaml: not valid YAML"),
+        (MONITOR + "---\n" + MONITOR, "", "2 HeartbeatMonitor documents; expected one"),
+        ("kind: CronJob\n---\nkind: Service\n", "", "expected one HeartbeatMonitor manifest"),
     ],
 )
 def test_bad_input_exits_2_naming_the_line_or_field(
@@ -250,3 +263,31 @@ def test_a_deadline_at_exactly_until_is_shown(tmp_path: Path, capsys: pytest.Cap
         "Grace",
         "NeverPinged",
     )
+
+
+def test_a_monitor_beside_its_cronjob_in_one_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 17 item 6: examples/cron-monitor/cron-monitor.yaml holds a monitor and its
+    CronJob; simulate takes the one HeartbeatMonitor and ignores the rest."""
+    cronjob = "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: nightly-backup}\n"
+    both = f"# the two together\n{cronjob}---\n{MONITOR}---\n"
+    _, alone, _ = run(tmp_path, capsys)
+    code, lines, err = run(tmp_path, capsys, monitor=both)
+    assert (code, err) == (0, "")
+    assert lines == alone and lines
+
+
+def test_the_cron_monitor_example_simulates_as_written(tmp_path: Path) -> None:
+    example = (
+        Path(__file__).resolve().parents[2] / "examples" / "cron-monitor" / "cron-monitor.yaml"
+    )
+    (tmp_path / "events.txt").write_text("")
+    done = subprocess.run(
+        [sys.executable, "-m", "heartbeat_operator", "simulate", str(example),
+         "--events", str(tmp_path / "events.txt"), "--from", "2026-03-28T01:00:00Z",
+         "--until", "2026-03-28T01:20:00Z"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert '"state": "Down"' in done.stdout or '"state":"Down"' in done.stdout

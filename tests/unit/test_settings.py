@@ -403,6 +403,17 @@ def test_the_identity_is_a_lease_name_suffix_of_at_most_63_characters() -> None:
         build([], {"HEARTBEAT_IDENTITY": "Replica_A"})
 
 
+def test_pause_api_on_and_badges_off_by_default(no_file: Path) -> None:
+    # Issue 16: the pause API asks the API server for every decision, so it grants
+    # nothing by being on; badges are public to whoever reaches the metrics port.
+    settings = build([], namespace_file=no_file)
+    assert settings.receiver.pause_api is True
+    assert settings.receiver.pause_api_audience == "heartbeat-operator"
+    assert settings.metrics.badges is False
+    flipped = build(["--no-pause-api", "--badges"], namespace_file=no_file)
+    assert (flipped.receiver.pause_api, flipped.metrics.badges) == (False, True)
+
+
 # --- settings once (issue 14 item 5) ---------------------------------------------------
 
 
@@ -439,3 +450,35 @@ def test_help_shows_each_fields_own_default(capsys: pytest.CaptureFixture[str]) 
     assert "bytes: larger bodies get 413 (1048576)" in text
     assert "list a failed Job's Pods for its exit code (on)" in text
     assert "index-miss waits at once (64)" in text
+
+
+def test_the_journal_is_off_by_default_and_set_by_flag_or_environment(no_file: Path) -> None:
+    # DESIGN 10.7 (issue 15): off until the issue is complete and measured.
+    default = build([], {}, namespace_file=no_file).journal
+    assert default.enabled is False
+    assert default.max_bytes < 512 * 1024
+    assert default.absorb_interval == 1.0
+    assert build(["--journal"], namespace_file=no_file).journal.enabled is True
+    on = build(
+        [],
+        {
+            "HEARTBEAT_JOURNAL": "true",
+            "HEARTBEAT_JOURNAL_MAX_BYTES": "100000",
+            "HEARTBEAT_ABSORB_INTERVAL": "2.5",
+            "HEARTBEAT_ABSORB_WRITES_PER_SECOND": "50",
+        },
+        namespace_file=no_file,
+    ).journal
+    assert (on.enabled, on.max_bytes, on.absorb_interval, on.absorb_writes_per_second) == (
+        True,
+        100000,
+        2.5,
+        50.0,
+    )
+    off = build(["--no-journal"], {"HEARTBEAT_JOURNAL": "true"}, namespace_file=no_file)
+    assert off.journal.enabled is False
+
+
+def test_a_journal_of_512_kib_or_more_is_refused(no_file: Path) -> None:
+    with pytest.raises(SettingsError, match="512 KiB"):
+        build(["--journal-max-bytes", str(512 * 1024)], namespace_file=no_file)

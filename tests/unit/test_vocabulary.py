@@ -43,7 +43,7 @@ def test_metrics_domain_and_receiver_share_the_sets() -> None:
     assert metrics.MONITOR_STATES == STATES == tuple(State)
     assert metrics.PING_KINDS == PING_KINDS == tuple(PingKind)
     assert tuple(vocabulary.RouteClass) == metrics.ROUTE_CLASSES
-    paths = ["/ping/x", "/hb/x", "/v1/heartbeats/x/ping", "/healthz", "/metrics"]
+    paths = ["/ping/x", "/hb/x", "/v1/heartbeats/x/ping", "/api/v1/x", "/healthz", "/metrics"]
     assert [route_class(p) for p in paths] == list(vocabulary.RouteClass)
     assert {exit_code_kind(0), exit_code_kind(3)} == {PingKind.SUCCESS, PingKind.FAIL}
 

@@ -28,6 +28,8 @@ JobPhase = Literal["pending", "start", "success", "fail"]
 
 PAUSE_CAUSE_SPEC = "spec.paused"
 PAUSE_CAUSE_CRONJOB = "CronJob suspend"
+#: A timed pause (``spec.pausedUntil``, issue 16 item 1): it ends by itself at that time.
+PAUSE_CAUSE_UNTIL = "spec.pausedUntil"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,10 +112,16 @@ class SlotSkipped:
 
 @dataclass(frozen=True, slots=True)
 class Pause:
-    """``spec.paused`` became true, or the owning CronJob was suspended (``cause``)."""
+    """``spec.paused`` became true, or the owning CronJob was suspended (``cause``).
+
+    ``until``: a timed pause (``spec.pausedUntil``, cause ``PAUSE_CAUSE_UNTIL``): the
+    machine resumes by itself at that time (issue 16 item 1). A Pause folded while a spec
+    pause holds changes when that pause ends (no Event: the monitor stays Paused).
+    """
 
     time: datetime
     cause: str = PAUSE_CAUSE_SPEC
+    until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,8 @@ from datetime import datetime, timedelta
 
 from heartbeat_operator.domain.durations import format_duration
 from heartbeat_operator.domain.inputs import (
+    PAUSE_CAUSE_SPEC,
+    PAUSE_CAUSE_UNTIL,
     Input,
     JobPending,
     Pause,
@@ -60,7 +62,7 @@ from heartbeat_operator.domain.records import (
 )
 from heartbeat_operator.domain.schedules import Slot
 from heartbeat_operator.domain.specs import MonitorSpec
-from heartbeat_operator.domain.timefmt import format_clock, seconds
+from heartbeat_operator.domain.timefmt import format_local, seconds
 from heartbeat_operator.domain.vocabulary import EventType
 
 # Fine print 10: in cron mode a start or finish up to 60 s before a tick counts for it.
@@ -167,7 +169,7 @@ def apply(
     elif isinstance(input, SlotSkipped):
         _slot_skipped(rec, input)
     elif isinstance(input, Pause):
-        _pause(rec, input, at, out)
+        _pause(spec, rec, input, at, out)
     elif isinstance(input, Resume):
         _resume(spec, rec, input, at, out)
     else:
@@ -192,6 +194,11 @@ def view(
             _settle(spec, rec, now, [], outages)
             return replace(describe(spec, rec), next_change_at=deadline.time)
         return _describe(spec, record, slot, deadline)
+    if record.paused_until is not None and record.paused_until < now:
+        # A timed pause that has ended (issue 16 item 1): wake now, at its end.
+        rec = record.copy()
+        _settle(spec, rec, now, [], outages)
+        return replace(describe(spec, rec), next_change_at=record.paused_until)
     return describe(spec, record)
 
 
@@ -199,8 +206,15 @@ def describe(spec: MonitorSpec, record: Record) -> View:
     """The record exactly as it stands, nothing settled (``statuses.render_status`` uses
     this, so a status shows what its record says; ``next_change_at`` may be past)."""
     if record.paused_since is not None:
+        # A timed pause changes by itself when it ends (issue 16 item 1); others never.
         return View(
-            record.state, record.state_reason, record.state_message, None, None, None, False
+            record.state,
+            record.state_reason,
+            record.state_message,
+            None,
+            None,
+            record.paused_until,
+            False,
         )
     slot = spec.slots.next_slot(record.reference_time)
     return _describe(spec, record, slot, _next_deadline(spec, record, slot))
@@ -284,8 +298,19 @@ def _settle(
     out: list[Transition],
     outages: Sequence[Outage] = (),
 ) -> None:
-    """Fire every deadline strictly before ``until``, in time order."""
+    """Fire every deadline strictly before ``until``, in time order.
+
+    A timed pause that ends before ``until`` resumes at its end (issue 16 item 1); the
+    slots after it are then settled as after any resume.
+    """
     while True:
+        if rec.paused_since is not None:
+            end = rec.paused_until
+            if end is None or end >= until:
+                return
+            resume_at = max(end, rec.last_transition_time)
+            _resume(spec, rec, Resume(resume_at, PAUSE_CAUSE_UNTIL), resume_at, out)
+            continue
         slot = spec.slots.next_slot(rec.reference_time) if rec.paused_since is None else None
         deadline = _next_deadline(spec, rec, slot, outages)
         if deadline is None or deadline.time >= until:
@@ -311,8 +336,8 @@ def _go_late(
     spec: MonitorSpec, rec: Record, slot: Slot, at: datetime, out: list[Transition]
 ) -> None:
     message = (
-        f"{_since(rec)}; expected by {format_clock(slot.due)} + grace "
-        f"{format_duration(spec.grace)} (missed after {format_clock(slot.alert(spec.grace))})"
+        f"{_since(spec, rec)}; expected by {_at(spec, slot.due)} + grace "
+        f"{format_duration(spec.grace)} (missed after {_at(spec, slot.alert(spec.grace))})"
     )
     # DESIGN 10.8.13: a slot whose start or finish arrives within grace posts neither
     # `Late` nor `Recovered`. Whether it will is unknown at the due time, so lateness is
@@ -330,13 +355,14 @@ def _miss(spec: MonitorSpec, rec: Record, slot: Slot, at: datetime, out: list[Tr
         # DESIGN 10.1, 10.8.4: the slot's Job never ran; never replaced by NeverPinged.
         _report_job(rec, pending.uid, JUDGED_NOT_STARTED)
         message = pending.cause or (
-            f"Job {pending.name} created {format_clock(pending.created)}; no Pod of it has started"
+            f"Job {pending.name} created {_at(spec, pending.created)}; no Pod of it has started"
         )
         _fail_slot(spec, rec, at, "NotStarted", message, out)
         return
     reason = "Missed" if _ever_pinged(rec) else "NeverPinged"
     message = (
-        f"{_since(rec)}; expected by {format_clock(slot.due)} + grace {format_duration(spec.grace)}"
+        f"{_since(spec, rec)}; expected by {_at(spec, slot.due)} "
+        f"+ grace {format_duration(spec.grace)}"
     )
     _fail_slot(spec, rec, at, reason, message, out, skipped)
 
@@ -391,14 +417,14 @@ def _operator_unavailable(
         _end_slot(rec, slot)
     if run is not None:
         rid = f" (rid {run.run_id})" if run.run_id else ""
-        started = format_clock(run.start_time)
-        what = f"run started at {started}{rid}, due to finish by {format_clock(deadline.time)}"
+        started = _at(spec, run.start_time)
+        what = f"run started at {started}{rid}, due to finish by {_at(spec, deadline.time)}"
     else:
         assert slot is not None
-        what = f"run expected by {format_clock(slot.due)} + grace {format_duration(spec.grace)}"
+        what = f"run expected by {_at(spec, slot.due)} + grace {format_duration(spec.grace)}"
     message = (
-        f"{what}: not counted, the operator was unavailable from {format_clock(outage.start)} "
-        f"to {format_clock(outage.end)} ({format_duration(_whole_seconds(outage.duration))}); "
+        f"{what}: not counted, the operator was unavailable from {_at(spec, outage.start)} "
+        f"to {_at(spec, outage.end)} ({format_duration(_whole_seconds(outage.duration))}); "
         f"{_next_expected(spec, rec)}"
     )
     reported = any(
@@ -435,19 +461,19 @@ def _time_out(
         rec.running_changed_at = at
     skipped = _end_slot(rec, slot) if slot is not None else ""
     rid = f" (rid {run.run_id})" if run.run_id else ""
-    started = format_clock(run.start_time)
+    started = _at(spec, run.start_time)
     if spec.max_runtime is not None:
         message = (
             f"run started at {started}{rid} did not finish within "
             f"maxRuntime {format_duration(spec.max_runtime)}"
         )
     else:
-        message = f"run started at {started}{rid}, not finished by {format_clock(at)}"
+        message = f"run started at {started}{rid}, not finished by {_at(spec, at)}"
         finished = [t for t in (rec.last_success_time, rec.last_failure_time) if t]
         if run.run_id is None and finished and max(finished) > run.start_time:
             # DESIGN 10.8.6: without run ids, overlapping runs cannot be told apart.
             message += (
-                f"; a later run finished at {format_clock(max(finished))}: overlapping runs "
+                f"; a later run finished at {_at(spec, max(finished))}: overlapping runs "
                 "must send ?rid= to be told apart"
             )
     _fail_slot(spec, rec, at, "RunTimeout", message, out, skipped)
@@ -658,7 +684,7 @@ def _start(spec: MonitorSpec, rec: Record, ping: Ping, at: datetime, out: list[T
         rec.running_changed_at = at
     if rec.state == "Grace" and rec.state_reason == "Late":
         state, reason = _base_state(spec, rec)
-        started = f"run started at {format_clock(at)}"
+        started = f"run started at {_at(spec, at)}"
         if state == "New":
             # Fine print 13: a start in the first slot's Late window returns to New.
             message = f"{started}; the first run has begun, awaiting its finish"
@@ -716,7 +742,7 @@ def _finish(
         )
         _fail_slot(spec, rec, at, failure, message, out)
         return
-    _fail_slot(spec, rec, at, failure, _failure_message(ping, at), out, _output_excerpt(ping))
+    _fail_slot(spec, rec, at, failure, _failure_message(spec, ping, at), out, _output_excerpt(ping))
 
 
 def _succeed(
@@ -732,7 +758,7 @@ def _succeed(
     late = rec.state == "Grace" and rec.state_reason == "Late"
     rec.success_streak += 1
     took = f" in {_human_seconds(duration)}" if duration is not None else ""
-    what = f"success at {format_clock(at)}{took}"
+    what = f"success at {_at(spec, at)}{took}"
     if rec.state == "Down":
         if rec.success_streak < spec.success_threshold:
             return  # fine print 7: leaving Down takes successThreshold successes
@@ -785,19 +811,41 @@ def _fail_slot(
     _transition(rec, out, at, state, reason, text, reason, WARNING, force=True)
 
 
-def _pause(rec: Record, pause: Pause, at: datetime, out: list[Transition]) -> None:
+def _pause(
+    spec: MonitorSpec, rec: Record, pause: Pause, at: datetime, out: list[Transition]
+) -> None:
     if rec.paused_since is not None:
+        if _spec_pause(rec.pause_cause) and _spec_pause(pause.cause):
+            # The spec now pauses differently (for longer, shorter, or with no end): the
+            # monitor stays Paused, so no Event; the message says until when.
+            rec.pause_cause = pause.cause
+            rec.paused_until = pause.until
+            rec.state_message = cut_utf8(_pause_message(spec, pause), MAX_MESSAGE_BYTES)
         return
     was_running = rec.running
     rec.paused_since = at
     rec.pause_cause = pause.cause
+    rec.paused_until = pause.until
     rec.open_runs = []  # fine print 8: pausing forgets open runs
     rec.pending_starts = []
     rec.skipped_slot = None
     if was_running:
         rec.running_changed_at = at
-    message = f"paused by {pause.cause}; pings are recorded but change no state"
-    _transition(rec, out, at, "Paused", "Paused", message, "Paused", NORMAL)
+    _transition(rec, out, at, "Paused", "Paused", _pause_message(spec, pause), "Paused", NORMAL)
+
+
+def _spec_pause(cause: str | None) -> bool:
+    """Whether a pause comes from the monitor's spec (not from its CronJob's suspend)."""
+    return cause in (None, PAUSE_CAUSE_SPEC, PAUSE_CAUSE_UNTIL)
+
+
+def _pause_message(spec: MonitorSpec, pause: Pause) -> str:
+    if pause.until is not None:
+        return (
+            f"paused by {pause.cause} until {format_local(pause.until, spec.zone)}; "
+            "pings are recorded but change no state"
+        )
+    return f"paused by {pause.cause}; pings are recorded but change no state"
 
 
 def _resume(
@@ -805,14 +853,20 @@ def _resume(
 ) -> None:
     if rec.paused_since is None:
         return
+    ended = rec.paused_until if resume.cause == PAUSE_CAUSE_UNTIL else None
     rec.paused_since = None
     rec.pause_cause = None
+    rec.paused_until = None
     # Fine print 8: active again from the resume; counters and the state they give are
     # kept, lateness is not.
     rec.active_since = at
     rec.reference_time = at
     state, reason = _base_state(spec, rec)
-    message = f"resumed ({resume.cause} cleared); {_next_expected(spec, rec)}"
+    if ended is not None and ended <= at:
+        cleared = f"{resume.cause} {format_local(ended, spec.zone)} reached"
+    else:
+        cleared = f"{resume.cause} cleared"
+    message = f"resumed ({cleared}); {_next_expected(spec, rec)}"
     _transition(rec, out, at, state, reason, message, "Resumed", NORMAL, force=True)
 
 
@@ -892,25 +946,32 @@ def _ever_pinged(rec: Record) -> bool:
     return any(counts.get(k, 0) for k in ("success", "fail", "exit", "start"))
 
 
-def _since(rec: Record) -> str:
+def _since(spec: MonitorSpec, rec: Record) -> str:
     times = [t for t in (rec.last_start_time, rec.last_success_time, rec.last_failure_time) if t]
     if times:
-        return f"no ping since {format_clock(max(times))}"
-    return f"no ping yet (active since {format_clock(rec.active_since)})"
+        return f"no ping since {_at(spec, max(times))}"
+    return f"no ping yet (active since {_at(spec, rec.active_since)})"
 
 
 def _next_expected(spec: MonitorSpec, rec: Record) -> str:
     slot = spec.slots.next_slot(rec.reference_time)
     if slot is None:
         return "the schedule has no further runs"
-    return f"next expected by {format_clock(slot.due)}"
+    return f"next expected by {_at(spec, slot.due)} + grace {format_duration(spec.grace)}"
+
+
+def _at(spec: MonitorSpec, value: datetime) -> str:
+    """A time in a message: the monitor's local time with date and zone, plus UTC where it
+    has a ``timeZone`` (issue 16 item 3: "09:30 EST (14:30 UTC)", never a bare UTC clock
+    a New York reader must convert)."""
+    return format_local(value, spec.zone)
 
 
 def _awaiting_message(spec: MonitorSpec, rec: Record, slot: Slot | None) -> str:
     if rec.state == "New":
         if slot is None:
             return "awaiting the first ping; the schedule has no further runs"
-        return f"awaiting the first ping; first run expected by {format_clock(slot.due)}"
+        return f"awaiting the first ping; first run expected by {_at(spec, slot.due)}"
     return ""
 
 
@@ -918,8 +979,8 @@ def _human_seconds(value: timedelta) -> str:
     return f"{seconds(value)}s"
 
 
-def _failure_message(ping: Ping, at: datetime) -> str:
-    parts = [f"run failed at {format_clock(at)}"]
+def _failure_message(spec: MonitorSpec, ping: Ping, at: datetime) -> str:
+    parts = [f"run failed at {_at(spec, at)}"]
     if ping.exit_code is not None:
         parts.append(f"exit code {ping.exit_code}")
     elif ping.exit_code_unknown:

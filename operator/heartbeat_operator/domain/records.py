@@ -191,6 +191,8 @@ class Record:
     state_since: datetime | None = None
     paused_since: datetime | None = None
     pause_cause: str | None = None
+    paused_until: datetime | None = None
+    """When a timed pause ends by itself (``status.pausedUntil``; issue 16 item 1)."""
     failure_reason: str | None = None
     success_streak: int = 0
     consecutive_failures: int = 0
@@ -265,6 +267,7 @@ class Record:
         optional_times = {
             "stateSince": self.state_since,
             "pausedSince": self.paused_since,
+            "pausedUntil": self.paused_until,
             "lastPingTime": self.last_ping_time,
             "lastSuccessTime": self.last_success_time,
             "lastFailureTime": self.last_failure_time,
@@ -333,6 +336,7 @@ class Record:
         rec.state_message = _str(st.get("stateMessage")) or ""
         rec.state_since = _time(st.get("stateSince"))
         rec.pause_cause = _str(st.get("pauseCause"))
+        rec.paused_until = _time(st.get("pausedUntil")) if rec.paused_since else None
         rec.failure_reason = _str(st.get("failureReason"))
         rec.success_streak = _int(st.get("successStreak")) or 0
         rec.consecutive_failures = _int(st.get("consecutiveFailures")) or 0

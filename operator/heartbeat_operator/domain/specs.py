@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from heartbeat_operator.domain.durations import DurationError, format_duration, parse_duration
 from heartbeat_operator.domain.schedules import (
@@ -13,8 +14,10 @@ from heartbeat_operator.domain.schedules import (
     Schedule,
     ScheduleError,
     compile_cron,
+    load_zone,
     normalize_cron,
 )
+from heartbeat_operator.domain.timefmt import TimeFormatError, parse_time
 
 DEFAULT_GRACE = timedelta(minutes=5)
 
@@ -29,6 +32,7 @@ KNOWN_FIELDS = frozenset(
         "failureThreshold",
         "successThreshold",
         "paused",
+        "pausedUntil",
         "tokenSecretName",
     }
 )
@@ -73,10 +77,17 @@ class MonitorSpec:
     paused: bool
     token_secret_name: str | None
     slots: Schedule = field(compare=False, repr=False)
+    paused_until: datetime | None = None
+    """``spec.pausedUntil``: a timed pause's end (``domain.pausing``; issue 16 item 1)."""
 
     @property
     def is_cron(self) -> bool:
         return self.schedule is not None
+
+    @property
+    def zone(self) -> ZoneInfo | None:
+        """The ``timeZone`` messages show times in (issue 16 item 3); None for UTC."""
+        return load_zone(self.time_zone)
 
     def describe(self) -> str:
         """``every 1h`` or ``0 2 * * * (Europe/Berlin)``, for messages."""
@@ -203,6 +214,18 @@ def parse_spec(raw: Mapping[str, Any], *, name: str | None = None) -> MonitorSpe
         paused = False
     if not isinstance(paused, bool):
         raise SpecError("InvalidSpec", "spec.paused", "spec.paused must be true or false")
+    until_raw = raw.get("pausedUntil")
+    paused_until = None
+    if until_raw is not None:
+        try:
+            paused_until = parse_time(until_raw)
+        except TimeFormatError:
+            raise SpecError(
+                "InvalidSpec",
+                "spec.pausedUntil",
+                f"spec.pausedUntil: {until_raw!r} is not an RFC 3339 time "
+                "like 2026-12-07T14:30:00Z",
+            ) from None
     secret = raw.get("tokenSecretName")
     if secret is not None and (not isinstance(secret, str) or not secret):
         raise SpecError(
@@ -232,4 +255,5 @@ def parse_spec(raw: Mapping[str, Any], *, name: str | None = None) -> MonitorSpe
         paused=paused,
         token_secret_name=secret,
         slots=slots,
+        paused_until=paused_until,
     )

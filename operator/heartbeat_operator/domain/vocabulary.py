@@ -84,5 +84,6 @@ class RouteClass(StrEnum):
     PING = "ping"
     HB = "hb"
     V1 = "v1"
+    API = "api"  # the pause API (issue 16 item 2)
     PROBE = "probe"
     OTHER = "other"

@@ -41,12 +41,14 @@ from heartbeat_operator.engine.cronjobs import (
     CRONJOB_API_VERSION,
     FIELD_MANAGER,
     JOB_CREATION_ALLOWANCE,
+    MAX_RECONCILES,
     CronJobInfo,
     EventLike,
     Owner,
     build_monitor,
     created_by_operator,
     desired_spec,
+    entry_owner,
     in_sync,
     invalid_annotation_event,
     mirrored_events,
@@ -126,7 +128,10 @@ class AutoWiring:
         # CronJobs to reconcile: the work queue shared with the scheduler (issue 14 item
         # 3), held while this replica does not lead (a follower keeps its marks).
         self.work = work or WorkQueue()
-        self.work.add_kind(CRONJOBS, self._reconcile_guarded)
+        # At most MAX_RECONCILES at once, and none before the initial list of monitors is
+        # in (``run``): 2,000 CronJobs at once timed out and cost the Lease (bench scale-pods).
+        self.work.add_kind(CRONJOBS, self._reconcile_guarded, limit=MAX_RECONCILES)
+        self._monitors_listed = False
         self._tasks: set[asyncio.Task[Any]] = set()  # Event posts
 
     # --- fed by the watches (every replica) ---------------------------------------------
@@ -219,7 +224,8 @@ class AutoWiring:
         if leading:
             for key in self.cronjobs:
                 self.mark(key)
-            self.work.release(CRONJOBS)
+            if self._monitors_listed:
+                self.work.release(CRONJOBS)
         else:
             self.work.hold(CRONJOBS)
 
@@ -254,13 +260,21 @@ class AutoWiring:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Reconcile marked CronJobs while leading until ``stop``, each key one at a time
-        (the shared ``WorkQueue``; a follower keeps its marks: at most one per CronJob,
-        all re-marked when it starts leading)."""
-        if self.is_leader():
-            self.work.release(CRONJOBS)
+        and at most ``MAX_RECONCILES`` at once (the shared ``WorkQueue``; a follower keeps its
+        marks: at most one per CronJob, all re-marked when it starts leading). Not before the
+        initial list of monitors is in: until then every CronJob's monitor looks missing and
+        would be applied blind."""
+        stopping = asyncio.ensure_future(stop.wait())
         try:
-            await stop.wait()
+            synced = asyncio.ensure_future(self.monitors.wait_synced())
+            await asyncio.wait({synced, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            synced.cancel()
+            self._monitors_listed = True
+            if self.is_leader():
+                self.work.release(CRONJOBS)
+            await stopping
         finally:
+            stopping.cancel()
             self.work.hold(CRONJOBS)
 
     async def drain(self, timeout: float) -> None:
@@ -286,9 +300,10 @@ class AutoWiring:
         if cronjob is None or not self.is_leader():
             return
         entry = self.monitors.get(key)
-        owner = self.owners.get(key)
-        if owner is not None and entry is not None and owner.monitor_uid != entry.uid:
-            return  # the owner map lags behind a re-created monitor: its event marks us again
+        # Ownership from the monitor the table holds, not from the owner map: that map is fed
+        # by kopf's watch of monitors, which lags behind our own list at start-up, and a
+        # guess there posted a false NameConflict on every auto-wired CronJob (issue 12).
+        owner = entry_owner(entry) if entry is not None else None
         ours = entry is not None and created_by_operator(owner, cronjob)
         monitored = self.monitoring(cronjob)
         if monitored is None:

@@ -92,6 +92,14 @@ JOB_CREATION_ALLOWANCE = datetime.timedelta(seconds=10)
 before judging the slot Late (DESIGN 10.8.3: a Job created on time is a pending start;
 the controller creates it within a second or two, more on a busy control plane)."""
 
+MAX_RECONCILES = 32
+"""CronJobs the leader reconciles at once (each: an apply, a Pod list per unfinished Job, a
+status write). A new leader marks every CronJob at once; unbounded, 2,000 CronJobs were
+2,000 requests in flight that timed out and were retried (5,286 applies), starved the
+Lease renewal (leadership lost 9 times) and left their peak in the RSS (issue 12;
+bench/README.md "scale, Pods present"). The scheduler's bound is the same
+(``scheduling.MAX_RECONCILES``)."""
+
 MAX_DURATION_CHARS = 64  # the CRD's maxLength for durations
 MAX_FAILURE_THRESHOLD = 1000  # the CRD's maximum
 
@@ -346,6 +354,13 @@ def monitor_owner(body: Mapping[str, Any]) -> Owner | None:
     if owner is None:
         return None
     return Owner(str(meta.get("uid") or ""), owner[0], owner[1])
+
+
+def entry_owner(entry: MonitorEntry) -> Owner | None:
+    """The monitor's controlling CronJob, as the table's copy of it names it."""
+    if entry.cronjob is None:
+        return None
+    return Owner(entry.uid, *entry.cronjob)
 
 
 def created_by_operator(owner: Owner | None, cronjob: CronJobInfo) -> bool:

@@ -17,21 +17,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from heartbeat_operator.domain.inputs import (
-    PAUSE_CAUSE_SPEC,
-    Input,
-    Pause,
-    Ping,
-    Resume,
-    SpecEdit,
-    Tick,
-)
+from heartbeat_operator.domain.inputs import Input, Ping, SpecEdit, Tick
 from heartbeat_operator.domain.machine import Transition, apply, describe, record_ping_only, view
 from heartbeat_operator.domain.outages import Outage
+from heartbeat_operator.domain.pausing import spec_pause, spec_pause_inputs, spec_pauses
 from heartbeat_operator.domain.records import (
     Record,
 )
@@ -39,7 +32,7 @@ from heartbeat_operator.domain.specs import MonitorSpec, SpecError, parse_spec
 from heartbeat_operator.domain.statuses import READY_TOKEN, Ready, render_status
 from heartbeat_operator.domain.timefmt import TimeFormatError, format_time, parse_time
 from heartbeat_operator.domain.vocabulary import EventType
-from heartbeat_operator.engine import events
+from heartbeat_operator.engine import events, journaled
 from heartbeat_operator.engine.monitors import MonitorEntry
 
 __all__ = ["Change", "Folded", "TokenUpdate", "Transition", "WriteMark", "fold", "landed_write"]
@@ -66,10 +59,13 @@ class TokenUpdate:
 
 @dataclasses.dataclass(frozen=True)
 class Change:
-    """One waiter's contribution to a write: inputs to fold and/or token fields to set."""
+    """One waiter's contribution to a write: inputs to fold and/or token fields to set,
+    and/or journaled pings to absorb (folded only above ``status.journalAbsorbed``'s
+    mark of their journal: DESIGN 10.8.10, ``engine.journaled``)."""
 
     inputs: tuple[Input, ...] = ()
     token: TokenUpdate | None = None
+    absorb: tuple[journaled.JournalPings, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,10 +172,10 @@ def token_ready(status: Mapping[str, Any]) -> Ready:
 def spec_inputs(entry: MonitorEntry, record: Record, now: datetime) -> list[Input]:
     """What a not yet observed generation asks to fold (DESIGN 9.19, fine print 8)."""
     observed = entry.observed_generation
-    paused = entry.spec.get("paused") is True
     if not entry.has_status:
         # A new monitor created paused (or paused before its first write) starts Paused.
-        return [Pause(created_at(entry, now), PAUSE_CAUSE_SPEC)] if paused else []
+        pause = spec_pause(entry.spec, created_at(entry, now))
+        return [pause] if pause is not None else []
     if observed == entry.generation:
         return []
     return spec_now(entry, record, now)
@@ -187,21 +183,9 @@ def spec_inputs(entry: MonitorEntry, record: Record, now: datetime) -> list[Inpu
 
 def spec_now(entry: MonitorEntry, record: Record, now: datetime) -> list[Input]:
     """Fold what the spec says now into a record that has not judged it: a pause, a
-    resume or an edit (the slot counted from now if it is over; DESIGN 9.19)."""
-    paused = entry.spec.get("paused") is True
-    if paused and record.paused_since is None:
-        return [Pause(now, PAUSE_CAUSE_SPEC)]
-    if (
-        not paused
-        and record.paused_since is not None
-        and record.pause_cause
-        in (
-            None,
-            PAUSE_CAUSE_SPEC,
-        )
-    ):
-        return [Resume(now, PAUSE_CAUSE_SPEC)]
-    return [SpecEdit(now)]
+    resume or an edit (the slot counted from now if it is over; DESIGN 9.19).
+    ``spec.paused`` and the timed ``spec.pausedUntil`` are read by the domain (issue 16)."""
+    return spec_pause_inputs(entry.spec, record, now) or [SpecEdit(now)]
 
 
 def _parse_observed(raw: Mapping[str, Any] | None, name: str) -> MonitorSpec | None:
@@ -222,6 +206,7 @@ def fold(
     observed_spec: Mapping[str, Any] | None = None,
     outages: Sequence[Outage] = (),
     mark: WriteMark | None = None,
+    live_journals: Collection[str] | None = None,
 ) -> Folded:
     """The status after ``changes``; deadlines are settled up to ``now - settle_delay``.
 
@@ -251,8 +236,12 @@ def fold(
     old = _parse_observed(observed_spec, entry.name) if edits else None
     if judged and ready_before.status == "False" and not edits and entry.has_status:
         edits = spec_now(entry, record, now)  # with no old spec: nothing before is judged
+    # Journaled pings not absorbed yet (DESIGN 10.7); each at its acceptance time (10.8.1).
+    absorbed, marks = journaled.absorb(
+        entry.status, (j for c in changes for j in c.absorb), now, live=live_journals
+    )
     pings = sorted(
-        (i for c in changes for i in c.inputs), key=lambda i: i.time
+        [*(i for c in changes for i in c.inputs), *absorbed], key=lambda i: i.time
     )  # stable: arrival order for equal times
     inputs = edits + pings
 
@@ -317,7 +306,7 @@ def fold(
         previous=entry.status,
         token_hash=token_hash if isinstance(token_hash, str) else None,
         token_secret_name=secret_name if isinstance(secret_name, str) else None,
-        paused=entry.spec.get("paused") is True,
+        paused=spec_pauses(entry.spec, now),
     )
     if not isinstance(secret_name, str):
         # render_status falls back to the spec's name; ours is set only once the Secret
@@ -326,6 +315,13 @@ def fold(
     writes = _replica_writes(entry.status, mark, now)
     if writes:
         status[REPLICA_WRITES] = writes
+    if marks is not None:
+        if marks:
+            status[journaled.JOURNAL_ABSORBED] = marks
+        else:
+            status.pop(journaled.JOURNAL_ABSORBED, None)
+    elif journaled.JOURNAL_ABSORBED in entry.status:
+        status[journaled.JOURNAL_ABSORBED] = entry.status[journaled.JOURNAL_ABSORBED]
     judging = None
     if judged and isinstance(spec, MonitorSpec) and token_ready(status).status == "True":
         judging = Judged(spec, record, now - settle_delay, tuple(outages))

@@ -49,6 +49,10 @@ class MonitorEntry:
     token_hash: str | None
     observed_generation: int | None
     deleting: bool = False
+    cronjob: tuple[str, str] | None = None
+    """``(name, uid)`` of the CronJob that controls this monitor (auto-wiring), from its
+    own ``ownerReferences``: ownership is read off the monitor the table holds, never
+    guessed while another watch catches up (issue 12)."""
 
     @property
     def key(self) -> Key:
@@ -91,7 +95,21 @@ class MonitorEntry:
             token_hash=token_hash if isinstance(token_hash, str) and token_hash else None,
             observed_generation=observed if isinstance(observed, int) else None,
             deleting=bool(meta.get("deletionTimestamp")),
+            cronjob=_controlling_cronjob(meta),
         )
+
+
+def _controlling_cronjob(meta: Mapping[str, Any]) -> tuple[str, str] | None:
+    for ref in meta.get("ownerReferences") or ():
+        if (
+            isinstance(ref, Mapping)
+            and ref.get("controller") is True
+            and ref.get("kind") == "CronJob"
+        ):
+            name, uid = ref.get("name"), ref.get("uid")
+            if isinstance(name, str) and isinstance(uid, str) and name and uid:
+                return name, uid
+    return None
 
 
 #: How many unpacked statuses stay cached: the monitors being pinged or reconciled right

@@ -32,7 +32,15 @@ __all__ = ["HISTORY_FIELDS", "pack_histories", "pack_summary", "unpack"]
 #: The status fields that keep histories (DESIGN section 9 item 4's record): most of a
 #: status's bytes, never read by the metrics.
 HISTORY_FIELDS = frozenset(
-    {"recentPings", "recentTransitions", "lastOutput", "openRuns", "reportedJobs", "replicaWrites"}
+    {
+        "recentPings",
+        "recentTransitions",
+        "lastOutput",
+        "openRuns",
+        "reportedJobs",
+        "replicaWrites",
+        "journalAbsorbed",  # engine.journaled (issue 15)
+    }
 )
 
 # A status as the operator writes it (a cron monitor after a day of hourly runs, one

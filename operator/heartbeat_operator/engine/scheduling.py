@@ -35,7 +35,7 @@ from heartbeat_operator.domain.inputs import Input
 from heartbeat_operator.domain.machine import view
 from heartbeat_operator.domain.records import Record
 from heartbeat_operator.domain.specs import MonitorSpec
-from heartbeat_operator.engine import folding, tokens
+from heartbeat_operator.engine import folding, journaled, tokens
 from heartbeat_operator.engine.events import EventKeeper
 from heartbeat_operator.engine.monitors import Key, MonitorEntry, MonitorTable
 from heartbeat_operator.engine.workqueue import WorkQueue
@@ -59,6 +59,9 @@ class Judging:
 
     inputs: tuple[Input, ...] = ()
     hold_until: datetime.datetime | None = None
+    #: Journaled pings of the monitor, absorbed in the same write as the transition
+    #: (DESIGN 10.8.11: a ping acknowledged before ``alertTime`` is never judged missed).
+    absorb: tuple[journaled.JournalPings, ...] = ()
 
 
 Judge = Callable[[MonitorEntry, MonitorSpec, Record, datetime.datetime], Awaitable[Judging]]
@@ -231,8 +234,8 @@ class Scheduler:
         judging = await self._before_judging(entry, now - delay)
         if judging.hold_until is not None:
             return judging.hold_until
-        if judging.inputs:
-            change = folding.Change(inputs=judging.inputs)
+        if judging.inputs or judging.absorb:
+            change = folding.Change(inputs=judging.inputs, absorb=judging.absorb)
             return (await self.writer.write(key, change, timeout=None)).next_change_at()
         # One fold tells whether anything is due; only then is it written, and the write's
         # own fold says when to wake (issue 14 item 2: no second parse, read-back or view).

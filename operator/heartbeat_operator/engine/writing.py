@@ -5,7 +5,10 @@ inputs (time, pause/resume, spec edits, tokens) are queued on the monitor's *lan
 lane writes one batch at a time — group commit: whatever arrives while a write is in
 flight rides in the next one, and each waiter is answered when the write carrying it
 succeeds. Every write replaces the whole status with the object's ``resourceVersion``
-(``PUT .../status``); a 409 re-reads the object and re-applies the batch.
+(``PUT .../status``); a 409 re-reads the object and re-applies the batch. A write that
+carries pings also records its ``WriteMark`` in ``status.replicaWrites``: when its answer
+is lost, the fresh read says whether it landed, so no ping is applied twice and none is
+answered 503 that was stored (issue 18; ``_write``).
 
 Budgets: 5 writes/s per monitor (burst 10), more than 50 pings waiting on one monitor is
 ``Overloaded`` (429), a ping not written within 5 s is ``WriteTimeout`` (503, and it is
@@ -388,11 +391,16 @@ class Writer:
                     self.table.remove(*key, entry.uid)
                     _fail(batch, UnknownToken("monitor is gone"))
                     return
-                if exc.outcome_unknown and mark is not None:
-                    lost.append(sent)  # a fresh read says whether it landed
-                elif not exc.conflict:
-                    # Not applied (a 409 is not a failure: re-read and re-fold, DESIGN 9.3).
-                    # Without a mark a write is safe to repeat: the leader's inputs only.
+                if mark is not None and (exc.outcome_unknown or exc.conflict):
+                    # A fresh read's mark says whether it landed. Even a 409 may follow a
+                    # landed write: aiohttp sends an idempotent request again, unasked,
+                    # when a kept-alive connection drops before the answer (RFC 9112
+                    # 9.3.1), and that second copy meets the version the first one made.
+                    lost.append(sent)
+                elif exc.conflict:
+                    pass  # someone else wrote first: re-read and re-fold (DESIGN 9.3)
+                else:
+                    # Not applied (or, without a mark, safe to repeat: the leader's inputs).
                     failures += 1
                     self._log_failure(key, exc)
                     given_up = failures >= MAX_WRITE_ATTEMPTS or (

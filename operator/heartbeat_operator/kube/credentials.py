@@ -71,7 +71,13 @@ class Credentials:
         service_account_dir: Path = SERVICE_ACCOUNT_DIR,
         environ: Mapping[str, str] | None = None,
         now: Callable[[], datetime.datetime] | None = None,
+        kubeconfig_first: bool = False,
+        context: str | None = None,
     ) -> None:
+        # kubectl's order (``kubectl heartbeat``, issue 16): a kubeconfig wins over the
+        # Pod's ServiceAccount, and ``--context`` picks a context other than the current.
+        self._kubeconfig_first = kubeconfig_first
+        self._context = context
         self._service_account_dir = service_account_dir
         self._environ = environ
         self._now = now or (lambda: datetime.datetime.now(datetime.UTC))
@@ -80,7 +86,10 @@ class Credentials:
 
     def get(self, *, refresh: bool = False) -> kopf.ConnectionInfo:
         with self._lock:
-            info = self._service_account() or self._kubeconfig(refresh=refresh)
+            if self._kubeconfig_first:
+                info = self._kubeconfig(refresh=refresh) or self._service_account()
+            else:
+                info = self._service_account() or self._kubeconfig(refresh=refresh)
         if info is None:
             raise CredentialsError("no ServiceAccount token and no kubeconfig found")
         return info
@@ -133,7 +142,7 @@ class Credentials:
     # --- out of cluster -----------------------------------------------------------------
 
     def _kubeconfig(self, *, refresh: bool) -> kopf.ConnectionInfo | None:
-        config = _load_kubeconfig(self._env())
+        config = _load_kubeconfig(self._env(), context_name=self._context)
         if config is None:
             return None
         context, cluster, user = config
@@ -296,7 +305,7 @@ def _cluster_info(cluster: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _load_kubeconfig(
-    environ: Mapping[str, str],
+    environ: Mapping[str, str], *, context_name: str | None = None
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None:
     """The current context, its cluster and user, merged from ``KUBECONFIG`` as kubectl
     merges (the first file to set a value wins). Each cluster and user remembers the
@@ -326,6 +335,7 @@ def _load_kubeconfig(
             for item in entries or ():
                 if item.get("name") not in table:
                     table[item["name"]] = {**(item.get(field) or {}), "_dir": path.parent}
+    current = context_name or current
     if not current:
         raise CredentialsError("the kubeconfig sets no current context")
     try:

@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from heartbeat_operator.pausing import PauseControl
 from heartbeat_operator.receiver import keys, middlewares, routes, views
+from heartbeat_operator.receiver.badges import BADGE_ROUTE, StateLookup, badge_view
 from heartbeat_operator.receiver.connections import ConnectionGuards
 from heartbeat_operator.receiver.health import Health
 from heartbeat_operator.receiver.logs import install_log_redaction
@@ -41,6 +43,7 @@ def make_ping_app(
     *,
     observer: keys.RequestObserver | None = None,
     clock: keys.Clock = utc_now,
+    pauses: PauseControl | None = None,
 ) -> web.Application:
     """The ping receiver.
 
@@ -49,6 +52,8 @@ def make_ping_app(
       turns both ``/readyz`` to 503), or a plain callable, or None (always ready).
     - ``observer``: ``(route_class, code, seconds)`` per request, e.g. ``Metrics.observe``.
     - ``clock``: the time a ping is accepted at (aware UTC); tests pass their own.
+    - ``pauses``: the pause API's Kubernetes side (``kube.pauses``); None: no pause API
+      (its paths are 404), e.g. with ``--no-pause-api``.
     """
     receiver = settings.receiver
     install_log_redaction()  # whoever serves the app (tests too), no log line holds a token
@@ -66,7 +71,9 @@ def make_ping_app(
         extra_headers=limit_header,
         observer=observer,
     )
-    app.add_routes(routes.ping_routes())
+    if pauses is not None:
+        app[keys.PAUSES] = pauses
+    app.add_routes(routes.ping_routes(pause_api=pauses is not None))
 
     health = app[keys.HEALTH]
 
@@ -89,8 +96,10 @@ def make_metrics_app(
     readiness: Health | Callable[[], bool] | None = None,
     *,
     observer: keys.RequestObserver | None = None,
+    badges: StateLookup | None = None,
 ) -> web.Application:
-    """The metrics listener: ``/metrics`` plus the same ``/healthz`` and ``/readyz``.
+    """The metrics listener: ``/metrics`` plus the same ``/healthz`` and ``/readyz``; with
+    ``badges`` (a state lookup; ``--badges``) also ``/badge/<namespace>/<name>.svg``.
 
     ``metrics`` is an aiohttp handler (``metrics.make_metrics_handler``) or a callable
     returning ``(body bytes, content type)`` (``Metrics.render``).
@@ -101,4 +110,6 @@ def make_metrics_app(
         app[keys.OBSERVER] = observer
     app[keys.GUARDS] = ConnectionGuards(max_connections=None, header_timeout=METRICS_HEADER_TIMEOUT)
     app.add_routes(routes.metrics_routes(views.metrics_view(metrics)))
+    if badges is not None:
+        app.add_routes([web.route("*", BADGE_ROUTE, badge_view(badges))])
     return app

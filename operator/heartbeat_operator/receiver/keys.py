@@ -11,13 +11,14 @@ from datetime import datetime
 
 from aiohttp import web
 
+from heartbeat_operator.pausing import PauseControl
 from heartbeat_operator.receiver.connections import ConnectionGuards
 from heartbeat_operator.receiver.health import Health
 from heartbeat_operator.recording import PingRecorder
 from heartbeat_operator.settings import ReceiverSettings
 
 #: ``(route_class, code, seconds)``: called once per answered request; route classes are
-#: ``ping | hb | v1 | probe | other`` (DESIGN 9.14). Supplied by ``metrics.Metrics.observe``.
+#: ``ping | hb | v1 | api | probe | other`` (DESIGN 9.14). Supplied by ``metrics.Metrics.observe``.
 RequestObserver = Callable[[str, int, float], None]
 
 #: The wall clock a ping's time is read from (aware, UTC). Tests pass their own.
@@ -31,3 +32,5 @@ HEALTH: web.AppKey[Health] = web.AppKey("health")
 OBSERVER: web.AppKey[RequestObserver] = web.AppKey("observer")
 #: The listener's connection guards (header timeout, cap), when served by ``serving.serve``.
 GUARDS: web.AppKey[ConnectionGuards] = web.AppKey("guards")
+#: The pause API's Kubernetes side (issue 16 item 2); absent: the API is off (404).
+PAUSES: web.AppKey[PauseControl] = web.AppKey("pauses")

@@ -48,6 +48,8 @@ def route_class(path: str) -> RouteClass:
         return RouteClass.HB
     if path.startswith("/v1/heartbeats/"):
         return RouteClass.V1
+    if path.startswith("/api/"):
+        return RouteClass.API  # the pause API (issue 16 item 2)
     if path in PROBE_PATHS:
         return RouteClass.PROBE
     return RouteClass.OTHER
@@ -123,10 +125,20 @@ def redact_path(path: str) -> str:
             return f"{prefix}<redacted>{shown}"
     if path in PROBE_PATHS or path in ("/", "/metrics", "/ping", "/hb"):
         return path
+    if _SHOWN_PATH_RE.fullmatch(path):
+        # A pause API call or a badge names a monitor; a name as long as a token is
+        # redacted all the same (a client may put a token anywhere).
+        return redact_text(path)
     first, sep, _rest = path[1:].partition("/")
     return f"/{first}/<redacted>" if sep else f"/{first}"
 
 
+#: Paths that hold no token and are shown whole in logs: the pause API's (issue 16 item 2)
+#: and the badges' (issue 16 item 4), whose segments are Kubernetes names.
+_SHOWN_PATH_RE = re.compile(
+    r"/api/v1/namespaces/[a-z0-9-]{1,63}/heartbeatmonitors/[a-z0-9.-]{1,253}/(?:pause|resume)"
+    r"|/badge/[a-z0-9-]{1,63}/[a-z0-9.-]{1,253}\.svg"
+)
 _PING_PATH_IN_TEXT = re.compile(r"(/(?:ping|hb|v1/heartbeats)/)[^/\s?#'\"<>]+")
 #: Any run of 32 or more URL-safe characters: a token inside a longer run (a fuzzer's
 #: request line, ``xx<token>yy``) is redacted with the run (issue 18 item 6).

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from heartbeat_operator.receiver import views
+from heartbeat_operator.receiver import api, views
 
 
-def ping_routes() -> list[web.RouteDef]:
-    """Port 8080: pings (three URL families) and the probes."""
+def ping_routes(*, pause_api: bool = False) -> list[web.RouteDef]:
+    """Port 8080: pings (three URL families), the probes, and with ``pause_api`` the
+    authenticated pause API (issue 16 item 2: deploy scripts in Pods reach this port)."""
     expect = views.expect_continue  # 413 before "100 Continue" (issue 18 item 7)
+    pauses = [web.route("*", api.PAUSE_ROUTE, api.pause)] if pause_api else []
     return [
+        *pauses,
         web.route("*", "/ping", views.ping, expect_handler=expect),
         web.route("*", "/ping/{tail:.*}", views.ping, expect_handler=expect),
         web.route("*", "/hb", views.ping, expect_handler=expect),

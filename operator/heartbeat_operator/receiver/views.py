@@ -3,7 +3,8 @@
 Domain and recorder outcomes become HTTP statuses here and only here (DESIGN 3, 9.8,
 9.13): ``UnknownToken`` 404, ``IndexLoading`` 503 ``Retry-After: 5`` (issue 18 item 4),
 ``Overloaded`` 429 ``Retry-After: 1``, ``WriteTimeout`` 503
-``Retry-After: 5``. Every check on the request comes before the token lookup.
+``Retry-After: 5``, ``JournalFull`` 503 ``Retry-After: 1`` (DESIGN 10.8.12). Every check
+on the request comes before the token lookup.
 """
 
 from __future__ import annotations
@@ -31,7 +32,13 @@ from heartbeat_operator.receiver.paths import (
     parse_ping_path,
     parse_run_id,
 )
-from heartbeat_operator.recording import IndexLoading, Overloaded, UnknownToken, WriteTimeout
+from heartbeat_operator.recording import (
+    IndexLoading,
+    JournalFull,
+    Overloaded,
+    UnknownToken,
+    WriteTimeout,
+)
 
 PING_METHODS = ("GET", "HEAD", "POST", "PUT")
 V1_METHODS = ("POST",)
@@ -126,6 +133,9 @@ async def _ping(
     except WriteTimeout:
         reason = "the ping was not recorded in time; retry in 5 s"
         return text(503, reason, {"Retry-After": "5"})
+    except JournalFull:
+        reason = "the ping journal is full; retry in 1 s"
+        return text(503, reason, {"Retry-After": "1"})
     return text(200, "OK")
 
 

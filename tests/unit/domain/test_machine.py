@@ -102,7 +102,7 @@ def test_late_then_success_within_grace_is_healthy_again_without_events() -> Non
     # DESIGN 10.8.13: a slot whose finish arrives within grace posts neither Late nor
     # Recovered (the status still shows both transitions, at their times).
     assert [t.event_reason for t in out] == ["FirstPing", None, None]
-    assert "expected by 01:30 UTC + grace 10m" in out[1].message
+    assert "expected by Sun 2026-03-01 01:30 UTC + grace 10m" in out[1].message
 
 
 def test_pings_exactly_at_due_and_alert_are_on_time() -> None:
@@ -120,7 +120,8 @@ def test_missed_after_pings_says_missed_with_the_design_message() -> None:
     _, out = fold(s, T0, [P("02:00:14")], until=T(at("04:00:00")))
     assert states(out)[-1] == (at("03:30:14"), "Down", "Missed")
     assert out[-1].message == (
-        "no ping since 02:00:14 UTC; expected by 03:00:14 UTC + grace 30m; 1 of failureThreshold 1"
+        "no ping since Sun 2026-03-01 02:00:14 UTC; expected by Sun 2026-03-01 03:00:14 UTC "
+        "+ grace 30m; 1 of failureThreshold 1"
     )
 
 
@@ -584,3 +585,30 @@ def test_records_keep_their_caps() -> None:
     assert len(rec.recent_pings) == 10 and len(rec.recent_transitions) == 10
     assert all(len((p.body or "").encode()) <= 256 for p in rec.recent_pings)
     assert rec.last_output is not None and len(rec.last_output.body) == 400
+
+
+def test_messages_give_the_monitors_local_time_across_a_dst_change() -> None:
+    # Issue 16 item 3: a New York job due at 09:30 local reads "09:30 EST (14:30 UTC)" in
+    # winter and "09:30 EDT (13:30 UTC)" after the spring change (Sun 2026-03-08), with the
+    # date, never a bare UTC clock the reader must convert.
+    s = spec(schedule="30 9 * * *", timeZone="America/New_York", grace="5m")
+    fri = Ping(time=T("2026-03-06T14:31:00Z"), kind="success")
+    sat = Ping(time=T("2026-03-07T14:30:20Z"), kind="success")
+    _, out = fold(s, T("2026-03-06T12:00:00Z"), [fri, sat], until=T("2026-03-08T14:00:00Z"))
+    first = next(t for t in out if t.event_reason == "FirstPing")
+    assert first.message == (
+        "success at Fri 2026-03-06 09:31 EST (14:31 UTC); "
+        "next expected by Sat 2026-03-07 09:30 EST (14:30 UTC) + grace 5m"
+    )
+    # Saturday's run: the next one is due after the change, an hour earlier in UTC.
+    rec, _ = fold(s, T("2026-03-06T12:00:00Z"), [fri, sat])
+    assert rec.state_message == (
+        "success at Sat 2026-03-07 09:30:20 EST (14:30:20 UTC); "
+        "next expected by Sun 2026-03-08 09:30 EDT (13:30 UTC) + grace 5m"
+    )
+    # Sunday's slot goes by silent: the Missed message is in local time too.
+    assert out[-1].reason == "Missed"
+    assert out[-1].message.startswith(
+        "no ping since Sat 2026-03-07 09:30:20 EST (14:30:20 UTC); "
+        "expected by Sun 2026-03-08 09:30 EDT (13:30 UTC) + grace 5m"
+    )

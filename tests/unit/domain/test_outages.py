@@ -51,7 +51,10 @@ def test_a_slot_whose_window_passed_during_an_outage_is_operator_unavailable() -
     ]
     event = out[-1]
     assert (event.event_reason, event.event_type) == ("OperatorUnavailable", "Normal")
-    assert "unavailable from 00:00:30 UTC to 00:02 UTC (1m30s)" in event.message
+    assert (
+        "unavailable from Sun 2026-03-01 00:00:30 UTC to Sun 2026-03-01 00:02 UTC (1m30s)"
+        in event.message
+    )
     assert (rec.consecutive_failures, rec.missed_runs, rec.success_streak) == (0, 0, 1)
     # The next slot counts as usual: due one period after the uncounted one's due time.
     v = view(s, rec, T(at("00:02:01")), outages=[outage])
@@ -123,7 +126,7 @@ def test_a_run_whose_deadline_fell_in_an_outage_does_not_time_out() -> None:
     outage = Outage(T(at("00:00:30")), T(at("00:01:00")))
     rec, out = run(s, [Ping(T(at("00:00:10")), "start")], T(at("00:01:01")), [outage])
     assert [t.reason for t in out] == ["OperatorUnavailable"]
-    assert "run started at 00:00:10 UTC" in out[0].message
+    assert "run started at Sun 2026-03-01 00:00:10 UTC" in out[0].message
     assert rec.consecutive_failures == 0 and not rec.running
     assert out[0].state == "New"
 

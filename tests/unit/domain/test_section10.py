@@ -53,8 +53,8 @@ def test_a_run_that_never_finishes_fails_at_the_second_slots_alert_time(
     )
     timeouts = [t for t in out if t.reason == "RunTimeout"]
     assert [t.time for t in timeouts] == [T(at("02:10:00"))]
-    assert "run started at 01:00 UTC" in timeouts[0].message
-    assert "not finished by 02:10 UTC" in timeouts[0].message
+    assert "run started at Sun 2026-03-01 01:00 UTC" in timeouts[0].message
+    assert "not finished by Sun 2026-03-01 02:10 UTC" in timeouts[0].message
     assert [r.timed_out for r in rec.open_runs] == [True, False]
     assert rec.running  # the second run is still within its bound
     # Down: the next change is the next slot's alertTime, also the second run's bound.
@@ -92,7 +92,7 @@ def test_a_timed_out_run_tells_overlapping_runs_to_send_a_run_id() -> None:
         until=T(at("02:10:01")),
     )
     timeout = next(t for t in out if t.reason == "RunTimeout")
-    assert "a later run finished at 02:05 UTC" in timeout.message
+    assert "a later run finished at Sun 2026-03-01 02:05 UTC" in timeout.message
     assert "rid" in timeout.message
 
 

@@ -136,3 +136,10 @@ def test_min_runtime_just_under_max_runtime_is_fine() -> None:
     s = parse_spec({"period": "1d", "minRuntime": "59m59s", "maxRuntime": "1h"})
     assert s.min_runtime is not None and s.max_runtime is not None
     assert s.min_runtime < s.max_runtime
+
+
+def test_a_timed_pause_field_is_part_of_a_valid_spec() -> None:
+    # Issue 16: the pause API's ?for= writes spec.pausedUntil; it must not make the
+    # monitor InvalidSpec (as an unknown field would).
+    spec = parse_spec({"period": "1m", "paused": True, "pausedUntil": "2026-12-07T15:00:00Z"})
+    assert spec.paused is True

@@ -25,6 +25,7 @@ from heartbeat_operator.engine.api import ApiError
 from heartbeat_operator.engine.autowiring import AutoWiring
 from heartbeat_operator.engine.cronjobs import (
     JOB_CREATION_ALLOWANCE,
+    MAX_RECONCILES,
     CronJobInfo,
     Owner,
     build_monitor,
@@ -395,9 +396,10 @@ class FakeClient:
 
 
 class Harness:
-    def __init__(self, leader: bool = True) -> None:
+    def __init__(self, leader: bool = True, *, synced: bool = True) -> None:
         self.client = FakeClient()
         self.table = MonitorTable()
+        self.table.synced = synced  # the initial list of monitors is in
         self.leader = leader
         self.submitted: list[tuple[Key, Change]] = []
         self.now = NOW
@@ -457,6 +459,23 @@ async def test_same_named_monitor_not_ours_is_left_alone_with_a_name_conflict() 
     await h.reconcile()
     assert h.client.applied == [] and h.client.deleted == []
     assert [e["reason"] for e in h.client.events] == ["NameConflict"]
+
+
+async def test_our_monitor_listed_before_the_owner_watch_caught_up_is_no_name_conflict() -> None:
+    """At start-up the operator's own list of monitors comes in before kopf's watch of them
+    (which feeds the owner map): the monitor's own ownerReferences say it is ours, so no
+    NameConflict Warning (it went on every auto-wired CronJob at every start)."""
+    h = Harness()
+    body = monitor_body()
+    h.client.current = body
+    h.table.upsert(body)  # in the table; wiring.monitor_event not called yet
+    h.wiring.cronjob_event("ADDED", cronjob_body())
+    await h.reconcile()
+    assert h.client.events == []
+    assert len(h.client.applied) == 1  # a new leader applies once (DESIGN 9.11)
+    h.wiring.monitor_event(None, body)
+    await h.reconcile()
+    assert h.client.events == [] and len(h.client.applied) == 1
 
 
 async def test_removing_the_annotation_deletes_our_monitor_only() -> None:
@@ -744,6 +763,74 @@ async def test_run_loop_reconciles_marked_keys_while_leading() -> None:
     stop = asyncio.Event()
     task = asyncio.create_task(h.wiring.run(stop))
     h.wiring.cronjob_event("ADDED", cronjob_body())
+
+    async def applied() -> bool:
+        return bool(h.client.applied)
+
+    await async_wait_for(applied, timeout=2.0, interval=0.01, what="the monitor applied")
+    stop.set()
+    await asyncio.wait_for(task, 1.0)
+    await h.wiring.drain(1.0)
+    assert len(h.client.applied) == 1
+
+
+async def test_a_new_leader_reconciles_at_most_max_reconciles_cronjobs_at_once() -> None:
+    """A new leader marks every CronJob at once: 100 of them are never 100 applies in
+    flight (2,000 were, in the scale benchmark, and timed out), and all get done."""
+    h = Harness()
+    gate = asyncio.Event()
+    in_flight: list[str] = []
+    most = 0
+    applied: list[str] = []
+
+    async def patch(path: str, body: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        nonlocal most
+        in_flight.append(path)
+        most = max(most, len(in_flight))
+        await gate.wait()
+        in_flight.remove(path)
+        applied.append(path)
+        return {}
+
+    h.client.patch = patch  # type: ignore[method-assign]
+    for i in range(100):
+        body = cronjob_body(uid=f"cj-{i}")
+        body["metadata"]["name"] = f"backup-{i}"
+        h.wiring.cronjob_event("ADDED", body)
+    stop = asyncio.Event()
+    task = asyncio.create_task(h.wiring.run(stop))
+
+    async def full() -> bool:
+        return len(in_flight) == MAX_RECONCILES
+
+    await async_wait_for(full, timeout=2.0, interval=0.01, what="the first applies in flight")
+    for _ in range(20):
+        await asyncio.sleep(0)  # the loop had every chance to start more
+    assert most == MAX_RECONCILES
+    gate.set()
+
+    async def all_applied() -> bool:
+        return len(applied) == 100
+
+    await async_wait_for(all_applied, timeout=2.0, interval=0.01, what="every CronJob applied")
+    assert most == MAX_RECONCILES
+    assert len(set(applied)) == 100
+    stop.set()
+    await asyncio.wait_for(task, 1.0)
+    await h.wiring.drain(1.0)
+
+
+async def test_nothing_is_applied_before_the_initial_list_of_monitors_is_in() -> None:
+    """Until the monitor table has its initial list every monitor looks missing: applying
+    them blind would be one write per CronJob on every start."""
+    h = Harness(synced=False)
+    stop = asyncio.Event()
+    task = asyncio.create_task(h.wiring.run(stop))
+    h.wiring.cronjob_event("ADDED", cronjob_body())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert h.client.applied == []
+    h.table.synced = True
 
     async def applied() -> bool:
         return bool(h.client.applied)

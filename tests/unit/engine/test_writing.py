@@ -128,6 +128,16 @@ async def test_a_write_whose_answer_is_lost_counts_its_ping_once():
     assert fake.puts_started == 1  # the fresh read showed the write's mark: not sent again
 
 
+async def test_a_write_sent_again_by_the_http_client_counts_its_ping_once():
+    # The lossy-proxy fault (tests/faults): the first copy landed, its answer was dropped,
+    # aiohttp re-sent the PUT on its own and that copy met a 409.
+    fake, _, writer = setup()
+    fake.resent_answers = 1
+    await writer.record(TOKEN, ping())
+    assert ping_count(fake) == 1
+    assert fake.puts_started == 1
+
+
 async def test_a_ping_whose_write_is_held_past_its_deadline_is_answered_when_it_lands():
     # Issue 18 item 1: the API server stopped with the write queued; a 503 at 5 s would
     # be a lie once the queued write is applied on resume.

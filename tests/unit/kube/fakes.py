@@ -38,6 +38,9 @@ class FakeKube:
         self.conflicts_left = 0
         self.fail_with: ApiError | None = None
         self.lose_answers = 0  # PUTs applied whose answer is lost on the wire (issue 18)
+        # PUTs applied whose answer is lost, then sent again by the HTTP client on its own
+        # (aiohttp, for an idempotent method on a dropped kept-alive connection): a 409.
+        self.resent_answers = 0
         self.stalled: asyncio.Event | None = None  # while set up: an API server stopped
         self.stalled_writes: list[asyncio.Future[Any]] = []
         self.drop_queued = False
@@ -72,20 +75,24 @@ class FakeKube:
         if self.stalled is not None:
             await self.stalled.wait()
         obj = self.objects.get(self._object_path(path))
-        if obj is None and path.endswith("/leases"):
+        if obj is None and path.endswith(("/leases", "/secrets")):
             return self._list(path, (kw.get("params") or {}).get("labelSelector"))
         if obj is None:
             raise ApiError(404, "NotFound", "not found")
         return copy.deepcopy(obj)
 
     def _list(self, path: str, selector: str | None) -> dict[str, Any]:
-        """A collection GET; ``labelSelector`` only as ``key=value``."""
-        key, _, value = (selector or "").partition("=")
+        """A collection GET; ``labelSelector`` only as ``key=value`` or ``key``."""
+        key, equals, value = (selector or "").partition("=")
         items = [
             copy.deepcopy(obj)
             for name, obj in sorted(self.objects.items())
             if name.rpartition("/")[0] == path
-            and (not key or (obj["metadata"].get("labels") or {}).get(key) == value)
+            and (
+                not key
+                or (not equals and key in (obj["metadata"].get("labels") or {}))
+                or (obj["metadata"].get("labels") or {}).get(key) == value
+            )
         ]
         return {"items": items}
 
@@ -120,6 +127,9 @@ class FakeKube:
         if self.lose_answers > 0:
             self.lose_answers -= 1
             raise ApiError(0, "Unreachable", "ServerDisconnectedError")
+        if self.resent_answers > 0:
+            self.resent_answers -= 1
+            raise ApiError(409, "Conflict", "the object has been modified")
         return result
 
     async def _put_after(

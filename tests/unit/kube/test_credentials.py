@@ -280,3 +280,36 @@ def test_a_static_token_kubeconfig_still_works(tmp_path: Path) -> None:
     assert (info.token, info.default_namespace) == ("file-token", "ns")
     (tmp_path / "token").write_text("rotated\n")
     assert credentials.get().token == "rotated"
+
+
+def test_kubectl_order_prefers_the_kubeconfig_and_honours_context(tmp_path: Path) -> None:
+    """``kubectl heartbeat`` (issue 16) reads credentials as kubectl does: in a Pod with a
+    kubeconfig the kubeconfig wins, and ``--context`` picks another context."""
+    config = tmp_path / "config"
+    config.write_text(
+        textwrap.dedent(
+            """\
+            apiVersion: v1
+            kind: Config
+            current-context: dev
+            contexts:
+            - {name: dev, context: {cluster: c, user: u, namespace: ns}}
+            - {name: prod, context: {cluster: c, user: p, namespace: ops}}
+            clusters: [{name: c, cluster: {server: "https://127.0.0.1:6443"}}]
+            users: [{name: u, user: {token: dev-token}}, {name: p, user: {token: prod-token}}]
+            """
+        )
+    )
+    directory = service_account(tmp_path / "sa", "pod-token")
+    environ = {"KUBECONFIG": str(config)}
+    operator = Credentials(service_account_dir=directory, environ=environ)
+    assert operator.get().token == "pod-token"
+    kubectl = Credentials(service_account_dir=directory, environ=environ, kubeconfig_first=True)
+    assert kubectl.get().token == "dev-token"
+    prod = Credentials(
+        service_account_dir=directory, environ=environ, kubeconfig_first=True, context="prod"
+    )
+    assert (prod.get().token, prod.get().default_namespace) == ("prod-token", "ops")
+    in_pod = Credentials(service_account_dir=directory, environ={}, kubeconfig_first=True)
+    in_pod._env = lambda: {"HOME": str(tmp_path)}  # type: ignore[method-assign]
+    assert in_pod.get().token == "pod-token"  # no kubeconfig: the Pod's ServiceAccount

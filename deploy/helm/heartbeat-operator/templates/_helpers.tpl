@@ -24,6 +24,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: heartbeat-operator
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/* Labels that select the operator Pods (never change them: Deployment selectors are immutable). */}}
@@ -61,9 +64,26 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default (include "heartbeat-operator.internalURL" .) .Values.externalURL | trimSuffix "/" }}
 {{- end }}
 
-{{/* The image reference. */}}
+{{/*
+The image reference (issue 17 item 1): `[global.imageRegistry/]repository` then `:tag`
+(the chart's appVersion when empty), `@digest` when one is given. The project publishes
+no image, so the repository has no default: without it `helm install` stops here with
+this sentence instead of deploying Pods that pull a Docker Hub name that isn't ours.
+*/}}
 {{- define "heartbeat-operator.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- $repository := required "image.repository is required: the image you built from the Dockerfile and pushed, e.g. --set image.repository=registry.example.com/heartbeat-operator (docs/install.md, section 1)" .Values.image.repository }}
+{{- with (.Values.global).imageRegistry }}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .) $repository }}
+{{- end }}
+{{- if .Values.image.digest }}
+{{- if .Values.image.tag }}
+{{- printf "%s:%s@%s" $repository .Values.image.tag .Values.image.digest }}
+{{- else }}
+{{- printf "%s@%s" $repository .Values.image.digest }}
+{{- end }}
+{{- else }}
+{{- printf "%s:%s" $repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -108,7 +128,8 @@ wildcard, never list or watch of Secrets: the operator reads a Secret by name.
   verbs: ["create", "list", "patch"]
 {{- end }}
 
-{{/* Cluster-scoped reads kopf needs to watch (DESIGN 9.17); no Role can grant them. */}}
+{{/* Cluster-scoped reads kopf needs to watch (DESIGN 9.17), and the pause API's reviews
+(issue 16); no Role can grant them. */}}
 {{- define "heartbeat-operator.clusterRules" -}}
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
@@ -116,6 +137,16 @@ wildcard, never list or watch of Secrets: the operator reads a Secret by name.
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["list", "watch"]
+{{- if .Values.pauseApi.enabled }}
+# The pause API (issue 16): who holds a caller's token, and may they patch the monitor?
+# Both reviews are cluster-scoped; they read nothing and change nothing.
+- apiGroups: ["authentication.k8s.io"]
+  resources: ["tokenreviews"]
+  verbs: ["create"]
+- apiGroups: ["authorization.k8s.io"]
+  resources: ["subjectaccessreviews"]
+  verbs: ["create"]
+{{- end }}
 {{- end }}
 
 {{/* The admission webhook's Service (DESIGN 10.4). */}}

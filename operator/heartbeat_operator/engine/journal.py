@@ -1,0 +1,849 @@
+"""The ping journal (DESIGN 10.7, fine print 10.8.10-12; issue 15).
+
+A ``200`` means the ping is stored in the Kubernetes API, in a *journal* Secret of the
+replica that took it, not necessarily in the monitor's status yet:
+
+- ``Journal``: each replica appends accepted pings, keyed (identity, sequence), to a
+  Secret of its own in the operator's namespace (type ``heartbeat.dev/journal``, labelled
+  ``heartbeat.dev/journal: <identity>``). One flush in flight; whatever arrives meanwhile
+  rides in the next one, whatever monitor it is for (group commit across monitors), and
+  each ping is answered when the flush carrying it succeeds. Every flush rewrites the
+  whole Secret conditional on its ``resourceVersion``: the journal holds the pings not
+  absorbed yet, and absorbed ones are dropped by the next flush (no extra write). A write
+  whose answer is lost (or a 409) is resolved by re-reading the Secret: what it holds is
+  stored, the rest is not (issue 18's rule, by sequence instead of a write mark). A ping
+  not stored within the write timeout is answered 503; if the flush carrying it lands
+  after all, the next conditional write voids it before its own absorber takes it.
+- ``Absorber``: each monitor's status takes in its stored pings through the writer lane
+  (``engine.writing``), at most one write per monitor per interval under a global
+  budget; the status remembers the highest sequence absorbed per journal
+  (``engine.journaled``), so a replay never counts twice.
+- ``JournalReader``: the leader's reads of every journal: one consistent list per batch
+  of deadlines (10.8.11), and the journals of replicas whose Lease expired, absorbed and
+  deleted (10.8.10).
+
+The pure parts (entry encoding, size accounting, which pings to send) take no clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import dataclasses
+import datetime
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from heartbeat_operator.domain.inputs import Ping
+from heartbeat_operator.domain.machine import describe
+from heartbeat_operator.domain.records import Record
+from heartbeat_operator.domain.specs import MonitorSpec
+from heartbeat_operator.domain.timefmt import TimeFormatError, format_time, parse_time
+from heartbeat_operator.engine import folding
+from heartbeat_operator.engine.api import ApiError, KubeApi, lease_path, secret_path
+from heartbeat_operator.engine.journaled import JournalPings
+from heartbeat_operator.engine.monitors import Key, MonitorEntry
+from heartbeat_operator.engine.writing import TokenBucket, Writer
+from heartbeat_operator.logthrottle import Throttle
+from heartbeat_operator.recording import (
+    JournalFull,
+    Overloaded,
+    UnknownToken,
+    WriteTimeout,
+)
+
+logger = logging.getLogger(__name__)
+
+JOURNAL_TYPE = "heartbeat.dev/journal"
+JOURNAL_LABEL = "heartbeat.dev/journal"
+MANAGED_BY = ("app.kubernetes.io/managed-by", "heartbeat-operator")
+NAME_PREFIX = "heartbeat-journal-"
+DATA_KEY = "entries"
+#: DESIGN 10.8.12: each journal object stays under this.
+HARD_LIMIT = 512 * 1024
+#: Bytes of a journal Secret besides its entries (metadata, labels, the server's
+#: managedFields), counted against the limit so the object stays under it.
+OVERHEAD = 4096
+#: The replica Lease of a journal's owner (``kube.replicas``): a journal whose Lease is
+#: gone or expired belongs to a dead replica. A journal younger than this is never
+#: judged dead (its replica may not have renewed its Lease yet).
+REPLICA_LEASE_PREFIX = "heartbeat-replica-"
+YOUNG_JOURNAL = datetime.timedelta(seconds=30)
+
+
+# --- entries (pure) ------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One journaled ping: its sequence, its monitor (key and uid), the ping itself."""
+
+    sequence: int
+    namespace: str
+    name: str
+    uid: str
+    ping: Ping
+
+    @property
+    def key(self) -> Key:
+        return (self.namespace, self.name)
+
+
+def encode_entry(entry: Entry) -> bytes:
+    """One entry as the journal stores it: compact JSON (a ping from the receiver has
+    time, kind, exit code, run id and body; nothing else is journaled)."""
+    ping = entry.ping
+    item: dict[str, Any] = {
+        "s": entry.sequence,
+        "ns": entry.namespace,
+        "n": entry.name,
+        "u": entry.uid,
+        "t": format_time(ping.time),
+        "k": ping.kind,
+    }
+    if ping.exit_code is not None:
+        item["x"] = ping.exit_code
+    if ping.run_id is not None:
+        item["r"] = ping.run_id
+    if ping.body is not None:
+        item["b"] = ping.body
+    return orjson.dumps(item)
+
+
+def decode_entry(item: Any) -> Entry | None:
+    """An entry from its JSON form (None: not one of ours, skipped)."""
+    if not isinstance(item, Mapping):
+        return None
+    try:
+        ping = Ping(
+            time=parse_time(str(item["t"])),
+            kind=item["k"],
+            exit_code=item.get("x"),
+            run_id=item.get("r"),
+            body=item.get("b"),
+        )
+        return Entry(int(item["s"]), str(item["ns"]), str(item["n"]), str(item["u"]), ping)
+    except (KeyError, TypeError, ValueError, TimeFormatError):
+        return None
+
+
+def encode_entries(encoded: Iterable[bytes]) -> str:
+    """The Secret's data value: base64 of a JSON list of entries."""
+    return base64.b64encode(b"[" + b",".join(encoded) + b"]").decode("ascii")
+
+
+def decode_entries(body: Mapping[str, Any]) -> list[Entry]:
+    """The entries a journal Secret holds, in sequence order."""
+    raw = (body.get("data") or {}).get(DATA_KEY)
+    if not raw:
+        return []
+    try:
+        items = orjson.loads(base64.b64decode(raw))
+    except (ValueError, TypeError):
+        logger.warning("journal %s holds no entries we can read", _name_of(body))
+        return []
+    entries = [e for e in (decode_entry(i) for i in items or ()) if e is not None]
+    return sorted(entries, key=lambda e: e.sequence)
+
+
+def stored_size(entry_bytes: int, count: int) -> int:
+    """Bytes of a journal Secret whose entries encode to ``entry_bytes`` in all: the
+    base64 of the JSON list plus the object's overhead (DESIGN 10.8.12 size accounting)."""
+    raw = entry_bytes + max(count - 1, 0) + 2
+    return 4 * ((raw + 2) // 3) + OVERHEAD
+
+
+def journal_name(identity: str) -> str:
+    return NAME_PREFIX + identity
+
+
+def journal_body(
+    identity: str, namespace: str, encoded: Iterable[bytes], resource_version: str | None
+) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "name": journal_name(identity),
+        "namespace": namespace,
+        "labels": {MANAGED_BY[0]: MANAGED_BY[1], JOURNAL_LABEL: identity},
+    }
+    if resource_version is not None:
+        metadata["resourceVersion"] = resource_version
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": JOURNAL_TYPE,
+        "metadata": metadata,
+        "data": {DATA_KEY: encode_entries(encoded)},
+    }
+
+
+def by_monitor(entries: Iterable[Entry]) -> dict[tuple[str, str, str], list[Entry]]:
+    """Entries grouped by monitor (namespace, name, uid), each group in sequence order."""
+    groups: dict[tuple[str, str, str], list[Entry]] = collections.defaultdict(list)
+    for entry in sorted(entries, key=lambda e: e.sequence):
+        groups[(entry.namespace, entry.name, entry.uid)].append(entry)
+    return dict(groups)
+
+
+def journal_pings(replica: str, entries: Iterable[Entry]) -> JournalPings:
+    return JournalPings(replica, tuple((e.sequence, e.ping) for e in entries))
+
+
+def _name_of(body: Mapping[str, Any]) -> str:
+    return str((body.get("metadata") or {}).get("name", "?"))
+
+
+def _version_of(body: Mapping[str, Any]) -> str | None:
+    version = (body.get("metadata") or {}).get("resourceVersion")
+    return version if isinstance(version, str) else None
+
+
+# --- the replica's own journal ---------------------------------------------------------
+
+
+@dataclasses.dataclass(eq=False)
+class Waiter:
+    entry: Entry
+    encoded: bytes
+    future: asyncio.Future[None]
+    voided: bool = False
+
+
+class Journal:
+    """This replica's journal Secret: appends, flushes, what is stored and absorbed."""
+
+    def __init__(
+        self,
+        client: KubeApi,
+        *,
+        namespace: str,
+        identity: str,
+        max_bytes: int = 500 * 1024,
+        write_timeout: float = 5.0,
+        max_unabsorbed: int = 50,
+    ) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.identity = folding.replica_name(identity)
+        self.name = journal_name(self.identity)
+        self.max_bytes = min(max_bytes, HARD_LIMIT - 1)
+        self.write_timeout = write_timeout
+        self.max_unabsorbed = max_unabsorbed
+        self._sequence = itertools.count(1)
+        #: What the Secret holds as last known (written or read), by sequence.
+        self._stored: dict[int, bytes] = {}
+        self._entries: dict[int, Entry] = {}
+        self._absorbed: set[int] = set()  # stored and absorbed: dropped by the next flush
+        self._voided: set[int] = set()  # answered 503: the next write leaves them out
+        self._pending: list[Waiter] = []
+        self._in_flight: list[Waiter] = []
+        self._version: str | None = None  # None: the Secret does not exist (as far as known)
+        self._bytes = 0  # encoded bytes of stored + pending entries
+        self._count = 0
+        #: Accepted and not absorbed, per monitor (DESIGN 10.8.12: more than 50 is 429).
+        self._unabsorbed: collections.Counter[Key] = collections.Counter()
+        self._task: asyncio.Task[None] | None = None
+        self._log = Throttle(logger)
+        self.closed = False
+        #: Told of entries once stored (the absorber).
+        self.on_stored: list[Callable[[Sequence[Entry]], None]] = []
+        self.flushes = 0
+        self.flush_seconds: list[float] = []  # the last flush latencies, for metrics
+
+    # --- appending ---------------------------------------------------------------------
+
+    def unabsorbed(self, key: Key) -> int:
+        return self._unabsorbed[key]
+
+    @property
+    def flushing(self) -> bool:
+        """Whether a flush (or the resolution of a lost one) is under way."""
+        return self._task is not None and not self._task.done()
+
+    def waiting_monitors(self) -> list[Key]:
+        return list(self._unabsorbed)
+
+    @property
+    def backlog(self) -> int:
+        """Pings accepted and not absorbed yet (metrics: journal backlog)."""
+        return sum(self._unabsorbed.values())
+
+    async def append(self, entry: MonitorEntry, ping: Ping) -> None:
+        """Store ``ping`` for ``entry``'s monitor; return once a flush carrying it succeeded.
+
+        Raises ``Overloaded`` (more than 50 unabsorbed pings for this monitor: nothing
+        journaled), ``JournalFull`` (the Secret would pass its size), ``WriteTimeout`` (not
+        stored within the write timeout).
+        """
+        if self.closed:
+            raise WriteTimeout("the replica is stopping")
+        key = entry.key
+        if self._unabsorbed[key] >= self.max_unabsorbed:
+            raise Overloaded("too many pings not absorbed yet for this monitor")
+        item = Entry(next(self._sequence), entry.namespace, entry.name, entry.uid, ping)
+        encoded = encode_entry(item)
+        if stored_size(self._bytes + len(encoded), self._count + 1) > self.max_bytes:
+            raise JournalFull("the replica's journal is full")
+        waiter = Waiter(item, encoded, asyncio.get_running_loop().create_future())
+        self._pending.append(waiter)
+        self._bytes += len(encoded)
+        self._count += 1
+        self._unabsorbed[key] += 1
+        self._kick()
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter.future), self.write_timeout)
+        except TimeoutError:
+            self._void(waiter)
+            raise WriteTimeout("the journal write did not succeed in time") from None
+
+    def _void(self, waiter: Waiter) -> None:
+        """``waiter`` is answered 503: it must never count (DESIGN 10.8.12)."""
+        waiter.voided = True
+        if not waiter.future.done():
+            waiter.future.cancel()
+        seq = waiter.entry.sequence
+        if waiter in self._pending:
+            self._pending.remove(waiter)  # never sent
+            self._forget(seq, waiter.encoded, waiter.entry.key)
+            return
+        # Sent: its flush may still land; the next write (conditional, so after we know)
+        # leaves it out.
+        self._voided.add(seq)
+        self._unabsorbed[waiter.entry.key] -= 1
+        self._tidy(waiter.entry.key)
+
+    def _forget(self, seq: int, encoded: bytes, key: Key, *, counted: bool = True) -> None:
+        self._bytes -= len(encoded)
+        self._count -= 1
+        if counted:
+            self._unabsorbed[key] -= 1
+            self._tidy(key)
+
+    def _tidy(self, key: Key) -> None:
+        if self._unabsorbed[key] <= 0:
+            del self._unabsorbed[key]
+
+    # --- what the absorber asks ----------------------------------------------------------
+
+    def stored_for(self, key: Key) -> list[Entry]:
+        """Every stored, not absorbed, not voided entry of this monitor (all of them: the
+        absorbed mark in status is only safe if each absorption takes them all)."""
+        return [
+            e
+            for seq, e in sorted(self._entries.items())
+            if e.key == key and seq not in self._absorbed and seq not in self._voided
+        ]
+
+    def absorbed(self, entries: Iterable[Entry]) -> None:
+        """The status holding ``entries`` is written: the next flush drops them."""
+        for entry in entries:
+            seq = entry.sequence
+            if seq in self._entries and seq not in self._absorbed and seq not in self._voided:
+                self._absorbed.add(seq)
+                self._unabsorbed[entry.key] -= 1
+                self._tidy(entry.key)
+
+    def dropped(self, key: Key) -> None:
+        """The monitor is gone: its entries are absorbed by no one, dropped next flush."""
+        self.absorbed(self.stored_for(key))
+
+    @property
+    def all_absorbed(self) -> bool:
+        return not self._pending and not self._in_flight and self.backlog == 0
+
+    # --- flushing ----------------------------------------------------------------------
+
+    def _kick(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._flush_loop(), name="journal flush")
+
+    def _needs_write(self) -> bool:
+        """A voided entry the Secret still holds must be removed even without new pings."""
+        return any(seq in self._stored for seq in self._voided)
+
+    async def _flush_loop(self) -> None:
+        failures = 0
+        try:
+            while self._pending or self._needs_write():
+                batch = [w for w in self._pending if not w.future.done()]
+                self._pending.clear()
+                self._in_flight = batch
+                ok = await self._flush(batch)
+                self._in_flight = []
+                self._release_voided(batch)
+                if ok:
+                    failures = 0
+                    continue
+                failures += 1
+                # Not stored: back in front of what came meanwhile (sequence order kept).
+                alive = [w for w in batch if not w.voided and not w.future.done()]
+                self._pending[:0] = alive
+                await asyncio.sleep(min(0.1 * 2.0**failures, 1.0))
+        except Exception:
+            logger.exception("journal flush failed")
+            for waiter in [*self._in_flight, *self._pending]:
+                if not waiter.future.done():
+                    waiter.future.set_exception(WriteTimeout("journal write failed"))
+                    waiter.future.exception()
+            self._in_flight = []
+            self._pending.clear()
+
+    def _release_voided(self, batch: Sequence[Waiter]) -> None:
+        """Voided pings of ``batch`` the journal does not hold give their room back (one
+        it holds does once the write that removes it lands: ``_landed``)."""
+        for waiter in batch:
+            seq = waiter.entry.sequence
+            if waiter.voided and seq in self._voided and seq not in self._stored:
+                self._voided.discard(seq)
+                self._forget(seq, waiter.encoded, waiter.entry.key, counted=False)
+
+    def _content(self, batch: Sequence[Waiter]) -> list[tuple[int, bytes]]:
+        """What the next write stores: the stored entries not absorbed or voided, and
+        the batch (sequence order)."""
+        keep = [
+            (seq, data)
+            for seq, data in self._stored.items()
+            if seq not in self._absorbed and seq not in self._voided
+        ]
+        keep += [(w.entry.sequence, w.encoded) for w in batch if not w.voided]
+        return sorted(keep)
+
+    async def _flush(self, batch: list[Waiter]) -> bool:
+        """One conditional write of the journal; True when it landed (or nothing to do)."""
+        content = self._content(batch)
+        body = journal_body(
+            self.identity, self.namespace, (data for _, data in content), self._version
+        )
+        started = time.monotonic()
+        try:
+            if self._version is None:
+                written = await self.client.post(secret_path(self.namespace), body, kind="secrets")
+            else:
+                written = await self.client.put(
+                    secret_path(self.namespace, self.name),
+                    body,
+                    kind="secrets",
+                    timeout=self.write_timeout,
+                )
+        except ApiError as exc:
+            self._log.log(
+                "journal write", logging.WARNING, "journal write %s failed: %s", self.name, exc
+            )
+            # Re-read: what the Secret holds is stored, the rest is not (issue 18).
+            resolvable = exc.conflict or exc.outcome_unknown or exc.not_found
+            return resolvable and await self._reread(batch)
+        self.flushes += 1
+        self.flush_seconds = [*self.flush_seconds[-99:], time.monotonic() - started]
+        self._landed(batch, content, _version_of(written))
+        return True
+
+    def _landed(
+        self, batch: Sequence[Waiter], content: Sequence[tuple[int, bytes]], version: str | None
+    ) -> None:
+        """The Secret holds exactly ``content`` at ``version``: answer the batch."""
+        held = dict(content)
+        for seq in list(self._stored):
+            if seq not in held:  # dropped by this write (absorbed or voided), or by the
+                # leader that took this replica for dead and absorbed its journal
+                data = self._stored.pop(seq)
+                entry = self._entries.pop(seq)
+                counted = seq not in self._absorbed and seq not in self._voided
+                self._absorbed.discard(seq)
+                self._voided.discard(seq)
+                self._forget(seq, data, entry.key, counted=counted)
+        fresh = []
+        for waiter in batch:
+            seq = waiter.entry.sequence
+            if seq not in held:
+                continue
+            self._stored[seq] = waiter.encoded
+            self._entries[seq] = waiter.entry
+            if not waiter.voided and not waiter.future.done():
+                waiter.future.set_result(None)
+                fresh.append(waiter.entry)
+        self._version = version
+        if fresh:
+            for listener in self.on_stored:
+                try:
+                    listener(fresh)
+                except Exception:
+                    logger.exception("journal listener failed")
+
+    async def _reread(self, batch: Sequence[Waiter]) -> bool:
+        """After a lost answer or a conflict: read the Secret; a batch entry it holds is
+        stored (answered), one it lacks is not. True when the batch is settled."""
+        try:
+            body = await self.client.get(secret_path(self.namespace, self.name), kind="secrets")
+        except ApiError as exc:
+            if not exc.not_found:
+                return False
+            body = {}
+        held = {e.sequence for e in decode_entries(body)}
+        version = _version_of(body) if body else None
+        stored = {seq: data for seq, data in self._stored.items() if seq in held}
+        content = sorted(stored.items())
+        content += [(w.entry.sequence, w.encoded) for w in batch if w.entry.sequence in held]
+        landed_all = all(w.entry.sequence in held for w in batch if not w.voided)
+        self._landed(batch, sorted(content), version)
+        return landed_all
+
+    # --- shutdown ----------------------------------------------------------------------
+
+    async def delete_if_empty(self) -> bool:
+        """On SIGTERM, once everything is absorbed: delete the journal (True: gone)."""
+        self.closed = True
+        if not self.all_absorbed:
+            return False
+        if self._version is None:
+            return True
+        try:
+            await self.client.delete(secret_path(self.namespace, self.name), kind="secrets")
+        except ApiError as exc:
+            if not exc.not_found:
+                logger.warning("deleting journal %s failed: %s", self.name, exc)
+                return False
+        self._version = None
+        return True
+
+
+class JournalRecorder:
+    """``recording.PingRecorder`` with the journal on: the token lookup of the writer,
+    then the journal; the status write follows behind the reply (``Absorber``)."""
+
+    def __init__(self, writer: Writer, journal: Journal) -> None:
+        self.writer = writer
+        self.journal = journal
+
+    async def record(self, token: str, ping: Ping) -> None:
+        entry = await self.writer.find(token)
+        await self.journal.append(entry, ping)
+
+
+# --- absorption ----------------------------------------------------------------------
+
+
+class Absorber:
+    """Absorbs this replica's stored pings into their monitors' statuses behind the reply:
+    within ``interval`` at rest, at most one write per monitor per ``interval`` under load,
+    under a global budget of ``writes_per_second`` (DESIGN 10.7). Monitors whose state
+    the absorption likely changes go first, then those waiting longest."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        writer: Writer,
+        *,
+        interval: float = 1.0,
+        writes_per_second: float = 200.0,
+        max_in_flight: int = 64,
+        clock: Callable[[], float] = time.monotonic,
+        reader: JournalReader | None = None,
+        now: Callable[[], datetime.datetime] | None = None,
+    ) -> None:
+        self.journal = journal
+        self.writer = writer
+        self._now = now or (lambda: datetime.datetime.now(datetime.UTC))
+        #: Every replica's journals, read when an absorbing write judges a deadline.
+        self.reader = reader
+        self.interval = interval
+        self._bucket = TokenBucket(writes_per_second, max(1, int(writes_per_second)), clock)
+        self._clock = clock
+        self._dirty: dict[Key, None] = {}
+        self._last: dict[Key, float] = {}
+        self._busy: set[Key] = set()
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.lag_seconds: list[float] = []  # accept-to-absorbed, the last ones (metrics)
+        journal.on_stored.append(self.stored)
+
+    def stored(self, entries: Sequence[Entry]) -> None:
+        for entry in entries:
+            self._dirty[entry.key] = None
+        self._wake.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="journal absorber")
+
+    async def _run(self) -> None:
+        while self._dirty or self._tasks:
+            self._wake.clear()
+            now = self._clock()
+            wait: float | None = None
+            for key in sorted(self._dirty, key=self._routine):  # transitions first
+                if key in self._busy:
+                    continue
+                due = self._last.get(key, -1e18) + self.interval
+                if due > now:
+                    wait = due - now if wait is None else min(wait, due - now)
+                    continue
+                delay = self._bucket.delay()
+                if delay > 0:
+                    wait = delay if wait is None else min(wait, delay)
+                    break
+                self._bucket.take()
+                del self._dirty[key]
+                self._busy.add(key)
+                self._last[key] = now
+                task = asyncio.create_task(self._absorb(key))
+                self._tasks.add(task)
+                task.add_done_callback(self._done)
+            self._forget_old(now)
+            if not self._dirty and not self._tasks:
+                return
+            waking = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({waking}, timeout=wait)
+            finally:
+                waking.cancel()
+
+    def _settled_deadline(self, key: Key, entries: Sequence[Entry]) -> datetime.datetime | None:
+        """The deadline of the monitor that folding ``entries`` judges, if any (a ping
+        after its ``nextDueTime`` or ``alertTime``, or a write after them: every input
+        first settles the deadlines before its time, ``domain.machine.apply``)."""
+        entry = self.writer.table.get(key)
+        if entry is None:
+            return None
+        spec = folding.parse(entry)
+        if not isinstance(spec, MonitorSpec):
+            return None  # nothing is judged
+        now = self._now()
+        settled = now - datetime.timedelta(seconds=self.writer.config.deadline_delay)
+        latest = max([settled, *(e.ping.time for e in entries)])
+        try:
+            record = Record.from_status(entry.status, active_since=folding.created_at(entry, now))
+            due = describe(spec, record).next_change_at
+        except (OverflowError, ValueError):
+            return None
+        return due if due is not None and due <= latest else None
+
+    def _routine(self, key: Key) -> bool:
+        """False for a monitor whose absorption likely changes its state: it is not
+        Healthy (a ping ends New, Grace or Down), or a failure waits (DESIGN 10.7: under
+        the budget, state transitions first). Sorting keeps the waiting order otherwise."""
+        entry = self.writer.table.get(key)
+        if entry is None or entry.summary.get("state") != "Healthy":
+            return False
+        return not any(
+            e.ping.kind == "fail" or e.ping.exit_code not in (None, 0)
+            for e in self.journal.stored_for(key)
+        )
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._wake.set()
+
+    def _forget_old(self, now: float) -> None:
+        for key, last in list(self._last.items()):
+            if now - last > self.interval and key not in self._busy:
+                del self._last[key]
+
+    async def _absorb(self, key: Key) -> None:
+        try:
+            async with self._slots:
+                entries = self.journal.stored_for(key)
+                current = self.writer.table.get(key)
+                stale = [e for e in entries if current is None or e.uid != current.uid]
+                if stale:  # for a monitor deleted since (and maybe made again): no one's
+                    self.journal.absorbed(stale)
+                    entries = [e for e in entries if e not in stale]
+                if not entries:
+                    return
+                absorb = [journal_pings(self.journal.identity, entries)]
+                due = self._settled_deadline(key, entries)
+                monitor = self.writer.table.get(key)
+                if self.reader is not None and due is not None and monitor is not None:
+                    # DESIGN 10.8.11: a write that judges a deadline folds every journal
+                    # first, so a ping another replica acknowledged before it counts; any
+                    # list sent after the deadline shows those (and is shared).
+                    listed = await self.reader.list_since(due.timestamp())
+                    absorb += listed.pings_for(monitor)
+                change = folding.Change(absorb=tuple(absorb))
+                try:
+                    await self.writer.submit(key, change, timeout=None)
+                except UnknownToken:  # the monitor is gone: nothing to absorb into
+                    self.journal.dropped(key)
+                    return
+                except WriteTimeout:
+                    self._dirty[key] = None  # the writer gave up: again after the interval
+                    return
+                self.journal.absorbed(entries)
+                now = self._now()
+                lags = [(now - e.ping.time).total_seconds() for e in entries]
+                self.lag_seconds = [*self.lag_seconds[-99:], *lags][-100:]
+        except Exception:
+            logger.exception("absorbing %s/%s failed", *key)
+            self._dirty[key] = None
+        finally:
+            self._busy.discard(key)
+
+    async def absorb_all(self, timeout: float) -> None:
+        """On SIGTERM: absorb what is stored now, within ``timeout`` (DESIGN 10.8.10)."""
+        self.interval = 0.0
+        self._wake.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self.journal.all_absorbed and loop.time() < deadline:
+            if self._task is None or self._task.done():
+                for key in self.journal.waiting_monitors():
+                    self._dirty[key] = None
+                if self._dirty:
+                    self._task = asyncio.create_task(self._run(), name="journal absorber")
+            await asyncio.sleep(0.05)
+
+
+# --- the leader's reads ----------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class JournalList:
+    """Every journal as one LIST showed it (one consistent view, DESIGN 10.8.11)."""
+
+    started: float  # wall time the LIST was sent
+    journals: dict[str, list[Entry]]  # identity -> entries
+    versions: dict[str, str]  # identity -> resourceVersion
+    created: dict[str, datetime.datetime]
+
+    def pings_for(self, entry: MonitorEntry) -> tuple[JournalPings, ...]:
+        found = []
+        for identity, entries in sorted(self.journals.items()):
+            mine = [e for e in entries if e.key == entry.key and e.uid == entry.uid]
+            if mine:
+                found.append(journal_pings(identity, mine))
+        return tuple(found)
+
+
+class JournalReader:
+    """The leader's view of every replica's journal."""
+
+    def __init__(
+        self,
+        client: KubeApi,
+        writer: Writer,
+        *,
+        namespace: str,
+        lease_duration: float = 8.0,
+        wall: Callable[[], float] = time.time,
+        now: Callable[[], datetime.datetime] | None = None,
+    ) -> None:
+        self.client = client
+        self.writer = writer
+        self.namespace = namespace
+        self.lease_duration = lease_duration
+        self._wall = wall
+        self._now = now or (lambda: datetime.datetime.now(datetime.UTC))
+        self._last: JournalList | None = None
+        self._listing: asyncio.Task[JournalList] | None = None
+        self._listing_started = 0.0
+
+    async def list_since(self, since: float) -> JournalList:
+        """A list sent at or after wall time ``since``: the deadlines of one batch share
+        one LIST (the first reconcile sends it, the others await it)."""
+        if self._last is not None and self._last.started >= since:
+            return self._last
+        if self._listing is not None and self._listing_started >= since:
+            return await asyncio.shield(self._listing)
+        self._listing_started = self._wall()
+        self._listing = asyncio.create_task(self._list(self._listing_started))
+        return await asyncio.shield(self._listing)
+
+    async def _list(self, started: float) -> JournalList:
+        body = await self.client.get(
+            secret_path(self.namespace),
+            kind="secrets",
+            params={"labelSelector": JOURNAL_LABEL},
+        )
+        journals: dict[str, list[Entry]] = {}
+        versions: dict[str, str] = {}
+        created: dict[str, datetime.datetime] = {}
+        for item in body.get("items") or ():
+            if item.get("type") != JOURNAL_TYPE:
+                continue
+            metadata = item.get("metadata") or {}
+            identity = (metadata.get("labels") or {}).get(JOURNAL_LABEL)
+            if not isinstance(identity, str):
+                continue
+            journals[identity] = decode_entries(item)
+            versions[identity] = str(metadata.get("resourceVersion", ""))
+            try:
+                created[identity] = parse_time(str(metadata.get("creationTimestamp")))
+            except TimeFormatError:
+                created[identity] = self._now()
+        result = JournalList(started, journals, versions, created)
+        if self._last is None or self._last.started <= started:
+            self._last = result
+        return result
+
+    async def dead(self, journals: JournalList) -> list[str]:
+        """Identities of journals whose replica Lease is gone or expired."""
+        body = await self.client.get(lease_path(self.namespace), kind="leases")
+        renewed: dict[str, datetime.datetime] = {}
+        for item in body.get("items") or ():
+            name = str((item.get("metadata") or {}).get("name", ""))
+            if not name.startswith(REPLICA_LEASE_PREFIX):
+                continue
+            spec = item.get("spec") or {}
+            try:
+                at = parse_time(str(spec.get("renewTime")))
+            except TimeFormatError:
+                continue
+            renewed[name.removeprefix(REPLICA_LEASE_PREFIX)] = at
+        now = self._now()
+        expiry = datetime.timedelta(seconds=self.lease_duration)
+        gone = []
+        for identity in journals.journals:
+            last = renewed.get(identity)
+            if last is not None and now - last <= expiry:
+                continue
+            if last is None and now - journals.created[identity] < YOUNG_JOURNAL:
+                continue
+            gone.append(identity)
+        return gone
+
+    async def absorb_dead(self, table_get: Callable[[Key], MonitorEntry | None]) -> int:
+        """Absorb and delete the journals of dead replicas; the number deleted."""
+        journals = await self.list_since(self._wall())
+        deleted = 0
+        for identity in await self.dead(journals):
+            groups = by_monitor(journals.journals[identity])
+            ok = True
+            for (namespace, name, uid), entries in groups.items():
+                monitor = table_get((namespace, name))
+                if monitor is None or monitor.uid != uid:
+                    continue  # the monitor is gone: nothing to absorb into
+                change = folding.Change(absorb=(journal_pings(identity, entries),))
+                try:
+                    await self.writer.submit((namespace, name), change, timeout=None)
+                except UnknownToken:
+                    continue
+                except WriteTimeout:
+                    ok = False
+            if not ok:
+                continue
+            try:
+                await self.client.delete(
+                    secret_path(self.namespace, journal_name(identity)), kind="secrets"
+                )
+            except ApiError as exc:
+                if not exc.not_found:
+                    logger.warning("deleting journal of %s failed: %s", identity, exc)
+                    continue
+            logger.info("absorbed and deleted the journal of replica %s", identity)
+            deleted += 1
+        return deleted
+
+    async def run(self, is_leader: Callable[[], bool], table_get: Any, interval: float) -> None:
+        """While leading: every ``interval``, absorb the journals of dead replicas."""
+        while True:
+            await asyncio.sleep(interval)
+            if not is_leader():
+                continue
+            try:
+                await self.absorb_dead(table_get)
+            except ApiError as exc:
+                logger.warning("reading journals failed: %s", exc)

@@ -1,0 +1,135 @@
+"""The ping journal against the real control plane (DESIGN 10.7, 10.8.10-12; issue 15).
+
+Every operator here runs with ``--journal``: a ``200`` means the ping is stored in the
+replica's journal Secret (``kubectl get secret -l heartbeat.dev/journal``), and the
+monitor's status absorbs it behind the reply.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s
+
+from tests.integration.operator_process import Monitors, at, http, isolated
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+JOURNAL = "--journal"
+
+
+@pytest.fixture
+def monitors(api_client, namespace):
+    return Monitors(api_client, namespace)
+
+
+def journals(api_client: k8s.ApiClient, namespace: str) -> dict[str, list[dict[str, Any]]]:
+    """Every journal Secret in ``namespace`` (as ``kubectl get secret -l
+    heartbeat.dev/journal`` lists them): identity -> its entries."""
+    found = k8s.CoreV1Api(api_client).list_namespaced_secret(
+        namespace, label_selector="heartbeat.dev/journal"
+    )
+    out = {}
+    for secret in found.items:
+        assert secret.type == "heartbeat.dev/journal"
+        assert secret.metadata.labels["app.kubernetes.io/managed-by"] == "heartbeat-operator"
+        raw = (secret.data or {}).get("entries")
+        entries = json.loads(base64.b64decode(raw)) if raw else []
+        out[secret.metadata.labels["heartbeat.dev/journal"]] = entries
+    return out
+
+
+def entry_names(api_client: k8s.ApiClient, namespace: str) -> list[str]:
+    return [e["n"] for entries in journals(api_client, namespace).values() for e in entries]
+
+
+def test_a_ping_answered_200_is_journaled_then_absorbed_and_leaves_the_journal(
+    operator_factory, monitors, namespace, api_client
+):
+    op = operator_factory.start(*isolated(namespace, JOURNAL))
+    monitors.create("first", {"period": "1h"})
+    monitors.create("second", {"period": "1h"})
+    first, second = monitors.url("first"), monitors.url("second")
+    before = time.time()
+    assert http(first + "?rid=r1", method="POST", data=b"backup done").status == 200
+    # Stored before the reply: the journal holds the ping now.
+    assert entry_names(api_client, namespace) == ["first"]
+    status = wait_for(
+        lambda: (s := monitors.status("first")).get("pingCount") == 1 and s,
+        timeout=10,
+        interval=0.05,
+        what="the ping absorbed into status",
+    )
+    absorbed_after = time.time() - before
+    assert status["recentPings"][0]["body"] == "backup done"
+    assert status["lastPingTime"] is not None
+    marks = status["journalAbsorbed"]
+    assert [m["sequence"] for m in marks] == [1]
+    # The next flush (another monitor's ping) drops the absorbed entry: no extra write.
+    assert http(second).status == 200
+    assert entry_names(api_client, namespace) == ["second"]
+    wait_for(lambda: monitors.status("second").get("pingCount") == 1, timeout=10, what="second")
+    assert monitors.status("first")["pingCount"] == 1  # never twice
+    print(f"first ping absorbed after {absorbed_after:.2f} s")
+    # SIGTERM: the replica absorbs what it holds and deletes its journal.
+    assert op.stop() == 0
+    assert journals(api_client, namespace) == {}
+
+
+def test_a_sigkilled_replicas_journal_is_absorbed_by_the_leader(
+    operator_factory, monitors, namespace, api_client
+):
+    leader = operator_factory.start(*isolated(namespace, JOURNAL), name="leader")
+    monitors.create("m", {"period": "1h"})
+    url = monitors.url("m")
+    wait_for(lambda: monitors.status("m").get("state"), timeout=10, what="leader writes")
+    # A replica that absorbs its first ping at once, then none for ten minutes.
+    follower = operator_factory.start(
+        *isolated(namespace, JOURNAL, "--absorb-interval", "600"), name="follower"
+    )
+    url = url.replace(leader.url, follower.url)
+    assert http(url).status == 200
+    wait_for(lambda: monitors.status("m").get("pingCount") == 1, timeout=10, what="absorbed")
+    for _ in range(3):
+        assert http(url).status == 200
+    assert len(entry_names(api_client, namespace)) >= 3  # stored, not absorbed
+    follower.kill()
+    # Its replica Lease expires (8 s); the leader absorbs the journal, then deletes it.
+    wait_for(lambda: monitors.status("m").get("pingCount") == 4, timeout=40, what="absorbed")
+    wait_for(lambda: journals(api_client, namespace) == {}, timeout=10, what="journal deleted")
+    assert monitors.status("m")["pingCount"] == 4  # the first one is not counted again
+
+
+def test_a_ping_acknowledged_just_before_alert_time_is_never_judged_missed(
+    operator_factory, monitors, namespace, api_client
+):
+    leader = operator_factory.start(*isolated(namespace, JOURNAL), name="leader")
+    monitors.create("tight", {"period": "6s", "grace": "3s"})
+    url = monitors.url("tight")
+    follower = operator_factory.start(
+        *isolated(namespace, JOURNAL, "--absorb-interval", "600"), name="follower"
+    )
+    url = url.replace(leader.url, follower.url)
+    assert http(url).status == 200  # absorbed at once: the first of this interval
+    status = wait_for(
+        lambda: (s := monitors.status("tight")).get("pingCount") == 1 and s,
+        timeout=10,
+        what="first ping absorbed",
+    )
+    alert = at(status["alertTime"]).timestamp()
+    wait_for(lambda: time.time() >= alert - 0.7, timeout=15, interval=0.01, what="0.7 s left")
+    assert http(url).status == 200  # journaled; its replica will not absorb it for 10 min
+    acked = time.time()
+    assert acked < alert
+    # The leader judges the alertTime at +0.5 s, folding the journals first.
+    wait_for(lambda: time.time() >= alert + 2, timeout=10, interval=0.05, what="judged")
+    status = monitors.status("tight")
+    assert status["state"] != "Down", status.get("conditions")
+    assert "Missed" not in monitors.event_reasons("tight")
+    assert status["pingCount"] == 2  # absorbed in the same write as the judgement
+    assert at(status["lastPingTime"]).timestamp() < alert

@@ -1,0 +1,356 @@
+"""The ping journal: entries, flushes, absorption, replay (DESIGN 10.7, 10.8.10-12)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from tests.support.waiting import async_wait_for
+from tests.unit.kube.fakes import FakeKube
+
+from heartbeat_operator.domain.inputs import Ping
+from heartbeat_operator.domain.timefmt import format_time
+from heartbeat_operator.domain.tokens import token_hash
+from heartbeat_operator.engine import journal as jr
+from heartbeat_operator.engine.api import ApiError, secret_path
+from heartbeat_operator.engine.folding import Change
+from heartbeat_operator.engine.journaled import JournalPings, absorb, absorbed_marks
+from heartbeat_operator.engine.monitors import MonitorTable
+from heartbeat_operator.engine.writing import Writer, WriterConfig
+from heartbeat_operator.recording import JournalFull, Overloaded, WriteTimeout
+
+NS = "heartbeat-system"
+T0 = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+def monitor(name: str, token: str) -> dict:
+    return {
+        "apiVersion": "heartbeat.dev/v1alpha1",
+        "kind": "HeartbeatMonitor",
+        "metadata": {
+            "name": name,
+            "namespace": "ns",
+            "uid": f"uid-{name}",
+            "generation": 1,
+            "creationTimestamp": format_time(datetime.now(UTC) - timedelta(minutes=1)),
+        },
+        "spec": {"period": "1h", "grace": "5m"},
+        "status": {"tokenHash": token_hash(token), "observedGeneration": 1},
+    }
+
+
+TOKENS = {"a": "a" * 43, "b": "b" * 43}
+
+
+def setup(**journal_config):
+    fake = FakeKube()
+    table = MonitorTable()
+    for name, token in TOKENS.items():
+        table.upsert(
+            fake.add(
+                f"/apis/heartbeat.dev/v1alpha1/namespaces/ns/heartbeatmonitors/{name}",
+                monitor(name, token),
+            )
+        )
+    table.synced = True
+    writer = Writer(fake, table, WriterConfig(deadline_delay=0))
+    journal = jr.Journal(fake, namespace=NS, identity="pod-1-abc", **journal_config)
+    return fake, table, writer, journal
+
+
+def mpath(name: str) -> str:
+    return f"/apis/heartbeat.dev/v1alpha1/namespaces/ns/heartbeatmonitors/{name}"
+
+
+def ping(at: datetime | None = None, body: str | None = None) -> Ping:
+    return Ping(time=at or datetime.now(UTC), kind="success", body=body)
+
+
+def stored(fake: FakeKube) -> list[jr.Entry]:
+    body = fake.objects.get(secret_path(NS, "heartbeat-journal-pod-1-abc"))
+    return jr.decode_entries(body) if body else []
+
+
+def ping_count(fake: FakeKube, name: str) -> int:
+    return int(fake.objects[mpath(name)]["status"].get("pingCount", 0))
+
+
+# --- pure parts --------------------------------------------------------------------------
+
+
+def test_an_entry_survives_its_encoding():
+    entry = jr.Entry(7, "ns", "m", "uid-1", Ping(T0, "fail", exit_code=3, run_id="r1", body="é"))
+    body = jr.journal_body("pod-1", NS, [jr.encode_entry(entry)], None)
+    assert jr.decode_entries(body) == [entry]
+    assert body["type"] == "heartbeat.dev/journal"
+    assert body["metadata"]["labels"] == {
+        "app.kubernetes.io/managed-by": "heartbeat-operator",
+        "heartbeat.dev/journal": "pod-1",
+    }
+
+
+def test_size_accounting_matches_the_object_it_writes():
+    entries = [jr.encode_entry(jr.Entry(i, "ns", "m", "u", ping(T0, "x" * i))) for i in range(50)]
+    body = jr.journal_body("pod-1", NS, entries, None)
+    data = len(body["data"][jr.DATA_KEY])
+    assert jr.stored_size(sum(map(len, entries)), len(entries)) == data + jr.OVERHEAD
+
+
+def test_absorbing_folds_only_pings_above_the_mark_and_raises_it():
+    pings = JournalPings("r1", ((3, ping(T0)), (1, ping(T0)), (2, ping(T0))))
+    fresh, marks = absorb({}, [pings], T0)
+    assert len(fresh) == 3
+    assert marks is not None
+    status = {"journalAbsorbed": marks}
+    assert absorbed_marks(status) == {"r1": 3}
+    again, unchanged = absorb(status, [pings], T0)  # a replay counts nothing
+    assert again == [] and unchanged is None
+    more = JournalPings("r1", ((3, ping(T0)), (4, ping(T0))))
+    fresh, marks = absorb(status, [more], T0)
+    assert len(fresh) == 1 and absorbed_marks({"journalAbsorbed": marks}) == {"r1": 4}
+
+
+def test_marks_of_journals_that_are_gone_are_dropped():
+    status = {"journalAbsorbed": [{"replica": "gone", "sequence": 5}]}
+    _, marks = absorb(status, [JournalPings("r1", ((1, ping(T0)),))], T0, live={"r1"})
+    assert absorbed_marks({"journalAbsorbed": marks}) == {"r1": 1}
+
+
+# --- the journal ---------------------------------------------------------------------------
+
+
+async def test_pings_for_different_monitors_ride_in_one_flush():
+    fake, table, _, journal = setup()
+    fake.gate = asyncio.Event()
+    first = asyncio.create_task(journal.append(table.get(("ns", "a")), ping()))
+    await async_wait_for(lambda: _true(len(stored(fake)) == 1), timeout=2, what="created")
+    second = asyncio.create_task(journal.append(table.get(("ns", "a")), ping()))
+    await async_wait_for(lambda: _true(fake.puts_started == 1), timeout=2, what="PUT sent")
+    others = [asyncio.create_task(journal.append(table.get(("ns", "b")), ping())) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert not second.done() and first.done()  # no 200 before its flush succeeded
+    fake.gate.set()
+    await asyncio.gather(first, second, *others)
+    secret_writes = [w for w in fake.writes if w[1] == "secrets"]
+    assert secret_writes == [("POST", "secrets"), ("PUT", "secrets"), ("PUT", "secrets")]
+    assert [e.sequence for e in stored(fake)] == [1, 2, 3, 4, 5]
+    assert journal.unabsorbed(("ns", "b")) == 3
+
+
+async def test_a_full_journal_refuses_and_stores_nothing():
+    fake, table, _, journal = setup(max_bytes=jr.OVERHEAD + 3000)
+    entry = table.get(("ns", "a"))
+    await journal.append(entry, ping(body="x" * 1000))
+    with pytest.raises(JournalFull):
+        await journal.append(entry, ping(body="x" * 2000))
+    assert len(stored(fake)) == 1
+    assert journal.unabsorbed(("ns", "a")) == 1
+
+
+async def test_more_than_fifty_unabsorbed_pings_for_one_monitor_is_overloaded():
+    fake, table, _, journal = setup(max_unabsorbed=3)
+    entry = table.get(("ns", "a"))
+    for _ in range(3):
+        await journal.append(entry, ping())
+    with pytest.raises(Overloaded):
+        await journal.append(entry, ping())
+    await journal.append(table.get(("ns", "b")), ping())  # another monitor is not held up
+    assert len(stored(fake)) == 4
+
+
+async def test_a_lost_answer_is_resolved_by_reading_the_journal():
+    fake, table, _, journal = setup()
+    entry = table.get(("ns", "a"))
+    await journal.append(entry, ping())
+    fake.lose_answers = 1  # applied, answer lost
+    await journal.append(entry, ping())
+    await journal.append(entry, ping())
+    assert [e.sequence for e in stored(fake)] == [1, 2, 3]  # nothing twice
+
+
+async def test_a_ping_not_stored_in_time_is_503_and_voided_if_its_write_lands_later():
+    fake, table, _, journal = setup(write_timeout=0.2)
+    entry = table.get(("ns", "a"))
+    await journal.append(entry, ping())
+    fake.stop()
+    with pytest.raises(WriteTimeout):
+        await journal.append(entry, ping())
+    assert journal.unabsorbed(("ns", "a")) == 1
+    fake.resume()  # the PUT queued meanwhile is applied after all
+    await async_wait_for(
+        lambda: _true([e.sequence for e in stored(fake)] == [1]), timeout=3, what="voided"
+    )
+    assert journal.stored_for(("ns", "a"))[0].sequence == 1
+
+
+async def test_a_voided_ping_that_was_never_stored_gives_its_room_back():
+    fake, table, _, journal = setup(write_timeout=0.2, max_bytes=jr.OVERHEAD + 1500)
+    entry = table.get(("ns", "a"))
+    await journal.append(entry, ping(body="x" * 300))  # the journal exists
+    fake.stop()
+    with pytest.raises(WriteTimeout):
+        await journal.append(entry, ping(body="y" * 300))
+    fake.resume(apply_queued=False)  # that write was lost with its connection
+    await async_wait_for(lambda: _true(not journal.flushing), timeout=2, what="resolved")
+    await journal.append(entry, ping(body="z" * 300))  # fits: the 503'd ping left no trace
+    assert [e.ping.body[0] for e in stored(fake)] == ["x", "z"]
+
+
+# --- absorption ------------------------------------------------------------------------------
+
+
+async def test_a_stored_ping_is_absorbed_into_status_and_leaves_with_the_next_flush():
+    fake, _, writer, journal = setup()
+    absorber = jr.Absorber(journal, writer, interval=0.05)
+    recorder = jr.JournalRecorder(writer, journal)
+    await recorder.record(TOKENS["a"], ping())
+    await async_wait_for(lambda: _true(ping_count(fake, "a") == 1), timeout=2, what="absorbed")
+    status = fake.objects[mpath("a")]["status"]
+    assert absorbed_marks(status) == {"pod-1-abc": 1}
+    await async_wait_for(lambda: _true(journal.backlog == 0), timeout=2, what="marked")
+    assert [e.sequence for e in stored(fake)] == [1]  # no extra write to drop it
+    await recorder.record(TOKENS["b"], ping())
+    assert [e.sequence for e in stored(fake)] == [2]
+    await async_wait_for(lambda: _true(ping_count(fake, "b") == 1), timeout=2, what="b")
+    assert ping_count(fake, "a") == 1
+    assert absorber.lag_seconds
+
+
+async def test_under_the_budget_a_likely_transition_is_absorbed_first():
+    fake, table, writer, journal = setup()
+    for name in ("a", "b"):  # both Healthy
+        await writer.submit(("ns", name), Change(inputs=(ping(),)), timeout=None)
+    await journal.append(table.get(("ns", "a")), ping())  # the journal exists: PUTs next
+    journal.absorbed(journal.stored_for(("ns", "a")))
+    jr.Absorber(journal, writer, interval=0.01, writes_per_second=0.001)  # one write
+    fake.gate = asyncio.Event()  # both pings ride in one flush: a first, then b
+    task_a = asyncio.create_task(journal.append(table.get(("ns", "a")), ping()))
+    await asyncio.sleep(0)
+    task_b = asyncio.create_task(
+        journal.append(table.get(("ns", "b")), Ping(datetime.now(UTC), "fail", exit_code=2))
+    )
+    await asyncio.sleep(0)
+    fake.gate.set()
+    await asyncio.gather(task_a, task_b)
+    await async_wait_for(lambda: _true(ping_count(fake, "b") == 2), timeout=2, what="b")
+    assert ping_count(fake, "a") == 1  # a waits for the budget
+    assert fake.objects[mpath("b")]["status"]["state"] == "Down"
+
+
+async def test_an_absorbing_write_that_judges_a_deadline_folds_every_journal_first():
+    # DESIGN 10.8.11: replica 2 acknowledged a ping before alertTime and has not absorbed
+    # it; replica 1 absorbs a ping after alertTime: the slot is not judged missed.
+    fake, table, _, mine = setup()
+    clock = [T0]
+    writer = Writer(fake, table, WriterConfig(deadline_delay=0.5), now=lambda: clock[0])
+    key = ("ns", "a")
+    body = monitor("a", TOKENS["a"])
+    body["spec"] = {"period": "1m", "grace": "1m"}
+    body["metadata"]["creationTimestamp"] = format_time(T0)
+    table.upsert(fake.add(mpath("a"), body))
+    await writer.submit(key, Change(inputs=(ping(T0),)), timeout=None)
+    other = jr.Journal(fake, namespace=NS, identity="pod-2-def")
+    await other.append(table.get(key), ping(T0 + timedelta(seconds=110)))  # alert: +120 s
+    reader = jr.JournalReader(fake, writer, namespace=NS)
+    jr.Absorber(mine, writer, reader=reader, now=lambda: clock[0])
+    clock[0] = T0 + timedelta(seconds=150)
+    await mine.append(table.get(key), ping(clock[0]))
+    await async_wait_for(lambda: _true(ping_count(fake, "a") >= 2), timeout=2, what="absorbed")
+    status = fake.objects[mpath("a")]["status"]
+    assert status["missedRuns"] == 0, status.get("recentTransitions")
+    assert status["pingCount"] == 3
+    assert absorbed_marks(status) == {"pod-1-abc": 1, "pod-2-def": 1}
+
+
+async def test_pings_of_a_deleted_monitor_never_reach_one_made_again_with_its_name():
+    fake, table, writer, journal = setup()
+    await journal.append(table.get(("ns", "a")), ping())
+    again = monitor("a", TOKENS["a"])
+    again["metadata"]["uid"] = "uid-a-again"
+    table.upsert(fake.add(mpath("a"), again))
+    jr.Absorber(journal, writer, interval=0.01).stored(journal.stored_for(("ns", "a")))
+    await async_wait_for(lambda: _true(journal.backlog == 0), timeout=2, what="dropped")
+    assert ping_count(fake, "a") == 0
+
+
+async def test_replaying_a_journal_never_counts_a_ping_twice():
+    fake, table, writer, journal = setup()
+    entry = table.get(("ns", "a"))
+    await journal.append(entry, ping())
+    await journal.append(entry, ping())
+    change = Change(absorb=(jr.journal_pings(journal.identity, journal.stored_for(entry.key)),))
+    await writer.submit(entry.key, change, timeout=None)
+    await writer.submit(entry.key, change, timeout=None)  # the leader, or a lost answer
+    assert ping_count(fake, "a") == 2
+
+
+async def test_pings_absorbed_late_fold_in_acceptance_order():
+    fake, table, writer, journal = setup()
+    entry = table.get(("ns", "a"))
+    early, late = datetime.now(UTC) - timedelta(seconds=2), datetime.now(UTC)
+    await writer.submit(entry.key, Change(inputs=(ping(late),)), timeout=None)
+    await journal.append(entry, ping(early, body="early"))
+    change = Change(absorb=(jr.journal_pings(journal.identity, journal.stored_for(entry.key)),))
+    await writer.submit(entry.key, change, timeout=None)
+    status = fake.objects[mpath("a")]["status"]
+    assert status["pingCount"] == 2
+    assert status["lastPingTime"] == format_time(late)
+
+
+# --- the leader ------------------------------------------------------------------------------
+
+
+def lease(fake: FakeKube, identity: str, renewed: datetime) -> None:
+    fake.add(
+        f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases/heartbeat-replica-{identity}",
+        {
+            "metadata": {"name": f"heartbeat-replica-{identity}"},
+            "spec": {"renewTime": format_time(renewed)},
+        },
+    )
+
+
+async def test_the_leader_absorbs_and_deletes_the_journal_of_a_dead_replica():
+    fake, table, writer, journal = setup()
+    await journal.append(table.get(("ns", "a")), ping())
+    await journal.append(table.get(("ns", "b")), ping())
+    name = secret_path(NS, journal.name)
+    fake.objects[name]["metadata"]["creationTimestamp"] = format_time(
+        datetime.now(UTC) - timedelta(minutes=5)
+    )
+    lease(fake, "pod-1-abc", datetime.now(UTC) - timedelta(seconds=30))  # expired
+    live = jr.Journal(fake, namespace=NS, identity="pod-2-def")
+    await live.append(table.get(("ns", "a")), ping())
+    lease(fake, "pod-2-def", datetime.now(UTC))
+    reader = jr.JournalReader(fake, writer, namespace=NS)
+    assert await reader.absorb_dead(table.get) == 1
+    assert name not in fake.objects
+    assert secret_path(NS, live.name) in fake.objects
+    assert ping_count(fake, "a") == 1 and ping_count(fake, "b") == 1
+
+
+async def test_one_list_serves_a_batch_of_deadlines():
+    fake, table, writer, journal = setup()
+    await journal.append(table.get(("ns", "a")), ping())
+    reader = jr.JournalReader(fake, writer, namespace=NS, wall=lambda: 100.0)
+    gets = fake.gets_started
+    lists = await asyncio.gather(*(reader.list_since(99.5) for _ in range(5)))
+    assert fake.gets_started == gets + 1
+    assert all(len(found.pings_for(table.get(("ns", "a")))) == 1 for found in lists)
+    assert lists[0].pings_for(table.get(("ns", "b"))) == ()
+
+
+async def test_a_secret_write_refused_for_good_is_retried_not_answered():
+    fake, table, _, journal = setup(write_timeout=1.5)
+    await journal.append(table.get(("ns", "a")), ping())
+    fake.fail_with = ApiError(403, "Forbidden", "no")
+    with pytest.raises(WriteTimeout):
+        await journal.append(table.get(("ns", "a")), ping())
+    fake.fail_with = None
+    await journal.append(table.get(("ns", "b")), ping())
+    assert [e.sequence for e in stored(fake)] == [1, 3]  # the 503'd ping is not stored
