@@ -224,19 +224,8 @@ def fold(
     spec = parse(entry)
     record = Record.from_status(entry.status, active_since=created_at(entry, now))
 
-    token_hash = entry.token_hash
-    secret_name = entry.status.get("tokenSecretName")
     ready_before = token_ready(entry.status)
-    ready: Ready | None = ready_before
-    for change in changes:
-        if change.token is None:
-            continue
-        if change.token.token_hash is not KEEP:
-            token_hash = change.token.token_hash
-        if change.token.secret_name is not KEEP:
-            secret_name = change.token.secret_name
-        if change.token.ready is not KEEP:
-            ready = change.token.ready
+    token_hash, secret_name, ready = _token_fields(entry, changes, ready_before)
 
     # DESIGN 9.7: while a token failure holds Ready=False nothing is judged (the state
     # keeps its value, nothing alerts); once it clears, judging resumes the way an edit
@@ -333,6 +322,37 @@ def fold(
             status.pop(journaled.JOURNAL_ABSORBED, None)
     elif journaled.JOURNAL_ABSORBED in entry.status:
         status[journaled.JOURNAL_ABSORBED] = entry.status[journaled.JOURNAL_ABSORBED]
+    judging = None
+    if judged and isinstance(spec, MonitorSpec) and token_ready(status).status == "True":
+        judging = Judged(spec, record, now - settle_delay, tuple(outages))
+    return _folded(entry, status, transitions, judging)
+
+
+def _token_fields(
+    entry: MonitorEntry, changes: Sequence[Change], ready: Ready
+) -> tuple[Any, Any, Ready | None]:
+    """``tokenHash``, ``tokenSecretName`` and the Ready condition after ``changes``: each
+    as in status unless a change sets it (``KEEP`` leaves it)."""
+    token_hash, secret_name = entry.token_hash, entry.status.get("tokenSecretName")
+    now_ready: Ready | None = ready
+    for change in changes:
+        if change.token is None:
+            continue
+        if change.token.token_hash is not KEEP:
+            token_hash = change.token.token_hash
+        if change.token.secret_name is not KEEP:
+            secret_name = change.token.secret_name
+        if change.token.ready is not KEEP:
+            now_ready = change.token.ready
+    return token_hash, secret_name, now_ready
+
+
+def _folded(
+    entry: MonitorEntry,
+    status: dict[str, Any],
+    transitions: list[Announcement],
+    judged: Judged | None,
+) -> Folded:
     announced: Sequence[events.Transitioned] = ()
     if transitions:
         # DESIGN 10.8.13: a failure while already Down patches the Event of the transition
@@ -343,16 +363,13 @@ def fold(
             after=status,
             failure_threshold=failure_threshold(entry.spec),
         )
-    judging = None
-    if judged and isinstance(spec, MonitorSpec) and token_ready(status).status == "True":
-        judging = Judged(spec, record, now - settle_delay, tuple(outages))
     return Folded(
         status,
         transitions,
         changed=status != dict(entry.status),
         announced=announced,
         subject=events.InvolvedObject(entry.namespace, entry.name, entry.uid),
-        judged=judging,
+        judged=judged,
     )
 
 
