@@ -122,6 +122,13 @@ def test_chart_needs_kubernetes_1_29() -> None:
         run_helm("template", "hb", str(CHART), "--kube-version", "1.28.9")
 
 
+def test_helm_template_needs_no_kube_version_flag() -> None:
+    # Issue 17 item 7: the helm `make helm` builds assumes its client-go's Kubernetes
+    # (1.34), as a released helm does, not v1.20 below the chart's kubeVersion.
+    text = run_helm("template", "hb", str(CHART), values={"image": {"repository": "r/hb"}})
+    assert "kind: Deployment" in text
+
+
 # --- values and their schema ------------------------------------------------------------
 
 
