@@ -17,17 +17,19 @@ faults: setup
 	$(BIN)/pytest tests/faults --faults -p no:cacheprovider
 
 ## run: the local control plane, the CRD, examples/ applied, the operator in the foreground
-# Only what running needs (issue 17 item 6): the operator in the virtualenv and the control
-# plane binaries; no test tools, Prometheus, Alertmanager or helm.
+# Only what running needs (issue 17 item 6): the operator (with its dev extra) in the
+# virtualenv and the control plane binaries; no test tools, Prometheus, Alertmanager or helm.
 run: run-venv controlplane
 	bash hack/run-dev.sh
 
 run-venv: $(VENV)/.run-installed
 
-# The operator alone (`make venv` adds the test tools on top).
+# The operator and its `dev` extra (`heartbeat-operator dev up` makes the local control
+# plane's certificates and applies the CRD: cryptography, kubernetes); `make venv` adds the
+# test tools on top.
 $(VENV)/.run-installed: pyproject.toml | $(BIN)/python
-	@echo "run: installing heartbeat-operator into $(VENV) (first time only)"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	@echo "run: installing heartbeat-operator and its dev extra into $(VENV) (first time only)"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
 ## bench: the operator benchmarks of issue 8 (bench/run.py, own control plane; BENCH_QUICK=1

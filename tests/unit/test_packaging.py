@@ -59,3 +59,15 @@ def test_dev_without_its_extra_says_which_to_install(
     with pytest.raises(SystemExit) as exited:
         main(["dev", "status"])
     assert "pip install 'heartbeat-operator[dev]'" in str(exited.value.code)
+
+
+def test_make_run_installs_what_dev_up_needs() -> None:
+    # `make run` starts the local control plane with `heartbeat-operator dev up`, which
+    # needs the dev extra: a first run from a fresh clone stopped at "needs the 'dev'
+    # extra" when it installed the operator alone.
+    makefile = (REPO / "Makefile").read_text()
+    recipe = makefile.split("$(VENV)/.run-installed:", 1)[1].split("\n\n", 1)[0]
+    assert '" dev up' in (REPO / "hack" / "run-dev.sh").read_text()  # what needs it
+    install = next(line for line in recipe.splitlines() if "pip install" in line)
+    extras = re.search(r"\.\[([a-z,]+)\]", install)
+    assert extras is not None and "dev" in extras.group(1).split(","), install
