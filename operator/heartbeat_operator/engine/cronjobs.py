@@ -39,6 +39,7 @@ from heartbeat_operator.domain.inputs import (
     Pause,
     Resume,
 )
+from heartbeat_operator.domain.pausing import spec_pause
 from heartbeat_operator.domain.selectors import Selector
 from heartbeat_operator.domain.timefmt import format_clock
 from heartbeat_operator.domain.vocabulary import EventType
@@ -475,20 +476,20 @@ def mirrored_events(
 
 def pause_inputs(cronjob: CronJobInfo, entry: MonitorEntry, now: datetime.datetime) -> list[Input]:
     """``Pause``/``Resume`` with cause ``CronJob suspend`` when the monitor does not match the
-    CronJob's ``spec.suspend`` yet. The monitor's own ``spec.paused`` is never touched: a
+    CronJob's ``spec.suspend`` yet. The monitor's own pause fields are never touched: a
     monitor paused by its spec stays so; a suspend pause ends when the CronJob resumes,
-    unless by then ``spec.paused`` holds it (the spec's resume will then end it)."""
+    unless by then the spec holds a pause (``spec.paused``, or a ``spec.pausedUntil``
+    still ahead): the suspend's pause ends and the spec's begins at the same instant
+    (``Resumed``, then ``Paused`` with its end), so a timed pause ends by itself at
+    ``pausedUntil`` (issue 16)."""
     paused = bool(entry.status.get("pausedSince"))
     cause = entry.status.get("pauseCause")
     if cronjob.suspend and not paused:
         return [Pause(now, PAUSE_CAUSE_CRONJOB)]
-    if (
-        not cronjob.suspend
-        and paused
-        and cause == PAUSE_CAUSE_CRONJOB
-        and entry.spec.get("paused") is not True
-    ):
-        return [Resume(now, PAUSE_CAUSE_CRONJOB)]
+    if not cronjob.suspend and paused and cause == PAUSE_CAUSE_CRONJOB:
+        held = spec_pause(entry.spec, now)
+        resume: list[Input] = [Resume(now, PAUSE_CAUSE_CRONJOB)]
+        return resume if held is None else [*resume, held]
     return []
 
 

@@ -153,3 +153,18 @@ def test_parse_spec_reads_and_checks_paused_until() -> None:
         assert (exc.reason, exc.field) == ("InvalidSpec", "spec.pausedUntil")
     else:  # pragma: no cover - the assertion above is the test
         raise AssertionError("an unreadable pausedUntil must be refused")
+
+
+def test_a_timed_pause_that_outlasts_a_suspend_resumes_by_itself_at_its_end() -> None:
+    # Issue 16 (engine.cronjobs.pause_inputs): the suspend ends while pausedUntil is ahead.
+    s = spec(period="1h", grace="5m")
+    later = T("2026-03-01T00:40:00Z")
+    at = T("2026-03-01T00:20:00Z")
+    inputs = [
+        Pause(T("2026-03-01T00:10:00Z"), PAUSE_CAUSE_CRONJOB),
+        Resume(at, PAUSE_CAUSE_CRONJOB),
+        Pause(at, PAUSE_CAUSE_UNTIL, until=later),
+    ]
+    rec, out = fold(s, CREATED, inputs, until=T("2026-03-01T00:50:00Z"))
+    assert [t.event_reason for t in out] == ["Paused", "Resumed", "Paused", "Resumed"]
+    assert out[-1].time == later and rec.paused_since is None

@@ -12,6 +12,8 @@ from tests.support.waiting import async_wait_for
 
 from heartbeat_operator.domain.inputs import (
     PAUSE_CAUSE_CRONJOB,
+    PAUSE_CAUSE_SPEC,
+    PAUSE_CAUSE_UNTIL,
     JobPending,
     Pause,
     Ping,
@@ -20,6 +22,7 @@ from heartbeat_operator.domain.inputs import (
 )
 from heartbeat_operator.domain.records import Record
 from heartbeat_operator.domain.specs import parse_spec
+from heartbeat_operator.domain.timefmt import format_time
 from heartbeat_operator.domain.tokens import token_hash
 from heartbeat_operator.engine.api import ApiError
 from heartbeat_operator.engine.autowiring import AutoWiring
@@ -343,7 +346,29 @@ def test_spec_paused_stays_the_users() -> None:
         {"pausedSince": "2026-11-25T04:00:00Z", "pauseCause": PAUSE_CAUSE_CRONJOB},
         {"schedule": "x", "paused": True},
     )
-    assert pause_inputs(cronjob(), both, NOW) == []  # spec.paused still holds it
+    # The CronJob resumed; spec.paused still holds the monitor: the spec's pause follows.
+    resumed = Resume(NOW, PAUSE_CAUSE_CRONJOB)
+    assert pause_inputs(cronjob(), both, NOW) == [resumed, Pause(NOW, PAUSE_CAUSE_SPEC)]
+
+
+def test_a_timed_pause_outlasting_a_suspend_takes_over_and_ends_by_itself() -> None:
+    # Issue 16: a `kubectl heartbeat pause --for 2h` during a suspend outlives the
+    # suspend: when the CronJob resumes, the monitor is paused again until pausedUntil
+    # (before: resumed at once, or, by spec.paused, paused by the CronJob for good).
+    until = NOW + timedelta(hours=2)
+    timed = entry(
+        {"pausedSince": "2026-11-25T04:00:00Z", "pauseCause": PAUSE_CAUSE_CRONJOB},
+        {"schedule": "x", "pausedUntil": format_time(until)},
+    )
+    assert pause_inputs(cronjob(), timed, NOW) == [
+        Resume(NOW, PAUSE_CAUSE_CRONJOB),
+        Pause(NOW, PAUSE_CAUSE_UNTIL, until=until),
+    ]
+    over = entry(
+        {"pausedSince": "2026-11-25T04:00:00Z", "pauseCause": PAUSE_CAUSE_CRONJOB},
+        {"schedule": "x", "pausedUntil": format_time(NOW - timedelta(minutes=1))},
+    )
+    assert pause_inputs(cronjob(), over, NOW) == [Resume(NOW, PAUSE_CAUSE_CRONJOB)]
 
 
 # --- the leader's reconcile, against a fake KubeClient ------------------------------------
