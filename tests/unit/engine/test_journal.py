@@ -132,7 +132,8 @@ async def test_pings_for_different_monitors_ride_in_one_flush():
     second = asyncio.create_task(journal.append(table.get(("ns", "a")), ping()))
     await async_wait_for(lambda: _true(fake.puts_started == 1), timeout=2, what="PUT sent")
     others = [asyncio.create_task(journal.append(table.get(("ns", "b")), ping())) for _ in range(3)]
-    await asyncio.sleep(0)
+    b = ("ns", "b")
+    await async_wait_for(lambda: _true(journal.unabsorbed(b) == 3), timeout=2, what="b accepted")
     assert not second.done() and first.done()  # no 200 before its flush succeeded
     fake.gate.set()
     await asyncio.gather(first, second, *others)
@@ -229,12 +230,15 @@ async def test_under_the_budget_a_likely_transition_is_absorbed_first():
     journal.absorbed(journal.stored_for(("ns", "a")))
     jr.Absorber(journal, writer, interval=0.01, writes_per_second=0.001)  # one write
     fake.gate = asyncio.Event()  # both pings ride in one flush: a first, then b
+    a_before = journal.unabsorbed(("ns", "a"))
     task_a = asyncio.create_task(journal.append(table.get(("ns", "a")), ping()))
-    await asyncio.sleep(0)
+    await async_wait_for(
+        lambda: _true(journal.unabsorbed(("ns", "a")) == a_before + 1), timeout=2, what="a"
+    )
     task_b = asyncio.create_task(
         journal.append(table.get(("ns", "b")), Ping(datetime.now(UTC), "fail", exit_code=2))
     )
-    await asyncio.sleep(0)
+    await async_wait_for(lambda: _true(journal.unabsorbed(("ns", "b")) == 1), timeout=2, what="b")
     fake.gate.set()
     await asyncio.gather(task_a, task_b)
     await async_wait_for(lambda: _true(ping_count(fake, "b") == 2), timeout=2, what="b")
