@@ -254,6 +254,7 @@ class Operator:
                 namespace=settings.watching.lease_namespace,
                 identity=settings.watching.identity,
                 max_bytes=j.max_bytes,
+                max_segments=j.max_segments,
                 write_timeout=settings.receiver.write_timeout,
                 max_unabsorbed=settings.writer.max_waiting_pings,
             )
@@ -271,6 +272,10 @@ class Operator:
                 reader=self.journals,
             )
             self.recorder = JournalRecorder(self.writer, self.journal)
+            journal = self.journal
+            self.metrics.track_journal(lambda: journal.backlog, lambda: journal.segments)
+            self.journal.on_flush.append(self.metrics.journal_flushed)
+            self.absorber.on_absorbed.append(self.metrics.status_lag)
 
     async def _before_judging(
         self, entry: MonitorEntry, spec: MonitorSpec, record: Record, until: datetime.datetime

@@ -228,20 +228,30 @@ class JournalSettings:
     built; on by default once issue 15 is complete (the lead flips it after the
     benchmarks)."""
 
-    max_bytes: int = 500 * 1024
-    """Bytes a journal Secret may hold (its serialized object); a ping that does not fit
-    gets ``503`` with ``Retry-After``. Default 500 KiB: under DESIGN 10.8.12's 512 KiB
-    with room for the object's metadata."""
+    max_bytes: int = 128 * 1024
+    """Bytes one journal Secret may hold (its serialized object) before the replica starts
+    another. Every flush rewrites the newest Secret, so this bounds what one flush costs
+    the API server and etcd. Default 128 KiB (about 750 GET pings; DESIGN 10.8.12 caps a
+    Secret at 512 KiB; issue 15)."""
+
+    max_segments: int = 64
+    """Journal Secrets one replica may hold; when all are full, pings get ``503`` with
+    ``Retry-After``. Their room (64 x 128 KiB = 8 MiB by default, ~45,000 GET pings) is
+    what lets absorption coalesce under load: a status write carries every ping its
+    monitor gathered while it queued for the budget (docs/operating.md, "The ping
+    journal")."""
 
     absorb_interval: float = 1.0
     """Seconds: at most one absorbing status write per monitor per interval; pings that
     arrive meanwhile ride in the next one (DESIGN 10.7: coalesced under load). Default
     1 s, so a ping at rest is in status within about a second."""
 
-    absorb_writes_per_second: float = 200.0
+    absorb_writes_per_second: float = 20.0
     """Absorbing status writes per second per replica, all monitors together (the global
-    budget of DESIGN 10.7); monitors waiting longest go first. Default 200: about what
-    one API server takes besides the journal writes (issue 15's cost table)."""
+    budget of DESIGN 10.7); likely state changes first, then the oldest ping. Set aside
+    while the journal is more than half full, until it is back under. Default 20: a status
+    write costs kube-apiserver ~6.9 ms of CPU (issue 15's cost table), so 20/s is ~14% of
+    one core whatever the load; at 400 pings/s that is 0.05 writes per ping."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -608,7 +618,14 @@ _FLAGS: tuple[_Flag, ...] = (
         "journal",
         "max_bytes",
         _positive_int,
-        "bytes a journal Secret may hold; beyond it 503",
+        "bytes one journal Secret may hold before the replica starts another",
+    ),
+    _Flag(
+        "--journal-max-secrets",
+        "journal",
+        "max_segments",
+        _positive_int,
+        "journal Secrets one replica may hold; all full: 503",
     ),
     _Flag(
         "--absorb-interval",
@@ -855,6 +872,15 @@ def _check(settings: Settings) -> None:
         raise SettingsError(
             f"--journal-max-bytes {settings.journal.max_bytes}: a journal Secret stays "
             "under 512 KiB (524288 bytes)"
+        )
+    # A kept body escapes to at most 6 bytes a byte in JSON (\u00XX), then base64: one
+    # ping must always fit in an empty journal Secret.
+    largest_entry = 4 * (6 * settings.receiver.body_limit + 512) // 3 + 4096
+    if settings.journal.enabled and settings.journal.max_bytes < largest_entry:
+        raise SettingsError(
+            f"--journal-max-bytes {settings.journal.max_bytes}: one ping with a body of "
+            f"--body-limit {settings.receiver.body_limit} bytes may take {largest_entry} "
+            "bytes in a journal Secret"
         )
     webhook = settings.webhook
     if (webhook.cert_file is None) != (webhook.key_file is None):

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import contextlib
 import dataclasses
 import datetime
 import itertools
@@ -159,15 +160,20 @@ def stored_size(entry_bytes: int, count: int) -> int:
     return 4 * ((raw + 2) // 3) + OVERHEAD
 
 
-def journal_name(identity: str) -> str:
-    return NAME_PREFIX + identity
+def segment_name(identity: str, number: int) -> str:
+    """The name of a replica's ``number``-th journal Secret (the first has no suffix)."""
+    return NAME_PREFIX + identity + ("" if number == 1 else f"-{number}")
 
 
 def journal_body(
-    identity: str, namespace: str, encoded: Iterable[bytes], resource_version: str | None
+    identity: str,
+    namespace: str,
+    name: str,
+    encoded: Iterable[bytes],
+    resource_version: str | None,
 ) -> dict[str, Any]:
     metadata: dict[str, Any] = {
-        "name": journal_name(identity),
+        "name": name,
         "namespace": namespace,
         "labels": {MANAGED_BY[0]: MANAGED_BY[1], JOURNAL_LABEL: identity},
     }
@@ -214,8 +220,25 @@ class Waiter:
     voided: bool = False
 
 
+@dataclasses.dataclass(eq=False)
+class Segment:
+    """One journal Secret of this replica and what it holds as last known."""
+
+    name: str
+    version: str | None = None  # None: the Secret does not exist (as far as known)
+    stored: dict[int, bytes] = dataclasses.field(default_factory=dict)  # sequence -> entry
+
+
 class Journal:
-    """This replica's journal Secret: appends, flushes, what is stored and absorbed."""
+    """This replica's journal: appends, flushes, what is stored and absorbed.
+
+    The journal is a run of Secrets (DESIGN 10.8.12: a replica may use more than one).
+    Flushes rewrite only the newest, the *head*; once the head holds ``max_bytes`` the
+    next flush starts a new one and the old head is *sealed*: never written again, and
+    deleted as soon as every entry it holds is absorbed (or voided). So a flush costs
+    the head's size, not the backlog's, and the backlog may grow to ``max_segments``
+    Secrets while absorption coalesces under load (issue 15).
+    """
 
     def __init__(
         self,
@@ -223,28 +246,31 @@ class Journal:
         *,
         namespace: str,
         identity: str,
-        max_bytes: int = 500 * 1024,
+        max_bytes: int = 128 * 1024,
+        max_segments: int = 32,
         write_timeout: float = 5.0,
         max_unabsorbed: int = 50,
     ) -> None:
         self.client = client
         self.namespace = namespace
         self.identity = folding.replica_name(identity)
-        self.name = journal_name(self.identity)
+        self.name = segment_name(self.identity, 1)  # the first Secret's name
         self.max_bytes = min(max_bytes, HARD_LIMIT - 1)
+        self.max_segments = max(1, max_segments)
         self.write_timeout = write_timeout
         self.max_unabsorbed = max_unabsorbed
         self._sequence = itertools.count(1)
-        #: What the Secret holds as last known (written or read), by sequence.
-        self._stored: dict[int, bytes] = {}
-        self._entries: dict[int, Entry] = {}
+        self._numbers = itertools.count(2)  # of the segments after the first
+        #: Sealed segments, oldest first, then the head.
+        self._segments: list[Segment] = [Segment(self.name)]
+        self._entries: dict[int, Entry] = {}  # every entry some segment holds
+        #: Stored entries neither absorbed nor voided, per monitor, by sequence.
+        self._live: dict[Key, dict[int, Entry]] = collections.defaultdict(dict)
         self._absorbed: set[int] = set()  # stored and absorbed: dropped by the next flush
         self._voided: set[int] = set()  # answered 503: the next write leaves them out
         self._pending: list[Waiter] = []
         self._in_flight: list[Waiter] = []
-        self._version: str | None = None  # None: the Secret does not exist (as far as known)
-        self._bytes = 0  # encoded bytes of stored + pending entries
-        self._count = 0
+        self._pending_bytes = 0  # encoded bytes of the pending entries
         #: Accepted and not absorbed, per monitor (DESIGN 10.8.12: more than 50 is 429).
         self._unabsorbed: collections.Counter[Key] = collections.Counter()
         self._task: asyncio.Task[None] | None = None
@@ -252,8 +278,10 @@ class Journal:
         self.closed = False
         #: Told of entries once stored (the absorber).
         self.on_stored: list[Callable[[Sequence[Entry]], None]] = []
+        self._room = asyncio.Event()  # set when absorption frees a sealed Secret
         self.flushes = 0
-        self.flush_seconds: list[float] = []  # the last flush latencies, for metrics
+        #: Told of every flush that landed: its latency in seconds (metrics).
+        self.on_flush: list[Callable[[float], None]] = []
 
     # --- appending ---------------------------------------------------------------------
 
@@ -273,12 +301,26 @@ class Journal:
         """Pings accepted and not absorbed yet (metrics: journal backlog)."""
         return sum(self._unabsorbed.values())
 
+    @property
+    def segments(self) -> int:
+        """Journal Secrets this replica holds (or is about to create)."""
+        return len(self._segments)
+
+    @property
+    def fill(self) -> float:
+        """How full the journal is, 0 to 1: the Secrets in use (the head by its bytes)
+        out of ``max_segments`` (the absorber spends faster past one half)."""
+        head = self._segments[-1]
+        head_bytes = sum(len(d) for d in head.stored.values()) + self._pending_bytes
+        used = len(self._segments) - 1 + min(head_bytes / self.max_bytes, 1.0)
+        return min(used / self.max_segments, 1.0)
+
     async def append(self, entry: MonitorEntry, ping: Ping) -> None:
         """Store ``ping`` for ``entry``'s monitor; return once a flush carrying it succeeded.
 
         Raises ``Overloaded`` (more than 50 unabsorbed pings for this monitor: nothing
-        journaled), ``JournalFull`` (the Secret would pass its size), ``WriteTimeout`` (not
-        stored within the write timeout).
+        journaled), ``JournalFull`` (every Secret the replica may use is full),
+        ``WriteTimeout`` (not stored within the write timeout).
         """
         if self.closed:
             raise WriteTimeout("the replica is stopping")
@@ -287,12 +329,11 @@ class Journal:
             raise Overloaded("too many pings not absorbed yet for this monitor")
         item = Entry(next(self._sequence), entry.namespace, entry.name, entry.uid, ping)
         encoded = encode_entry(item)
-        if stored_size(self._bytes + len(encoded), self._count + 1) > self.max_bytes:
+        if not self._has_room(len(encoded)):
             raise JournalFull("the replica's journal is full")
         waiter = Waiter(item, encoded, asyncio.get_running_loop().create_future())
         self._pending.append(waiter)
-        self._bytes += len(encoded)
-        self._count += 1
+        self._pending_bytes += len(encoded)
         self._unabsorbed[key] += 1
         self._kick()
         try:
@@ -300,6 +341,18 @@ class Journal:
         except TimeoutError:
             self._void(waiter)
             raise WriteTimeout("the journal write did not succeed in time") from None
+
+    def _has_room(self, size: int) -> bool:
+        """Whether an entry of ``size`` bytes fits, after the pending ones, in the head or
+        in the Secrets the replica may still start."""
+        head = self._segments[-1]
+        live = [d for _, d in self._content(head)]
+        needed = sum(map(len, live)) + self._pending_bytes + size
+        count = len(live) + len(self._pending) + 1
+        spare = self.max_segments - len(self._segments)
+        # Each fresh Secret holds at least max_bytes less one entry's worth (the body
+        # limit keeps entries far smaller than a Secret).
+        return stored_size(needed, count) <= self.max_bytes + spare * (self.max_bytes // 2)
 
     def _void(self, waiter: Waiter) -> None:
         """``waiter`` is answered 503: it must never count (DESIGN 10.8.12)."""
@@ -309,22 +362,24 @@ class Journal:
         seq = waiter.entry.sequence
         if waiter in self._pending:
             self._pending.remove(waiter)  # never sent
-            self._forget(seq, waiter.encoded, waiter.entry.key)
+            self._pending_bytes -= len(waiter.encoded)
+            self._uncount(waiter.entry.key)
             return
-        # Sent: its flush may still land; the next write (conditional, so after we know)
-        # leaves it out.
+        # Sent: its flush may still land; the next write of its Secret (conditional, so
+        # after we know) leaves it out, and that Secret is not sealed before.
         self._voided.add(seq)
-        self._unabsorbed[waiter.entry.key] -= 1
-        self._tidy(waiter.entry.key)
+        self._unlive(waiter.entry)
+        self._uncount(waiter.entry.key)
 
-    def _forget(self, seq: int, encoded: bytes, key: Key, *, counted: bool = True) -> None:
-        self._bytes -= len(encoded)
-        self._count -= 1
-        if counted:
-            self._unabsorbed[key] -= 1
-            self._tidy(key)
+    def _unlive(self, entry: Entry) -> None:
+        live = self._live.get(entry.key)
+        if live is not None:
+            live.pop(entry.sequence, None)
+            if not live:
+                del self._live[entry.key]
 
-    def _tidy(self, key: Key) -> None:
+    def _uncount(self, key: Key) -> None:
+        self._unabsorbed[key] -= 1
         if self._unabsorbed[key] <= 0:
             del self._unabsorbed[key]
 
@@ -333,20 +388,27 @@ class Journal:
     def stored_for(self, key: Key) -> list[Entry]:
         """Every stored, not absorbed, not voided entry of this monitor (all of them: the
         absorbed mark in status is only safe if each absorption takes them all)."""
-        return [
-            e
-            for seq, e in sorted(self._entries.items())
-            if e.key == key and seq not in self._absorbed and seq not in self._voided
-        ]
+        live = self._live.get(key)
+        return [live[seq] for seq in sorted(live)] if live else []
+
+    def oldest(self, key: Key) -> int:
+        """The sequence of the monitor's oldest stored entry not absorbed (0: none): the
+        absorber serves the oldest first, so sealed Secrets empty out in order."""
+        live = self._live.get(key)
+        return min(live) if live else 0
 
     def absorbed(self, entries: Iterable[Entry]) -> None:
-        """The status holding ``entries`` is written: the next flush drops them."""
+        """The status holding ``entries`` is written: the next flush drops them (a sealed
+        Secret goes once all it holds is absorbed)."""
         for entry in entries:
             seq = entry.sequence
             if seq in self._entries and seq not in self._absorbed and seq not in self._voided:
                 self._absorbed.add(seq)
-                self._unabsorbed[entry.key] -= 1
-                self._tidy(entry.key)
+                self._unlive(entry)
+                self._uncount(entry.key)
+        if any(self._emptied(s) for s in self._segments[:-1]):
+            self._room.set()
+            self._kick()
 
     def dropped(self, key: Key) -> None:
         """The monitor is gone: its entries are absorbed by no one, dropped next flush."""
@@ -362,27 +424,45 @@ class Journal:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._flush_loop(), name="journal flush")
 
-    def _needs_write(self) -> bool:
+    def _must_clean(self, segment: Segment) -> bool:
         """A voided entry the Secret still holds must be removed even without new pings."""
-        return any(seq in self._stored for seq in self._voided)
+        return any(seq in self._voided for seq in segment.stored)
+
+    def _emptied(self, segment: Segment) -> bool:
+        """A sealed Secret whose every entry is absorbed or voided: to be deleted."""
+        return all(s in self._absorbed or s in self._voided for s in segment.stored)
 
     async def _flush_loop(self) -> None:
         failures = 0
         try:
-            while self._pending or self._needs_write():
+            while True:
+                for segment in [s for s in self._segments[:-1] if self._emptied(s)]:
+                    await self._delete_sealed(segment)
+                if not self._pending and not self._must_clean(self._segments[-1]):
+                    return
                 batch = [w for w in self._pending if not w.future.done()]
                 self._pending.clear()
+                self._pending_bytes = 0
                 self._in_flight = batch
-                ok = await self._flush(batch)
+                ok, left = await self._flush(batch)
                 self._in_flight = []
+                stalled = ok and batch and len(left) == len(batch)
                 self._release_voided(batch)
+                # What did not fit, or was not stored, goes back in front of what came
+                # meanwhile (sequence order kept).
+                again = [w for w in (batch if not ok else left) if not w.voided]
+                again = [w for w in again if not w.future.done()]
+                self._pending[:0] = again
+                self._pending_bytes += sum(len(w.encoded) for w in again)
+                if stalled:  # every Secret is full: wait for absorption (or their 503)
+                    self._room.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._room.wait(), 0.5)
+                    continue
                 if ok:
                     failures = 0
                     continue
                 failures += 1
-                # Not stored: back in front of what came meanwhile (sequence order kept).
-                alive = [w for w in batch if not w.voided and not w.future.done()]
-                self._pending[:0] = alive
                 await asyncio.sleep(min(0.1 * 2.0**failures, 1.0))
         except Exception:
             logger.exception("journal flush failed")
@@ -392,81 +472,108 @@ class Journal:
                     waiter.future.exception()
             self._in_flight = []
             self._pending.clear()
+            self._pending_bytes = 0
 
     def _release_voided(self, batch: Sequence[Waiter]) -> None:
-        """Voided pings of ``batch`` the journal does not hold give their room back (one
-        it holds does once the write that removes it lands: ``_landed``)."""
+        """Voided pings of ``batch`` no Secret holds are forgotten (one a Secret holds is
+        once the write that removes it lands: ``_landed``)."""
+        held = set(self._entries)
         for waiter in batch:
-            seq = waiter.entry.sequence
-            if waiter.voided and seq in self._voided and seq not in self._stored:
-                self._voided.discard(seq)
-                self._forget(seq, waiter.encoded, waiter.entry.key, counted=False)
+            if waiter.voided and waiter.entry.sequence not in held:
+                self._voided.discard(waiter.entry.sequence)
 
-    def _content(self, batch: Sequence[Waiter]) -> list[tuple[int, bytes]]:
-        """What the next write stores: the stored entries not absorbed or voided, and
-        the batch (sequence order)."""
-        keep = [
+    def _content(self, segment: Segment) -> list[tuple[int, bytes]]:
+        """What ``segment`` keeps on its next write: its entries not absorbed or voided."""
+        return [
             (seq, data)
-            for seq, data in self._stored.items()
+            for seq, data in segment.stored.items()
             if seq not in self._absorbed and seq not in self._voided
         ]
-        keep += [(w.entry.sequence, w.encoded) for w in batch if not w.voided]
-        return sorted(keep)
 
-    async def _flush(self, batch: list[Waiter]) -> bool:
-        """One conditional write of the journal; True when it landed (or nothing to do)."""
-        content = self._content(batch)
+    def _fitting(self, kept: Sequence[tuple[int, bytes]], batch: Sequence[Waiter]) -> int:
+        """How many of ``batch`` (in order) fit in a Secret that keeps ``kept``."""
+        size = sum(len(d) for _, d in kept)
+        count = len(kept)
+        taken = 0
+        for waiter in batch:
+            if waiter.voided:
+                taken += 1
+                continue
+            size += len(waiter.encoded)
+            count += 1
+            if stored_size(size, count) > self.max_bytes and count > 1:
+                break
+            taken += 1
+        return taken
+
+    async def _flush(self, batch: list[Waiter]) -> tuple[bool, list[Waiter]]:
+        """One conditional write of the head (a new head when the old one is full): True
+        when it landed, and the waiters of ``batch`` it had no room for."""
+        head = self._segments[-1]
+        kept = self._content(head)
+        taken = self._fitting(kept, batch)
+        if taken == 0 and batch and not self._must_clean(head):
+            if len(self._segments) >= self.max_segments:
+                return True, batch  # no room: they wait for absorption, or their 503
+            head = Segment(segment_name(self.identity, next(self._numbers)))
+            self._segments.append(head)  # the old head is sealed from now on
+            kept = []
+            taken = self._fitting(kept, batch)
+        batch, left = batch[:taken], batch[taken:]
+        content = sorted(kept + [(w.entry.sequence, w.encoded) for w in batch if not w.voided])
         body = journal_body(
-            self.identity, self.namespace, (data for _, data in content), self._version
+            self.identity, self.namespace, head.name, (data for _, data in content), head.version
         )
         started = time.monotonic()
         try:
-            if self._version is None:
+            if head.version is None:
                 written = await self.client.post(secret_path(self.namespace), body, kind="secrets")
             else:
                 written = await self.client.put(
-                    secret_path(self.namespace, self.name),
+                    secret_path(self.namespace, head.name),
                     body,
                     kind="secrets",
                     timeout=self.write_timeout,
                 )
         except ApiError as exc:
             self._log.log(
-                "journal write", logging.WARNING, "journal write %s failed: %s", self.name, exc
+                "journal write", logging.WARNING, "journal write %s failed: %s", head.name, exc
             )
             # Re-read: what the Secret holds is stored, the rest is not (issue 18).
             resolvable = exc.conflict or exc.outcome_unknown or exc.not_found
-            return resolvable and await self._reread(batch)
+            return (resolvable and await self._reread(head, batch)), left
         self.flushes += 1
-        self.flush_seconds = [*self.flush_seconds[-99:], time.monotonic() - started]
-        self._landed(batch, content, _version_of(written))
-        return True
+        for listener in self.on_flush:
+            listener(time.monotonic() - started)
+        self._landed(head, batch, content, _version_of(written))
+        return True, left
 
     def _landed(
-        self, batch: Sequence[Waiter], content: Sequence[tuple[int, bytes]], version: str | None
+        self,
+        segment: Segment,
+        batch: Sequence[Waiter],
+        content: Sequence[tuple[int, bytes]],
+        version: str | None,
     ) -> None:
-        """The Secret holds exactly ``content`` at ``version``: answer the batch."""
+        """``segment`` holds exactly ``content`` at ``version``: answer the batch."""
         held = dict(content)
-        for seq in list(self._stored):
+        for seq in list(segment.stored):
             if seq not in held:  # dropped by this write (absorbed or voided), or by the
                 # leader that took this replica for dead and absorbed its journal
-                data = self._stored.pop(seq)
-                entry = self._entries.pop(seq)
-                counted = seq not in self._absorbed and seq not in self._voided
-                self._absorbed.discard(seq)
-                self._voided.discard(seq)
-                self._forget(seq, data, entry.key, counted=counted)
+                self._drop(segment, seq)
         fresh = []
         for waiter in batch:
             seq = waiter.entry.sequence
             if seq not in held:
                 continue
-            self._stored[seq] = waiter.encoded
+            segment.stored[seq] = waiter.encoded
             self._entries[seq] = waiter.entry
+            if not waiter.voided:
+                self._live[waiter.entry.key][seq] = waiter.entry
             if not waiter.voided and not waiter.future.done():
                 waiter.future.set_result(None)
                 fresh.append(waiter.entry)
-        self._version = version
+        segment.version = version
         if fresh:
             for listener in self.on_stored:
                 try:
@@ -474,23 +581,51 @@ class Journal:
                 except Exception:
                     logger.exception("journal listener failed")
 
-    async def _reread(self, batch: Sequence[Waiter]) -> bool:
+    def _drop(self, segment: Segment, seq: int) -> None:
+        """``segment`` no longer holds ``seq``: forget it (still counted as unabsorbed if
+        it was neither absorbed nor voided: the leader absorbed it)."""
+        segment.stored.pop(seq, None)
+        entry = self._entries.pop(seq)
+        if seq not in self._absorbed and seq not in self._voided:
+            self._unlive(entry)
+            self._uncount(entry.key)
+        self._absorbed.discard(seq)
+        self._voided.discard(seq)
+
+    async def _reread(self, segment: Segment, batch: Sequence[Waiter]) -> bool:
         """After a lost answer or a conflict: read the Secret; a batch entry it holds is
         stored (answered), one it lacks is not. True when the batch is settled."""
         try:
-            body = await self.client.get(secret_path(self.namespace, self.name), kind="secrets")
+            body = await self.client.get(secret_path(self.namespace, segment.name), kind="secrets")
         except ApiError as exc:
             if not exc.not_found:
                 return False
             body = {}
         held = {e.sequence for e in decode_entries(body)}
         version = _version_of(body) if body else None
-        stored = {seq: data for seq, data in self._stored.items() if seq in held}
-        content = sorted(stored.items())
+        content = [(seq, data) for seq, data in segment.stored.items() if seq in held]
         content += [(w.entry.sequence, w.encoded) for w in batch if w.entry.sequence in held]
         landed_all = all(w.entry.sequence in held for w in batch if not w.voided)
-        self._landed(batch, sorted(content), version)
+        self._landed(segment, batch, sorted(content), version)
         return landed_all
+
+    async def _delete_sealed(self, segment: Segment) -> None:
+        """Delete a sealed Secret whose entries are all absorbed (one write per Secret)."""
+        try:
+            await self.client.delete(secret_path(self.namespace, segment.name), kind="secrets")
+        except ApiError as exc:
+            if not exc.not_found:
+                self._log.log(
+                    "journal delete",
+                    logging.WARNING,
+                    "deleting journal %s failed: %s",
+                    segment.name,
+                    exc,
+                )
+                return
+        for seq in list(segment.stored):
+            self._drop(segment, seq)
+        self._segments.remove(segment)
 
     # --- shutdown ----------------------------------------------------------------------
 
@@ -499,15 +634,16 @@ class Journal:
         self.closed = True
         if not self.all_absorbed:
             return False
-        if self._version is None:
-            return True
-        try:
-            await self.client.delete(secret_path(self.namespace, self.name), kind="secrets")
-        except ApiError as exc:
-            if not exc.not_found:
-                logger.warning("deleting journal %s failed: %s", self.name, exc)
-                return False
-        self._version = None
+        for segment in list(self._segments):
+            if segment.version is None:
+                continue
+            try:
+                await self.client.delete(secret_path(self.namespace, segment.name), kind="secrets")
+            except ApiError as exc:
+                if not exc.not_found:
+                    logger.warning("deleting journal %s failed: %s", segment.name, exc)
+                    return False
+            segment.version = None
         return True
 
 
@@ -528,10 +664,19 @@ class JournalRecorder:
 
 
 class Absorber:
-    """Absorbs this replica's stored pings into their monitors' statuses behind the reply:
-    within ``interval`` at rest, at most one write per monitor per ``interval`` under load,
-    under a global budget of ``writes_per_second`` (DESIGN 10.7). Monitors whose state
-    the absorption likely changes go first, then those waiting longest."""
+    """Absorbs this replica's stored pings into their monitors' statuses behind the reply
+    (DESIGN 10.7): at most one write per monitor per ``interval``, under a global budget
+    of ``writes_per_second``. At rest (fewer monitors pinged per second than the budget)
+    a ping is in status within ``interval``; under load the monitors queue for the
+    budget and each write carries every ping its monitor gathered meanwhile, so the
+    writes per ping fall as the load grows (issue 15: ≤ 0.05 at the side-by-side load).
+    Monitors whose state the absorption likely changes go first, then the one with the
+    oldest stored ping (so sealed journal Secrets empty out in order). Past half the
+    journal's room the budget is set aside until it is back under: a full journal
+    would refuse pings, a burst of writes only costs the API server."""
+
+    #: The journal's fill from which absorption catches up without the budget.
+    CATCH_UP_FILL = 0.5
 
     def __init__(
         self,
@@ -539,7 +684,7 @@ class Absorber:
         writer: Writer,
         *,
         interval: float = 1.0,
-        writes_per_second: float = 200.0,
+        writes_per_second: float = 20.0,
         max_in_flight: int = 64,
         clock: Callable[[], float] = time.monotonic,
         reader: JournalReader | None = None,
@@ -560,7 +705,9 @@ class Absorber:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self.lag_seconds: list[float] = []  # accept-to-absorbed, the last ones (metrics)
+        #: Told, once a status write absorbed them, of each ping's lag in seconds from
+        #: its acceptance (metrics: status lag).
+        self.on_absorbed: list[Callable[[float], None]] = []
         journal.on_stored.append(self.stored)
 
     def stored(self, entries: Sequence[Entry]) -> None:
@@ -575,18 +722,20 @@ class Absorber:
             self._wake.clear()
             now = self._clock()
             wait: float | None = None
-            for key in sorted(self._dirty, key=self._routine):  # transitions first
+            catching_up = self.journal.fill >= self.CATCH_UP_FILL
+            for key in sorted(self._dirty, key=self._order):
                 if key in self._busy:
                     continue
                 due = self._last.get(key, -1e18) + self.interval
                 if due > now:
                     wait = due - now if wait is None else min(wait, due - now)
                     continue
-                delay = self._bucket.delay()
-                if delay > 0:
-                    wait = delay if wait is None else min(wait, delay)
-                    break
-                self._bucket.take()
+                if not catching_up:
+                    delay = self._bucket.delay()
+                    if delay > 0:
+                        wait = delay if wait is None else min(wait, delay)
+                        break
+                    self._bucket.take()
                 del self._dirty[key]
                 self._busy.add(key)
                 self._last[key] = now
@@ -621,6 +770,10 @@ class Absorber:
         except (OverflowError, ValueError):
             return None
         return due if due is not None and due <= latest else None
+
+    def _order(self, key: Key) -> tuple[bool, int]:
+        """Likely transitions first, then by the oldest stored ping."""
+        return self._routine(key), self.journal.oldest(key)
 
     def _routine(self, key: Key) -> bool:
         """False for a monitor whose absorption likely changes its state: it is not
@@ -674,8 +827,9 @@ class Absorber:
                     return
                 self.journal.absorbed(entries)
                 now = self._now()
-                lags = [(now - e.ping.time).total_seconds() for e in entries]
-                self.lag_seconds = [*self.lag_seconds[-99:], *lags][-100:]
+                for listener in self.on_absorbed:
+                    for e in entries:
+                        listener((now - e.ping.time).total_seconds())
         except Exception:
             logger.exception("absorbing %s/%s failed", *key)
             self._dirty[key] = None
@@ -705,9 +859,9 @@ class JournalList:
     """Every journal as one LIST showed it (one consistent view, DESIGN 10.8.11)."""
 
     started: float  # wall time the LIST was sent
-    journals: dict[str, list[Entry]]  # identity -> entries
-    versions: dict[str, str]  # identity -> resourceVersion
-    created: dict[str, datetime.datetime]
+    journals: dict[str, list[Entry]]  # identity -> entries of all its Secrets
+    names: dict[str, list[str]]  # identity -> the names of its Secrets
+    created: dict[str, datetime.datetime]  # identity -> when its oldest Secret was made
 
     def pings_for(self, entry: MonitorEntry) -> tuple[JournalPings, ...]:
         found = []
@@ -759,7 +913,7 @@ class JournalReader:
             params={"labelSelector": JOURNAL_LABEL},
         )
         journals: dict[str, list[Entry]] = {}
-        versions: dict[str, str] = {}
+        names: dict[str, list[str]] = collections.defaultdict(list)
         created: dict[str, datetime.datetime] = {}
         for item in body.get("items") or ():
             if item.get("type") != JOURNAL_TYPE:
@@ -768,13 +922,16 @@ class JournalReader:
             identity = (metadata.get("labels") or {}).get(JOURNAL_LABEL)
             if not isinstance(identity, str):
                 continue
-            journals[identity] = decode_entries(item)
-            versions[identity] = str(metadata.get("resourceVersion", ""))
+            journals.setdefault(identity, []).extend(decode_entries(item))
+            names[identity].append(_name_of(item))
             try:
-                created[identity] = parse_time(str(metadata.get("creationTimestamp")))
+                made = parse_time(str(metadata.get("creationTimestamp")))
             except TimeFormatError:
-                created[identity] = self._now()
-        result = JournalList(started, journals, versions, created)
+                made = self._now()
+            created[identity] = min(made, created.get(identity, made))
+        for entries in journals.values():
+            entries.sort(key=lambda e: e.sequence)
+        result = JournalList(started, journals, dict(names), created)
         if self._last is None or self._last.started <= started:
             self._last = result
         return result
@@ -825,17 +982,21 @@ class JournalReader:
                     ok = False
             if not ok:
                 continue
+            if await self._delete(identity, journals.names[identity]):
+                logger.info("absorbed and deleted the journal of replica %s", identity)
+                deleted += 1
+        return deleted
+
+    async def _delete(self, identity: str, names: Iterable[str]) -> bool:
+        """Delete a dead replica's journal Secrets; True when all are gone."""
+        for name in names:
             try:
-                await self.client.delete(
-                    secret_path(self.namespace, journal_name(identity)), kind="secrets"
-                )
+                await self.client.delete(secret_path(self.namespace, name), kind="secrets")
             except ApiError as exc:
                 if not exc.not_found:
                     logger.warning("deleting journal of %s failed: %s", identity, exc)
-                    continue
-            logger.info("absorbed and deleted the journal of replica %s", identity)
-            deleted += 1
-        return deleted
+                    return False
+        return True
 
     async def run(self, is_leader: Callable[[], bool], table_get: Any, interval: float) -> None:
         """While leading: every ``interval``, absorb the journals of dead replicas."""

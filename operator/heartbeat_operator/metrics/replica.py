@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     PlatformCollector,
     ProcessCollector,
@@ -47,6 +48,11 @@ ROUTE_CLASSES: tuple[str, ...] = tuple(RouteClass)
 LATENCY_BUCKETS: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
+
+
+# Status lag of journaled pings: within ~1 s at rest, minutes when absorption coalesces
+# under load (docs/operating.md, "The ping journal").
+STATUS_LAG_BUCKETS: tuple[float, ...] = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 
 
 class Metrics:
@@ -109,6 +115,42 @@ class Metrics:
             ["verb", "resource", "code"],
             registry=self.registry,
         )
+
+    def track_journal(self, backlog: Callable[[], int], secrets: Callable[[], int]) -> None:
+        """Export the ping journal's state (DESIGN 10.7, issue 15), read at scrape time:
+        ``backlog()`` pings acknowledged and not absorbed yet, ``secrets()`` journal
+        Secrets held; ``journal_flushed`` and ``status_lag`` feed the histograms."""
+        Gauge(
+            "heartbeat_journal_backlog_pings",
+            "Pings this replica acknowledged (stored in its journal) that no monitor's "
+            "status has absorbed yet.",
+            registry=self.registry,
+        ).set_function(backlog)
+        Gauge(
+            "heartbeat_journal_secrets",
+            "Journal Secrets this replica holds (the newest is rewritten by each flush).",
+            registry=self.registry,
+        ).set_function(secrets)
+        self._flush = Histogram(
+            "heartbeat_journal_flush_duration_seconds",
+            "Time of one journal write that landed: what a journaled ping waits for its 200 "
+            "beyond the flush already in flight.",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._lag = Histogram(
+            "heartbeat_journal_status_lag_seconds",
+            "Time from a ping's acceptance to the status write that absorbed it (what "
+            "`kubectl get hbm` lags behind; metrics and alerts use the leader's view).",
+            buckets=STATUS_LAG_BUCKETS,
+            registry=self.registry,
+        )
+
+    def journal_flushed(self, seconds: float) -> None:
+        self._flush.observe(max(seconds, 0.0))
+
+    def status_lag(self, seconds: float) -> None:
+        self._lag.observe(max(seconds, 0.0))
 
     def observe(self, route_class: str, code: int | str, seconds: float) -> None:
         """Count one receiver request. Unknown route classes count as ``other``."""

@@ -85,7 +85,7 @@ def ping_count(fake: FakeKube, name: str) -> int:
 
 def test_an_entry_survives_its_encoding():
     entry = jr.Entry(7, "ns", "m", "uid-1", Ping(T0, "fail", exit_code=3, run_id="r1", body="é"))
-    body = jr.journal_body("pod-1", NS, [jr.encode_entry(entry)], None)
+    body = jr.journal_body("pod-1", NS, "heartbeat-journal-pod-1", [jr.encode_entry(entry)], None)
     assert jr.decode_entries(body) == [entry]
     assert body["type"] == "heartbeat.dev/journal"
     assert body["metadata"]["labels"] == {
@@ -96,7 +96,7 @@ def test_an_entry_survives_its_encoding():
 
 def test_size_accounting_matches_the_object_it_writes():
     entries = [jr.encode_entry(jr.Entry(i, "ns", "m", "u", ping(T0, "x" * i))) for i in range(50)]
-    body = jr.journal_body("pod-1", NS, entries, None)
+    body = jr.journal_body("pod-1", NS, "heartbeat-journal-pod-1", entries, None)
     data = len(body["data"][jr.DATA_KEY])
     assert jr.stored_size(sum(map(len, entries)), len(entries)) == data + jr.OVERHEAD
 
@@ -144,7 +144,7 @@ async def test_pings_for_different_monitors_ride_in_one_flush():
 
 
 async def test_a_full_journal_refuses_and_stores_nothing():
-    fake, table, _, journal = setup(max_bytes=jr.OVERHEAD + 3000)
+    fake, table, _, journal = setup(max_bytes=jr.OVERHEAD + 3000, max_segments=1)
     entry = table.get(("ns", "a"))
     await journal.append(entry, ping(body="x" * 1000))
     with pytest.raises(JournalFull):
@@ -190,7 +190,7 @@ async def test_a_ping_not_stored_in_time_is_503_and_voided_if_its_write_lands_la
 
 
 async def test_a_voided_ping_that_was_never_stored_gives_its_room_back():
-    fake, table, _, journal = setup(write_timeout=0.2, max_bytes=jr.OVERHEAD + 1500)
+    fake, table, _, journal = setup(write_timeout=0.2, max_bytes=jr.OVERHEAD + 1500, max_segments=1)
     entry = table.get(("ns", "a"))
     await journal.append(entry, ping(body="x" * 300))  # the journal exists
     fake.stop()
@@ -208,6 +208,8 @@ async def test_a_voided_ping_that_was_never_stored_gives_its_room_back():
 async def test_a_stored_ping_is_absorbed_into_status_and_leaves_with_the_next_flush():
     fake, _, writer, journal = setup()
     absorber = jr.Absorber(journal, writer, interval=0.05)
+    lags: list[float] = []
+    absorber.on_absorbed.append(lags.append)
     recorder = jr.JournalRecorder(writer, journal)
     await recorder.record(TOKENS["a"], ping())
     await async_wait_for(lambda: _true(ping_count(fake, "a") == 1), timeout=2, what="absorbed")
@@ -219,7 +221,7 @@ async def test_a_stored_ping_is_absorbed_into_status_and_leaves_with_the_next_fl
     assert [e.sequence for e in stored(fake)] == [2]
     await async_wait_for(lambda: _true(ping_count(fake, "b") == 1), timeout=2, what="b")
     assert ping_count(fake, "a") == 1
-    assert absorber.lag_seconds
+    assert len(lags) == 2 and all(0 <= lag < 2 for lag in lags)
 
 
 async def test_under_the_budget_a_likely_transition_is_absorbed_first():
@@ -358,3 +360,92 @@ async def test_a_secret_write_refused_for_good_is_retried_not_answered():
     fake.fail_with = None
     await journal.append(table.get(("ns", "b")), ping())
     assert [e.sequence for e in stored(fake)] == [1, 3]  # the 503'd ping is not stored
+
+
+# --- more than one Secret (DESIGN 10.8.12) ----------------------------------------------------
+
+
+def segment(fake: FakeKube, number: int) -> list[jr.Entry]:
+    body = fake.objects.get(secret_path(NS, jr.segment_name("pod-1-abc", number)))
+    return jr.decode_entries(body) if body else []
+
+
+async def test_a_full_secret_starts_another_and_a_sealed_one_goes_once_all_it_holds_is_absorbed():
+    fake, table, _, journal = setup(max_bytes=jr.OVERHEAD + 2200)
+    a, b = table.get(("ns", "a")), table.get(("ns", "b"))
+    await journal.append(a, ping(body="x" * 600))
+    await journal.append(b, ping(body="y" * 600))
+    await journal.append(a, ping(body="z" * 600))  # does not fit with the two: Secret 2
+    assert [e.sequence for e in segment(fake, 1)] == [1, 2]
+    assert [e.sequence for e in segment(fake, 2)] == [3]
+    assert journal.segments == 2
+    writes = len(fake.writes)
+    journal.absorbed(journal.stored_for(("ns", "a")))  # 1 and 3: Secret 1 still holds 2
+    await async_wait_for(lambda: _true(not journal.flushing), timeout=2, what="idle")
+    assert len(fake.writes) == writes  # a sealed Secret is never rewritten
+    journal.absorbed(journal.stored_for(("ns", "b")))
+    await async_wait_for(lambda: _true(journal.segments == 1), timeout=2, what="deleted")
+    assert secret_path(NS, jr.segment_name("pod-1-abc", 1)) not in fake.objects
+    assert fake.writes[-1][0] == "DELETE"
+    await journal.append(b, ping())  # the head drops what was absorbed, as before
+    assert [e.sequence for e in segment(fake, 2)] == [4]
+
+
+async def test_with_every_secret_it_may_use_full_a_replica_refuses_pings():
+    fake, table, _, journal = setup(max_bytes=jr.OVERHEAD + 2200, max_segments=2)
+    a = table.get(("ns", "a"))
+    for _ in range(4):
+        await journal.append(a, ping(body="x" * 600))
+    with pytest.raises(JournalFull):
+        await journal.append(a, ping(body="x" * 600))
+    assert [len(segment(fake, n)) for n in (1, 2)] == [2, 2]
+    journal.absorbed(journal.stored_for(("ns", "a")))
+    await async_wait_for(lambda: _true(journal.segments == 1), timeout=2, what="room again")
+    await journal.append(a, ping(body="x" * 600))
+
+
+async def test_the_leader_absorbs_every_secret_of_a_dead_replica_and_deletes_them_all():
+    fake, table, writer, journal = setup(max_bytes=jr.OVERHEAD + 2200)
+    for name in ("a", "b", "a"):
+        await journal.append(table.get(("ns", name)), ping(body="x" * 600))
+    for number in (1, 2):
+        path = secret_path(NS, jr.segment_name("pod-1-abc", number))
+        fake.objects[path]["metadata"]["creationTimestamp"] = format_time(
+            datetime.now(UTC) - timedelta(minutes=5)
+        )
+    lease(fake, "pod-1-abc", datetime.now(UTC) - timedelta(seconds=30))  # expired
+    reader = jr.JournalReader(fake, writer, namespace=NS)
+    assert await reader.absorb_dead(table.get) == 1
+    assert ping_count(fake, "a") == 2 and ping_count(fake, "b") == 1
+    assert not [p for p in fake.objects if "/secrets/heartbeat-journal-" in p]
+
+
+async def test_under_load_monitors_queue_for_the_budget_oldest_ping_first():
+    fake, table, writer, journal = setup()
+    for name in ("a", "b"):  # both Healthy: no transition to put first
+        await writer.submit(("ns", name), Change(inputs=(ping(),)), timeout=None)
+    await journal.append(table.get(("ns", "b")), ping())
+    await journal.append(table.get(("ns", "a")), ping())
+    await journal.append(table.get(("ns", "b")), ping())
+    jr.Absorber(journal, writer, interval=0.01, writes_per_second=0.001)  # one write
+    journal.on_stored[-1](journal.stored_for(("ns", "a")) + journal.stored_for(("ns", "b")))
+    await async_wait_for(lambda: _true(ping_count(fake, "b") == 3), timeout=2, what="b")
+    assert journal.unabsorbed(("ns", "b")) == 0  # one write carried both of b's pings
+    assert ping_count(fake, "a") == 1 and journal.unabsorbed(("ns", "a")) == 1
+
+
+async def test_past_half_its_room_the_journal_is_absorbed_without_the_budget():
+    fake, table, writer, journal = setup(max_bytes=jr.OVERHEAD + 2200, max_segments=2)
+    for name in ("a", "b"):
+        await writer.submit(("ns", name), Change(inputs=(ping(),)), timeout=None)
+    for name in ("a", "b", "a"):  # a second Secret: more than half of two
+        await journal.append(table.get(("ns", name)), ping(body="x" * 600))
+    assert journal.segments == 2 and journal.fill > 0.5
+    jr.Absorber(journal, writer, interval=0.01, writes_per_second=0.001)  # one write
+    journal.on_stored[-1](journal.stored_for(("ns", "a")) + journal.stored_for(("ns", "b")))
+    await async_wait_for(
+        lambda: _true(ping_count(fake, "a") == 3 and ping_count(fake, "b") == 2),
+        timeout=3,
+        what="both absorbed",
+    )
+    await async_wait_for(lambda: _true(journal.segments == 1), timeout=2, what="sealed deleted")
