@@ -34,14 +34,21 @@ def journals(api_client: k8s.ApiClient, namespace: str) -> dict[str, list[dict[s
     found = k8s.CoreV1Api(api_client).list_namespaced_secret(
         namespace, label_selector="heartbeat.dev/journal"
     )
-    out = {}
+    out: dict[str, list[dict[str, Any]]] = {}
     for secret in found.items:
         assert secret.type == "heartbeat.dev/journal"
         assert secret.metadata.labels["app.kubernetes.io/managed-by"] == "heartbeat-operator"
         raw = (secret.data or {}).get("entries")
         entries = json.loads(base64.b64decode(raw)) if raw else []
-        out[secret.metadata.labels["heartbeat.dev/journal"]] = entries
+        out.setdefault(secret.metadata.labels["heartbeat.dev/journal"], []).extend(entries)
     return out
+
+
+def journal_secret_names(api_client: k8s.ApiClient, namespace: str) -> list[str]:
+    found = k8s.CoreV1Api(api_client).list_namespaced_secret(
+        namespace, label_selector="heartbeat.dev/journal"
+    )
+    return sorted(secret.metadata.name for secret in found.items)
 
 
 def entry_names(api_client: k8s.ApiClient, namespace: str) -> list[str]:
@@ -133,3 +140,40 @@ def test_a_ping_acknowledged_just_before_alert_time_is_never_judged_missed(
     assert "Missed" not in monitors.event_reasons("tight")
     assert status["pingCount"] == 2  # absorbed in the same write as the judgement
     assert at(status["lastPingTime"]).timestamp() < alert
+
+
+def test_a_full_journal_answers_503_and_loses_no_acknowledged_ping(
+    operator_factory, monitors, namespace, api_client
+):
+    # Room for about ten GET pings per Secret, two Secrets; each monitor absorbed once,
+    # then not for ten minutes: the journal fills up.
+    small = ("--journal-max-bytes", "6000", "--journal-max-secrets", "2")
+    op = operator_factory.start(*isolated(namespace, JOURNAL, *small, "--absorb-interval", "600"))
+    monitors.create("busy", {"period": "1h"})
+    url = monitors.url("busy")
+    assert http(url).status == 200
+    wait_for(lambda: monitors.status("busy").get("pingCount") == 1, timeout=10, what="absorbed")
+    acknowledged = 1
+    refused = None
+    for _ in range(49):  # under the 50 unabsorbed pings that would give 429
+        reply = http(url)
+        if reply.status != 200:
+            refused = reply
+            break
+        acknowledged += 1
+    assert refused is not None, "the journal never filled up"
+    assert refused.status == 503
+    assert refused.headers["Retry-After"] == "1"
+    assert "journal is full" in refused.body
+    # The replica started a second Secret when the first was full (DESIGN 10.8.12).
+    identity = next(iter(journals(api_client, namespace)))
+    assert journal_secret_names(api_client, namespace) == [
+        f"heartbeat-journal-{identity}",
+        f"heartbeat-journal-{identity}-2",
+    ]
+    # Every acknowledged ping is stored (the first may already be dropped: absorbed).
+    assert acknowledged - 1 <= len(entry_names(api_client, namespace)) <= acknowledged
+    # On SIGTERM the replica absorbs what it holds and deletes every Secret it wrote.
+    assert op.stop() == 0
+    assert monitors.status("busy")["pingCount"] == acknowledged
+    assert journal_secret_names(api_client, namespace) == []

@@ -728,3 +728,20 @@ def test_no_created_series(metrics: Metrics) -> None:
     body, _ = metrics.render()
     assert b"heartbeat_http_requests_total{" in body
     assert b"_created" not in body
+
+
+def test_the_journal_series_say_its_backlog_secrets_flushes_and_status_lag() -> None:
+    from heartbeat_operator.metrics.replica import Metrics
+
+    metrics = Metrics(lambda: [], lambda: False)
+    backlog = [3]
+    metrics.track_journal(lambda: backlog[0], lambda: 2)
+    metrics.journal_flushed(0.02)
+    metrics.status_lag(42.0)
+    backlog[0] = 7
+    text = metrics.render()[0].decode()
+    assert "heartbeat_journal_backlog_pings 7.0" in text
+    assert "heartbeat_journal_secrets 2.0" in text
+    assert 'heartbeat_journal_flush_duration_seconds_bucket{le="0.025"} 1.0' in text
+    assert 'heartbeat_journal_status_lag_seconds_bucket{le="30.0"} 0.0' in text
+    assert 'heartbeat_journal_status_lag_seconds_bucket{le="60.0"} 1.0' in text

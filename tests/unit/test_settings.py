@@ -482,3 +482,21 @@ def test_the_journal_is_off_by_default_and_set_by_flag_or_environment(no_file: P
 def test_a_journal_of_512_kib_or_more_is_refused(no_file: Path) -> None:
     with pytest.raises(SettingsError, match="512 KiB"):
         build(["--journal-max-bytes", str(512 * 1024)], namespace_file=no_file)
+
+
+def test_a_replica_may_hold_many_small_journal_secrets(no_file: Path) -> None:
+    # Issue 15: flushes rewrite only the newest Secret, so Secrets stay small and many.
+    default = build([], {}, namespace_file=no_file).journal
+    assert (default.max_bytes, default.max_segments) == (64 * 1024, 128)
+    assert default.absorb_writes_per_second == 20.0
+    given = build(["--journal-max-secrets", "8"], namespace_file=no_file).journal
+    assert given.max_segments == 8
+
+
+def test_with_the_journal_a_body_limit_whose_ping_could_not_fit_a_secret_is_refused(
+    no_file: Path,
+) -> None:
+    flags = ["--journal", "--body-limit", "100000", "--max-body", "1048576"]
+    with pytest.raises(SettingsError, match="over 512 KiB"):
+        build(flags, namespace_file=no_file)
+    assert build(flags[1:], namespace_file=no_file).receiver.body_limit == 100000

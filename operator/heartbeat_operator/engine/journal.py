@@ -204,6 +204,10 @@ def _name_of(body: Mapping[str, Any]) -> str:
     return str((body.get("metadata") or {}).get("name", "?"))
 
 
+def _is_failure(ping: Ping) -> bool:
+    return ping.kind == "fail" or ping.exit_code not in (None, 0)
+
+
 def _version_of(body: Mapping[str, Any]) -> str | None:
     version = (body.get("metadata") or {}).get("resourceVersion")
     return version if isinstance(version, str) else None
@@ -227,6 +231,8 @@ class Segment:
     name: str
     version: str | None = None  # None: the Secret does not exist (as far as known)
     stored: dict[int, bytes] = dataclasses.field(default_factory=dict)  # sequence -> entry
+    bytes: int = 0  # of the entries stored
+    live: int = 0  # entries stored and neither absorbed nor voided
 
 
 class Journal:
@@ -246,8 +252,8 @@ class Journal:
         *,
         namespace: str,
         identity: str,
-        max_bytes: int = 128 * 1024,
-        max_segments: int = 32,
+        max_bytes: int = 64 * 1024,
+        max_segments: int = 128,
         write_timeout: float = 5.0,
         max_unabsorbed: int = 50,
     ) -> None:
@@ -264,8 +270,10 @@ class Journal:
         #: Sealed segments, oldest first, then the head.
         self._segments: list[Segment] = [Segment(self.name)]
         self._entries: dict[int, Entry] = {}  # every entry some segment holds
+        self._where: dict[int, Segment] = {}  # the segment holding each of them
         #: Stored entries neither absorbed nor voided, per monitor, by sequence.
         self._live: dict[Key, dict[int, Entry]] = collections.defaultdict(dict)
+        self._failures: collections.Counter[Key] = collections.Counter()  # live failures
         self._absorbed: set[int] = set()  # stored and absorbed: dropped by the next flush
         self._voided: set[int] = set()  # answered 503: the next write leaves them out
         self._pending: list[Waiter] = []
@@ -311,7 +319,7 @@ class Journal:
         """How full the journal is, 0 to 1: the Secrets in use (the head by its bytes)
         out of ``max_segments`` (the absorber spends faster past one half)."""
         head = self._segments[-1]
-        head_bytes = sum(len(d) for d in head.stored.values()) + self._pending_bytes
+        head_bytes = head.bytes + self._pending_bytes
         used = len(self._segments) - 1 + min(head_bytes / self.max_bytes, 1.0)
         return min(used / self.max_segments, 1.0)
 
@@ -345,14 +353,13 @@ class Journal:
     def _has_room(self, size: int) -> bool:
         """Whether an entry of ``size`` bytes fits, after the pending ones, in the head or
         in the Secrets the replica may still start."""
-        head = self._segments[-1]
-        live = [d for _, d in self._content(head)]
-        needed = sum(map(len, live)) + self._pending_bytes + size
-        count = len(live) + len(self._pending) + 1
+        head = self._segments[-1]  # what it holds: at most what its next write keeps
+        needed = head.bytes + self._pending_bytes + size
+        count = len(head.stored) + len(self._pending) + 1
         spare = self.max_segments - len(self._segments)
-        # Each fresh Secret holds at least max_bytes less one entry's worth (the body
-        # limit keeps entries far smaller than a Secret).
-        return stored_size(needed, count) <= self.max_bytes + spare * (self.max_bytes // 2)
+        # A fresh Secret's room, less what a ping that does not fit at its end wastes.
+        fresh = (self.max_bytes - OVERHEAD) * 7 // 8
+        return stored_size(needed, count) <= self.max_bytes + spare * fresh
 
     def _void(self, waiter: Waiter) -> None:
         """``waiter`` is answered 503: it must never count (DESIGN 10.8.12)."""
@@ -369,14 +376,20 @@ class Journal:
         # after we know) leaves it out, and that Secret is not sealed before.
         self._voided.add(seq)
         self._unlive(waiter.entry)
+        if seq in self._where:
+            self._where[seq].live -= 1
         self._uncount(waiter.entry.key)
 
     def _unlive(self, entry: Entry) -> None:
         live = self._live.get(entry.key)
-        if live is not None:
-            live.pop(entry.sequence, None)
-            if not live:
-                del self._live[entry.key]
+        if live is None or live.pop(entry.sequence, None) is None:
+            return
+        if not live:
+            del self._live[entry.key]
+        if _is_failure(entry.ping):
+            self._failures[entry.key] -= 1
+            if self._failures[entry.key] <= 0:
+                del self._failures[entry.key]
 
     def _uncount(self, key: Key) -> None:
         self._unabsorbed[key] -= 1
@@ -395,7 +408,11 @@ class Journal:
         """The sequence of the monitor's oldest stored entry not absorbed (0: none): the
         absorber serves the oldest first, so sealed Secrets empty out in order."""
         live = self._live.get(key)
-        return min(live) if live else 0
+        return next(iter(live)) if live else 0  # entries land in sequence order
+
+    def failure_waits(self, key: Key) -> bool:
+        """Whether a stored, unabsorbed ping of the monitor reports a failure."""
+        return self._failures[key] > 0 if key in self._failures else False
 
     def absorbed(self, entries: Iterable[Entry]) -> None:
         """The status holding ``entries`` is written: the next flush drops them (a sealed
@@ -404,6 +421,7 @@ class Journal:
             seq = entry.sequence
             if seq in self._entries and seq not in self._absorbed and seq not in self._voided:
                 self._absorbed.add(seq)
+                self._where[seq].live -= 1
                 self._unlive(entry)
                 self._uncount(entry.key)
         if any(self._emptied(s) for s in self._segments[:-1]):
@@ -430,7 +448,7 @@ class Journal:
 
     def _emptied(self, segment: Segment) -> bool:
         """A sealed Secret whose every entry is absorbed or voided: to be deleted."""
-        return all(s in self._absorbed or s in self._voided for s in segment.stored)
+        return segment.live == 0
 
     async def _flush_loop(self) -> None:
         failures = 0
@@ -477,9 +495,8 @@ class Journal:
     def _release_voided(self, batch: Sequence[Waiter]) -> None:
         """Voided pings of ``batch`` no Secret holds are forgotten (one a Secret holds is
         once the write that removes it lands: ``_landed``)."""
-        held = set(self._entries)
         for waiter in batch:
-            if waiter.voided and waiter.entry.sequence not in held:
+            if waiter.voided and waiter.entry.sequence not in self._entries:
                 self._voided.discard(waiter.entry.sequence)
 
     def _content(self, segment: Segment) -> list[tuple[int, bytes]]:
@@ -566,10 +583,16 @@ class Journal:
             seq = waiter.entry.sequence
             if seq not in held:
                 continue
-            segment.stored[seq] = waiter.encoded
+            if seq not in segment.stored:
+                segment.stored[seq] = waiter.encoded
+                segment.bytes += len(waiter.encoded)
+                segment.live += not waiter.voided
             self._entries[seq] = waiter.entry
-            if not waiter.voided:
+            self._where[seq] = segment
+            if not waiter.voided and seq not in self._live[waiter.entry.key]:
                 self._live[waiter.entry.key][seq] = waiter.entry
+                if _is_failure(waiter.entry.ping):
+                    self._failures[waiter.entry.key] += 1
             if not waiter.voided and not waiter.future.done():
                 waiter.future.set_result(None)
                 fresh.append(waiter.entry)
@@ -584,9 +607,11 @@ class Journal:
     def _drop(self, segment: Segment, seq: int) -> None:
         """``segment`` no longer holds ``seq``: forget it (still counted as unabsorbed if
         it was neither absorbed nor voided: the leader absorbed it)."""
-        segment.stored.pop(seq, None)
+        segment.bytes -= len(segment.stored.pop(seq))
+        del self._where[seq]
         entry = self._entries.pop(seq)
         if seq not in self._absorbed and seq not in self._voided:
+            segment.live -= 1
             self._unlive(entry)
             self._uncount(entry.key)
         self._absorbed.discard(seq)
@@ -672,10 +697,12 @@ class Absorber:
     writes per ping fall as the load grows (issue 15: ≤ 0.05 at the side-by-side load).
     Monitors whose state the absorption likely changes go first, then the one with the
     oldest stored ping (so sealed journal Secrets empty out in order). Past half the
-    journal's room the budget is set aside until it is back under: a full journal
-    would refuse pings, a burst of writes only costs the API server."""
+    journal's room absorption catches up at five times the budget until it is back
+    under: a full journal would refuse pings, more writes only cost the API server."""
 
-    #: The journal's fill from which absorption catches up without the budget.
+    #: Past this fill of the journal, absorption catches up at ``catch_up_factor`` times
+    #: the budget until it is back under (at most ``max_in_flight`` writes at a time, so
+    #: the journal's own flushes still get through the API server).
     CATCH_UP_FILL = 0.5
 
     def __init__(
@@ -685,7 +712,8 @@ class Absorber:
         *,
         interval: float = 1.0,
         writes_per_second: float = 20.0,
-        max_in_flight: int = 64,
+        max_in_flight: int = 8,
+        catch_up_factor: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         reader: JournalReader | None = None,
         now: Callable[[], datetime.datetime] | None = None,
@@ -697,11 +725,13 @@ class Absorber:
         self.reader = reader
         self.interval = interval
         self._bucket = TokenBucket(writes_per_second, max(1, int(writes_per_second)), clock)
+        catch_up = writes_per_second * catch_up_factor
+        self._catch_up = TokenBucket(catch_up, max(1, int(catch_up)), clock)
+        self.max_in_flight = max_in_flight
         self._clock = clock
         self._dirty: dict[Key, None] = {}
         self._last: dict[Key, float] = {}
         self._busy: set[Key] = set()
-        self._slots = asyncio.Semaphore(max_in_flight)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -721,27 +751,7 @@ class Absorber:
         while self._dirty or self._tasks:
             self._wake.clear()
             now = self._clock()
-            wait: float | None = None
-            catching_up = self.journal.fill >= self.CATCH_UP_FILL
-            for key in sorted(self._dirty, key=self._order):
-                if key in self._busy:
-                    continue
-                due = self._last.get(key, -1e18) + self.interval
-                if due > now:
-                    wait = due - now if wait is None else min(wait, due - now)
-                    continue
-                if not catching_up:
-                    delay = self._bucket.delay()
-                    if delay > 0:
-                        wait = delay if wait is None else min(wait, delay)
-                        break
-                    self._bucket.take()
-                del self._dirty[key]
-                self._busy.add(key)
-                self._last[key] = now
-                task = asyncio.create_task(self._absorb(key))
-                self._tasks.add(task)
-                task.add_done_callback(self._done)
+            wait = self._start_due(now)
             self._forget_old(now)
             if not self._dirty and not self._tasks:
                 return
@@ -750,6 +760,38 @@ class Absorber:
                 await asyncio.wait({waking}, timeout=wait)
             finally:
                 waking.cancel()
+
+    def _start_due(self, now: float) -> float | None:
+        """Start the absorptions the budget allows now; the seconds until another may
+        start (None: when one in flight ends, or a ping is stored)."""
+        free = self.max_in_flight - len(self._tasks)
+        if free <= 0 or not self._dirty:
+            return None
+        catching_up = self.journal.fill >= self.CATCH_UP_FILL
+        budget = self._catch_up if catching_up else self._bucket
+        if (delay := budget.delay()) > 0:
+            return delay  # no write allowed yet: no need to order the waiting monitors
+        wait: float | None = None
+        for key in sorted(self._dirty, key=self._order):
+            if free <= 0:
+                break
+            if key in self._busy:
+                continue
+            due = self._last.get(key, -1e18) + self.interval
+            if due > now:
+                wait = due - now if wait is None else min(wait, due - now)
+                continue
+            if (delay := budget.delay()) > 0:
+                return delay if wait is None else min(wait, delay)
+            budget.take()
+            del self._dirty[key]
+            self._busy.add(key)
+            self._last[key] = now
+            task = asyncio.create_task(self._absorb(key))
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
+            free -= 1
+        return wait
 
     def _settled_deadline(self, key: Key, entries: Sequence[Entry]) -> datetime.datetime | None:
         """The deadline of the monitor that folding ``entries`` judges, if any (a ping
@@ -782,10 +824,7 @@ class Absorber:
         entry = self.writer.table.get(key)
         if entry is None or entry.summary.get("state") != "Healthy":
             return False
-        return not any(
-            e.ping.kind == "fail" or e.ping.exit_code not in (None, 0)
-            for e in self.journal.stored_for(key)
-        )
+        return not self.journal.failure_waits(key)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -798,38 +837,37 @@ class Absorber:
 
     async def _absorb(self, key: Key) -> None:
         try:
-            async with self._slots:
-                entries = self.journal.stored_for(key)
-                current = self.writer.table.get(key)
-                stale = [e for e in entries if current is None or e.uid != current.uid]
-                if stale:  # for a monitor deleted since (and maybe made again): no one's
-                    self.journal.absorbed(stale)
-                    entries = [e for e in entries if e not in stale]
-                if not entries:
-                    return
-                absorb = [journal_pings(self.journal.identity, entries)]
-                due = self._settled_deadline(key, entries)
-                monitor = self.writer.table.get(key)
-                if self.reader is not None and due is not None and monitor is not None:
-                    # DESIGN 10.8.11: a write that judges a deadline folds every journal
-                    # first, so a ping another replica acknowledged before it counts; any
-                    # list sent after the deadline shows those (and is shared).
-                    listed = await self.reader.list_since(due.timestamp())
-                    absorb += listed.pings_for(monitor)
-                change = folding.Change(absorb=tuple(absorb))
-                try:
-                    await self.writer.submit(key, change, timeout=None)
-                except UnknownToken:  # the monitor is gone: nothing to absorb into
-                    self.journal.dropped(key)
-                    return
-                except WriteTimeout:
-                    self._dirty[key] = None  # the writer gave up: again after the interval
-                    return
-                self.journal.absorbed(entries)
-                now = self._now()
-                for listener in self.on_absorbed:
-                    for e in entries:
-                        listener((now - e.ping.time).total_seconds())
+            entries = self.journal.stored_for(key)
+            current = self.writer.table.get(key)
+            stale = [e for e in entries if current is None or e.uid != current.uid]
+            if stale:  # for a monitor deleted since (and maybe made again): no one's
+                self.journal.absorbed(stale)
+                entries = [e for e in entries if e not in stale]
+            if not entries:
+                return
+            absorb = [journal_pings(self.journal.identity, entries)]
+            due = self._settled_deadline(key, entries)
+            monitor = self.writer.table.get(key)
+            if self.reader is not None and due is not None and monitor is not None:
+                # DESIGN 10.8.11: a write that judges a deadline folds every journal
+                # first, so a ping another replica acknowledged before it counts; any
+                # list sent after the deadline shows those (and is shared).
+                listed = await self.reader.list_since(due.timestamp())
+                absorb += listed.pings_for(monitor)
+            change = folding.Change(absorb=tuple(absorb))
+            try:
+                await self.writer.submit(key, change, timeout=None)
+            except UnknownToken:  # the monitor is gone: nothing to absorb into
+                self.journal.dropped(key)
+                return
+            except WriteTimeout:
+                self._dirty[key] = None  # the writer gave up: again after the interval
+                return
+            self.journal.absorbed(entries)
+            now = self._now()
+            for listener in self.on_absorbed:
+                for e in entries:
+                    listener((now - e.ping.time).total_seconds())
         except Exception:
             logger.exception("absorbing %s/%s failed", *key)
             self._dirty[key] = None
