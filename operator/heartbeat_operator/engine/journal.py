@@ -697,12 +697,14 @@ class Absorber:
     writes per ping fall as the load grows (issue 15: ≤ 0.05 at the side-by-side load).
     Monitors whose state the absorption likely changes go first, then the one with the
     oldest stored ping (so sealed journal Secrets empty out in order). Past half the
-    journal's room absorption catches up at five times the budget until it is back
-    under: a full journal would refuse pings, more writes only cost the API server."""
+    journal's room absorption catches up without the budget (``max_in_flight`` writes at
+    a time) until it is back under: a full journal would refuse pings, more writes only
+    cost the API server."""
 
-    #: Past this fill of the journal, absorption catches up at ``catch_up_factor`` times
-    #: the budget until it is back under (at most ``max_in_flight`` writes at a time, so
-    #: the journal's own flushes still get through the API server).
+    #: Past this fill of the journal, absorption catches up without the budget until it
+    #: is back under: at most ``max_in_flight`` writes at a time, as fast as the API
+    #: server answers them (a full journal refuses pings; at one ping per monitor per
+    #: interval nothing coalesces and status must keep up with the pings).
     CATCH_UP_FILL = 0.5
 
     def __init__(
@@ -713,7 +715,6 @@ class Absorber:
         interval: float = 1.0,
         writes_per_second: float = 20.0,
         max_in_flight: int = 8,
-        catch_up_factor: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         reader: JournalReader | None = None,
         now: Callable[[], datetime.datetime] | None = None,
@@ -725,8 +726,6 @@ class Absorber:
         self.reader = reader
         self.interval = interval
         self._bucket = TokenBucket(writes_per_second, max(1, int(writes_per_second)), clock)
-        catch_up = writes_per_second * catch_up_factor
-        self._catch_up = TokenBucket(catch_up, max(1, int(catch_up)), clock)
         self.max_in_flight = max_in_flight
         self._clock = clock
         self._dirty: dict[Key, None] = {}
@@ -767,9 +766,8 @@ class Absorber:
         free = self.max_in_flight - len(self._tasks)
         if free <= 0 or not self._dirty:
             return None
-        catching_up = self.journal.fill >= self.CATCH_UP_FILL
-        budget = self._catch_up if catching_up else self._bucket
-        if (delay := budget.delay()) > 0:
+        budget = None if self.journal.fill >= self.CATCH_UP_FILL else self._bucket
+        if budget is not None and (delay := budget.delay()) > 0:
             return delay  # no write allowed yet: no need to order the waiting monitors
         wait: float | None = None
         for key in sorted(self._dirty, key=self._order):
@@ -781,9 +779,10 @@ class Absorber:
             if due > now:
                 wait = due - now if wait is None else min(wait, due - now)
                 continue
-            if (delay := budget.delay()) > 0:
-                return delay if wait is None else min(wait, delay)
-            budget.take()
+            if budget is not None:
+                if (delay := budget.delay()) > 0:
+                    return delay if wait is None else min(wait, delay)
+                budget.take()
             del self._dirty[key]
             self._busy.add(key)
             self._last[key] = now
