@@ -1,7 +1,8 @@
 """``make bench``: every operator benchmark of issue 8, one results table.
 
     .venv/bin/python bench/run.py [--no-readme] [--keep-cluster]
-        [--only pings,ping-burst,detection,burst,takeover,experiments,scale-pods,scale]
+        [--only pings,ping-burst,ping-sustained,detection,burst,takeover,experiments,
+                scale-pods,scale]
     BENCH_QUICK=1 .venv/bin/python bench/run.py     # a smoke run at a fraction of the size
 
 Each benchmark gets a fresh control plane of its own (``bench/harness.py``: never the
@@ -36,6 +37,7 @@ Bench = Callable[[ControlPlane, Path], Awaitable[tuple[list[Row], dict[str, Any]
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "pings": ("pings", "bench"),
     "ping-burst": ("ping_burst", "bench"),
+    "ping-sustained": ("ping_sustained", "bench"),
     "detection": ("detection", "bench_detection"),
     "burst": ("detection", "bench_burst"),
     "takeover": ("takeover", "bench"),

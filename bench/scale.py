@@ -44,8 +44,11 @@ TARGETS_MIB = {10_000: 256, 100_000: 1024}
 SETTLE = 60
 
 
-def objects(count: int, now: datetime, last_token: list[str]) -> Iterator[dict[str, Any]]:
-    """The seeded monitors; the token of the last one (listed last) goes to ``last_token``."""
+def objects(
+    count: int, now: datetime, last_token: list[str], *, tokens: list[str] | None = None
+) -> Iterator[dict[str, Any]]:
+    """The seeded monitors; the token of the last one (listed last) goes to ``last_token``,
+    every token to ``tokens`` if given."""
     variants = []
     for v in range(VARIANTS):
         # Period 2h, last ping 11-27 min ago: nothing is due for 90 minutes, however long
@@ -60,6 +63,8 @@ def objects(count: int, now: datetime, last_token: list[str]) -> Iterator[dict[s
         obj, token = seeding.retokened(variants[i % VARIANTS], f"m-{i:06d}")
         if i == count - 1:
             last_token.append(token)
+        if tokens is not None:
+            tokens.append(token)
         yield obj
 
 
