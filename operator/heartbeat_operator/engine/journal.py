@@ -728,7 +728,10 @@ class Absorber:
         self._bucket = TokenBucket(writes_per_second, max(1, int(writes_per_second)), clock)
         self.max_in_flight = max_in_flight
         self._clock = clock
-        self._dirty: dict[Key, None] = {}
+        #: Monitors with stored pings to absorb, and whether that is routine (no likely
+        #: state change; judged once when the monitor became dirty: a heuristic for the
+        #: order, never for what is written).
+        self._dirty: dict[Key, bool] = {}
         self._last: dict[Key, float] = {}
         self._busy: set[Key] = set()
         self._wake = asyncio.Event()
@@ -741,7 +744,11 @@ class Absorber:
 
     def stored(self, entries: Sequence[Entry]) -> None:
         for entry in entries:
-            self._dirty[entry.key] = None
+            key = entry.key
+            if key not in self._dirty:
+                self._dirty[key] = self._routine(key)
+            elif _is_failure(entry.ping):
+                self._dirty[key] = False
         self._wake.set()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="journal absorber")
@@ -814,7 +821,7 @@ class Absorber:
 
     def _order(self, key: Key) -> tuple[bool, int]:
         """Likely transitions first, then by the oldest stored ping."""
-        return self._routine(key), self.journal.oldest(key)
+        return self._dirty[key], self.journal.oldest(key)
 
     def _routine(self, key: Key) -> bool:
         """False for a monitor whose absorption likely changes its state: it is not
@@ -860,7 +867,7 @@ class Absorber:
                 self.journal.dropped(key)
                 return
             except WriteTimeout:
-                self._dirty[key] = None  # the writer gave up: again after the interval
+                self._dirty[key] = False  # the writer gave up: again after the interval
                 return
             self.journal.absorbed(entries)
             now = self._now()
@@ -869,7 +876,7 @@ class Absorber:
                     listener((now - e.ping.time).total_seconds())
         except Exception:
             logger.exception("absorbing %s/%s failed", *key)
-            self._dirty[key] = None
+            self._dirty[key] = False
         finally:
             self._busy.discard(key)
 
@@ -882,7 +889,7 @@ class Absorber:
         while not self.journal.all_absorbed and loop.time() < deadline:
             if self._task is None or self._task.done():
                 for key in self.journal.waiting_monitors():
-                    self._dirty[key] = None
+                    self._dirty[key] = False
                 if self._dirty:
                     self._task = asyncio.create_task(self._run(), name="journal absorber")
             await asyncio.sleep(0.05)
