@@ -727,6 +727,7 @@ class Absorber:
         self.interval = interval
         self._bucket = TokenBucket(writes_per_second, max(1, int(writes_per_second)), clock)
         self.max_in_flight = max_in_flight
+        self._draining = False
         self._clock = clock
         #: Monitors with stored pings to absorb, and whether that is routine (no likely
         #: state change; judged once when the monitor became dirty: a heuristic for the
@@ -773,7 +774,8 @@ class Absorber:
         free = self.max_in_flight - len(self._tasks)
         if free <= 0 or not self._dirty:
             return None
-        budget = None if self.journal.fill >= self.CATCH_UP_FILL else self._bucket
+        catching_up = self._draining or self.journal.fill >= self.CATCH_UP_FILL
+        budget = None if catching_up else self._bucket
         if budget is not None and (delay := budget.delay()) > 0:
             return delay  # no write allowed yet: no need to order the waiting monitors
         wait: float | None = None
@@ -883,6 +885,7 @@ class Absorber:
     async def absorb_all(self, timeout: float) -> None:
         """On SIGTERM: absorb what is stored now, within ``timeout`` (DESIGN 10.8.10)."""
         self.interval = 0.0
+        self._draining = True  # the budget no longer applies: what is left goes to the leader
         self._wake.set()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
