@@ -34,16 +34,20 @@ Handler = Callable[[Any], Awaitable[None]]
 
 @dataclasses.dataclass
 class _Kind:
+    name: str
     handler: Handler
     limit: int | None
     held: bool
     running: int = 0
+    #: Marked keys not running, in the order marked (a key marked while busy joins when
+    #: its task ends). Per kind, so starting work never rescans another kind's backlog,
+    #: nor the keys waiting behind a full limit: a takeover marks 100,000 monitors.
+    queue: collections.deque[Hashable] = dataclasses.field(default_factory=collections.deque)
 
 
 class WorkQueue:
     def __init__(self) -> None:
         self._kinds: dict[str, _Kind] = {}
-        self._queue: collections.deque[tuple[str, Hashable]] = collections.deque()
         self._dirty: set[tuple[str, Hashable]] = set()
         self._busy: dict[tuple[str, Hashable], asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -55,14 +59,16 @@ class WorkQueue:
         errors (an exception is logged and the key is not retried by the queue)."""
         if kind in self._kinds:
             raise ValueError(f"work kind {kind!r} is already registered")
-        self._kinds[kind] = _Kind(handler, limit, held)
+        self._kinds[kind] = _Kind(kind, handler, limit, held)
 
     def mark(self, kind: str, key: Hashable) -> None:
         item = (kind, key)
-        if item not in self._dirty:
-            self._dirty.add(item)
-            self._queue.append(item)
-        self._start()
+        if item in self._dirty:
+            return  # queued, or busy and queued again when it ends
+        self._dirty.add(item)
+        if item not in self._busy:
+            self._kinds[kind].queue.append(key)
+            self._start(self._kinds[kind])
 
     def pending(self, kind: str) -> set[Hashable]:
         """The keys of ``kind`` marked and not started yet."""
@@ -76,12 +82,12 @@ class WorkQueue:
 
     def release(self, kind: str) -> None:
         self._kinds[kind].held = False
-        self._start()
+        self._start(self._kinds[kind])
 
     def clear(self, kind: str) -> None:
         """Forget the kind's marks and cancel its running work (leadership lost)."""
         self._dirty = {item for item in self._dirty if item[0] != kind}
-        self._queue = collections.deque(item for item in self._queue if item[0] != kind)
+        self._kinds[kind].queue.clear()
         for item, task in list(self._busy.items()):
             if item[0] == kind:
                 task.cancel()
@@ -91,24 +97,16 @@ class WorkQueue:
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout)
 
-    def _start(self) -> None:
-        if not self._queue:
-            return
-        waiting: collections.deque[tuple[str, Hashable]] = collections.deque()
-        while self._queue:
-            item = self._queue.popleft()
-            kind = self._kinds[item[0]]
-            full = kind.limit is not None and kind.running >= kind.limit
-            if kind.held or full or item in self._busy:
-                waiting.append(item)
-                continue
+    def _start(self, kind: _Kind) -> None:
+        """Start the kind's queued keys while it is not held and under its limit."""
+        while kind.queue and not kind.held and (kind.limit is None or kind.running < kind.limit):
+            item = (kind.name, kind.queue.popleft())
             self._dirty.discard(item)
             kind.running += 1
             task = asyncio.ensure_future(self._work(item, kind))
             self._busy[item] = task
             self._tasks.add(task)
             task.add_done_callback(functools.partial(self._done, item, kind))
-        self._queue = waiting
 
     async def _work(self, item: tuple[str, Hashable], kind: _Kind) -> None:
         try:
@@ -122,4 +120,6 @@ class WorkQueue:
         kind.running -= 1
         if self._busy.get(item) is task:
             del self._busy[item]
-        self._start()  # marked again while busy, or waiting for this slot
+            if item in self._dirty:  # marked again while busy: once more
+                kind.queue.append(item[1])
+        self._start(kind)

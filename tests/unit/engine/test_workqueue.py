@@ -140,3 +140,18 @@ def test_a_kind_is_registered_once() -> None:
     work.add_kind("m", Gate())
     with pytest.raises(ValueError):
         work.add_kind("m", Gate())
+
+
+async def test_a_key_marked_again_while_busy_rejoins_behind_the_keys_waiting() -> None:
+    gate, work = Gate(), WorkQueue()
+    work.add_kind("m", gate, limit=1, held=False)
+    for key in "abc":
+        work.mark("m", key)
+    await until(lambda: gate.running == {"a"})
+    work.mark("m", "a")  # while busy: once more, after b and c
+    assert work.pending("m") == {"a", "b", "c"}
+    for key in "abca":
+        await until(lambda k=key: gate.running == {k})  # type: ignore[misc]
+        gate.let_go(key)
+    await until(lambda: not work.busy("m"))
+    assert gate.calls == list("abca")
