@@ -200,13 +200,15 @@ class Operator:
         # One keyed work queue for the leader's loops: monitors and CronJobs (issue 14 item 3).
         self.work = WorkQueue()
         self._journal_task: asyncio.Task[None] | None = None
+        keeper = EventKeeper(self.client, self._event_targets, settings.watching.identity)
+        self.writer.on_events_posted.append(keeper.posted)
         self.scheduler = Scheduler(
             self.table,
             self.writer,
             self.tokens,
             deadline_delay=w.deadline_delay,
             judge=self._before_judging,
-            events=EventKeeper(self.client, self._event_targets, settings.watching.identity),
+            events=keeper,
             work=self.work,
         )
         lease = settings.leadership

@@ -174,6 +174,9 @@ class Writer:
         self.on_transitions: list[
             Callable[[MonitorEntry, Sequence[events.Transitioned]], None]
         ] = []
+        #: Called with a written monitor once every Event of its write was posted (the
+        #: leader's ``events.EventKeeper`` then has nothing to check for it).
+        self.on_events_posted: list[Callable[[MonitorEntry], None]] = []
         #: The operator's own outages every write judges deadlines with (DESIGN 10.5;
         #: ``kube.replicas.Replicas.outages``).
         self.outages: Callable[[], Sequence[Outage]] = tuple
@@ -451,8 +454,19 @@ class Writer:
                 listener(entry, result.announced)
             except Exception:
                 logger.exception("transition listener failed")
-        for post in result.event_posts(self.config.instance):
-            self.spawn(events.apply_event(self.client, post))
+        posts = result.event_posts(self.config.instance)
+        if posts:
+            self.spawn(self._post(entry, posts))
+
+    async def _post(
+        self, entry: MonitorEntry, posts: Sequence[dict[str, Any] | events.Aggregate]
+    ) -> None:
+        posted = True
+        for post in posts:
+            posted = await events.apply_event(self.client, post) and posted
+        if posted:
+            for listener in self.on_events_posted:
+                listener(entry)
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

@@ -255,6 +255,30 @@ async def test_an_event_its_writer_posted_is_not_posted_twice() -> None:
     assert events_posted(leader) == ["FirstPing"]  # the writer's, found there (409)
 
 
+async def test_a_transition_whose_events_this_replica_posted_costs_no_check() -> None:
+    # The leader wrote the transition itself and its writer posted the Event: nothing to
+    # check (issue 14's bench: 10,000 Down transitions had cost 8,600 extra POSTs).
+    first_ping = {
+        "time": "2026-11-25T04:10:00Z",
+        "state": "Healthy",
+        "reason": "PingReceived",
+        "message": "first ping",
+        "eventReason": "FirstPing",
+    }
+    now = datetime(2026, 11, 25, 4, 10, 1, tzinfo=UTC)
+    leader = Leader(FakeJudge(), now=now, status={"recentTransitions": [first_ping]})
+    keeper = EventKeeper(leader.kube, own_events)  # type: ignore[arg-type]
+    leader.scheduler.events = keeper
+    entry = leader.table.get(KEY)
+    assert entry is not None
+    await leader.scheduler.reconcile(KEY)  # seen before the writer's report: pending
+    keeper.posted(entry)
+    leader.now = now + EVENT_SETTLE
+    await leader.scheduler.reconcile(KEY)
+    assert ("POST", "events") not in leader.kube.writes
+    assert leader.wakes_at() == wake(DUE)
+
+
 def own_events(entry: MonitorEntry) -> list[InvolvedObject]:
     return [InvolvedObject(entry.namespace, entry.name, entry.uid)]
 

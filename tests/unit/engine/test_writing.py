@@ -367,3 +367,17 @@ async def test_an_outage_logs_one_warning_line_not_a_traceback_per_failed_write(
     assert lines[0].levelname == "WARNING"
     assert lines[0].exc_info is None
     assert NOT_CONNECTED in lines[0].getMessage()
+
+
+async def test_the_writer_says_when_every_event_of_its_write_is_posted():
+    fake, _, writer = setup()
+    told: list[str] = []
+    writer.on_events_posted.append(lambda entry: told.append(entry.name))
+    await writer.record(TOKEN, ping())  # the first ping: FirstPing
+    await writer.drain(timeout=2)
+    assert [o["reason"] for p, o in fake.objects.items() if "/events/" in p] == ["FirstPing"]
+    assert told == ["m"]
+    fake.fail_posts = ApiError(500, "InternalError", "no")
+    await writer.submit(("ns", "m"), Change(inputs=(Ping(datetime.now(UTC), "fail"),)))
+    await writer.drain(timeout=2)
+    assert told == ["m"]  # the Failed Event did not go out: the leader checks it later

@@ -37,6 +37,7 @@ class FakeKube:
         self.puts_started = 0
         self.conflicts_left = 0
         self.fail_with: ApiError | None = None
+        self.fail_posts: ApiError | None = None  # every POST (Events, Secrets) fails with it
         self.lose_answers = 0  # PUTs applied whose answer is lost on the wire (issue 18)
         # PUTs applied whose answer is lost, then sent again by the HTTP client on its own
         # (aiohttp, for an idempotent method on a dropped kept-alive connection): a 409.
@@ -104,6 +105,8 @@ class FakeKube:
 
     async def post(self, path: str, body: Mapping[str, Any], *, kind: str = "other") -> Any:
         self.writes.append(("POST", kind))
+        if self.fail_posts is not None:
+            raise self.fail_posts
         full = f"{path}/{body['metadata']['name']}"
         if full in self.objects:
             raise ApiError(409, "AlreadyExists", "exists")
