@@ -33,6 +33,7 @@ import collections
 import contextlib
 import dataclasses
 import datetime
+import heapq
 import itertools
 import logging
 import time
@@ -221,6 +222,7 @@ class Waiter:
     entry: Entry
     encoded: bytes
     future: asyncio.Future[None]
+    deadline: float  # loop time: not stored by then, it is answered 503
     voided: bool = False
 
 
@@ -287,6 +289,7 @@ class Journal:
         #: Told of entries once stored (the absorber).
         self.on_stored: list[Callable[[Sequence[Entry]], None]] = []
         self._room = asyncio.Event()  # set when absorption frees a sealed Secret
+        self._sweep: asyncio.TimerHandle | None = None  # the next ``_expire``
         self.flushes = 0
         #: Told of every flush that landed: its latency in seconds (metrics).
         self.on_flush: list[Callable[[float], None]] = []
@@ -339,16 +342,30 @@ class Journal:
         encoded = encode_entry(item)
         if not self._has_room(len(encoded)):
             raise JournalFull("the replica's journal is full")
-        waiter = Waiter(item, encoded, asyncio.get_running_loop().create_future())
+        loop = asyncio.get_running_loop()
+        waiter = Waiter(item, encoded, loop.create_future(), loop.time() + self.write_timeout)
         self._pending.append(waiter)
         self._pending_bytes += len(encoded)
         self._unabsorbed[key] += 1
         self._kick()
-        try:
-            await asyncio.wait_for(asyncio.shield(waiter.future), self.write_timeout)
-        except TimeoutError:
-            self._void(waiter)
-            raise WriteTimeout("the journal write did not succeed in time") from None
+        if self._sweep is None:
+            self._sweep = loop.call_at(waiter.deadline, self._expire)
+        # Shielded: a client that hangs up does not take its ping out of the journal.
+        # One timer for every waiter (``_expire``), not a wait_for each: per ping that
+        # was a tenth of the replica's CPU at 1,400 pings/s (issue 15's profile).
+        await asyncio.shield(waiter.future)
+
+    def _expire(self) -> None:
+        """Answer 503 every ping not stored by its deadline; come back at the next one."""
+        self._sweep = None
+        now = asyncio.get_running_loop().time()
+        waiting = [w for w in (*self._in_flight, *self._pending) if not w.future.done()]
+        for waiter in waiting:
+            if waiter.deadline <= now:
+                self._void(waiter)
+        later = [w.deadline for w in waiting if not w.future.done()]
+        if later:
+            self._sweep = asyncio.get_running_loop().call_at(min(later), self._expire)
 
     def _has_room(self, size: int) -> bool:
         """Whether an entry of ``size`` bytes fits, after the pending ones, in the head or
@@ -365,7 +382,8 @@ class Journal:
         """``waiter`` is answered 503: it must never count (DESIGN 10.8.12)."""
         waiter.voided = True
         if not waiter.future.done():
-            waiter.future.cancel()
+            waiter.future.set_exception(WriteTimeout("the journal write did not succeed in time"))
+            waiter.future.exception()  # retrieved: its client may be gone
         seq = waiter.entry.sequence
         if waiter in self._pending:
             self._pending.remove(waiter)  # never sent
@@ -779,7 +797,17 @@ class Absorber:
         if budget is not None and (delay := budget.delay()) > 0:
             return delay  # no write allowed yet: no need to order the waiting monitors
         wait: float | None = None
-        for key in sorted(self._dirty, key=self._order):
+        # The first few in order are enough (the busy ones and those absorbed within the
+        # interval are skipped); sorting every waiting monitor on each start was a tenth
+        # of the replica's CPU at 1,400 pings/s. All of them if those few start nothing.
+        few = free + len(self._busy) + 32
+        candidates = heapq.nsmallest(few, self._dirty, key=self._order)
+        if len(candidates) < len(self._dirty) and not any(
+            key not in self._busy and self._last.get(key, -1e18) + self.interval <= now
+            for key in candidates
+        ):
+            candidates = sorted(self._dirty, key=self._order)
+        for key in candidates:
             if free <= 0:
                 break
             if key in self._busy:
