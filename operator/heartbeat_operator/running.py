@@ -271,6 +271,7 @@ class Operator:
                 self.writer,
                 interval=j.absorb_interval,
                 writes_per_second=j.absorb_writes_per_second,
+                max_lag=j.absorb_max_lag,
                 reader=self.journals,
             )
             self.recorder = JournalRecorder(self.writer, self.journal)

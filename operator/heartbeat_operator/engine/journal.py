@@ -428,6 +428,11 @@ class Journal:
         live = self._live.get(key)
         return next(iter(live)) if live else 0  # entries land in sequence order
 
+    def oldest_time(self, key: Key) -> datetime.datetime | None:
+        """When the monitor's oldest stored, unabsorbed ping was accepted."""
+        live = self._live.get(key)
+        return live[next(iter(live))].ping.time if live else None
+
     def failure_waits(self, key: Key) -> bool:
         """Whether a stored, unabsorbed ping of the monitor reports a failure."""
         return self._failures[key] > 0 if key in self._failures else False
@@ -713,8 +718,11 @@ class Absorber:
     a ping is in status within ``interval``; under load the monitors queue for the
     budget and each write carries every ping its monitor gathered meanwhile, so the
     writes per ping fall as the load grows (issue 15: ≤ 0.05 at the side-by-side load).
-    Monitors whose state the absorption likely changes go first, then the one with the
-    oldest stored ping (so sealed journal Secrets empty out in order). Past half the
+    No ping waits more than ``max_lag``: a monitor whose oldest ping is that old goes
+    without the budget (many distinct monitors pinged once each cannot coalesce; the
+    budget would only delay them). Monitors whose state the absorption likely changes go
+    first, then the one with the oldest stored ping (so sealed journal Secrets empty out
+    in order). Past half the
     journal's room absorption catches up without the budget (``max_in_flight`` writes at
     a time) until it is back under: a full journal would refuse pings, more writes only
     cost the API server."""
@@ -732,6 +740,7 @@ class Absorber:
         *,
         interval: float = 1.0,
         writes_per_second: float = 20.0,
+        max_lag: float = 30.0,
         max_in_flight: int = 8,
         clock: Callable[[], float] = time.monotonic,
         reader: JournalReader | None = None,
@@ -743,6 +752,7 @@ class Absorber:
         #: Every replica's journals, read when an absorbing write judges a deadline.
         self.reader = reader
         self.interval = interval
+        self.max_lag = datetime.timedelta(seconds=max_lag)
         self._bucket = TokenBucket(writes_per_second, max(1, int(writes_per_second)), clock)
         self.max_in_flight = max_in_flight
         self._draining = False
@@ -794,8 +804,7 @@ class Absorber:
             return None
         catching_up = self._draining or self.journal.fill >= self.CATCH_UP_FILL
         budget = None if catching_up else self._bucket
-        if budget is not None and (delay := budget.delay()) > 0:
-            return delay  # no write allowed yet: no need to order the waiting monitors
+        overdue_before = self._now() - self.max_lag
         wait: float | None = None
         # The first few in order are enough (the busy ones and those absorbed within the
         # interval are skipped); sorting every waiting monitor on each start was a tenth
@@ -816,9 +825,14 @@ class Absorber:
             if due > now:
                 wait = due - now if wait is None else min(wait, due - now)
                 continue
-            if budget is not None:
+            accepted = self.journal.oldest_time(key)
+            overdue = accepted is not None and accepted <= overdue_before
+            if budget is not None and not overdue:
                 if (delay := budget.delay()) > 0:
-                    return delay if wait is None else min(wait, delay)
+                    if accepted is not None:  # or until it is overdue
+                        delay = min(delay, (accepted - overdue_before).total_seconds())
+                    wait = delay if wait is None else min(wait, delay)
+                    continue  # waits for the budget; an overdue one behind it does not
                 budget.take()
             del self._dirty[key]
             self._busy.add(key)

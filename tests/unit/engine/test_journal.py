@@ -449,3 +449,22 @@ async def test_past_half_its_room_the_journal_is_absorbed_without_the_budget():
         what="both absorbed",
     )
     await async_wait_for(lambda: _true(journal.segments == 1), timeout=2, what="sealed deleted")
+
+
+async def test_no_ping_waits_for_the_budget_longer_than_the_max_lag():
+    fake, table, writer, journal = setup()
+    for name in ("a", "b"):
+        await writer.submit(("ns", name), Change(inputs=(ping(),)), timeout=None)
+    await journal.append(table.get(("ns", "a")), ping())
+    await journal.append(table.get(("ns", "b")), ping())
+    # One write's budget; b's ping is absorbed anyway once it is 0.3 s old.
+    absorber = jr.Absorber(journal, writer, interval=0.01, writes_per_second=0.001, max_lag=0.3)
+    lags: list[float] = []
+    absorber.on_absorbed.append(lags.append)
+    absorber.stored(journal.stored_for(("ns", "a")) + journal.stored_for(("ns", "b")))
+    await async_wait_for(
+        lambda: _true(ping_count(fake, "a") == 2 and ping_count(fake, "b") == 2),
+        timeout=3,
+        what="both absorbed",
+    )
+    assert max(lags) >= 0.3  # the second waited for its lag, not for the budget (1,000 s)
