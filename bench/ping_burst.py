@@ -109,6 +109,7 @@ async def bench(plane: ControlPlane, log_dir: Path) -> tuple[list[Row], dict[str
         facts["seed_s"] = await seeding.put_all(
             plane, NAMESPACE, (seeding.render(NAMESPACE, s) for s in seeds)
         )
+        await seeding.put_keyed(plane, seeding.token_secrets(NAMESPACE, [s.name for s in seeds]))
         probe, tokens = seeds[-1].token, [s.token for s in seeds[:-1]]
         say(f"ping-burst: seeded {len(seeds)} monitors in {facts['seed_s']:.1f}s")
         op = OperatorProcess(

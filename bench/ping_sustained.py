@@ -120,6 +120,8 @@ async def bench(plane: ControlPlane, log_dir: Path) -> tuple[list[Row], dict[str
 
         objects = scale.objects(count, now, [], tokens=tokens)
         facts["seed_s"] = await seeding.put_all(plane, NAMESPACE, objects)
+        names = (f"m-{i:06d}" for i in range(count))  # scale.objects' names
+        facts["seed_s"] += await seeding.put_keyed(plane, seeding.token_secrets(NAMESPACE, names))
         say(f"ping-sustained: seeded {count} monitors in {facts['seed_s']:.0f}s")
         op = OperatorProcess(
             plane, namespace=NAMESPACE, lease_namespace=NAMESPACE, log_dir=log_dir, name="operator"

@@ -27,9 +27,9 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -163,6 +163,33 @@ async def put_keyed(
     async with aiohttp.ClientSession(connector=connector) as session:
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
     return time.monotonic() - began
+
+
+def token_secrets(namespace: str, names: Iterable[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(etcd key, Secret)`` for each monitor's token Secret (``<name>-heartbeat``).
+
+    The leader's Secret sweep (DESIGN 10.8.14) re-creates a missing token Secret with a
+    new token; seeded monitors without one would have their tokens rotated under a ping
+    benchmark (404s) and their re-creation counted as its API writes. The sweep only
+    reads whether the Secret exists, so an empty one is enough."""
+    made = format_time(datetime.now(UTC).replace(microsecond=0))
+    for name in names:
+        secret = f"{name}-heartbeat"
+        yield (
+            f"/registry/secrets/{namespace}/{secret}",
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "Opaque",
+                "metadata": {
+                    "name": secret,
+                    "namespace": namespace,
+                    "uid": str(uuid.uuid4()),
+                    "creationTimestamp": made,
+                },
+                "data": {},
+            },
+        )
 
 
 def minus(moment: datetime, seconds: float) -> datetime:
