@@ -98,6 +98,47 @@ async def wait_until(
         await asyncio.sleep(interval)  # poll interval, bounded by the deadline above
 
 
+class OpenLoopPings:
+    """GET pings sent open loop (each due at its own time, whatever the answers before
+    it) over one pool of kept-alive connections: the answers by code and each latency
+    from the ping's due time, so waiting for a free connection counts too."""
+
+    def __init__(self, base: str, connections: int) -> None:
+        self.base = base
+        self.codes: dict[str, int] = {}
+        self.latencies: list[float] = []
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=connections),
+            timeout=aiohttp.ClientTimeout(total=60),
+        )
+
+    async def __aenter__(self) -> OpenLoopPings:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._session.close()
+
+    async def shoot(self, token: str, due: float) -> None:
+        try:
+            async with self._session.get(f"{self.base}/ping/{token}") as response:
+                await response.read()
+                code = str(response.status)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            code = type(exc).__name__
+        self.codes[code] = self.codes.get(code, 0) + 1
+        self.latencies.append(time.monotonic() - due)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "codes": dict(self.codes),
+            "latency_s": {
+                "p50": percentile(self.latencies, 0.50),
+                "p99": percentile(self.latencies, 0.99),
+                "max": max(self.latencies),
+            },
+        }
+
+
 # --- the results table -----------------------------------------------------------------
 
 
@@ -540,6 +581,16 @@ class OperatorProcess:
             return status == 200
 
         await wait_until(ready, timeout=timeout, what=f"{self.name} /readyz")
+
+    async def wait_knows(self, token: str, timeout: float, interval: float = 0.5) -> None:
+        """Ping ``token`` until it is answered 200: the token index holds its monitor (an
+        unknown token waits 2 s, then 404). One ping of that monitor is counted."""
+
+        async def known() -> bool:
+            status, _ = await self.get(f"{self.base}/ping/{token}")
+            return status == 200
+
+        await wait_until(known, timeout=timeout, interval=interval, what=f"{self.name} index")
 
     async def metrics(self) -> dict[str, list[tuple[dict[str, str], float]]]:
         status, text = await self.get(f"http://127.0.0.1:{self.metrics_port}/metrics")

@@ -19,19 +19,18 @@ and absorption.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import seeding
 from harness import (
     QUICK,
     Api,
     ControlPlane,
+    OpenLoopPings,
     OperatorProcess,
     Row,
     metric_sum,
@@ -49,36 +48,21 @@ CONNECTIONS = 512
 
 async def send_burst(base: str, tokens: list[str], spread: float) -> dict[str, Any]:
     """One GET per token, the i-th due at start + i * spread / len(tokens)."""
-    codes: collections.Counter[str] = collections.Counter()
-    latencies: list[float] = []
     lateness: list[float] = []
-    connector = aiohttp.TCPConnector(limit=CONNECTIONS)
-    timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    async with OpenLoopPings(base, CONNECTIONS) as pings:
         start = time.monotonic() + 0.2
         step = spread / len(tokens)
 
         async def one(i: int, token: str) -> None:
             due = start + i * step
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            await asyncio.sleep(max(0.0, due - time.monotonic()))  # its send time
             lateness.append(time.monotonic() - due)
-            try:
-                async with session.get(f"{base}/ping/{token}") as response:
-                    await response.read()
-                    codes[str(response.status)] += 1
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                codes[type(exc).__name__] += 1
-            latencies.append(time.monotonic() - due)
+            await pings.shoot(token, due)
 
         await asyncio.gather(*(one(i, t) for i, t in enumerate(tokens)))
         last = time.monotonic() - start
     return {
-        "codes": dict(codes),
-        "latency_s": {
-            "p50": percentile(latencies, 0.50),
-            "p99": percentile(latencies, 0.99),
-            "max": max(latencies),
-        },
+        **pings.summary(),
         "last_answered_s": last,
         "sender_late_p99_s": percentile(lateness, 0.99),
     }
@@ -118,11 +102,7 @@ async def bench(plane: ControlPlane, log_dir: Path) -> tuple[list[Row], dict[str
         try:
             await op.wait_ready(timeout=300)
 
-            async def index_loaded() -> bool:
-                status, _ = await op.get(f"{op.base}/ping/{probe}")
-                return status == 200
-
-            await wait_until(index_loaded, timeout=120, interval=0.5, what="the token index")
+            await op.wait_knows(probe, timeout=120)
             # Settle first: the probe's absorption is not the burst's (one seeded ping per
             # monitor, and the probe's one 200).
             before_sum = len(seeds) + 1

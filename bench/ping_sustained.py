@@ -17,7 +17,6 @@ writes per acknowledged ping until drained.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import random
 import time
@@ -32,11 +31,11 @@ from harness import (
     QUICK,
     Api,
     ControlPlane,
+    OpenLoopPings,
     OperatorProcess,
     Row,
     metric_sum,
     parse_metrics,
-    percentile,
     say,
     wait_until,
     writes_between,
@@ -84,49 +83,25 @@ async def send(
     base: str, tokens: list[str], rate: float, seconds: float, op: OperatorProcess
 ) -> dict[str, Any]:
     """Open loop: a ping for a random token every 1/rate s, for ``seconds``."""
-    codes: collections.Counter[str] = collections.Counter()
-    latencies: list[float] = []
     rss: list[float] = []
-    connector = aiohttp.TCPConnector(limit=CONNECTIONS)
     pick = random.Random(15)
-    async with aiohttp.ClientSession(
-        connector=connector, timeout=aiohttp.ClientTimeout(total=60)
-    ) as session:
-
-        async def one(due: float, token: str) -> None:
-            try:
-                async with session.get(f"{base}/ping/{token}") as response:
-                    await response.read()
-                    codes[str(response.status)] += 1
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                codes[type(exc).__name__] += 1
-            latencies.append(time.monotonic() - due)
-
+    async with OpenLoopPings(base, CONNECTIONS) as pings:
         start = time.monotonic()
         tasks: set[asyncio.Task[None]] = set()
         sent = 0
         next_sample = start
         while (now := time.monotonic()) < start + seconds:
             while sent < (now - start) * rate:
-                task = asyncio.create_task(one(start + sent / rate, pick.choice(tokens)))
+                task = asyncio.create_task(pings.shoot(pick.choice(tokens), start + sent / rate))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
                 sent += 1
             if now >= next_sample:
                 rss.append(op.rss_mib())
                 next_sample += 5.0
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.005)  # the sender's tick: 5 ms between due checks
         await asyncio.gather(*tasks)
-    return {
-        "sent": sent,
-        "codes": dict(codes),
-        "latency_s": {
-            "p50": percentile(latencies, 0.50),
-            "p99": percentile(latencies, 0.99),
-            "max": max(latencies),
-        },
-        "rss_mib_max": max(rss),
-    }
+    return {**pings.summary(), "sent": sent, "rss_mib_max": max(rss)}
 
 
 async def bench(plane: ControlPlane, log_dir: Path) -> tuple[list[Row], dict[str, Any]]:
@@ -150,11 +125,7 @@ async def bench(plane: ControlPlane, log_dir: Path) -> tuple[list[Row], dict[str
         try:
             await op.wait_ready(timeout=600)
 
-            async def index_loaded() -> bool:
-                status, _ = await op.get(f"{op.base}/ping/{tokens[-1]}")
-                return status == 200
-
-            await wait_until(index_loaded, timeout=300, interval=1.0, what="the token index")
+            await op.wait_knows(tokens[-1], timeout=300, interval=1.0)
             before_api = await api.apiserver_requests()
             before_cpu = op.cpu_seconds()
             say(f"ping-sustained: {rate:.0f} pings/s over {count} monitors for {seconds}s")

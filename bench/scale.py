@@ -129,11 +129,7 @@ async def one_size(
 
             # Every monitor is in the table once a ping for the one listed last is answered
             # (an unknown token waits 2 s, then 404). One status write, subtracted below.
-            async def loaded() -> bool:
-                status, _ = await op.get(f"{op.base}/ping/{last_token[0]}")
-                return status == 200
-
-            await wait_until(loaded, timeout=600, interval=0.5, what="the last monitor known")
+            await op.wait_knows(last_token[0], timeout=600)
             facts["loaded_s"] = time.monotonic() - began
             last: float | None = None
 

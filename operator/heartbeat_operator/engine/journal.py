@@ -205,6 +205,18 @@ def _name_of(body: Mapping[str, Any]) -> str:
     return str((body.get("metadata") or {}).get("name", "?"))
 
 
+async def delete_secrets(client: KubeApi, namespace: str, names: Iterable[str]) -> ApiError | None:
+    """Delete the named journal Secrets, one already gone counting as deleted; the error
+    that stopped it, if any."""
+    for name in names:
+        try:
+            await client.delete(secret_path(namespace, name), kind="secrets")
+        except ApiError as exc:
+            if not exc.not_found:
+                return exc
+    return None
+
+
 def _is_failure(ping: Ping) -> bool:
     return ping.kind == "fail" or ping.exit_code not in (None, 0)
 
@@ -290,7 +302,6 @@ class Journal:
         self.on_stored: list[Callable[[Sequence[Entry]], None]] = []
         self._room = asyncio.Event()  # set when absorption frees a sealed Secret
         self._sweep: asyncio.TimerHandle | None = None  # the next ``_expire``
-        self.flushes = 0
         #: Told of every flush that landed: its latency in seconds (metrics).
         self.on_flush: list[Callable[[float], None]] = []
 
@@ -582,7 +593,6 @@ class Journal:
             # Re-read: what the Secret holds is stored, the rest is not (issue 18).
             resolvable = exc.conflict or exc.outcome_unknown or exc.not_found
             return (resolvable and await self._reread(head, batch)), left
-        self.flushes += 1
         for listener in self.on_flush:
             listener(time.monotonic() - started)
         self._landed(head, batch, content, _version_of(written))
@@ -659,18 +669,16 @@ class Journal:
 
     async def _delete_sealed(self, segment: Segment) -> None:
         """Delete a sealed Secret whose entries are all absorbed (one write per Secret)."""
-        try:
-            await self.client.delete(secret_path(self.namespace, segment.name), kind="secrets")
-        except ApiError as exc:
-            if not exc.not_found:
-                self._log.log(
-                    "journal delete",
-                    logging.WARNING,
-                    "deleting journal %s failed: %s",
-                    segment.name,
-                    exc,
-                )
-                return
+        error = await delete_secrets(self.client, self.namespace, [segment.name])
+        if error is not None:
+            self._log.log(
+                "journal delete",
+                logging.WARNING,
+                "deleting journal %s failed: %s",
+                segment.name,
+                error,
+            )
+            return
         for seq in list(segment.stored):
             self._drop(segment, seq)
         self._segments.remove(segment)
@@ -682,15 +690,12 @@ class Journal:
         self.closed = True
         if not self.all_absorbed:
             return False
-        for segment in list(self._segments):
-            if segment.version is None:
-                continue
-            try:
-                await self.client.delete(secret_path(self.namespace, segment.name), kind="secrets")
-            except ApiError as exc:
-                if not exc.not_found:
-                    logger.warning("deleting journal %s failed: %s", segment.name, exc)
-                    return False
+        written = [segment.name for segment in self._segments if segment.version is not None]
+        error = await delete_secrets(self.client, self.namespace, written)
+        if error is not None:
+            logger.warning("deleting journal %s failed: %s", self.identity, error)
+            return False
+        for segment in self._segments:
             segment.version = None
         return True
 
@@ -1097,21 +1102,13 @@ class JournalReader:
                     ok = False
             if not ok:
                 continue
-            if await self._delete(identity, journals.names[identity]):
+            error = await delete_secrets(self.client, self.namespace, journals.names[identity])
+            if error is not None:
+                logger.warning("deleting journal of %s failed: %s", identity, error)
+            else:
                 logger.info("absorbed and deleted the journal of replica %s", identity)
                 deleted += 1
         return deleted
-
-    async def _delete(self, identity: str, names: Iterable[str]) -> bool:
-        """Delete a dead replica's journal Secrets; True when all are gone."""
-        for name in names:
-            try:
-                await self.client.delete(secret_path(self.namespace, name), kind="secrets")
-            except ApiError as exc:
-                if not exc.not_found:
-                    logger.warning("deleting journal of %s failed: %s", identity, exc)
-                    return False
-        return True
 
     async def run(self, is_leader: Callable[[], bool], table_get: Any, interval: float) -> None:
         """While leading: every ``interval``, absorb the journals of dead replicas."""

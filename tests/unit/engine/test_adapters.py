@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import inspect
 from datetime import UTC, datetime, timedelta
+
+from tests.support.waiting import async_wait_for
 
 from heartbeat_operator.domain.inputs import Ping
 from heartbeat_operator.domain.tokens import token_hash
@@ -181,11 +184,20 @@ def test_a_token_belongs_to_the_oldest_monitor_claiming_it():
     assert table.owner_of(digest).name == "new"
 
 
+async def _true(value: bool) -> bool:
+    return value
+
+
 async def test_waiting_for_a_token_wakes_when_it_arrives():
     table = MonitorTable()
     digest = token_hash("B" * 43)
     waiter = asyncio.create_task(table.wait_for_owner(digest, 5))
-    await asyncio.sleep(0)  # a yield so the waiter starts (no time passes)
+    # The token must arrive while the waiter waits, not before it looked.
+    await async_wait_for(
+        lambda: _true(inspect.getcoroutinestate(waiter.get_coro()) == inspect.CORO_SUSPENDED),
+        timeout=2,
+        what="the waiter waiting",
+    )
     table.upsert(body(status={"tokenHash": digest}))
     assert (await waiter).name == "m"
     assert await table.wait_for_owner("sha256:none", 0.01) is None

@@ -208,8 +208,12 @@ def events_posted(leader: Leader) -> list[str]:
     return [o["reason"] for p, o in leader.kube.objects.items() if "/events/" in p]
 
 
-async def test_the_leader_posts_the_event_of_a_transition_whose_writer_died() -> None:
-    # A follower wrote FirstPing and was killed before its Event (DESIGN 9.6).
+#: A second after a first ping's transition was written (by whichever replica).
+FIRST_PING_SEEN = datetime(2026, 11, 25, 4, 10, 1, tzinfo=UTC)
+
+
+def leader_after_first_ping() -> Leader:
+    """A leader holding a monitor whose newest transition is a first ping (FirstPing)."""
     first_ping = {
         "time": "2026-11-25T04:10:00Z",
         "state": "Healthy",
@@ -217,8 +221,13 @@ async def test_the_leader_posts_the_event_of_a_transition_whose_writer_died() ->
         "message": "first ping",
         "eventReason": "FirstPing",
     }
-    now = datetime(2026, 11, 25, 4, 10, 1, tzinfo=UTC)
-    leader = Leader(FakeJudge(), now=now, status={"recentTransitions": [first_ping]})
+    return Leader(FakeJudge(), now=FIRST_PING_SEEN, status={"recentTransitions": [first_ping]})
+
+
+async def test_the_leader_posts_the_event_of_a_transition_whose_writer_died() -> None:
+    # A follower wrote FirstPing and was killed before its Event (DESIGN 9.6).
+    now = FIRST_PING_SEEN
+    leader = leader_after_first_ping()
     leader.scheduler.events = EventKeeper(leader.kube, own_events)  # type: ignore[arg-type]
     await leader.scheduler.reconcile(KEY)
     assert events_posted(leader) == []  # its writer gets a few seconds to post it
@@ -234,15 +243,8 @@ async def test_the_leader_posts_the_event_of_a_transition_whose_writer_died() ->
 
 
 async def test_an_event_its_writer_posted_is_not_posted_twice() -> None:
-    first_ping = {
-        "time": "2026-11-25T04:10:00Z",
-        "state": "Healthy",
-        "reason": "PingReceived",
-        "message": "first ping",
-        "eventReason": "FirstPing",
-    }
-    now = datetime(2026, 11, 25, 4, 10, 1, tzinfo=UTC)
-    leader = Leader(FakeJudge(), now=now, status={"recentTransitions": [first_ping]})
+    now = FIRST_PING_SEEN
+    leader = leader_after_first_ping()
     keeper = EventKeeper(leader.kube, own_events)  # type: ignore[arg-type]
     leader.scheduler.events = keeper
     entry = leader.table.get(KEY)
@@ -258,15 +260,8 @@ async def test_an_event_its_writer_posted_is_not_posted_twice() -> None:
 async def test_a_transition_whose_events_this_replica_posted_costs_no_check() -> None:
     # The leader wrote the transition itself and its writer posted the Event: nothing to
     # check (issue 14's bench: 10,000 Down transitions had cost 8,600 extra POSTs).
-    first_ping = {
-        "time": "2026-11-25T04:10:00Z",
-        "state": "Healthy",
-        "reason": "PingReceived",
-        "message": "first ping",
-        "eventReason": "FirstPing",
-    }
-    now = datetime(2026, 11, 25, 4, 10, 1, tzinfo=UTC)
-    leader = Leader(FakeJudge(), now=now, status={"recentTransitions": [first_ping]})
+    now = FIRST_PING_SEEN
+    leader = leader_after_first_ping()
     keeper = EventKeeper(leader.kube, own_events)  # type: ignore[arg-type]
     leader.scheduler.events = keeper
     entry = leader.table.get(KEY)
