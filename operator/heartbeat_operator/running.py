@@ -408,26 +408,30 @@ async def run(settings: Settings) -> int:
     kopf_stop = asyncio.Event()
     namespaces = list(settings.watching.namespaces)
 
-    existing = set(asyncio.all_tasks())
-    kopf_tasks = await kopf.spawn_tasks(
-        registry=watching.build_registry(op.table, op.credentials.kopf_login(), op.wiring),
-        settings=watching.build_settings(),
-        standalone=True,
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-        stop_flag=kopf_stop,
-    )
-    # kopf installed its own SIGINT/SIGTERM handlers; ours drain first (DESIGN 9.20).
+    # kopf installs its own SIGINT/SIGTERM handlers at every (re)start of its watches; ours
+    # drain first (DESIGN 9.20), so they go back on after each.
     signalled = asyncio.Event()
 
     def on_signal() -> None:
         signalled.set()
         stop.set()
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal)
-    kopf_runner = asyncio.create_task(kopf.run_tasks(kopf_tasks, ignored=existing), name="kopf")
-    kopf_runner.add_done_callback(lambda _: stop.set())  # kopf died: stop the replica too
+    def own_signal_handlers() -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, on_signal)
+
+    own_signal_handlers()
+    kopf_runner = asyncio.create_task(
+        watching.run_watches(
+            watching.build_registry(op.table, op.credentials.kopf_login(), op.wiring),
+            namespaces,
+            kopf_stop,
+            started=own_signal_handlers,
+            restarted=op.metrics.watch_restarted,
+        ),
+        name="kopf",
+    )
+    kopf_runner.add_done_callback(lambda _: stop.set())  # the watch loop died: stop too
     primer = asyncio.create_task(_prime(op, namespaces), name="prime")
     lease_stop = asyncio.Event()
     lease_task = asyncio.create_task(op.leadership.run(lease_stop), name="lease")

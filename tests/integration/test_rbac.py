@@ -20,6 +20,7 @@ import contextlib
 import json
 import re
 import subprocess
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ import yaml
 from kubernetes import client as k8s
 
 from heartbeat_operator import devcluster
-from tests.e2e.scenarios import SCENARIOS, Monitors
+from tests.e2e.scenarios import SCENARIOS, Monitors, http
 from tests.integration.conftest import KubectlRunner, OperatorFactory, OperatorProcess
 from tests.support.charts import (
     CLUSTER_GRANTS,
@@ -447,3 +448,58 @@ class TestWithoutExitCodes:
     def test_scenario_as_service_account(self, without_exit_codes: Running, scenario: str) -> None:
         assert "--no-exit-codes" in without_exit_codes.install.operator_args
         run_scenario(without_exit_codes, scenario)
+
+
+def test_watches_refused_by_rbac_are_listed_again_until_granted(
+    dev_cluster: devcluster.Cluster, api_client: k8s.ApiClient, tmp_path: Path
+) -> None:
+    """Kopf's list refused with 403 (a `watchNamespaces` RoleBinding applied after the
+    Deployment, or re-applied by an upgrade) used to stop the replica: kopf ends every
+    watch when one fails, and the process exited with it. Now the replica stays up, says
+    so, lists again with backoff, and once the grant is back it turns ready and serves a
+    monitor created meanwhile, without a restart."""
+    release_namespace = make_namespace(api_client, "release")
+    watched = make_namespace(api_client, "watched")
+    sa = install_rbac(dev_cluster, release_namespace, tmp_path, watchNamespaces=[watched])
+    selector = f"app.kubernetes.io/instance={sa.release}"
+    listed = dev_cluster.kubectl("get", "rolebindings", "-n", watched, "-l", selector, "-o", "json")
+    bindings = json.loads(listed.stdout)
+    assert bindings["items"], "the chart binds the watched namespace's Role"
+    for item in bindings["items"]:
+        for field in ("resourceVersion", "uid", "creationTimestamp", "managedFields"):
+            item["metadata"].pop(field, None)
+    dev_cluster.kubectl("delete", "rolebindings", "-n", watched, "-l", selector)
+    factory = OperatorFactory(kubeconfig=dev_cluster.kubeconfig, log_dir=tmp_path)
+    try:
+        operator = factory.start(
+            *sa.operator_args, kubeconfig=sa.kubeconfig, name=sa.release, wait_ready=False
+        )
+        # Kopf retries each request 9 times over ~55 s (its error_backoffs) before its
+        # watches end.
+        wait_for(
+            lambda: "listing and watching again" in operator.log_text(),
+            timeout=120,
+            what="the replica saying it lists and watches again",
+        )
+        assert operator.is_running(), operator.log_text()[-3000:]
+        assert forbidden_lines(operator.log_text()), "the 403 is what the log names"
+
+        dev_cluster.kubectl("apply", "-f", "-", input=json.dumps(bindings))
+        operator.wait_ready(timeout=90)
+        monitors = Monitors(api_client, watched, lease_namespace=release_namespace)
+        monitors.create("after-grant", {"period": "1h"})
+        monitors.wait_ready("after-grant")
+        reply = http(monitors.url("after-grant"))
+        assert (reply.status, reply.body) == (200, "OK")
+        assert monitors.status("after-grant")["state"] == "Healthy"
+
+        with urllib.request.urlopen(f"{operator.metrics_url}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        (line,) = [x for x in text.splitlines() if x.startswith("heartbeat_watch_restarts_total")]
+        assert float(line.split()[-1]) >= 1
+        assert operator.is_running() and operator.process.returncode is None
+    finally:
+        factory.stop_all()
+        uninstall_rbac(dev_cluster, sa.release)
+        for name in (release_namespace, watched):
+            drop_namespace(api_client, name)

@@ -37,7 +37,7 @@ import heapq
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -716,6 +716,63 @@ class JournalRecorder:
 # --- absorption ----------------------------------------------------------------------
 
 
+class WaitingMonitors:
+    """The monitors with stored pings to absorb, in the absorber's order: likely state
+    transitions first (DESIGN 10.7), then by their oldest stored ping (so sealed journal
+    Secrets empty out in order, and the ping closest to ``max_lag`` goes first).
+
+    Two heaps (urgent, routine) of (oldest sequence, ticket, key), entries made stale by
+    a newer ticket or a removal and dropped when they surface. Choosing the first few
+    from all waiting monitors on each start was a third of the replica's CPU once 100,000
+    monitors waited (bench/README.md, "sustained").
+    """
+
+    def __init__(self, oldest: Callable[[Key], int]) -> None:
+        self._oldest = oldest
+        self._tickets = itertools.count()
+        #: key -> (urgent, ticket of its live heap entry)
+        self._state: dict[Key, tuple[bool, int]] = {}
+        self._heaps: dict[bool, list[tuple[int, int, Key]]] = {True: [], False: []}
+
+    def __len__(self) -> int:
+        return len(self._state)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._state
+
+    def add(self, key: Key, *, urgent: bool) -> None:
+        """Wait for absorption; a waiting routine monitor can become urgent, not back."""
+        current = self._state.get(key)
+        if current is not None and (current[0] or not urgent):
+            return
+        ticket = next(self._tickets)
+        self._state[key] = (urgent, ticket)
+        heapq.heappush(self._heaps[urgent], (self._oldest(key), ticket, key))
+
+    def take(self, key: Key) -> None:
+        """No longer waiting (its absorption starts)."""
+        self._state.pop(key, None)
+
+    def scan(self, urgent: bool) -> Iterator[Key]:
+        """The waiting monitors of one class, first in order first. The ones the caller
+        did not ``take`` wait on in place once the iteration ends (also when it stops
+        early: a scan costs what it looked at, not what waits)."""
+        heap = self._heaps[urgent]
+        seen: list[tuple[int, int, Key]] = []
+        try:
+            while heap:
+                item = heapq.heappop(heap)
+                _, ticket, key = item
+                if self._state.get(key) != (urgent, ticket):
+                    continue  # taken, or pushed again since
+                seen.append(item)
+                yield key
+        finally:
+            for item in seen:
+                if self._state.get(item[2]) == (urgent, item[1]):
+                    heapq.heappush(heap, item)
+
+
 class Absorber:
     """Absorbs this replica's stored pings into their monitors' statuses behind the reply
     (DESIGN 10.7): at most one write per monitor per ``interval``, under a global budget
@@ -762,10 +819,10 @@ class Absorber:
         self.max_in_flight = max_in_flight
         self._draining = False
         self._clock = clock
-        #: Monitors with stored pings to absorb, and whether that is routine (no likely
-        #: state change; judged once when the monitor became dirty: a heuristic for the
-        #: order, never for what is written).
-        self._dirty: dict[Key, bool] = {}
+        #: Monitors with stored pings to absorb, urgent when a state change is likely
+        #: (judged once when the monitor starts waiting: a heuristic for the order, never
+        #: for what is written).
+        self._waiting = WaitingMonitors(journal.oldest)
         self._last: dict[Key, float] = {}
         self._busy: set[Key] = set()
         self._wake = asyncio.Event()
@@ -779,21 +836,21 @@ class Absorber:
     def stored(self, entries: Sequence[Entry]) -> None:
         for entry in entries:
             key = entry.key
-            if key not in self._dirty:
-                self._dirty[key] = self._routine(key)
+            if key not in self._waiting:
+                self._waiting.add(key, urgent=self._transition_likely(key))
             elif _is_failure(entry.ping):
-                self._dirty[key] = False
+                self._waiting.add(key, urgent=True)
         self._wake.set()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="journal absorber")
 
     async def _run(self) -> None:
-        while self._dirty or self._tasks:
+        while self._waiting or self._tasks:
             self._wake.clear()
             now = self._clock()
             wait = self._start_due(now)
             self._forget_old(now)
-            if not self._dirty and not self._tasks:
+            if not self._waiting and not self._tasks:
                 return
             waking = asyncio.ensure_future(self._wake.wait())
             try:
@@ -805,47 +862,40 @@ class Absorber:
         """Start the absorptions the budget allows now; the seconds until another may
         start (None: when one in flight ends, or a ping is stored)."""
         free = self.max_in_flight - len(self._tasks)
-        if free <= 0 or not self._dirty:
+        if free <= 0 or not self._waiting:
             return None
         catching_up = self._draining or self.journal.fill >= self.CATCH_UP_FILL
         budget = None if catching_up else self._bucket
         overdue_before = self._now() - self.max_lag
         wait: float | None = None
-        # The first few in order are enough (the busy ones and those absorbed within the
-        # interval are skipped); sorting every waiting monitor on each start was a tenth
-        # of the replica's CPU at 1,400 pings/s. All of them if those few start nothing.
-        few = free + len(self._busy) + 32
-        candidates = heapq.nsmallest(few, self._dirty, key=self._order)
-        if len(candidates) < len(self._dirty) and not any(
-            key not in self._busy and self._last.get(key, -1e18) + self.interval <= now
-            for key in candidates
-        ):
-            candidates = sorted(self._dirty, key=self._order)
-        for key in candidates:
-            if free <= 0:
-                break
-            if key in self._busy:
-                continue
-            due = self._last.get(key, -1e18) + self.interval
-            if due > now:
-                wait = due - now if wait is None else min(wait, due - now)
-                continue
-            accepted = self.journal.oldest_time(key)
-            overdue = accepted is not None and accepted <= overdue_before
-            if budget is not None and not overdue:
-                if (delay := budget.delay()) > 0:
-                    if accepted is not None:  # or until it is overdue
-                        delay = min(delay, (accepted - overdue_before).total_seconds())
-                    wait = delay if wait is None else min(wait, delay)
-                    continue  # waits for the budget; an overdue one behind it does not
-                budget.take()
-            del self._dirty[key]
-            self._busy.add(key)
-            self._last[key] = now
-            task = asyncio.create_task(self._absorb(key))
-            self._tasks.add(task)
-            task.add_done_callback(self._done)
-            free -= 1
+        for urgent in (True, False):
+            for key in self._waiting.scan(urgent):
+                if free <= 0:
+                    break
+                if key in self._busy:
+                    continue
+                due = self._last.get(key, -1e18) + self.interval
+                if due > now:
+                    wait = due - now if wait is None else min(wait, due - now)
+                    continue
+                accepted = self.journal.oldest_time(key)
+                overdue = accepted is not None and accepted <= overdue_before
+                if budget is not None and not overdue:
+                    if (delay := budget.delay()) > 0:
+                        if accepted is not None:  # or until it is overdue
+                            delay = min(delay, (accepted - overdue_before).total_seconds())
+                        wait = delay if wait is None else min(wait, delay)
+                        # The ones behind it in this class were accepted later: not
+                        # overdue either. An overdue routine one after urgent ones is.
+                        break
+                    budget.take()
+                self._waiting.take(key)
+                self._busy.add(key)
+                self._last[key] = now
+                task = asyncio.create_task(self._absorb(key))
+                self._tasks.add(task)
+                task.add_done_callback(self._done)
+                free -= 1
         return wait
 
     def _settled_deadline(self, key: Key, entries: Sequence[Entry]) -> datetime.datetime | None:
@@ -868,18 +918,14 @@ class Absorber:
             return None
         return due if due is not None and due <= latest else None
 
-    def _order(self, key: Key) -> tuple[bool, int]:
-        """Likely transitions first, then by the oldest stored ping."""
-        return self._dirty[key], self.journal.oldest(key)
-
-    def _routine(self, key: Key) -> bool:
-        """False for a monitor whose absorption likely changes its state: it is not
+    def _transition_likely(self, key: Key) -> bool:
+        """Whether absorbing the monitor's pings likely changes its state: it is not
         Healthy (a ping ends New, Grace or Down), or a failure waits (DESIGN 10.7: under
-        the budget, state transitions first). Sorting keeps the waiting order otherwise."""
+        the budget, state transitions first)."""
         entry = self.writer.table.get(key)
         if entry is None or entry.summary.get("state") != "Healthy":
-            return False
-        return not self.journal.failure_waits(key)
+            return True
+        return self.journal.failure_waits(key)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -916,7 +962,7 @@ class Absorber:
                 self.journal.dropped(key)
                 return
             except WriteTimeout:
-                self._dirty[key] = False  # the writer gave up: again after the interval
+                self._waiting.add(key, urgent=True)  # the writer gave up: again after the interval
                 return
             self.journal.absorbed(entries)
             now = self._now()
@@ -925,7 +971,7 @@ class Absorber:
                     listener((now - e.ping.time).total_seconds())
         except Exception:
             logger.exception("absorbing %s/%s failed", *key)
-            self._dirty[key] = False
+            self._waiting.add(key, urgent=True)
         finally:
             self._busy.discard(key)
 
@@ -939,8 +985,8 @@ class Absorber:
         while not self.journal.all_absorbed and loop.time() < deadline:
             if self._task is None or self._task.done():
                 for key in self.journal.waiting_monitors():
-                    self._dirty[key] = False
-                if self._dirty:
+                    self._waiting.add(key, urgent=True)
+                if self._waiting:
                     self._task = asyncio.create_task(self._run(), name="journal absorber")
             await asyncio.sleep(0.05)
 

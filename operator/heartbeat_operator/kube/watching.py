@@ -15,8 +15,11 @@ kopf's watch stays in the table until its next status write answers 404 and remo
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import fnmatch
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
@@ -33,6 +36,13 @@ logger = logging.getLogger(__name__)
 #: list at once (at 100,000 monitors, gigabytes of dicts at start-up; bench/README.md "scale").
 LIST_PAGE = 500
 
+#: Seconds before kopf's watches are started again after they ended, doubled after each
+#: failure up to ``RESTART_DELAY_MAX``, back to the first delay once they ran that long.
+RESTART_DELAY = 1.0
+RESTART_DELAY_MAX = 60.0
+#: Seconds kopf's tasks get to stop; kopf 1.45 can hang in a shielded close (running.py).
+STOP_TIMEOUT = 5.0
+
 
 def build_settings(settings: kopf.OperatorSettings | None = None) -> kopf.OperatorSettings:
     """Kopf settings for a watch-only, standalone replica."""
@@ -40,13 +50,71 @@ def build_settings(settings: kopf.OperatorSettings | None = None) -> kopf.Operat
     settings.peering.standalone = True  # DESIGN 9.1: no peering, every replica watches
     settings.peering.mandatory = False
     settings.posting.enabled = False  # our Events come from engine.events only
-    # Events of one object arriving within this window are merged into the last one;
-    # short, because a brand-new monitor's token must reach the index fast (DESIGN 9.9).
-    settings.batching.batch_window = 0.05
     settings.watching.chunk_size = LIST_PAGE  # the initial list a page at a time, as ours
     settings.watching.server_timeout = 300  # re-list after 5 min if the stream stays idle
     settings.watching.client_timeout = 330
     return settings
+
+
+async def run_watches(
+    registry: kopf.OperatorRegistry,
+    namespaces: Sequence[str],
+    stop: asyncio.Event,
+    *,
+    started: Callable[[], None] = lambda: None,
+    restarted: Callable[[], None] = lambda: None,
+) -> None:
+    """Kopf's watches until ``stop`` is set, started again (a fresh list) when they end.
+
+    Kopf ends every watch when one fails: a paged list whose ``continue`` token expired
+    (``410 Gone``, when listing 100,000 monitors under load outlived etcd's 5-minute
+    compaction: bench/README.md, "sustained"), a ``403`` while RBAC is re-applied, any
+    watch error that is not a 410. That used to stop the replica and, with every replica
+    meeting the same cause, the whole operator. Like client-go's reflectors we list and
+    watch again, with backoff; the receiver, the leader and the table keep running.
+
+    ``kopf.run_tasks`` is not used: when one of kopf's root tasks ends it cancels every
+    task created since kopf started, ours included. ``started`` runs after each spawn
+    (kopf installs its own signal handlers; the caller puts its own back), ``restarted``
+    before each restart (a metric).
+    """
+    delay = RESTART_DELAY
+    while not stop.is_set():
+        # A flag of this spawn's own: set before kopf's tasks are cancelled, or kopf's
+        # "ultimate termination" would SIGKILL the process a while later.
+        spawn_stop = asyncio.Event()
+        tasks = await kopf.spawn_tasks(
+            registry=registry,
+            settings=build_settings(),
+            standalone=True,
+            clusterwide=not namespaces,
+            namespaces=list(namespaces),
+            stop_flag=spawn_stop,
+        )
+        started()
+        began = time.monotonic()
+        stopping = asyncio.create_task(stop.wait(), name="watches: stop")
+        await asyncio.wait({*tasks, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        spawn_stop.set()
+        stopping.cancel()
+        for task in tasks:
+            task.cancel()
+        _, stuck = await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
+        if stuck:
+            logger.warning("%d of kopf's tasks did not stop; left behind", len(stuck))
+        if stop.is_set():
+            return
+        if time.monotonic() - began >= RESTART_DELAY_MAX:
+            delay = RESTART_DELAY
+        restarted()
+        logger.warning(
+            "kopf's watches ended (the error is logged above); listing and watching "
+            "again in %.0f s",
+            delay,
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        delay = min(delay * 2, RESTART_DELAY_MAX)
 
 
 def build_registry(

@@ -115,6 +115,12 @@ class Metrics:
             ["verb", "resource", "code"],
             registry=self.registry,
         )
+        self._watch_restarts = Counter(
+            "heartbeat_watch_restarts",
+            "Times kopf's watches ended on an error and were started again with a fresh "
+            "list; while they are down, new and changed monitors are not seen.",
+            registry=self.registry,
+        )
 
     def track_journal(self, backlog: Callable[[], int], secrets: Callable[[], int]) -> None:
         """Export the ping journal's state (DESIGN 10.7, issue 15), read at scrape time:
@@ -151,6 +157,9 @@ class Metrics:
 
     def status_lag(self, seconds: float) -> None:
         self._lag.observe(max(seconds, 0.0))
+
+    def watch_restarted(self) -> None:
+        self._watch_restarts.inc()
 
     def observe(self, route_class: str, code: int | str, seconds: float) -> None:
         """Count one receiver request. Unknown route classes count as ``other``."""

@@ -468,3 +468,22 @@ async def test_no_ping_waits_for_the_budget_longer_than_the_max_lag():
         what="both absorbed",
     )
     assert max(lags) >= 0.3  # the second waited for its lag, not for the budget (1,000 s)
+
+
+def test_waiting_monitors_come_urgent_first_then_oldest_and_stay_until_taken():
+    oldest = {("ns", "old"): 1, ("ns", "new"): 9, ("ns", "mid"): 5, ("ns", "failing"): 7}
+    waiting = jr.WaitingMonitors(oldest.__getitem__)
+    for key in oldest:
+        waiting.add(key, urgent=False)
+    waiting.add(("ns", "failing"), urgent=True)  # a failure arrived: it moves up
+    waiting.add(("ns", "failing"), urgent=False)  # and does not move back
+    assert list(waiting.scan(True)) == [("ns", "failing")]
+    assert list(waiting.scan(False)) == [("ns", "old"), ("ns", "mid"), ("ns", "new")]
+
+    # A scan stopped early leaves everything it did not take in place, in order.
+    for key in waiting.scan(False):
+        waiting.take(key)
+        break
+    assert ("ns", "old") not in waiting and len(waiting) == 3
+    assert list(waiting.scan(False)) == [("ns", "mid"), ("ns", "new")]
+    assert list(waiting.scan(True)) == [("ns", "failing")]
