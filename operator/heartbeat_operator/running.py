@@ -265,6 +265,7 @@ class Operator:
                 self.writer,
                 namespace=settings.watching.lease_namespace,
                 lease_duration=lease.lease_duration,
+                own=self.journal,
             )
             self.absorber = Absorber(
                 self.journal,

@@ -232,14 +232,16 @@ class JournalSettings:
     """Bytes one journal Secret may hold (its serialized object) before the replica starts
     another; only a Secret holding a single ping may be larger (up to DESIGN 10.8.12's
     512 KiB). Every flush rewrites the newest Secret, so this bounds what one flush costs
-    the API server and etcd. Default 64 KiB (about 350 GET pings; issue 15)."""
+    the API server and etcd. Default 64 KiB (about 500 GET pings; issue 15)."""
 
-    max_segments: int = 128
+    max_segments: int = 256
     """Journal Secrets one replica may hold; when all are full, pings get ``503`` with
-    ``Retry-After``. Their room (128 x 64 KiB = 8 MiB by default, ~45,000 GET pings) is
-    what lets absorption coalesce under load: a status write carries every ping its
-    monitor gathered while it queued for the budget (docs/operating.md, "The ping
-    journal")."""
+    ``Retry-After``. Their room (256 x 64 KiB = 16 MiB by default, ~120,000 GET pings) is
+    what lets absorption coalesce under load (a status write carries every ping its
+    monitor gathered while it queued for the budget) and what holds the pings when status
+    cannot keep up: 100,000 monitors pinged every 5 minutes need one status write per
+    ping, and 128 Secrets filled within 5 minutes on the benchmark's machine (bench/
+    README.md, "sustained"; docs/operating.md, "The ping journal")."""
 
     absorb_interval: float = 1.0
     """Seconds: at most one absorbing status write per monitor per interval; pings that

@@ -28,17 +28,18 @@ def monitors(api_client, namespace):
     return Monitors(api_client, namespace)
 
 
-def journals(api_client: k8s.ApiClient, namespace: str) -> dict[str, list[dict[str, Any]]]:
+def journals(api_client: k8s.ApiClient, namespace: str) -> dict[str, list[list[Any]]]:
     """Every journal Secret in ``namespace`` (as ``kubectl get secret -l
-    heartbeat.dev/journal`` lists them): identity -> its entries."""
+    heartbeat.dev/journal`` lists them): identity -> its entries, each a list
+    ``[sequence, namespace, name, uid, microseconds, kind, ...]`` (docs/operating.md)."""
     found = k8s.CoreV1Api(api_client).list_namespaced_secret(
         namespace, label_selector="heartbeat.dev/journal"
     )
-    out: dict[str, list[dict[str, Any]]] = {}
+    out: dict[str, list[list[Any]]] = {}
     for secret in found.items:
         assert secret.type == "heartbeat.dev/journal"
         assert secret.metadata.labels["app.kubernetes.io/managed-by"] == "heartbeat-operator"
-        raw = (secret.data or {}).get("entries")
+        raw = (secret.data or {}).get("pings")
         entries = json.loads(base64.b64decode(raw)) if raw else []
         out.setdefault(secret.metadata.labels["heartbeat.dev/journal"], []).extend(entries)
     return out
@@ -52,7 +53,7 @@ def journal_secret_names(api_client: k8s.ApiClient, namespace: str) -> list[str]
 
 
 def entry_names(api_client: k8s.ApiClient, namespace: str) -> list[str]:
-    return [e["n"] for entries in journals(api_client, namespace).values() for e in entries]
+    return [e[2] for entries in journals(api_client, namespace).values() for e in entries]
 
 
 def test_a_ping_answered_200_is_journaled_then_absorbed_and_leaves_the_journal(

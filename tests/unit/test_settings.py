@@ -487,7 +487,7 @@ def test_a_journal_of_512_kib_or_more_is_refused(no_file: Path) -> None:
 def test_a_replica_may_hold_many_small_journal_secrets(no_file: Path) -> None:
     # Issue 15: flushes rewrite only the newest Secret, so Secrets stay small and many.
     default = build([], {}, namespace_file=no_file).journal
-    assert (default.max_bytes, default.max_segments) == (64 * 1024, 128)
+    assert (default.max_bytes, default.max_segments) == (64 * 1024, 256)
     assert default.absorb_writes_per_second == 20.0
     given = build(["--journal-max-secrets", "8"], namespace_file=no_file).journal
     assert given.max_segments == 8

@@ -95,6 +95,9 @@ GROUP = "heartbeat.dev"
 VERSION = "v1alpha1"
 PLURAL = "heartbeatmonitors"
 
+#: ``accept`` of a GET that lists the objects' metadata alone (no Secret data).
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+
 
 def monitor_path(namespace: str, name: str = "", *, subresource: str = "") -> str:
     path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"

@@ -46,9 +46,16 @@ from heartbeat_operator.domain.inputs import Ping
 from heartbeat_operator.domain.machine import describe
 from heartbeat_operator.domain.records import Record
 from heartbeat_operator.domain.specs import MonitorSpec
-from heartbeat_operator.domain.timefmt import TimeFormatError, format_time, parse_time
+from heartbeat_operator.domain.timefmt import TimeFormatError, parse_time
+from heartbeat_operator.domain.vocabulary import PingKind
 from heartbeat_operator.engine import folding
-from heartbeat_operator.engine.api import ApiError, KubeApi, lease_path, secret_path
+from heartbeat_operator.engine.api import (
+    METADATA_LIST,
+    ApiError,
+    KubeApi,
+    lease_path,
+    secret_path,
+)
 from heartbeat_operator.engine.journaled import JournalPings
 from heartbeat_operator.engine.monitors import Key, MonitorEntry
 from heartbeat_operator.engine.writing import TokenBucket, Writer
@@ -59,6 +66,7 @@ from heartbeat_operator.recording import (
     UnknownToken,
     WriteTimeout,
 )
+from heartbeat_operator.settings import JournalSettings
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +74,11 @@ JOURNAL_TYPE = "heartbeat.dev/journal"
 JOURNAL_LABEL = "heartbeat.dev/journal"
 MANAGED_BY = ("app.kubernetes.io/managed-by", "heartbeat-operator")
 NAME_PREFIX = "heartbeat-journal-"
-DATA_KEY = "entries"
+#: The Secret's data key: base64 of a JSON list of entries, each a list (``encode_entry``).
+DATA_KEY = "pings"
+#: Where the first cut wrote its entries as JSON objects, twice the bytes; still read, so
+#: a journal an older replica left is absorbed after an upgrade.
+OBJECT_DATA_KEY = "entries"
 #: DESIGN 10.8.12: each journal object stays under this.
 HARD_LIMIT = 512 * 1024
 #: Bytes of a journal Secret besides its entries (metadata, labels, the server's
@@ -97,41 +109,56 @@ class Entry:
         return (self.namespace, self.name)
 
 
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_MICROSECOND = datetime.timedelta(microseconds=1)
+
+
 def encode_entry(entry: Entry) -> bytes:
-    """One entry as the journal stores it: compact JSON (a ping from the receiver has
-    time, kind, exit code, run id and body; nothing else is journaled)."""
+    """One entry as the journal stores it, a JSON list: sequence, namespace, name, uid,
+    acceptance time in microseconds since the epoch, then kind (null: success), exit
+    code, run id and body, trailing nulls left out. A GET ping is ~90 bytes; as a JSON
+    object with an ISO time it was ~135, and the journal's room is counted in bytes
+    (issue 15: it filled under the sustained load)."""
     ping = entry.ping
-    item: dict[str, Any] = {
-        "s": entry.sequence,
-        "ns": entry.namespace,
-        "n": entry.name,
-        "u": entry.uid,
-        "t": format_time(ping.time),
-        "k": ping.kind,
-    }
-    if ping.exit_code is not None:
-        item["x"] = ping.exit_code
-    if ping.run_id is not None:
-        item["r"] = ping.run_id
-    if ping.body is not None:
-        item["b"] = ping.body
+    item: list[Any] = [
+        entry.sequence,
+        entry.namespace,
+        entry.name,
+        entry.uid,
+        (ping.time - _EPOCH) // _MICROSECOND,
+        None if ping.kind == PingKind.SUCCESS else ping.kind,
+        ping.exit_code,
+        ping.run_id,
+        ping.body,
+    ]
+    while item[-1] is None:
+        item.pop()
     return orjson.dumps(item)
 
 
 def decode_entry(item: Any) -> Entry | None:
-    """An entry from its JSON form (None: not one of ours, skipped)."""
-    if not isinstance(item, Mapping):
-        return None
+    """An entry from its JSON form, a list or (written by the first cut) an object;
+    None: not one of ours, skipped."""
     try:
+        if isinstance(item, list):
+            sequence, namespace, name, uid, micros, *rest = item
+            kind, exit_code, run_id, body = [*rest, None, None, None, None][:4]
+            at = _EPOCH + datetime.timedelta(microseconds=int(micros))
+        elif isinstance(item, Mapping):
+            sequence, namespace, name, uid = item["s"], item["ns"], item["n"], item["u"]
+            kind, exit_code, run_id, body = item["k"], item.get("x"), item.get("r"), item.get("b")
+            at = parse_time(str(item["t"]))
+        else:
+            return None
         ping = Ping(
-            time=parse_time(str(item["t"])),
-            kind=item["k"],
-            exit_code=item.get("x"),
-            run_id=item.get("r"),
-            body=item.get("b"),
+            time=at,
+            kind=PingKind(kind or "success"),
+            exit_code=exit_code,
+            run_id=run_id,
+            body=body,
         )
-        return Entry(int(item["s"]), str(item["ns"]), str(item["n"]), str(item["u"]), ping)
-    except (KeyError, TypeError, ValueError, TimeFormatError):
+        return Entry(int(sequence), str(namespace), str(name), str(uid), ping)
+    except (KeyError, TypeError, ValueError, OverflowError, TimeFormatError):
         return None
 
 
@@ -142,7 +169,8 @@ def encode_entries(encoded: Iterable[bytes]) -> str:
 
 def decode_entries(body: Mapping[str, Any]) -> list[Entry]:
     """The entries a journal Secret holds, in sequence order."""
-    raw = (body.get("data") or {}).get(DATA_KEY)
+    data = body.get("data") or {}
+    raw = data.get(DATA_KEY) or data.get(OBJECT_DATA_KEY)
     if not raw:
         return []
     try:
@@ -266,8 +294,8 @@ class Journal:
         *,
         namespace: str,
         identity: str,
-        max_bytes: int = 64 * 1024,
-        max_segments: int = 128,
+        max_bytes: int = JournalSettings.max_bytes,
+        max_segments: int = JournalSettings.max_segments,
         write_timeout: float = 5.0,
         max_unabsorbed: int = 50,
     ) -> None:
@@ -800,9 +828,9 @@ class Absorber:
         journal: Journal,
         writer: Writer,
         *,
-        interval: float = 1.0,
-        writes_per_second: float = 20.0,
-        max_lag: float = 30.0,
+        interval: float = JournalSettings.absorb_interval,
+        writes_per_second: float = JournalSettings.absorb_writes_per_second,
+        max_lag: float = JournalSettings.absorb_max_lag,
         max_in_flight: int = 8,
         clock: Callable[[], float] = time.monotonic,
         reader: JournalReader | None = None,
@@ -995,12 +1023,13 @@ class Absorber:
 
 
 class JournalList:
-    """Every journal as one LIST showed it (one consistent view, DESIGN 10.8.11).
+    """Every journal as one LIST showed it (one consistent view, DESIGN 10.8.11), and
+    this replica's own from memory (``own``): what it holds there is exactly what it
+    stored and neither absorbed nor voided, fresher than any LIST, and not read back.
 
-    Entries are decoded only when asked for: the leader lists the journals every 2 s to
-    find dead replicas, which needs their names alone, and under load the journals hold
-    tens of thousands of pings (decoding them all each time was a quarter of the
-    operator's CPU at 650 pings/s, issue 15's profile).
+    Entries are decoded only when asked for: under load the journals hold tens of
+    thousands of pings (decoding them all each time was a quarter of the operator's CPU
+    at 650 pings/s, issue 15's profile).
     """
 
     def __init__(
@@ -1008,12 +1037,14 @@ class JournalList:
         started: float,
         secrets: Mapping[str, Sequence[Mapping[str, Any]]],
         created: Mapping[str, datetime.datetime],
+        own: Journal | None = None,
     ) -> None:
         self.started = started  # wall time the LIST was sent
         self._secrets = secrets  # identity -> the bodies of its Secrets
         #: identity -> the names of its Secrets
         self.names = {i: [_name_of(body) for body in bodies] for i, bodies in secrets.items()}
         self.created = created  # identity -> when its oldest Secret was made
+        self._own = own
         self._entries: dict[str, list[Entry]] = {}
         self._by_monitor: dict[tuple[str, Key, str], list[Entry]] | None = None
 
@@ -1039,11 +1070,18 @@ class JournalList:
             mine = self._by_monitor.get((identity, entry.key, entry.uid))
             if mine:
                 found.append(journal_pings(identity, mine))
+        if self._own is not None:
+            held = [e for e in self._own.stored_for(entry.key) if e.uid == entry.uid]
+            if held:
+                found.append(journal_pings(self._own.identity, held))
         return tuple(found)
 
 
 class JournalReader:
-    """The leader's view of every replica's journal."""
+    """The leader's view of every replica's journal. The replica's own journal (``own``)
+    is read from memory, never listed: with one replica the leader lists nothing but
+    Secret names, and a journal of 8 MiB is not sent back to the replica that wrote it
+    for every batch of deadlines."""
 
     def __init__(
         self,
@@ -1054,11 +1092,13 @@ class JournalReader:
         lease_duration: float = 8.0,
         wall: Callable[[], float] = time.time,
         now: Callable[[], datetime.datetime] | None = None,
+        own: Journal | None = None,
     ) -> None:
         self.client = client
         self.writer = writer
         self.namespace = namespace
         self.lease_duration = lease_duration
+        self.own = own
         self._wall = wall
         self._now = now or (lambda: datetime.datetime.now(datetime.UTC))
         self._last: JournalList | None = None
@@ -1076,16 +1116,33 @@ class JournalReader:
         self._listing = asyncio.create_task(self._list(self._listing_started))
         return await asyncio.shield(self._listing)
 
+    def _selector(self) -> str:
+        """Every journal but this replica's own."""
+        if self.own is None:
+            return JOURNAL_LABEL
+        return f"{JOURNAL_LABEL},{JOURNAL_LABEL}!={self.own.identity}"
+
     async def _list(self, started: float) -> JournalList:
         body = await self.client.get(
             secret_path(self.namespace),
             kind="secrets",
-            params={"labelSelector": JOURNAL_LABEL},
+            params={"labelSelector": self._selector()},
         )
+        secrets, created = self._by_identity(body.get("items") or ())
+        result = JournalList(started, secrets, created, own=self.own)
+        if self._last is None or self._last.started <= started:
+            self._last = result
+        return result
+
+    def _by_identity(
+        self, items: Iterable[Mapping[str, Any]]
+    ) -> tuple[dict[str, list[Mapping[str, Any]]], dict[str, datetime.datetime]]:
+        """Journal Secrets (whole, or their metadata alone) by replica identity, and when
+        each replica's oldest was made."""
         secrets: dict[str, list[Mapping[str, Any]]] = collections.defaultdict(list)
         created: dict[str, datetime.datetime] = {}
-        for item in body.get("items") or ():
-            if item.get("type") != JOURNAL_TYPE:
+        for item in items:
+            if item.get("type", JOURNAL_TYPE) != JOURNAL_TYPE:  # metadata alone has none
                 continue
             metadata = item.get("metadata") or {}
             identity = (metadata.get("labels") or {}).get(JOURNAL_LABEL)
@@ -1097,10 +1154,7 @@ class JournalReader:
             except TimeFormatError:
                 made = self._now()
             created[identity] = min(made, created.get(identity, made))
-        result = JournalList(started, dict(secrets), created)
-        if self._last is None or self._last.started <= started:
-            self._last = result
-        return result
+        return dict(secrets), created
 
     async def dead(self, journals: JournalList) -> list[str]:
         """Identities of journals whose replica Lease is gone or expired."""
@@ -1129,11 +1183,33 @@ class JournalReader:
         return gone
 
     async def absorb_dead(self, table_get: Callable[[Key], MonitorEntry | None]) -> int:
-        """Absorb and delete the journals of dead replicas; the number deleted."""
-        journals = await self.list_since(self._wall())
+        """Absorb and delete the journals of dead replicas; the number deleted.
+
+        Every 2 s while leading: the journals are listed by their metadata alone, and
+        only a dead replica's are read whole (full lists of every journal, up to 8 MiB
+        each time, were most of what the API server sent the leader under load)."""
+        started = self._wall()
+        body = await self.client.get(
+            secret_path(self.namespace),
+            kind="secrets",
+            params={"labelSelector": self._selector()},
+            accept=METADATA_LIST,
+        )
+        names, created = self._by_identity(body.get("items") or ())
+        catalog = JournalList(started, names, created)
         deleted = 0
-        for identity in await self.dead(journals):
-            groups = by_monitor(journals.entries(identity))
+        for identity in await self.dead(catalog):
+            secrets = []
+            for name in catalog.names[identity]:
+                try:
+                    secrets.append(
+                        await self.client.get(secret_path(self.namespace, name), kind="secrets")
+                    )
+                except ApiError as exc:
+                    if not exc.not_found:
+                        raise
+            journal = JournalList(started, {identity: secrets}, created)
+            groups = by_monitor(journal.entries(identity))
             ok = True
             for (namespace, name, uid), entries in groups.items():
                 monitor = table_get((namespace, name))
@@ -1148,7 +1224,7 @@ class JournalReader:
                     ok = False
             if not ok:
                 continue
-            error = await delete_secrets(self.client, self.namespace, journals.names[identity])
+            error = await delete_secrets(self.client, self.namespace, catalog.names[identity])
             if error is not None:
                 logger.warning("deleting journal of %s failed: %s", identity, error)
             else:

@@ -157,6 +157,7 @@ class KubeClient:
         content_type: str = "application/json",
         kind: str = "other",
         timeout: float | None = None,
+        accept: str | None = None,
     ) -> JSON:
         """Send one request; return the decoded JSON answer or raise ``ApiError``.
 
@@ -165,7 +166,9 @@ class KubeClient:
         once; a 429 waits for ``Retry-After`` and retries (``THROTTLE_RETRIES`` times, and
         only while ``timeout`` leaves room for it).
         """
-        data = await self._send(method, path, body, params, content_type, kind, timeout)
+        data = await self._send(
+            method, path, body, params, content_type, kind, timeout, accept=accept
+        )
         return data if isinstance(data, dict) else {}
 
     async def get_bytes(
@@ -187,6 +190,7 @@ class KubeClient:
         timeout: float | None,
         *,
         raw: bool = False,
+        accept: str | None = None,
     ) -> Any:
         """``_request`` with the re-login after a 401 or at expiry, and the 429 retries."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -201,7 +205,15 @@ class KubeClient:
                 info = self._info
             try:
                 return await self._request(
-                    method, path, body, params, content_type, kind, remaining, raw=raw
+                    method,
+                    path,
+                    body,
+                    params,
+                    content_type,
+                    kind,
+                    remaining,
+                    raw=raw,
+                    accept=accept,
                 )
             except ApiError as exc:
                 if exc.status == 401 and self._relogin is not None and not relogged:
@@ -234,16 +246,22 @@ class KubeClient:
         timeout: float | None,
         *,
         raw: bool = False,
+        accept: str | None = None,
     ) -> Any:
         """One attempt: the decoded JSON answer (``raw``: the body's bytes) or ``ApiError``."""
         session = self._ensure_session()
         write = method != "GET"
         kwargs: dict[str, Any] = {}
+        headers: dict[str, str] = {}
         if body is not None:
             # orjson, as the monitor table: a ping's write encodes and decodes a whole
             # monitor (~3 KB), 20 µs less than the json module (a percent of a ping's CPU).
             kwargs["data"] = dump_json(body)
-            kwargs["headers"] = {"Content-Type": content_type}
+            headers["Content-Type"] = content_type
+        if accept is not None:
+            headers["Accept"] = accept
+        if headers:
+            kwargs["headers"] = headers
         if timeout is not None:
             kwargs["timeout"] = aiohttp.ClientTimeout(total=timeout)
         try:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 from tests.support.waiting import async_wait_for
 from tests.unit.kube.fakes import FakeKube
@@ -92,6 +94,17 @@ def test_an_entry_survives_its_encoding():
         "app.kubernetes.io/managed-by": "heartbeat-operator",
         "heartbeat.dev/journal": "pod-1",
     }
+
+
+def test_a_success_ping_is_a_short_list_and_the_first_cuts_objects_still_read():
+    entry = jr.Entry(1234567, "bench", "m-000123", "3f2b" * 9, Ping(T0, "success"))
+    encoded = jr.encode_entry(entry)
+    assert encoded.startswith(b'[1234567,"bench","m-000123",') and len(encoded) < 100
+    assert jr.decode_entry(orjson.loads(encoded)) == entry
+    old = {"s": 7, "ns": "ns", "n": "m", "u": "uid-1", "t": format_time(T0), "k": "fail", "x": 3}
+    body = {"data": {"entries": base64.b64encode(orjson.dumps([old])).decode()}}
+    (decoded,) = jr.decode_entries(body)
+    assert (decoded.sequence, decoded.ping.kind, decoded.ping.exit_code) == (7, "fail", 3)
 
 
 def test_size_accounting_matches_the_object_it_writes():
@@ -487,3 +500,19 @@ def test_waiting_monitors_come_urgent_first_then_oldest_and_stay_until_taken():
     assert ("ns", "old") not in waiting and len(waiting) == 3
     assert list(waiting.scan(False)) == [("ns", "mid"), ("ns", "new")]
     assert list(waiting.scan(True)) == [("ns", "failing")]
+
+
+async def test_the_leader_reads_its_own_journal_from_memory_and_lists_the_others():
+    fake, table, writer, mine = setup()
+    key = ("ns", "a")
+    other = jr.Journal(fake, namespace=NS, identity="pod-2-def")
+    await mine.append(table.get(key), ping())
+    await other.append(table.get(key), ping())
+    reader = jr.JournalReader(fake, writer, namespace=NS, own=mine)
+    listed = await reader.list_since(0)
+    assert listed.identities == ["pod-2-def"]  # its own Secrets are not sent back to it
+    found = listed.pings_for(table.get(key))
+    assert sorted(p.replica for p in found) == ["pod-1-abc", "pod-2-def"]
+    # What its memory holds is what it stored and did not absorb: absorbed, it is gone.
+    mine.absorbed(mine.stored_for(key))
+    assert [p.replica for p in listed.pings_for(table.get(key))] == ["pod-2-def"]

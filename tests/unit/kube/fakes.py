@@ -83,17 +83,27 @@ class FakeKube:
         return copy.deepcopy(obj)
 
     def _list(self, path: str, selector: str | None) -> dict[str, Any]:
-        """A collection GET; ``labelSelector`` only as ``key=value`` or ``key``."""
-        key, equals, value = (selector or "").partition("=")
+        """A collection GET; ``labelSelector`` as comma-separated ``key``, ``key=value``
+        and ``key!=value`` requirements (what the operator sends)."""
+
+        def matches(labels: Mapping[str, str]) -> bool:
+            for requirement in filter(None, (selector or "").split(",")):
+                if "!=" in requirement:
+                    key, _, value = requirement.partition("!=")
+                    if labels.get(key) == value:
+                        return False
+                elif "=" in requirement:
+                    key, _, value = requirement.partition("=")
+                    if labels.get(key) != value:
+                        return False
+                elif requirement not in labels:
+                    return False
+            return True
+
         items = [
             copy.deepcopy(obj)
             for name, obj in sorted(self.objects.items())
-            if name.rpartition("/")[0] == path
-            and (
-                not key
-                or (not equals and key in (obj["metadata"].get("labels") or {}))
-                or (obj["metadata"].get("labels") or {}).get(key) == value
-            )
+            if name.rpartition("/")[0] == path and matches(obj["metadata"].get("labels") or {})
         ]
         return {"items": items}
 
