@@ -178,6 +178,7 @@ class DeadlineProbes:
         self.answers: dict[int | str, int] = {}
         self.leads: list[float] = []  # s before the alertTime each probe ping was sent
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     async def start(self) -> None:
         spec = {"period": f"{PROBE_PERIOD:.0f}s", "grace": f"{PROBE_GRACE:.0f}s"}
@@ -212,6 +213,8 @@ class DeadlineProbes:
                     if code != 200:  # refused: ping again at once, it is still due
                         await asyncio.sleep(0.05)
                         continue
+                    if self._stopping.is_set():
+                        return  # its next alertTime is a whole period away
                     if alert is not None:
                         early = None
                     alert = sent + PROBE_PERIOD + PROBE_GRACE
@@ -224,9 +227,10 @@ class DeadlineProbes:
         """Stop pinging; once every deadline judged so far is written, the probes'
         Down judgements (there must be none), then delete them."""
         assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        # Each probe stops after its next ping, so none stops with a deadline pending (a
+        # cancelled probe's alertTime would pass unpinged: a true Down).
+        self._stopping.set()
+        await asyncio.wait_for(self._task, timeout=PROBE_PERIOD + PROBE_GRACE + 30)
         # The last probe ping was sent PROBE_LEAD before an alertTime, judged 0.5 s after
         # it; the next alertTime is PROBE_PERIOD away. 5 s: that judgement is written.
         await asyncio.sleep(5.0)

@@ -33,6 +33,7 @@ import collections
 import contextlib
 import dataclasses
 import datetime
+import enum
 import heapq
 import itertools
 import logging
@@ -66,7 +67,7 @@ from heartbeat_operator.recording import (
     UnknownToken,
     WriteTimeout,
 )
-from heartbeat_operator.settings import JournalSettings
+from heartbeat_operator.settings import JournalSettings, WriterSettings
 
 logger = logging.getLogger(__name__)
 
@@ -297,7 +298,7 @@ class Journal:
         max_bytes: int = JournalSettings.max_bytes,
         max_segments: int = JournalSettings.max_segments,
         write_timeout: float = 5.0,
-        max_unabsorbed: int = 50,
+        max_unabsorbed: int = WriterSettings.max_waiting_pings,
     ) -> None:
         self.client = client
         self.namespace = namespace
@@ -744,23 +745,34 @@ class JournalRecorder:
 # --- absorption ----------------------------------------------------------------------
 
 
-class WaitingMonitors:
-    """The monitors with stored pings to absorb, in the absorber's order: likely state
-    transitions first (DESIGN 10.7), then by their oldest stored ping (so sealed journal
-    Secrets empty out in order, and the ping closest to ``max_lag`` goes first).
+class Urgency(enum.IntEnum):
+    """Which monitors the absorber writes first (lower first)."""
 
-    Two heaps (urgent, routine) of (oldest sequence, ticket, key), entries made stale by
-    a newer ticket or a removal and dropped when they surface. Choosing the first few
-    from all waiting monitors on each start was a third of the replica's CPU once 100,000
-    monitors waited (bench/README.md, "sustained").
+    #: Its unabsorbed pings near DESIGN 10.8.12's per-monitor limit (more refuse with
+    #: 429): written without the budget.
+    CROWDED = 0
+    #: Absorbing likely changes its state (DESIGN 10.7: transitions first).
+    TRANSITION = 1
+    ROUTINE = 2
+
+
+class WaitingMonitors:
+    """The monitors with stored pings to absorb, in the absorber's order: by urgency,
+    then by their oldest stored ping (so sealed journal Secrets empty out in order, and
+    the ping closest to ``max_lag`` goes first).
+
+    A heap per urgency of (oldest sequence, ticket, key), entries made stale by a newer
+    ticket or a removal and dropped when they surface. Choosing the first few from all
+    waiting monitors on each start was 70% of the replica's CPU once 100,000 monitors
+    waited, and starved kopf's list into a 410 (bench/README.md, "sustained").
     """
 
     def __init__(self, oldest: Callable[[Key], int]) -> None:
         self._oldest = oldest
         self._tickets = itertools.count()
-        #: key -> (urgent, ticket of its live heap entry)
-        self._state: dict[Key, tuple[bool, int]] = {}
-        self._heaps: dict[bool, list[tuple[int, int, Key]]] = {True: [], False: []}
+        #: key -> (urgency, ticket of its live heap entry)
+        self._state: dict[Key, tuple[Urgency, int]] = {}
+        self._heaps: dict[Urgency, list[tuple[int, int, Key]]] = {u: [] for u in Urgency}
 
     def __len__(self) -> int:
         return len(self._state)
@@ -768,36 +780,36 @@ class WaitingMonitors:
     def __contains__(self, key: object) -> bool:
         return key in self._state
 
-    def add(self, key: Key, *, urgent: bool) -> None:
-        """Wait for absorption; a waiting routine monitor can become urgent, not back."""
+    def add(self, key: Key, urgency: Urgency) -> None:
+        """Wait for absorption; a waiting monitor can become more urgent, not less."""
         current = self._state.get(key)
-        if current is not None and (current[0] or not urgent):
+        if current is not None and current[0] <= urgency:
             return
         ticket = next(self._tickets)
-        self._state[key] = (urgent, ticket)
-        heapq.heappush(self._heaps[urgent], (self._oldest(key), ticket, key))
+        self._state[key] = (urgency, ticket)
+        heapq.heappush(self._heaps[urgency], (self._oldest(key), ticket, key))
 
     def take(self, key: Key) -> None:
         """No longer waiting (its absorption starts)."""
         self._state.pop(key, None)
 
-    def scan(self, urgent: bool) -> Iterator[Key]:
-        """The waiting monitors of one class, first in order first. The ones the caller
+    def scan(self, urgency: Urgency) -> Iterator[Key]:
+        """The waiting monitors of one urgency, first in order first. The ones the caller
         did not ``take`` wait on in place once the iteration ends (also when it stops
         early: a scan costs what it looked at, not what waits)."""
-        heap = self._heaps[urgent]
+        heap = self._heaps[urgency]
         seen: list[tuple[int, int, Key]] = []
         try:
             while heap:
                 item = heapq.heappop(heap)
                 _, ticket, key = item
-                if self._state.get(key) != (urgent, ticket):
+                if self._state.get(key) != (urgency, ticket):
                     continue  # taken, or pushed again since
                 seen.append(item)
                 yield key
         finally:
             for item in seen:
-                if self._state.get(item[2]) == (urgent, item[1]):
+                if self._state.get(item[2]) == (urgency, item[1]):
                     heapq.heappush(heap, item)
 
 
@@ -847,10 +859,15 @@ class Absorber:
         self.max_in_flight = max_in_flight
         self._draining = False
         self._clock = clock
-        #: Monitors with stored pings to absorb, urgent when a state change is likely
-        #: (judged once when the monitor starts waiting: a heuristic for the order, never
-        #: for what is written).
+        #: Monitors with stored pings to absorb, by urgency (whether a state change is
+        #: likely is judged once, when the monitor starts waiting: a heuristic for the
+        #: order, never for what is written).
         self._waiting = WaitingMonitors(journal.oldest)
+        #: Unabsorbed pings from which a monitor is written without the budget: three
+        #: quarters of the per-monitor limit (DESIGN 10.8.12: past it, 429). At 1,000
+        #: monitors pinged ~2/s each, the budget reached each monitor every ~50 s and
+        #: 40% of the pings were refused (bench/README.md, the third side-by-side).
+        self._crowded = max(1, journal.max_unabsorbed * 3 // 4)
         self._last: dict[Key, float] = {}
         self._busy: set[Key] = set()
         self._wake = asyncio.Event()
@@ -864,10 +881,12 @@ class Absorber:
     def stored(self, entries: Sequence[Entry]) -> None:
         for entry in entries:
             key = entry.key
-            if key not in self._waiting:
-                self._waiting.add(key, urgent=self._transition_likely(key))
+            if self.journal.unabsorbed(key) >= self._crowded:
+                self._waiting.add(key, Urgency.CROWDED)
+            elif key not in self._waiting:
+                self._waiting.add(key, self._urgency(key))
             elif _is_failure(entry.ping):
-                self._waiting.add(key, urgent=True)
+                self._waiting.add(key, Urgency.TRANSITION)
         self._wake.set()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="journal absorber")
@@ -896,8 +915,8 @@ class Absorber:
         budget = None if catching_up else self._bucket
         overdue_before = self._now() - self.max_lag
         wait: float | None = None
-        for urgent in (True, False):
-            for key in self._waiting.scan(urgent):
+        for urgency in Urgency:
+            for key in self._waiting.scan(urgency):
                 if free <= 0:
                     break
                 if key in self._busy:
@@ -908,12 +927,12 @@ class Absorber:
                     continue
                 accepted = self.journal.oldest_time(key)
                 overdue = accepted is not None and accepted <= overdue_before
-                if budget is not None and not overdue:
+                if budget is not None and not overdue and urgency is not Urgency.CROWDED:
                     if (delay := budget.delay()) > 0:
                         if accepted is not None:  # or until it is overdue
                             delay = min(delay, (accepted - overdue_before).total_seconds())
                         wait = delay if wait is None else min(wait, delay)
-                        # The ones behind it in this class were accepted later: not
+                        # The ones behind it in this urgency were accepted later: not
                         # overdue either. An overdue routine one after urgent ones is.
                         break
                     budget.take()
@@ -946,14 +965,14 @@ class Absorber:
             return None
         return due if due is not None and due <= latest else None
 
-    def _transition_likely(self, key: Key) -> bool:
-        """Whether absorbing the monitor's pings likely changes its state: it is not
-        Healthy (a ping ends New, Grace or Down), or a failure waits (DESIGN 10.7: under
-        the budget, state transitions first)."""
+    def _urgency(self, key: Key) -> Urgency:
+        """``TRANSITION`` when absorbing the monitor's pings likely changes its state: it
+        is not Healthy (a ping ends New, Grace or Down), or a failure waits (DESIGN 10.7:
+        under the budget, state transitions first)."""
         entry = self.writer.table.get(key)
         if entry is None or entry.summary.get("state") != "Healthy":
-            return True
-        return self.journal.failure_waits(key)
+            return Urgency.TRANSITION
+        return Urgency.TRANSITION if self.journal.failure_waits(key) else Urgency.ROUTINE
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -990,7 +1009,9 @@ class Absorber:
                 self.journal.dropped(key)
                 return
             except WriteTimeout:
-                self._waiting.add(key, urgent=True)  # the writer gave up: again after the interval
+                self._waiting.add(
+                    key, Urgency.TRANSITION
+                )  # the writer gave up: again after the interval
                 return
             self.journal.absorbed(entries)
             now = self._now()
@@ -999,7 +1020,7 @@ class Absorber:
                     listener((now - e.ping.time).total_seconds())
         except Exception:
             logger.exception("absorbing %s/%s failed", *key)
-            self._waiting.add(key, urgent=True)
+            self._waiting.add(key, Urgency.TRANSITION)
         finally:
             self._busy.discard(key)
 
@@ -1013,7 +1034,7 @@ class Absorber:
         while not self.journal.all_absorbed and loop.time() < deadline:
             if self._task is None or self._task.done():
                 for key in self.journal.waiting_monitors():
-                    self._waiting.add(key, urgent=True)
+                    self._waiting.add(key, Urgency.TRANSITION)
                 if self._waiting:
                     self._task = asyncio.create_task(self._run(), name="journal absorber")
             await asyncio.sleep(0.05)

@@ -247,7 +247,7 @@ class TokenKeeper:
             except ApiError as exc:
                 logger.warning("sweep: reading Secret %s/%s: %s", entry.namespace, name, exc)
             else:
-                if found is None:
+                if found is None and self._still_there(entry):
                     # The leader's reconcile creates it again (serialised with every other
                     # change of this monitor), with a new token and a TokenRotated Event.
                     logger.warning(
@@ -261,6 +261,13 @@ class TokenKeeper:
                     missing += 1
             await asyncio.sleep(max(0.0, spacing - (loop.time() - started)))
         return missing
+
+    def _still_there(self, entry: MonitorEntry) -> bool:
+        """Whether the monitor a pass listed is still in the table as it was: one deleted
+        since (a pass takes minutes) took its Secret with it, nothing to create again (the
+        pings benchmark deleted monitors mid-pass and saw 20 Secrets "created again")."""
+        current = self.table.get(entry.key)
+        return current is not None and current.uid == entry.uid and not current.deleting
 
     def _rotated_event(self, entry: MonitorEntry, name: str) -> None:
         body = build_event(

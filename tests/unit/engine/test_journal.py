@@ -483,23 +483,47 @@ async def test_no_ping_waits_for_the_budget_longer_than_the_max_lag():
     assert max(lags) >= 0.3  # the second waited for its lag, not for the budget (1,000 s)
 
 
-def test_waiting_monitors_come_urgent_first_then_oldest_and_stay_until_taken():
+def test_waiting_monitors_come_most_urgent_first_then_oldest_and_stay_until_taken():
     oldest = {("ns", "old"): 1, ("ns", "new"): 9, ("ns", "mid"): 5, ("ns", "failing"): 7}
     waiting = jr.WaitingMonitors(oldest.__getitem__)
     for key in oldest:
-        waiting.add(key, urgent=False)
-    waiting.add(("ns", "failing"), urgent=True)  # a failure arrived: it moves up
-    waiting.add(("ns", "failing"), urgent=False)  # and does not move back
-    assert list(waiting.scan(True)) == [("ns", "failing")]
-    assert list(waiting.scan(False)) == [("ns", "old"), ("ns", "mid"), ("ns", "new")]
+        waiting.add(key, jr.Urgency.ROUTINE)
+    waiting.add(("ns", "failing"), jr.Urgency.TRANSITION)  # a failure arrived: it moves up
+    waiting.add(("ns", "failing"), jr.Urgency.ROUTINE)  # and does not move back
+    waiting.add(("ns", "new"), jr.Urgency.CROWDED)  # near the per-monitor limit: first
+    assert list(waiting.scan(jr.Urgency.CROWDED)) == [("ns", "new")]
+    assert list(waiting.scan(jr.Urgency.TRANSITION)) == [("ns", "failing")]
+    assert list(waiting.scan(jr.Urgency.ROUTINE)) == [("ns", "old"), ("ns", "mid")]
 
     # A scan stopped early leaves everything it did not take in place, in order.
-    for key in waiting.scan(False):
+    for key in waiting.scan(jr.Urgency.ROUTINE):
         waiting.take(key)
         break
     assert ("ns", "old") not in waiting and len(waiting) == 3
-    assert list(waiting.scan(False)) == [("ns", "mid"), ("ns", "new")]
-    assert list(waiting.scan(True)) == [("ns", "failing")]
+    assert list(waiting.scan(jr.Urgency.ROUTINE)) == [("ns", "mid")]
+    assert list(waiting.scan(jr.Urgency.TRANSITION)) == [("ns", "failing")]
+
+
+async def test_a_monitor_near_its_limit_is_absorbed_without_waiting_for_the_budget():
+    """DESIGN 10.8.12: more than 50 unabsorbed pings for one monitor is 429. A monitor
+    pinged faster than the budget reaches it is written once it holds three quarters of
+    that, budget or not: its pings are never refused for the absorber's slowness."""
+    fake, table, writer, journal = setup(max_unabsorbed=8)
+    key = ("ns", "a")
+    # No interval between one monitor's writes: what is tested is the budget alone.
+    absorber = jr.Absorber(journal, writer, interval=0.0, writes_per_second=0.001)
+    await writer.submit(("ns", "b"), Change(inputs=(ping(),)), timeout=None)
+    await journal.append(table.get(("ns", "b")), ping())  # takes the one write's budget
+    await async_wait_for(lambda: _true(ping_count(fake, "b") == 2), timeout=2, what="b")
+    for _ in range(20):  # 20 pings acknowledged: none refused (Overloaded raises)
+        await journal.append(table.get(key), ping())
+    # Written whenever 6 waited; the rest (fewer than 6) wait for the budget, as they should.
+    await async_wait_for(
+        lambda: _true(ping_count(fake, "a") >= 15 and journal.unabsorbed(key) < 6),
+        timeout=3,
+        what="a's crowded pings absorbed",
+    )
+    assert absorber.journal is journal
 
 
 async def test_the_leader_reads_its_own_journal_from_memory_and_lists_the_others():

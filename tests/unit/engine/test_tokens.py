@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
+from typing import Any
 
+import pytest
 from tests.unit.kube.fakes import FakeKube
 
 from heartbeat_operator.domain.timefmt import format_time
 from heartbeat_operator.domain.tokens import token_hash
+from heartbeat_operator.engine import secrets
 from heartbeat_operator.engine.api import monitor_path, secret_path
 from heartbeat_operator.engine.monitors import MonitorTable
 from heartbeat_operator.engine.tokens import TokenKeeper, Urls
@@ -119,6 +122,26 @@ async def test_the_sweep_finds_a_deleted_secret_and_reconcile_makes_a_new_token(
     assert "m-heartbeat was deleted" in event["message"]
     assert old not in str(event) and new not in str(event)
     assert not keeper.needs_work(table.get(("ops", "m")))
+
+
+async def test_the_sweep_leaves_alone_a_monitor_deleted_during_its_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake, table, keeper = setup()
+    table.synced = True
+    poked: list[tuple[str, str]] = []
+    keeper.poke = poked.append
+    await keeper.reconcile(table.get(("ops", "m")))
+    read = secrets.read_secret
+
+    async def read_after_the_deletion(client: Any, namespace: str, name: str) -> Any:
+        table.remove("ops", "m", table.get(("ops", "m")).uid)  # the watch saw it go
+        del fake.objects[secret_path("ops", "m-heartbeat")]  # and the GC its Secret
+        return await read(client, namespace, name)
+
+    monkeypatch.setattr(secrets, "read_secret", read_after_the_deletion)
+    assert await keeper.sweep(lambda: True, 1000) == 0
+    assert poked == []
 
 
 async def test_the_sweep_stops_when_leadership_is_lost():
