@@ -39,6 +39,7 @@ import resource
 import subprocess
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -129,10 +130,11 @@ JOURNAL = os.environ.get("HEARTBEAT_JOURNAL", "").lower() in ("1", "true", "yes"
 CATCH_UP_TIMEOUT = 300 if JOURNAL else 20
 
 
-async def settle(api: Api, op: OperatorProcess) -> tuple[float, int, float]:
-    """After a run: the receiver's 200 count once the pings in flight are answered, the
-    monitors' pingCount sum once it has caught up with it (bounded), and how long after
-    the receiver went quiet that took."""
+async def settle(api: Api, op: OperatorProcess, uncounted: int = 0) -> tuple[float, int, float]:
+    """After a run: the receiver's 200 count once the pings in flight are answered (less
+    ``uncounted``: the 200s of the deadline probes, deleted since), the monitors'
+    pingCount sum once it has caught up with it (bounded), and how long after the
+    receiver went quiet that took."""
     previous = -1.0
 
     async def stable() -> float | None:
@@ -140,7 +142,7 @@ async def settle(api: Api, op: OperatorProcess) -> tuple[float, int, float]:
         now = await acked(op)
         done = now == previous
         previous = now
-        return now if done else None
+        return now - uncounted if done else None
 
     total = await wait_until(stable, timeout=30, interval=1.0, what="the receiver to go quiet")
     quiet = time.monotonic()
@@ -177,6 +179,9 @@ class DeadlineProbes:
         self.names = [f"probe-{tag}-{i:02d}" for i in range(PROBES)]
         self.answers: dict[int | str, int] = {}
         self.leads: list[float] = []  # s before the alertTime each probe ping was sent
+        #: Wall time each probe's last acknowledged ping was sent: its next alertTime is
+        #: PROBE_PERIOD + PROBE_GRACE later, and a Down from then on is a true one.
+        self.last_sent: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
@@ -189,19 +194,19 @@ class DeadlineProbes:
             return tokens if all(name in tokens for name in self.names) else None
 
         tokens = await wait_until(all_tokens, timeout=60, interval=0.5, what="probe tokens")
-        self._task = asyncio.create_task(self._run([tokens[name] for name in self.names]))
+        self._task = asyncio.create_task(self._run({name: tokens[name] for name in self.names}))
 
-    async def _run(self, tokens: list[str]) -> None:
+    async def _run(self, tokens: dict[str, str]) -> None:
         loop = asyncio.get_running_loop()
         async with aiohttp.ClientSession() as session:
 
-            async def probe(i: int, token: str) -> None:
+            async def probe(i: int, name: str, token: str) -> None:
                 # The first cycle is cut short by a share of the period, so the probes'
                 # deadlines spread over it; its ping is not a measured one.
                 early: float | None = i * PROBE_PERIOD / PROBES
                 alert: float | None = None
                 while True:
-                    sent = loop.time()
+                    sent, sent_wall = loop.time(), time.time()
                     if alert is not None and early is None:
                         self.leads.append(alert - sent)
                     try:
@@ -213,38 +218,38 @@ class DeadlineProbes:
                     if code != 200:  # refused: ping again at once, it is still due
                         await asyncio.sleep(0.05)
                         continue
+                    self.last_sent[name] = sent_wall
                     if self._stopping.is_set():
-                        return  # its next alertTime is a whole period away
+                        return
                     if alert is not None:
                         early = None
                     alert = sent + PROBE_PERIOD + PROBE_GRACE
                     cut = early or 0.0
                     await asyncio.sleep(max(0.0, alert - PROBE_LEAD - cut - loop.time()))
 
-            await asyncio.gather(*(probe(i, t) for i, t in enumerate(tokens)))
+            await asyncio.gather(*(probe(i, n, t) for i, (n, t) in enumerate(tokens.items())))
 
     async def stop(self) -> dict[str, Any]:
-        """Stop pinging; once every deadline judged so far is written, the probes'
-        Down judgements (there must be none), then delete them."""
+        """Stop pinging; once every deadline judged so far is written, the probes' false
+        Downs (there must be none), then delete them."""
         assert self._task is not None
-        # Each probe stops after its next ping, so none stops with a deadline pending (a
-        # cancelled probe's alertTime would pass unpinged: a true Down).
-        self._stopping.set()
+        self._stopping.set()  # each probe stops after its next ping
         await asyncio.wait_for(self._task, timeout=PROBE_PERIOD + PROBE_GRACE + 30)
-        # The last probe ping was sent PROBE_LEAD before an alertTime, judged 0.5 s after
-        # it; the next alertTime is PROBE_PERIOD away. 5 s: that judgement is written.
+        # A probe's last ping was sent PROBE_LEAD before an alertTime, judged 0.5 s after
+        # it; 5 s: that judgement is written. Its next alertTime, unpinged, is a true
+        # Down: only Downs before it count.
         await asyncio.sleep(5.0)
         items, _ = await self.api.monitors(NAMESPACE)
-        mine = [item for item in items if item["metadata"]["name"] in self.names]
-        missed = sum(int((item.get("status") or {}).get("missedRuns") or 0) for item in mine)
-        down = [
-            item["metadata"]["name"]
-            for item in mine
-            if any(
-                t.get("state") == "Down"
-                for t in (item.get("status") or {}).get("recentTransitions") or ()
-            )
-        ]
+        down: list[str] = []
+        for item in items:
+            name = item["metadata"]["name"]
+            if name not in self.names:
+                continue
+            true_from = self.last_sent.get(name, 0.0) + PROBE_PERIOD + PROBE_GRACE
+            for transition in (item.get("status") or {}).get("recentTransitions") or ():
+                at = datetime.fromisoformat(transition["time"].replace("Z", "+00:00"))
+                if transition.get("state") == "Down" and at.timestamp() < true_from:
+                    down.append(f"{name} at {transition['time']}")
         for name in self.names:
             await self.api.request(
                 "DELETE", f"{MONITORS}/namespaces/{NAMESPACE}/{PLURAL}/{name}", ok=(200, 404)
@@ -255,7 +260,6 @@ class DeadlineProbes:
             "deadlines": len(leads),
             "answers": {str(k): v for k, v in self.answers.items()},
             "min_lead_s": leads[0] if leads else None,
-            "missed": missed,
             "down": down,
         }
 
@@ -303,12 +307,13 @@ async def measure(
                 token_file = write_tokens(Path(tmp) / "tokens", tokens)
                 await warm_up(op, tokens)
                 await settle(api, op)
+                uncounted = 0  # the 200s of deleted deadline probes
                 for method, connections, body in runs:
-                    facts["runs"].append(
-                        await one_run(
-                            plane, api, op, token_file, method, connections, body, seconds
-                        )
+                    run = await one_run(
+                        plane, api, op, token_file, method, connections, body, seconds, uncounted
                     )
+                    uncounted += run["deadline_probes"]["answers"].get("200", 0)
+                    facts["runs"].append(run)
             if idle_seconds:
                 facts["idle"] = await idle(api, op, idle_seconds)
             facts["rss_mib"] = op.rss_mib()
@@ -326,9 +331,10 @@ async def one_run(
     connections: int,
     body: int,
     seconds: int,
+    uncounted: int,
 ) -> dict[str, Any]:
     before_api = await api.apiserver_requests()
-    before_acked = await acked(op)
+    before_acked = await acked(op) - uncounted
     before_count = await ping_count(api)
     cpu_before = op.cpu_seconds()
     plane_before = plane_cpu_seconds(plane)
@@ -346,7 +352,8 @@ async def one_run(
         body_bytes=body,
     )
     result["deadline_probes"] = await probes.stop()
-    total_acked, total_count, caught_up_s = await settle(api, op)
+    uncounted += result["deadline_probes"]["answers"].get("200", 0)
+    total_acked, total_count, caught_up_s = await settle(api, op, uncounted)
     after_api = await api.apiserver_requests()
     writes = writes_between(before_api, after_api)
     server_ok = int(total_acked - before_acked)
@@ -477,13 +484,13 @@ def rows_for(facts: dict[str, Any], seconds: int, idle_seconds: int) -> list[Row
             "alertTime during the load",
             "0 Down",
             "; ".join(
-                f"{p['deadlines']} deadlines, {p['missed']} missed"
+                f"{p['deadlines']} deadlines, {len(p['down'])} Down"
                 + (f" ({', '.join(p['down'])})" if p["down"] else "")
                 + f", closest ping {p['min_lead_s']:.2f} s before"
                 for p in probes
                 if p["min_lead_s"] is not None
             ),
-            all(p["missed"] == 0 and not p["down"] and p["deadlines"] > 0 for p in probes),
+            all(not p["down"] and p["deadlines"] > 0 for p in probes),
         )
     )
     per_ping = [run["writes_per_ping"] for run in facts["runs"]]

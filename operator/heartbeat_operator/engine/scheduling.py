@@ -40,6 +40,7 @@ from heartbeat_operator.engine.events import EventKeeper
 from heartbeat_operator.engine.monitors import Key, MonitorEntry, MonitorTable
 from heartbeat_operator.engine.workqueue import WorkQueue
 from heartbeat_operator.engine.writing import Writer
+from heartbeat_operator.recording import UnknownToken
 from heartbeat_operator.settings import WriterSettings
 
 logger = logging.getLogger(__name__)
@@ -201,6 +202,8 @@ class Scheduler:
             await self.reconcile(key)
         except asyncio.CancelledError:
             raise
+        except UnknownToken:  # deleted while judged (its write got 404): nothing to do
+            self._scheduled.pop(key, None)
         except Exception:
             logger.exception("reconciling %s/%s failed; retrying in %s s", *key, RETRY_DELAY)
             self._retry(key)
