@@ -39,6 +39,7 @@ import resource
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,19 @@ PROBE_GRACE = 2.0  # s
 PROBE_LEAD = 0.2  # s before alertTime
 
 
+@dataclass
+class ProbeDeadline:
+    """One measured deadline of a probe: its alertTime and the ping meant to meet it
+    (wall times; the probe and the operator share this machine's clock)."""
+
+    #: The operator's alertTime counts from the previous ping's acceptance, between its
+    #: send and its answer: the alertTime lies between these two.
+    alert: float  # previous ping sent + period + grace
+    alert_latest: float  # previous ping answered + period + grace
+    sent: float
+    answered: float
+
+
 class DeadlineProbes:
     """Monitors pinged ``PROBE_LEAD`` before their alertTime for as long as a run lasts."""
 
@@ -178,10 +192,7 @@ class DeadlineProbes:
         self.op = op
         self.names = [f"probe-{tag}-{i:02d}" for i in range(PROBES)]
         self.answers: dict[int | str, int] = {}
-        self.leads: list[float] = []  # s before the alertTime each probe ping was sent
-        #: Wall time each probe's last acknowledged ping was sent: its next alertTime is
-        #: PROBE_PERIOD + PROBE_GRACE later, and a Down from then on is a true one.
-        self.last_sent: dict[str, float] = {}
+        self.deadlines: dict[str, list[ProbeDeadline]] = {name: [] for name in self.names}
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
@@ -197,7 +208,6 @@ class DeadlineProbes:
         self._task = asyncio.create_task(self._run({name: tokens[name] for name in self.names}))
 
     async def _run(self, tokens: dict[str, str]) -> None:
-        loop = asyncio.get_running_loop()
         async with aiohttp.ClientSession() as session:
 
             async def probe(i: int, name: str, token: str) -> None:
@@ -205,10 +215,9 @@ class DeadlineProbes:
                 # deadlines spread over it; its ping is not a measured one.
                 early: float | None = i * PROBE_PERIOD / PROBES
                 alert: float | None = None
+                alert_latest = 0.0
                 while True:
-                    sent, sent_wall = loop.time(), time.time()
-                    if alert is not None and early is None:
-                        self.leads.append(alert - sent)
+                    sent = time.time()
                     try:
                         async with session.get(f"{self.op.base}/ping/{token}") as response:
                             code: int | str = response.status
@@ -218,49 +227,70 @@ class DeadlineProbes:
                     if code != 200:  # refused: ping again at once, it is still due
                         await asyncio.sleep(0.05)
                         continue
-                    self.last_sent[name] = sent_wall
+                    answered = time.time()
+                    if alert is not None and early is None:
+                        self.deadlines[name].append(
+                            ProbeDeadline(alert, alert_latest, sent, answered)
+                        )
                     if self._stopping.is_set():
-                        return
+                        return  # its next alertTime passes unpinged: a true Down
                     if alert is not None:
                         early = None
                     alert = sent + PROBE_PERIOD + PROBE_GRACE
+                    alert_latest = answered + PROBE_PERIOD + PROBE_GRACE
                     cut = early or 0.0
-                    await asyncio.sleep(max(0.0, alert - PROBE_LEAD - cut - loop.time()))
+                    await asyncio.sleep(max(0.0, alert - PROBE_LEAD - cut - time.time()))
 
             await asyncio.gather(*(probe(i, n, t) for i, (n, t) in enumerate(tokens.items())))
 
     async def stop(self) -> dict[str, Any]:
-        """Stop pinging; once every deadline judged so far is written, the probes' false
-        Downs (there must be none), then delete them."""
+        """Stop pinging; once every deadline judged so far is written, the probes' Downs
+        at measured deadlines, then delete them. A Down where the ping was answered before
+        the alertTime is false (DESIGN 10.7: "a ping acknowledged before alertTime can
+        never be judged missed"); one answered after it is the design's (10.8.11: "a ping
+        counts at its acknowledgment time"), reported apart."""
         assert self._task is not None
         self._stopping.set()  # each probe stops after its next ping
         await asyncio.wait_for(self._task, timeout=PROBE_PERIOD + PROBE_GRACE + 30)
-        # A probe's last ping was sent PROBE_LEAD before an alertTime, judged 0.5 s after
-        # it; 5 s: that judgement is written. Its next alertTime, unpinged, is a true
-        # Down: only Downs before it count.
-        await asyncio.sleep(5.0)
+        await asyncio.sleep(5.0)  # the last measured deadline's judgement is written
         items, _ = await self.api.monitors(NAMESPACE)
-        down: list[str] = []
+        false_down: list[str] = []  # the ping answered before the alertTime
+        late_down: list[str] = []  # answered after it
+        unclear_down: list[str] = []  # answered within the previous ping's round trip
         for item in items:
             name = item["metadata"]["name"]
             if name not in self.names:
                 continue
-            true_from = self.last_sent.get(name, 0.0) + PROBE_PERIOD + PROBE_GRACE
             for transition in (item.get("status") or {}).get("recentTransitions") or ():
+                if transition.get("state") != "Down":
+                    continue
                 at = datetime.fromisoformat(transition["time"].replace("Z", "+00:00"))
-                if transition.get("state") == "Down" and at.timestamp() < true_from:
-                    down.append(f"{name} at {transition['time']}")
+                # Judged at its alertTime (+ 0.5 s): which measured deadline was that?
+                near = [d for d in self.deadlines[name] if abs(d.alert - at.timestamp()) < 1.5]
+                if not near:
+                    continue  # the deadline after the probe's last ping: a true Down
+                where = f"{name} at {transition['time']}"
+                if near[0].answered < near[0].alert:
+                    false_down.append(where)
+                elif near[0].answered > near[0].alert_latest:
+                    late_down.append(where)
+                else:
+                    unclear_down.append(where)
         for name in self.names:
             await self.api.request(
                 "DELETE", f"{MONITORS}/namespaces/{NAMESPACE}/{PLURAL}/{name}", ok=(200, 404)
             )
-        leads = sorted(self.leads)
+        measured = [d for ds in self.deadlines.values() for d in ds]
         return {
             "probes": len(self.names),
-            "deadlines": len(leads),
+            "deadlines": len(measured),
+            "answered_late": sum(d.answered >= d.alert for d in measured),
             "answers": {str(k): v for k, v in self.answers.items()},
-            "min_lead_s": leads[0] if leads else None,
-            "down": down,
+            "min_lead_s": min((d.alert - d.sent for d in measured), default=None),
+            "min_answer_lead_s": min((d.alert - d.answered for d in measured), default=None),
+            "down": false_down,
+            "down_answered_late": late_down,
+            "down_unclear": unclear_down,
         }
 
 
@@ -482,11 +512,13 @@ def rows_for(facts: dict[str, Any], seconds: int, idle_seconds: int) -> list[Row
             "no false Down",
             f"{PROBES} probe monitors per run, each pinged {PROBE_LEAD} s before its "
             "alertTime during the load",
-            "0 Down",
+            "0 Down with the ping answered before the alertTime",
             "; ".join(
                 f"{p['deadlines']} deadlines, {len(p['down'])} Down"
                 + (f" ({', '.join(p['down'])})" if p["down"] else "")
-                + f", closest ping {p['min_lead_s']:.2f} s before"
+                + f"; {p['answered_late']} answered after the alertTime"
+                + f" ({len(p['down_answered_late'])} of them judged Down)"
+                + (f", {len(p['down_unclear'])} Down unclear" if p["down_unclear"] else "")
                 for p in probes
                 if p["min_lead_s"] is not None
             ),
