@@ -7,9 +7,11 @@ write. Against the fake of our ``KubeClient`` seam (tests/unit/kube/fakes.py), a
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from tests.support.waiting import async_wait_for
 from tests.unit.kube.fakes import FakeKube
 
@@ -34,6 +36,7 @@ from heartbeat_operator.engine.scheduling import (
     Scheduler,
 )
 from heartbeat_operator.engine.writing import Writer, WriterConfig, Written
+from heartbeat_operator.recording import UnknownToken
 
 KEY = ("ops", "backup")
 PATH = monitor_path(*KEY)
@@ -357,6 +360,22 @@ async def test_a_reconcile_that_fails_is_retried_on_the_clock_not_at_once() -> N
     leader = Leader(FailingJudge(), now=woken_for(DUE))
     await leader.scheduler._reconcile(KEY)
     assert leader.wakes_at() == leader.now.timestamp() + RETRY_DELAY
+
+
+class JudgeOfADeletedMonitor(FakeJudge):
+    async def __call__(
+        self, entry: MonitorEntry, spec: MonitorSpec, record: Record, until: datetime
+    ) -> Judging:
+        raise UnknownToken("monitor is gone")  # its write was answered 404
+
+
+async def test_a_monitor_deleted_while_judged_is_neither_an_error_nor_retried(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    leader = Leader(JudgeOfADeletedMonitor(), now=woken_for(DUE))
+    await leader.scheduler._reconcile(KEY)
+    assert leader.wakes_at() is None  # nothing left to wake for
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 async def wait_until(condition: Any, timeout: float = 5.0) -> None:
