@@ -67,7 +67,7 @@ from heartbeat_operator.recording import (
     UnknownToken,
     WriteTimeout,
 )
-from heartbeat_operator.settings import JournalSettings, WriterSettings
+from heartbeat_operator.settings import JournalSettings, ReceiverSettings, WriterSettings
 
 logger = logging.getLogger(__name__)
 
@@ -297,7 +297,7 @@ class Journal:
         identity: str,
         max_bytes: int = JournalSettings.max_bytes,
         max_segments: int = JournalSettings.max_segments,
-        write_timeout: float = 5.0,
+        write_timeout: float = ReceiverSettings.write_timeout,
         max_unabsorbed: int = WriterSettings.max_waiting_pings,
     ) -> None:
         self.client = client
