@@ -1001,7 +1001,7 @@ class Absorber:
                 # first, so a ping another replica acknowledged before it counts; any
                 # list sent after the deadline shows those (and is shared).
                 listed = await self.reader.list_since(due.timestamp())
-                absorb += listed.pings_for(monitor)
+                absorb += listed.pings_for(monitor, own=False)
             change = folding.Change(absorb=tuple(absorb))
             try:
                 await self.writer.submit(key, change, timeout=None)
@@ -1080,7 +1080,9 @@ class JournalList:
             self._entries[identity] = sorted(found, key=lambda e: e.sequence)
         return self._entries[identity]
 
-    def pings_for(self, entry: MonitorEntry) -> tuple[JournalPings, ...]:
+    def pings_for(self, entry: MonitorEntry, *, own: bool = True) -> tuple[JournalPings, ...]:
+        """The monitor's pings in every journal; ``own=False``: the other replicas' only
+        (the absorber already holds its own)."""
         if self._by_monitor is None:  # every journal decoded and grouped, once per LIST
             self._by_monitor = collections.defaultdict(list)
             for identity in self.identities:
@@ -1091,7 +1093,7 @@ class JournalList:
             mine = self._by_monitor.get((identity, entry.key, entry.uid))
             if mine:
                 found.append(journal_pings(identity, mine))
-        if self._own is not None:
+        if own and self._own is not None:
             held = [e for e in self._own.stored_for(entry.key) if e.uid == entry.uid]
             if held:
                 found.append(journal_pings(self._own.identity, held))
@@ -1216,8 +1218,8 @@ class JournalReader:
             params={"labelSelector": self._selector()},
             accept=METADATA_LIST,
         )
-        names, created = self._by_identity(body.get("items") or ())
-        catalog = JournalList(started, names, created)
+        metadata, created = self._by_identity(body.get("items") or ())
+        catalog = JournalList(started, metadata, created)
         deleted = 0
         for identity in await self.dead(catalog):
             secrets = []
