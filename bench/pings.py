@@ -127,7 +127,9 @@ async def warm_up(op: OperatorProcess, tokens: list[str]) -> None:
 #: With the ping journal on (issue 15), statuses absorb the pings behind the replies and
 #: coalesce under load: the sum of pingCount catches up minutes after the load, not
 #: seconds. The wait is part of what a run reports (``caught_up_s``).
-JOURNAL = os.environ.get("HEARTBEAT_JOURNAL", "").lower() in ("1", "true", "yes", "on")
+#: The journal is the operator's default; ``HEARTBEAT_JOURNAL=0`` (which the operator
+#: inherits) measures it without.
+JOURNAL = os.environ.get("HEARTBEAT_JOURNAL", "1").lower() not in ("0", "false", "no", "off")
 CATCH_UP_TIMEOUT = 300 if JOURNAL else 20
 
 

@@ -37,13 +37,11 @@ from tests.support.waiting import wait_for
 
 @pytest.fixture(autouse=True, scope="session")
 def journal_setting() -> Iterator[None]:
-    """``HEARTBEAT_FAULTS_JOURNAL=1``: every operator started runs with ``--journal``
-    (they inherit the environment; ``HEARTBEAT_JOURNAL`` is the flag's variable)."""
-    if not journal_on():
-        yield
-        return
+    """Every operator started runs with the journal (``HEARTBEAT_FAULTS_JOURNAL=0``:
+    without). They inherit the environment; ``HEARTBEAT_JOURNAL`` is the flag's variable,
+    set either way so a developer's own environment does not decide."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HEARTBEAT_JOURNAL", "true")
+        patch.setenv("HEARTBEAT_JOURNAL", "true" if journal_on() else "false")
         yield
 
 

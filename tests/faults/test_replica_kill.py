@@ -81,6 +81,6 @@ def test_sigkill_of_the_leader_under_load_loses_and_doubles_no_ping(
 def test_repeated_sigkills_under_load_lose_and_double_no_ping(
     operator_factory, api_client, namespace
 ):
-    # Five: issue 15's "SIGKILLed mid-load five times" (with HEARTBEAT_FAULTS_JOURNAL=1 the
-    # killed replica's journal is replayed by the leader or by itself restarted).
+    # Five: issue 15's "SIGKILLed mid-load five times" (the killed replica's journal is
+    # replayed by the leader or by itself restarted).
     run_kills(operator_factory, api_client, namespace, kills=5, scenario="replica-sigkill x5")

@@ -53,6 +53,11 @@ def condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
     return {}
 
 
+#: Seconds a test waits for a ping's 200 to show in status: about a second at rest
+#: (DESIGN 10.7), with room for a busy CI machine (a timing figure is a benchmark's).
+ABSORBED = 10.0
+
+
 class Monitors:
     """HeartbeatMonitors, their Secrets and Events in one namespace, via the real API."""
 
@@ -84,6 +89,17 @@ class Monitors:
 
     def status(self, name: str) -> dict[str, Any]:
         return self.get(name).get("status") or {}
+
+    def absorbed(self, name: str, ping_count: int, timeout: float = ABSORBED) -> dict[str, Any]:
+        """The status once it counts ``ping_count`` pings. A ``200`` means the ping is
+        stored in the replica's journal; the status absorbs it behind the reply, within
+        about a second at rest (DESIGN 10.7), so a test waits for it there."""
+
+        def counted() -> dict[str, Any] | None:
+            status = self.status(name)
+            return status if status.get("pingCount", 0) >= ping_count else None
+
+        return wait_for(counted, timeout=timeout, interval=0.05, what=f"{name}: {ping_count} pings")
 
     def wait_ready(self, name: str, timeout: float = 10.0) -> dict[str, Any]:
         def ready() -> dict[str, Any] | None:

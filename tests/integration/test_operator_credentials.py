@@ -167,7 +167,7 @@ def test_the_operator_keeps_working_across_a_token_rotation(
     # Lease renewals every 2 s meet the 401 first.
     wait_for(lambda: "(401)" in op.log_text(), timeout=30, what="the old token refused")
     assert http(url).status == 200
-    assert monitors.status("nightly")["pingCount"] == 2
+    monitors.absorbed("nightly", 2)  # the ping after the rotation reaches status too
     assert op.is_running()
     log = op.log_text()
     if style.startswith("exec"):

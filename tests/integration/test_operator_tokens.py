@@ -45,7 +45,7 @@ def test_a_users_secret_is_adopted_weak_and_conflicting_tokens_are_not(operator_
     assert not secret.metadata.owner_references  # adopted: never owned
     assert monitors.secret("mine")["url"] == f"{op.url}/ping/{USER_TOKEN}"
     assert http(f"{op.url}/ping/{USER_TOKEN}").status == 200
-    assert monitors.status("adopter")["state"] == "Healthy"
+    assert monitors.absorbed("adopter", 1)["state"] == "Healthy"
 
     user_secret(monitors, "weak", "short")
     monitors.create("weakling", {"period": "1h", "tokenSecretName": "weak"})
@@ -55,7 +55,8 @@ def test_a_users_secret_is_adopted_weak_and_conflicting_tokens_are_not(operator_
     monitors.create("copycat", {"period": "1h", "tokenSecretName": "mine"})
     assert ready_reason(monitors, "copycat", "False") == "TokenConflict"
     assert http(f"{op.url}/ping/{USER_TOKEN}").status == 200
-    assert monitors.status("adopter")["pingCount"] == 2  # the older monitor keeps the token
+    assert monitors.absorbed("adopter", 2)["pingCount"] == 2  # the older monitor keeps it
+    assert not monitors.status("copycat").get("pingCount")
 
 
 def test_a_monitor_with_a_token_failure_never_goes_down(operator_factory, monitors):
@@ -152,7 +153,8 @@ def test_a_deleted_secret_comes_back_with_a_new_token(operator_factory, monitors
     assert new.startswith(op.url + "/ping/")
     wait_for(lambda: http(old).status == 404, timeout=10, what="the old URL refused")
     assert http(new).status == 200
-    status = monitors.wait_ready("lost")
+    monitors.wait_ready("lost")
+    status = monitors.absorbed("lost", 2)
     assert status["pingCount"] == 2  # the ping before and the one after: nothing lost
     secret = monitors.core.read_namespaced_secret("lost-heartbeat", monitors.namespace)
     assert [ref.uid for ref in secret.metadata.owner_references] == [

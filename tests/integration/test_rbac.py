@@ -214,11 +214,14 @@ def test_cluster_wide_grants_are_exactly_the_design(
 ) -> None:
     sa = install(namespace)
     everywhere = NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS | PAUSE_API_GRANTS
-    assert sa.granted(namespace) == everywhere | LEASE_GRANTS
+    # The journal is on by default: its Secrets in the operator's namespace (DESIGN 10.7).
+    assert sa.granted(namespace) == everywhere | LEASE_GRANTS | JOURNAL_GRANTS
     assert sa.granted(other_namespace) == everywhere
     for verb, resource in FORBIDDEN:
-        for where in (namespace, other_namespace, None):
+        for where in (other_namespace, None):
             assert not sa.can(verb, resource, where), f"may {verb} {resource} in {where}"
+        if resource != "secrets":
+            assert not sa.can(verb, resource, namespace), f"may {verb} {resource} there"
     # The Lease only in its own namespace.
     assert sa.can("update", "leases.coordination.k8s.io", namespace)
     for where in (other_namespace, None):
@@ -232,15 +235,17 @@ def test_cluster_wide_grants_are_exactly_the_design(
 def test_the_journal_adds_secrets_in_the_operator_namespace_only(
     install: InstallFactory, namespace: str, other_namespace: str
 ) -> None:
-    sa = install(namespace, journal=True)
-    # The pause API's reviews are on by default (issue 16), cluster-wide like the rest.
-    everywhere = NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS | PAUSE_API_GRANTS
-    assert sa.granted(namespace) == everywhere | LEASE_GRANTS | JOURNAL_GRANTS
-    assert sa.granted(other_namespace) == everywhere
+    sa = install(namespace)  # the journal is on by default
     for verb in ("list", "watch", "delete", "update"):
         assert sa.can(verb, "secrets", namespace)
         for where in (other_namespace, None):  # DESIGN 10.7: never cluster-wide
             assert not sa.can(verb, "secrets", where), f"may {verb} secrets in {where}"
+    # Turned off, no Secrets Role at all; the pause API's reviews stay (issue 16).
+    without = install(namespace, journal=False)
+    everywhere = NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS | PAUSE_API_GRANTS
+    assert without.granted(namespace) == everywhere | LEASE_GRANTS
+    for verb in ("list", "watch", "delete", "update"):
+        assert not without.can(verb, "secrets", namespace), f"may {verb} secrets"
 
 
 def test_without_exit_codes_no_pods_at_all(
@@ -273,7 +278,12 @@ def test_watch_namespaces_grant_only_there(
 ) -> None:
     sa = install(namespace, watchNamespaces=[namespace])
     assert sa.granted(namespace) == (
-        NAMESPACED_GRANTS | EXIT_CODE_GRANTS | CLUSTER_GRANTS | PAUSE_API_GRANTS | LEASE_GRANTS
+        NAMESPACED_GRANTS
+        | EXIT_CODE_GRANTS
+        | CLUSTER_GRANTS
+        | PAUSE_API_GRANTS
+        | LEASE_GRANTS
+        | JOURNAL_GRANTS
     )
     assert sa.granted(other_namespace) == CLUSTER_GRANTS | PAUSE_API_GRANTS
     assert not sa.can("list", "heartbeatmonitors.heartbeat.dev", None)
@@ -491,7 +501,7 @@ def test_watches_refused_by_rbac_are_listed_again_until_granted(
         monitors.wait_ready("after-grant")
         reply = http(monitors.url("after-grant"))
         assert (reply.status, reply.body) == (200, "OK")
-        assert monitors.status("after-grant")["state"] == "Healthy"
+        monitors.wait_state("after-grant", "Healthy")
 
         with urllib.request.urlopen(f"{operator.metrics_url}/metrics", timeout=10) as response:
             text = response.read().decode()

@@ -99,6 +99,8 @@ def test_defaults_render_the_core_objects_and_nothing_optional() -> None:
             "ClusterRoleBinding",
             "Role",  # the Lease
             "RoleBinding",
+            "Role",  # the journal's Secrets, in the operator's namespace (DESIGN 10.7)
+            "RoleBinding",
             "Service",  # pings
             "Service",  # metrics
             "Deployment",
@@ -391,7 +393,7 @@ def test_pods_log_granted_only_with_capture_logs() -> None:
 
 
 def test_journal_secrets_granted_only_in_the_lease_namespace_and_only_with_the_journal() -> None:
-    docs = render({"journal": True})
+    docs = render()  # the journal is on by default (DESIGN 10.7)
     role = one(docs, "Role", "hb-heartbeat-operator-journal")
     assert role["metadata"]["namespace"] == "heartbeat-system"
     assert grants(role["rules"]) == JOURNAL_GRANTS
@@ -401,7 +403,14 @@ def test_journal_secrets_granted_only_in_the_lease_namespace_and_only_with_the_j
     )
     deployment = one(docs, "Deployment", "hb-heartbeat-operator")
     assert "--journal" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert not [d for d in render() if d["metadata"]["name"].endswith("-journal")]
+    off = render({"journal": False})
+    assert not [d for d in off if d["metadata"]["name"].endswith("-journal")]
+    assert (
+        "--no-journal"
+        in one(off, "Deployment", "hb-heartbeat-operator")["spec"]["template"]["spec"][
+            "containers"
+        ][0]["args"]
+    )
 
 
 def test_namespace_selector_needs_no_grant_beyond_the_namespace_watch() -> None:
@@ -444,12 +453,18 @@ def test_watch_namespaces_switch_to_roles() -> None:
 
 
 def test_no_wildcards_and_no_secret_listing_anywhere() -> None:
+    # DESIGN 9.9, 10.7: Secrets are listed and watched only by the journal's Role, in the
+    # operator's own namespace; nowhere else and never cluster-wide.
     docs = render({**ALL_ON, "watchNamespaces": ["team-a"]}) + render(ALL_ON)
     for doc in docs:
         if doc["kind"] in ("ClusterRole", "Role"):
+            journal = doc["kind"] == "Role" and doc["metadata"]["name"].endswith("-journal")
+            if journal:
+                assert doc["metadata"]["namespace"] == "heartbeat-system"
             for group, resource, verb in grants(doc["rules"]):
                 assert "*" not in (group, resource, verb), doc["metadata"]["name"]
-                assert not (resource == "secrets" and verb in ("list", "watch"))
+                if not journal:
+                    assert not (resource == "secrets" and verb in ("list", "watch"))
 
 
 def test_aggregated_roles_never_grant_status() -> None:

@@ -452,13 +452,16 @@ def test_help_shows_each_fields_own_default(capsys: pytest.CaptureFixture[str]) 
     assert "index-miss waits at once (64)" in text
 
 
-def test_the_journal_is_off_by_default_and_set_by_flag_or_environment(no_file: Path) -> None:
-    # DESIGN 10.7 (issue 15): off until the issue is complete and measured.
+def test_the_journal_is_on_by_default_and_set_by_flag_or_environment(no_file: Path) -> None:
+    # DESIGN 10.7 (issue 15): a 200 means stored in a journal Secret, unless turned off.
     default = build([], {}, namespace_file=no_file).journal
-    assert default.enabled is False
+    assert default.enabled is True
     assert default.max_bytes < 512 * 1024
-    assert default.absorb_interval == 1.0
-    assert build(["--journal"], namespace_file=no_file).journal.enabled is True
+    assert default.absorb_interval == 0.2  # DESIGN 9.8's 5 writes/s per monitor
+    assert build(["--no-journal"], namespace_file=no_file).journal.enabled is False
+    assert (
+        build([], {"HEARTBEAT_JOURNAL": "false"}, namespace_file=no_file).journal.enabled is False
+    )
     on = build(
         [],
         {
@@ -499,4 +502,7 @@ def test_with_the_journal_a_body_limit_whose_ping_could_not_fit_a_secret_is_refu
     flags = ["--journal", "--body-limit", "100000", "--max-body", "1048576"]
     with pytest.raises(SettingsError, match="over 512 KiB"):
         build(flags, namespace_file=no_file)
-    assert build(flags[1:], namespace_file=no_file).receiver.body_limit == 100000
+    with pytest.raises(SettingsError, match="over 512 KiB"):
+        build(flags[1:], namespace_file=no_file)  # the journal is on by default
+    without = ["--no-journal", *flags[1:]]
+    assert build(without, namespace_file=no_file).receiver.body_limit == 100000
