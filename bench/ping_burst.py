@@ -6,8 +6,9 @@ pings/s at minute boundaries). The monitors are seeded Healthy (``bench/seeding.
 one ping 10 minutes ago, period 1 h), the operator started on them (with the journal,
 its default; without when ``HEARTBEAT_JOURNAL=0`` is in the environment, as every
 benchmark's operator inherits it), and this process sends the pings *open loop*: the
-i-th GET is due at ``T + i/5000 s`` whatever the answers before it, over a pool of 512 kept-alive connections (a ping waits
-for a free one: its latency counts from when it was due, so queueing here counts too).
+i-th GET is due at ``T + i/5000 s`` whatever the answers before it, over a pool of 512
+kept-alive connections (a ping waits for a free one: its latency counts from when it was
+due, so queueing here counts too).
 
 Reported: the answers by code (the target: all 5,000 ``200``, no retry needed), latency
 from due time to answer (p50/p99/max; target p99 ≤ 1 s), when the last was answered, how

@@ -4,9 +4,10 @@ That is 333 pings/s, each for a random one of 100,000 seeded monitors (``bench/
 seeding.py``, as the scale benchmark seeds them), sent open loop by this process for 5
 minutes over a pool of 256 kept-alive connections; the operator runs with the journal
 (its default; ``HEARTBEAT_JOURNAL=0`` in the environment: without). At this load a
-monitor is pinged far less often than absorption could coalesce (DESIGN 10.8.12: "at one ping per monitor per
-interval, status costs one write per ping"), so this is the load where the journal
-helps least: what it shows is whether the replica keeps up, and at what cost.
+monitor is pinged far less often than absorption could coalesce (DESIGN 10.8.12: "at one
+ping per monitor per interval, status costs one write per ping"), so this is the load
+where the journal helps least: what it shows is whether the replica keeps up, and at
+what cost.
 
 Reported: the answers by code and their latency, the operator's RSS (highest sample),
 the journal's backlog at the end of the load and how long it took to drain, the status
