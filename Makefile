@@ -38,7 +38,7 @@ bench: setup bench-deps
 	$(BIN)/python bench/run.py
 	@shopt -s nullglob; for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python "$$script"; done
 
-# wrk (Debian) and the bench extra (profilers, uvloop, orjson), installed once.
+# wrk (Debian) and the bench extra (profilers), installed once.
 bench-deps: $(VENV)/.bench-installed
 	bash hack/install-bench-deps.sh
 

@@ -1,9 +1,10 @@
 """Experiments beside the targets (issue 8): whether uvloop and orjson help.
 
-The 64-connection GET ping run of ``bench/pings.py``, plain, with orjson for every JSON
-encode and decode (the API client's bodies, kopf's watch streams) and with uvloop's event
-loop, each through ``bench/launching.py``, back to back on fresh control planes. (uvloop
-could not run before 2026-12-03: the receiver's connection guard asserted
+The 64-connection GET ping run of ``bench/pings.py``, as shipped (on uvloop's event loop
+since issue 15's fourth session), with orjson for every JSON encode and decode (the API
+client's bodies, kopf's watch streams) and on asyncio's own loop, each through
+``bench/launching.py``, back to back on fresh control planes. (uvloop could not run
+before 2026-12-03: the receiver's connection guard asserted
 ``isinstance(transport, asyncio.Transport)``, which uvloop's transports are not.)
 
 (Until 2026-11-25 06:16 this module also ran detection, burst and scale with the
@@ -19,7 +20,7 @@ from typing import Any
 import pings
 from harness import QUICK, ControlPlane, Row
 
-TRIED: tuple[tuple[str, ...], ...] = ((), ("orjson",), ("uvloop",))
+TRIED: tuple[tuple[str, ...], ...] = ((), ("orjson",), ("asyncio-loop",))
 
 
 async def bench(plane: ControlPlane, log_dir: Path) -> tuple[list[Row], dict[str, Any]]:
@@ -29,7 +30,7 @@ async def bench(plane: ControlPlane, log_dir: Path) -> tuple[list[Row], dict[str
         measured = await pings.measure(
             plane, log_dir, [("GET", 64, 0)], seconds=seconds, idle_seconds=None, speedups=speedups
         )
-        results["+".join(speedups) or "plain"] = measured["runs"][0]
+        results["+".join(speedups) or "uvloop (shipped)"] = measured["runs"][0]
 
     def describe(run: dict[str, Any]) -> str:
         per = (run.get("cpu_ms_per_ping") or {}).get("operator", float("nan"))
@@ -41,8 +42,8 @@ async def bench(plane: ControlPlane, log_dir: Path) -> tuple[list[Row], dict[str
     rows = [
         Row(
             "experiment: orjson, uvloop",
-            f"GET, 64 conn, {seconds} s: plain, then orjson for all JSON, then uvloop's event "
-            "loop (bench/launching.py)",
+            f"GET, 64 conn, {seconds} s: as shipped (uvloop), then orjson for all JSON, then "
+            "asyncio's own event loop (bench/launching.py)",
             "keep only if it helps",
             "; ".join(f"{name} {describe(run)}" for name, run in results.items()),
             None,

@@ -51,7 +51,8 @@ T = TypeVar("T")
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 
 
-#: ``BENCH_SPEEDUPS=uvloop,orjson``: every operator run through bench/launching.py with them.
+#: ``BENCH_SPEEDUPS=orjson,asyncio-loop``: every operator run through bench/launching.py
+#: with them.
 SPEEDUPS = tuple(x for x in os.environ.get("BENCH_SPEEDUPS", "").split(",") if x.strip())
 
 
@@ -514,7 +515,7 @@ class OperatorProcess:
         self.name = name
         self.log = log_dir / f"{name}.log"
         # Always through bench/launching.py: the operator as the image runs it (no dev
-        # extra loaded), with ``speedups`` ("uvloop", "orjson") when asked.
+        # extra loaded), with ``speedups`` ("asyncio-loop", "orjson") when asked.
         speedups = speedups or SPEEDUPS
         launcher = [
             str(VENV_BIN / "python"),

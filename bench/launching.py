@@ -1,12 +1,13 @@
-"""Run ``heartbeat-operator`` with uvloop and/or orjson (to measure whether they help), or traced.
+"""Run ``heartbeat-operator`` with asyncio's own loop and/or orjson (to measure whether
+they help), or traced.
 
-    .venv/bin/python bench/launching.py [--uvloop] [--orjson] -- run --port ... (the CLI)
+    .venv/bin/python bench/launching.py [--asyncio-loop] [--orjson] -- run --port ... (the CLI)
 
-Issue 8 asks to try both and keep them only where they measurably help; this launcher
-tries them without touching the operator's code:
+Issue 8 asks to try uvloop and orjson and keep them only where they measurably help;
+this launcher tries them without touching the operator's code:
 
-- ``--uvloop``: uvloop's event loop policy set before the operator's ``asyncio.run``, so the whole
-  operator (kopf, the receiver, the API client) runs on uvloop's event loop;
+- ``--asyncio-loop``: the operator runs on asyncio's own event loop instead of uvloop's
+  (its default since issue 15's fourth session: half the ping p99);
 - ``--trace-memory=FILE``: tracemalloc on; SIGUSR2 writes the largest live allocations to
   FILE (where the scale benchmark's memory goes);
 - ``--orjson``: ``json.loads``/``json.dumps`` replaced by orjson-backed versions *before*
@@ -104,13 +105,13 @@ def main(argv: list[str]) -> int:
     for flag in flags:
         if flag.startswith("--trace-memory="):
             trace_memory(flag.split("=", 1)[1])
-    if "--uvloop" in flags:
+    if "--asyncio-loop" in flags:
         import asyncio
 
         import uvloop
 
-        # asyncio.run in the operator then makes a uvloop loop (uvloop.install() is deprecated).
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        # running.run_to_exit makes its loop with uvloop.new_event_loop, looked up at call.
+        uvloop.new_event_loop = asyncio.new_event_loop
     from heartbeat_operator.__main__ import main as operator_main
 
     return operator_main(rest)
