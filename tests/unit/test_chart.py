@@ -405,12 +405,10 @@ def test_journal_secrets_granted_only_in_the_lease_namespace_and_only_with_the_j
     assert "--journal" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     off = render({"journal": False})
     assert not [d for d in off if d["metadata"]["name"].endswith("-journal")]
-    assert (
-        "--no-journal"
-        in one(off, "Deployment", "hb-heartbeat-operator")["spec"]["template"]["spec"][
-            "containers"
-        ][0]["args"]
-    )
+    (container,) = one(off, "Deployment", "hb-heartbeat-operator")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert "--no-journal" in container["args"]
 
 
 def test_namespace_selector_needs_no_grant_beyond_the_namespace_watch() -> None:
