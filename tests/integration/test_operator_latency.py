@@ -51,3 +51,29 @@ def test_a_thousand_sequential_pings(operator_factory, api_client, namespace):
         f"median {statistics.median(seconds) * 1000:.1f} ms, p99 {quantiles[98] * 1000:.1f} ms, "
         f"max {max(seconds) * 1000:.1f} ms"
     )
+
+
+def test_a_ping_at_rest_reaches_status(operator_factory, api_client, namespace):
+    """DESIGN 10.7: a 200 means stored in the journal; `kubectl get hbm` shows the ping
+    within about a second at rest. Each of 20 pings, one at a time, is waited for in
+    status; the figure (reply to status) is printed for docs/operating.md, "Measured"."""
+    op = operator_factory.start(*isolated(namespace))
+    monitors = Monitors(api_client, namespace)
+    names = [f"rest-{i}" for i in range(20)]
+    for name in names:
+        monitors.create(name, {"period": "1h"})
+    urls = [monitors.url(name) for name in names]
+    lags = []
+    for name, url in zip(names, urls, strict=True):
+        path = urlsplit(url).path
+        connection = http.client.HTTPConnection("127.0.0.1", op.port, timeout=10)
+        connection.request("GET", path)
+        assert connection.getresponse().read() == b"OK"
+        answered = time.perf_counter()
+        connection.close()
+        assert monitors.absorbed(name, 1)["state"] == "Healthy"
+        lags.append(time.perf_counter() - answered)
+    print(
+        f"\nstatus after the 200, at rest ({len(lags)} pings, one at a time): "
+        f"median {statistics.median(lags) * 1000:.0f} ms, max {max(lags) * 1000:.0f} ms"
+    )
