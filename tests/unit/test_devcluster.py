@@ -136,7 +136,7 @@ def test_a_token_kubeconfig_is_private_and_names_the_namespace(tmp_path: Path) -
 
 
 def test_stop_never_signals_a_process_that_only_shares_the_pid(tmp_path: Path) -> None:
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    child = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
     try:
         real = processes.ProcessRecord(
             name="sleeper", pid=child.pid, start_ticks=processes.start_ticks(child.pid), log=""
@@ -171,7 +171,7 @@ def test_restart_process_starts_the_recorded_process_again_with_its_argv(tmp_pat
 
     from heartbeat_operator.devcluster import clusters
 
-    argv = [sys.executable, "-c", "import time; time.sleep(60)", "marker-arg"]
+    argv = [sys.executable, "-c", "import signal; signal.pause()", "marker-arg"]
     first = processes.spawn("sleeper", argv, tmp_path / "sleeper.log")
     state = {
         "binDir": str(tmp_path),
