@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import resource
 import subprocess
 import tempfile
@@ -62,6 +61,8 @@ from harness import (
     write_tokens,
     writes_between,
 )
+
+from heartbeat_operator.settings import build_settings
 
 NAMESPACE = "bench-pings"
 LUA = REPO / "bench" / "wrk" / "pings.lua"
@@ -127,9 +128,9 @@ async def warm_up(op: OperatorProcess, tokens: list[str]) -> None:
 #: With the ping journal on (issue 15), statuses absorb the pings behind the replies and
 #: coalesce under load: the sum of pingCount catches up minutes after the load, not
 #: seconds. The wait is part of what a run reports (``caught_up_s``).
-#: The journal is the operator's default; ``HEARTBEAT_JOURNAL=0`` (which the operator
-#: inherits) measures it without.
-JOURNAL = os.environ.get("HEARTBEAT_JOURNAL", "1").lower() not in ("0", "false", "no", "off")
+#: Whether the operator runs with it, read as its own settings read it from the
+#: environment it inherits (on by default; ``HEARTBEAT_JOURNAL=0``: without).
+JOURNAL = build_settings().journal.enabled
 CATCH_UP_TIMEOUT = 300 if JOURNAL else 20
 
 

@@ -20,7 +20,7 @@ from kubernetes import config as k8s_config
 
 from heartbeat_operator import devcluster
 from heartbeat_operator.devcluster import processes
-from tests.faults.harness import SUMMARIES, journal_on
+from tests.faults.harness import SUMMARIES
 from tests.integration.conftest import (  # noqa: F401 (fixtures and the report hook)
     OperatorFactory,
     api_client,
@@ -33,16 +33,6 @@ from tests.integration.conftest import (  # noqa: F401 (fixtures and the report 
 )
 from tests.integration.operator_process import Monitors
 from tests.support.waiting import wait_for
-
-
-@pytest.fixture(autouse=True, scope="session")
-def journal_setting() -> Iterator[None]:
-    """Every operator started runs with the journal (``HEARTBEAT_FAULTS_JOURNAL=0``:
-    without). They inherit the environment; ``HEARTBEAT_JOURNAL`` is the flag's variable,
-    set either way so a developer's own environment does not decide."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HEARTBEAT_JOURNAL", "true" if journal_on() else "false")
-        yield
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

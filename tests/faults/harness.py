@@ -15,7 +15,6 @@ import contextlib
 import itertools
 import json
 import math
-import os
 import random
 import threading
 import time
@@ -28,6 +27,7 @@ import aiohttp
 from kubernetes import client as k8s
 
 from heartbeat_operator.domain.records import MAX_RECENT_PINGS
+from heartbeat_operator.settings import build_settings
 from tests.integration.operator_process import GROUP, PLURAL, VERSION, Monitors
 from tests.support.waiting import WaitTimeout, wait_for
 
@@ -35,15 +35,13 @@ from tests.support.waiting import WaitTimeout, wait_for
 #: ping stored twice (or three times) still shows in the list.
 PINGS_PER_MONITOR = MAX_RECENT_PINGS - 2
 
+
 #: The summary lines of this session, printed again at its end (tests/faults/conftest.py).
-#: Every scenario runs with the ping journal as the operator defaults to (on, issue 15);
-#: ``HEARTBEAT_FAULTS_JOURNAL=0 make faults`` runs them with ``--no-journal``: the
-#: operators it starts get ``HEARTBEAT_JOURNAL=false`` (``conftest.py``).
-FAULTS_JOURNAL = "HEARTBEAT_FAULTS_JOURNAL"
-
-
 def journal_on() -> bool:
-    return os.environ.get(FAULTS_JOURNAL, "1").strip().lower() not in ("0", "false", "no", "off")
+    """Whether the operators started here run with the ping journal: they inherit this
+    process's environment, so its ``HEARTBEAT_JOURNAL`` decides as the operator's own
+    settings read it (on by default; ``HEARTBEAT_JOURNAL=0 make faults``: without)."""
+    return build_settings().journal.enabled
 
 
 SUMMARIES: list[str] = []
