@@ -404,6 +404,25 @@ async def test_a_full_secret_starts_another_and_a_sealed_one_goes_once_all_it_ho
     assert [e.sequence for e in segment(fake, 2)] == [4]
 
 
+async def test_a_slow_delete_of_a_sealed_secret_holds_up_no_ping():
+    fake, table, _, journal = setup(max_bytes=jr.OVERHEAD + 2200)
+    a = table.get(("ns", "a"))
+    await journal.append(a, ping(body="x" * 600))
+    await journal.append(a, ping(body="y" * 600))
+    await journal.append(a, ping(body="z" * 600))  # Secret 2; Secret 1 is sealed
+    fake.delete_gate = asyncio.Event()  # the API server takes its time over deletes
+    journal.absorbed(journal.stored_for(("ns", "a")))  # Secret 1 is to be deleted
+    await async_wait_for(
+        lambda: _true(("DELETE", "secrets") in fake.writes), timeout=2, what="delete sent"
+    )
+    await asyncio.wait_for(journal.append(a, ping()), timeout=2)  # stored meanwhile
+    assert [e.sequence for e in segment(fake, 2)] == [4]
+    assert journal.segments == 2  # the sealed one is still there
+    fake.delete_gate.set()
+    await async_wait_for(lambda: _true(journal.segments == 1), timeout=2, what="deleted")
+    assert secret_path(NS, jr.segment_name("pod-1-abc", 1)) not in fake.objects
+
+
 async def test_with_every_secret_it_may_use_full_a_replica_refuses_pings():
     fake, table, _, journal = setup(max_bytes=jr.OVERHEAD + 2200, max_segments=2)
     a = table.get(("ns", "a"))

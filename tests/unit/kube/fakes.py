@@ -34,6 +34,7 @@ class FakeKube:
         self.writes: list[tuple[str, str]] = []
         self._rv = itertools.count(100)
         self.gate: asyncio.Event | None = None  # when set up, PUTs wait for it
+        self.delete_gate: asyncio.Event | None = None  # when set up, DELETEs wait for it
         self.puts_started = 0
         self.conflicts_left = 0
         self.fail_with: ApiError | None = None
@@ -109,6 +110,8 @@ class FakeKube:
 
     async def delete(self, path: str, *, kind: str = "other") -> dict[str, Any]:
         self.writes.append(("DELETE", kind))
+        if self.delete_gate is not None:
+            await self.delete_gate.wait()
         if self.objects.pop(path, None) is None:
             raise ApiError(404, "NotFound", "not found")
         return {}
