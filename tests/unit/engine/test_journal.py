@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import random
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -69,6 +70,12 @@ def mpath(name: str) -> str:
     return f"/apis/heartbeat.dev/v1alpha1/namespaces/ns/heartbeatmonitors/{name}"
 
 
+def noise(size: int, seed: int = 0) -> str:
+    """A body of ``size`` characters that deflate cannot shrink (the journal stores it as
+    it came, so it takes its size in room)."""
+    return base64.b64encode(random.Random(seed).randbytes(size))[:size].decode()
+
+
 def ping(at: datetime | None = None, body: str | None = None) -> Ping:
     return Ping(time=at or datetime.now(UTC), kind="success", body=body)
 
@@ -105,6 +112,33 @@ def test_a_success_ping_is_a_short_list_and_the_first_cuts_objects_still_read():
     body = {"data": {"entries": base64.b64encode(orjson.dumps([old])).decode()}}
     (decoded,) = jr.decode_entries(body)
     assert (decoded.sequence, decoded.ping.kind, decoded.ping.exit_code) == (7, "fail", 3)
+
+
+def test_a_body_of_log_lines_is_stored_deflated_and_read_back_whole():
+    lines = (f"2026-12-07T10:00:{i:02d}Z pg_dump: dumping table public.t{i}\n" for i in range(20))
+    log = "".join(lines)
+    entry = jr.Entry(9, "ns", "m", "uid-1", Ping(T0, "fail", exit_code=2, body=log))
+    encoded = jr.encode_entry(entry)
+    assert len(encoded) < len(log) / 3  # the room a 1 KB body of job output takes
+    assert jr.decode_entry(orjson.loads(encoded)) == entry
+
+
+def test_a_body_that_would_not_shrink_is_stored_as_it_came():
+    noise = base64.b64encode(bytes(range(256)) * 2).decode()[:600]  # no repeats to find
+    short = "ok: 12 files copied"  # too short to be worth it
+    for body in (noise, short):
+        entry = jr.Entry(9, "ns", "m", "uid-1", Ping(T0, "success", body=body))
+        item = orjson.loads(jr.encode_entry(entry))
+        assert item[-1] == body
+        assert jr.decode_entry(item) == entry
+
+
+def test_a_deflated_body_that_does_not_inflate_is_not_an_entry():
+    entry = jr.Entry(9, "ns", "m", "uid-1", Ping(T0, "success", body="ab" * 200))
+    item = orjson.loads(jr.encode_entry(entry))
+    assert item[-2] is None and isinstance(item[-1], str)  # stored deflated
+    item[-1] = base64.b64encode(b"not deflate").decode()
+    assert jr.decode_entry(item) is None
 
 
 def test_size_accounting_matches_the_object_it_writes():
@@ -159,9 +193,9 @@ async def test_pings_for_different_monitors_ride_in_one_flush():
 async def test_a_full_journal_refuses_and_stores_nothing():
     fake, table, _, journal = setup(max_bytes=jr.OVERHEAD + 3000, max_segments=1)
     entry = table.get(("ns", "a"))
-    await journal.append(entry, ping(body="x" * 1000))
+    await journal.append(entry, ping(body=noise(1000)))
     with pytest.raises(JournalFull):
-        await journal.append(entry, ping(body="x" * 2000))
+        await journal.append(entry, ping(body=noise(2000)))
     assert len(stored(fake)) == 1
     assert journal.unabsorbed(("ns", "a")) == 1
 
@@ -205,14 +239,15 @@ async def test_a_ping_not_stored_in_time_is_503_and_voided_if_its_write_lands_la
 async def test_a_voided_ping_that_was_never_stored_gives_its_room_back():
     fake, table, _, journal = setup(write_timeout=0.2, max_bytes=jr.OVERHEAD + 1500, max_segments=1)
     entry = table.get(("ns", "a"))
-    await journal.append(entry, ping(body="x" * 300))  # the journal exists
+    first, voided, third = noise(300, 1), noise(300, 2), noise(300, 3)
+    await journal.append(entry, ping(body=first))  # the journal exists
     fake.stop()
     with pytest.raises(WriteTimeout):
-        await journal.append(entry, ping(body="y" * 300))
+        await journal.append(entry, ping(body=voided))
     fake.resume(apply_queued=False)  # that write was lost with its connection
     await async_wait_for(lambda: _true(not journal.flushing), timeout=2, what="resolved")
-    await journal.append(entry, ping(body="z" * 300))  # fits: the 503'd ping left no trace
-    assert [e.ping.body[0] for e in stored(fake)] == ["x", "z"]
+    await journal.append(entry, ping(body=third))  # fits: the 503'd ping left no trace
+    assert [e.ping.body for e in stored(fake)] == [first, third]
 
 
 # --- absorption ------------------------------------------------------------------------------
@@ -386,9 +421,9 @@ def segment(fake: FakeKube, number: int) -> list[jr.Entry]:
 async def test_a_full_secret_starts_another_and_a_sealed_one_goes_once_all_it_holds_is_absorbed():
     fake, table, _, journal = setup(max_bytes=jr.OVERHEAD + 2200)
     a, b = table.get(("ns", "a")), table.get(("ns", "b"))
-    await journal.append(a, ping(body="x" * 600))
-    await journal.append(b, ping(body="y" * 600))
-    await journal.append(a, ping(body="z" * 600))  # does not fit with the two: Secret 2
+    await journal.append(a, ping(body=noise(600)))
+    await journal.append(b, ping(body=noise(600)))
+    await journal.append(a, ping(body=noise(600)))  # does not fit with the two: Secret 2
     assert [e.sequence for e in segment(fake, 1)] == [1, 2]
     assert [e.sequence for e in segment(fake, 2)] == [3]
     assert journal.segments == 2
@@ -407,9 +442,9 @@ async def test_a_full_secret_starts_another_and_a_sealed_one_goes_once_all_it_ho
 async def test_a_slow_delete_of_a_sealed_secret_holds_up_no_ping():
     fake, table, _, journal = setup(max_bytes=jr.OVERHEAD + 2200)
     a = table.get(("ns", "a"))
-    await journal.append(a, ping(body="x" * 600))
-    await journal.append(a, ping(body="y" * 600))
-    await journal.append(a, ping(body="z" * 600))  # Secret 2; Secret 1 is sealed
+    await journal.append(a, ping(body=noise(600)))
+    await journal.append(a, ping(body=noise(600)))
+    await journal.append(a, ping(body=noise(600)))  # Secret 2; Secret 1 is sealed
     fake.delete_gate = asyncio.Event()  # the API server takes its time over deletes
     journal.absorbed(journal.stored_for(("ns", "a")))  # Secret 1 is to be deleted
     await async_wait_for(
@@ -427,19 +462,19 @@ async def test_with_every_secret_it_may_use_full_a_replica_refuses_pings():
     fake, table, _, journal = setup(max_bytes=jr.OVERHEAD + 2200, max_segments=2)
     a = table.get(("ns", "a"))
     for _ in range(4):
-        await journal.append(a, ping(body="x" * 600))
+        await journal.append(a, ping(body=noise(600)))
     with pytest.raises(JournalFull):
-        await journal.append(a, ping(body="x" * 600))
+        await journal.append(a, ping(body=noise(600)))
     assert [len(segment(fake, n)) for n in (1, 2)] == [2, 2]
     journal.absorbed(journal.stored_for(("ns", "a")))
     await async_wait_for(lambda: _true(journal.segments == 1), timeout=2, what="room again")
-    await journal.append(a, ping(body="x" * 600))
+    await journal.append(a, ping(body=noise(600)))
 
 
 async def test_the_leader_absorbs_every_secret_of_a_dead_replica_and_deletes_them_all():
     fake, table, writer, journal = setup(max_bytes=jr.OVERHEAD + 2200)
     for name in ("a", "b", "a"):
-        await journal.append(table.get(("ns", name)), ping(body="x" * 600))
+        await journal.append(table.get(("ns", name)), ping(body=noise(600)))
     for number in (1, 2):
         path = secret_path(NS, jr.segment_name("pod-1-abc", number))
         fake.objects[path]["metadata"]["creationTimestamp"] = format_time(
@@ -471,7 +506,7 @@ async def test_past_half_its_room_the_journal_is_absorbed_without_the_budget():
     for name in ("a", "b"):
         await writer.submit(("ns", name), Change(inputs=(ping(),)), timeout=None)
     for name in ("a", "b", "a"):  # a second Secret: more than half of two
-        await journal.append(table.get(("ns", name)), ping(body="x" * 600))
+        await journal.append(table.get(("ns", name)), ping(body=noise(600)))
     assert journal.segments == 2 and journal.fill > 0.5
     jr.Absorber(journal, writer, interval=0.01, writes_per_second=0.001)  # one write
     journal.on_stored[-1](journal.stored_for(("ns", "a")) + journal.stored_for(("ns", "b")))
