@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import resource
 import subprocess
 import tempfile
@@ -83,6 +84,8 @@ def run_wrk(
         url,
     ]
     env = {"BENCH_TOKENS": str(tokens), "BENCH_METHOD": method, "BENCH_BODY_BYTES": str(body_bytes)}
+    if kind := os.environ.get("BENCH_BODY_KIND"):  # "noise": bodies that do not deflate
+        env["BENCH_BODY_KIND"] = kind
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         argv,

@@ -6,6 +6,8 @@
 --   BENCH_TOKENS      file with one token per line (mode 0600; never printed)
 --   BENCH_METHOD      GET (default) or POST
 --   BENCH_BODY_BYTES  POST body size in bytes (default 1024); ignored for GET
+--   BENCH_BODY_KIND   lines (default: log lines, which deflate ~13x) or noise (random
+--                     base64 characters, which the journal stores as they came)
 -- done() prints one line "BENCH_JSON {...}": requests, 200s, other statuses, socket
 -- errors and the latency percentiles in microseconds.
 
@@ -30,6 +32,16 @@ function init(args)
     -- Log-like text: lines of 64 bytes, the kind of output a job sends.
     local line = "2026-11-25T04:00:00Z backup: copied 1234 files, 56 MiB, ok ....\n"
     body = string.sub(string.rep(line, math.ceil(size / #line)), 1, size)
+    if os.getenv("BENCH_BODY_KIND") == "noise" then
+      local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+      local chars = {}
+      math.randomseed(7 + id)
+      for i = 1, size do
+        local k = math.random(1, #alphabet)
+        chars[i] = string.sub(alphabet, k, k)
+      end
+      body = table.concat(chars)
+    end
     headers["Content-Type"] = "text/plain; charset=utf-8"
   end
   counter = (id * 7919) % #tokens -- each thread starts elsewhere in the list
