@@ -764,8 +764,7 @@ class Journal:
             return False
         for seq in list(segment.stored):
             self._drop(segment, seq)
-        if segment in self._segments:  # not by the shutdown's delete meanwhile
-            self._segments.remove(segment)
+        self._segments.remove(segment)
         return True
 
     # --- shutdown ----------------------------------------------------------------------
