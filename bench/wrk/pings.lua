@@ -29,10 +29,11 @@ function init(args)
   body = nil
   if method == "POST" then
     local size = tonumber(os.getenv("BENCH_BODY_BYTES") or "1024")
-    -- Log-like text: lines of 64 bytes, the kind of output a job sends.
-    local line = "2026-11-25T04:00:00Z backup: copied 1234 files, 56 MiB, ok ....\n"
-    body = string.sub(string.rep(line, math.ceil(size / #line)), 1, size)
-    if os.getenv("BENCH_BODY_KIND") == "noise" then
+    if os.getenv("BENCH_BODY_KIND") ~= "noise" then
+      -- Log-like text: lines of 64 bytes, the kind of output a job sends.
+      local line = "2026-11-25T04:00:00Z backup: copied 1234 files, 56 MiB, ok ....\n"
+      body = string.sub(string.rep(line, math.ceil(size / #line)), 1, size)
+    else
       local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
       local chars = {}
       math.randomseed(7 + id)

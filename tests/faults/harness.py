@@ -36,7 +36,6 @@ from tests.support.waiting import WaitTimeout, wait_for
 PINGS_PER_MONITOR = MAX_RECENT_PINGS - 2
 
 
-#: The summary lines of this session, printed again at its end (tests/faults/conftest.py).
 def journal_on() -> bool:
     """Whether the operators started here run with the ping journal: they inherit this
     process's environment, so its ``HEARTBEAT_JOURNAL`` decides as the operator's own
@@ -44,6 +43,7 @@ def journal_on() -> bool:
     return build_settings().journal.enabled
 
 
+#: The summary lines of this session, printed again at its end (tests/faults/conftest.py).
 SUMMARIES: list[str] = []
 
 
