@@ -917,6 +917,9 @@ class Absorber:
         self.interval = interval
         self.max_lag = datetime.timedelta(seconds=max_lag)
         self._bucket = TokenBucket(writes_per_second, max(1, int(writes_per_second)), clock)
+        #: Eight: with two, the monitors that reach the ``CROWDED`` mark together queued
+        #: past 50 unabsorbed and their pings got 429 (bench/README.md, "Issue 15, sixth
+        #: session"); the bunch costs the flushes some latency, never a ping.
         self.max_in_flight = max_in_flight
         self._draining = False
         self._clock = clock
