@@ -4,6 +4,8 @@
 every monitor is Healthy and the runs measure the steady state (no FirstPing transitions).
 Then wrk (bench/wrk/pings.lua) sends success pings spread round-robin over the 1,000
 tokens: GET at 64 and 8 connections, then POST with a 1 KB body at 64 and 8, 30 s each.
+``BENCH_ORDER=random`` draws each token at random instead (monitors not pinged in
+lockstep); ``BENCH_BODY_KIND=noise`` sends bodies that do not deflate.
 
 Per run:
 
@@ -86,6 +88,8 @@ def run_wrk(
     env = {"BENCH_TOKENS": str(tokens), "BENCH_METHOD": method, "BENCH_BODY_BYTES": str(body_bytes)}
     if kind := os.environ.get("BENCH_BODY_KIND"):  # "noise": bodies that do not deflate
         env["BENCH_BODY_KIND"] = kind
+    if order := os.environ.get("BENCH_ORDER"):  # "random": tokens drawn at random
+        env["BENCH_ORDER"] = order
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         argv,

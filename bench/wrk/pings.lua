@@ -8,6 +8,9 @@
 --   BENCH_BODY_BYTES  POST body size in bytes (default 1024); ignored for GET
 --   BENCH_BODY_KIND   lines (default: log lines, which deflate ~13x) or noise (random
 --                     base64 characters, which the journal stores as they came)
+--   BENCH_ORDER       round-robin (default, as Healthchecks' runner sends them: every
+--                     monitor pinged in lockstep) or random (each token drawn at random,
+--                     like a fleet whose jobs do not ping in step)
 -- done() prints one line "BENCH_JSON {...}": requests, 200s, other statuses, socket
 -- errors and the latency percentiles in microseconds.
 
@@ -46,14 +49,21 @@ function init(args)
     headers["Content-Type"] = "text/plain; charset=utf-8"
   end
   counter = (id * 7919) % #tokens -- each thread starts elsewhere in the list
+  random_order = os.getenv("BENCH_ORDER") == "random"
+  math.randomseed(11 + id) -- the same draws in every run
   ok = 0
   other = 0
   codes = {}
 end
 
 function request()
-  counter = counter + 1
-  local token = tokens[(counter % #tokens) + 1]
+  local token
+  if random_order then
+    token = tokens[math.random(1, #tokens)]
+  else
+    counter = counter + 1
+    token = tokens[(counter % #tokens) + 1]
+  end
   return wrk.format(method, "/ping/" .. token, headers, body)
 end
 
