@@ -86,10 +86,10 @@ def run_wrk(
         url,
     ]
     env = {"BENCH_TOKENS": str(tokens), "BENCH_METHOD": method, "BENCH_BODY_BYTES": str(body_bytes)}
-    if kind := os.environ.get("BENCH_BODY_KIND"):  # "noise": bodies that do not deflate
-        env["BENCH_BODY_KIND"] = kind
-    if order := os.environ.get("BENCH_ORDER"):  # "random": tokens drawn at random
-        env["BENCH_ORDER"] = order
+    # The load's variants (bench/wrk/pings.lua): BENCH_BODY_KIND=noise, BENCH_ORDER=random.
+    for name in ("BENCH_BODY_KIND", "BENCH_ORDER"):
+        if value := os.environ.get(name):
+            env[name] = value
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         argv,
