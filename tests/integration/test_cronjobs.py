@@ -282,6 +282,17 @@ def test_removing_the_annotation_deletes_only_the_operators_monitor(
         {"metadata": {"annotations": {"heartbeat.dev/monitor": "false"}}},
     )
     wait_for(lambda: monitor_of(monitors, "cleanup") is None, timeout=15, what="monitor deleted")
+    # a typo ("True") is not "true": still not monitored, and the CronJob says so
+    patch_cronjob(
+        batch,
+        namespace,
+        "cleanup",
+        {"metadata": {"annotations": {"heartbeat.dev/monitor": "True"}}},
+    )
+    typo = wait_event(monitors.core, namespace, "CronJob", "cleanup", "InvalidAnnotation")
+    assert typo.type == "Warning"
+    assert "'True'" in typo.message and "NOT monitored" in typo.message
+    assert monitor_of(monitors, "cleanup") is None
     # unannotating the conflicting CronJob leaves the user's monitor alone
     patch_cronjob(
         batch, namespace, "report", {"metadata": {"annotations": {"heartbeat.dev/monitor": None}}}

@@ -45,6 +45,7 @@ from heartbeat_operator.engine.cronjobs import (
     CronJobInfo,
     EventLike,
     Owner,
+    annotation_problems,
     build_monitor,
     created_by_operator,
     desired_spec,
@@ -308,13 +309,18 @@ class AutoWiring:
         monitored = self.monitoring(cronjob)
         if monitored is None:
             return  # its Namespace is not in yet: that Namespace's event marks it again
+        now = self._now()
+        slips = annotation_problems(cronjob, monitored=monitored)
         if not monitored:
+            for problem in slips:
+                await self._post_once(
+                    invalid_annotation_event(cronjob, problem, now=now, instance=self.instance)
+                )
             if entry is not None and ours and not entry.deleting:
                 await self._delete(entry)
             return
         spec, problems = desired_spec(cronjob)
-        now = self._now()
-        for problem in problems:
+        for problem in [*problems, *slips]:
             await self._post_once(
                 invalid_annotation_event(cronjob, problem, now=now, instance=self.instance)
             )

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import difflib
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
@@ -64,11 +65,20 @@ MAX_RUNTIME_ANNOTATION = "heartbeat.dev/max-runtime"
 MIN_RUNTIME_ANNOTATION = "heartbeat.dev/min-runtime"
 FAILURE_THRESHOLD_ANNOTATION = "heartbeat.dev/failure-threshold"
 
+#: The annotations the operator owns on CronJobs; any other one under this prefix is a slip.
+ANNOTATION_PREFIX = "heartbeat.dev/"
 DURATION_ANNOTATIONS = {
     GRACE_ANNOTATION: "grace",
     MAX_RUNTIME_ANNOTATION: "maxRuntime",
     MIN_RUNTIME_ANNOTATION: "minRuntime",
 }
+#: Every annotation the operator reads on a CronJob (docs/cronjobs.md, "Annotations").
+CRONJOB_ANNOTATIONS = (
+    MONITOR_ANNOTATION,
+    *DURATION_ANNOTATIONS,
+    FAILURE_THRESHOLD_ANNOTATION,
+)
+_SUFFIXES = [key.removeprefix(ANNOTATION_PREFIX) for key in CRONJOB_ANNOTATIONS]
 MANAGED_SPEC_FIELDS = (
     "schedule",
     "timeZone",
@@ -308,6 +318,62 @@ def desired_spec(cronjob: CronJobInfo) -> tuple[dict[str, Any], list[InvalidAnno
                 )
             )
     return spec, problems
+
+
+def annotation_problems(cronjob: CronJobInfo, *, monitored: bool) -> list[InvalidAnnotation]:
+    """What in the CronJob's ``heartbeat.dev/`` annotations looks like a slip, beyond the
+    values ``desired_spec`` judges: each one a Warning ``InvalidAnnotation``.
+
+    A typo must not switch monitoring off without a word. DESIGN 9.11 keeps ``"True"``,
+    ``"yes"`` or ``"ture"`` from monitoring (only ``"true"`` does), but almost everyone who
+    writes one meant ``"true"``; so do most who write ``heartbeat.dev/monitored`` or set
+    ``heartbeat.dev/grace`` with no ``heartbeat.dev/monitor`` at all. Each is told, with
+    the CronJob's actual fate (``monitored``) and what to write instead. ``"false"`` is an
+    opt-out: nothing to say about it, nor about the other annotations beside it."""
+    annotations = cronjob.annotations
+    fate = "" if monitored else "; this CronJob is NOT monitored"
+    problems: list[InvalidAnnotation] = []
+    value = annotations.get(MONITOR_ANNOTATION)
+    if value is not None and value not in ("true", "false"):
+        problems.append(
+            InvalidAnnotation(
+                MONITOR_ANNOTATION,
+                value,
+                f'annotation {MONITOR_ANNOTATION}: {_shown(value)} is neither "true" nor '
+                f'"false"{fate}; set it to "true" to monitor it, or "false" to opt out',
+            )
+        )
+    for key in sorted(annotations):
+        if not key.startswith(ANNOTATION_PREFIX) or key in CRONJOB_ANNOTATIONS:
+            continue
+        # Compared without the prefix, which every candidate shares.
+        suffix = key.removeprefix(ANNOTATION_PREFIX)
+        near = difflib.get_close_matches(suffix, _SUFFIXES, n=1, cutoff=0.5)
+        hint = (
+            f"did you mean {ANNOTATION_PREFIX}{near[0]}?"
+            if near
+            else f"it reads {', '.join(CRONJOB_ANNOTATIONS)}"
+        )
+        problems.append(
+            InvalidAnnotation(
+                key,
+                annotations[key],
+                f"annotation {_shown(key)} is not one heartbeat-operator reads on a CronJob "
+                f"({hint}); ignored{fate}",
+            )
+        )
+    if value is None and not monitored:
+        settings = [key for key in CRONJOB_ANNOTATIONS if key in annotations]
+        if settings:
+            problems.append(
+                InvalidAnnotation(
+                    MONITOR_ANNOTATION,
+                    "",
+                    f"{', '.join(settings)} set, but this CronJob is NOT monitored: it has no "
+                    f'annotation {MONITOR_ANNOTATION}: "true"',
+                )
+            )
+    return problems
 
 
 def _shown(value: str, limit: int = 80) -> str:

@@ -519,6 +519,64 @@ async def test_removing_the_annotation_deletes_our_monitor_only() -> None:
     assert h.client.deleted == []
 
 
+async def test_a_monitor_annotation_typo_is_not_monitored_and_says_so() -> None:
+    """DESIGN 9.11: any value but "true" means not monitored. A "True" or "yes" is someone
+    who meant "true": the CronJob gets one Warning saying it is NOT monitored and how to
+    say what was meant; no monitor is made. "false" (an opt-out) warns nothing."""
+    for typo in ("True", "yes", "ture", " true", ""):
+        h = Harness()
+        h.wiring.cronjob_event("ADDED", cronjob_body({"heartbeat.dev/monitor": typo}))
+        await h.reconcile()
+        await h.reconcile()
+        assert h.client.applied == [], typo
+        ((event,),) = [h.client.events]
+        assert (event["type"], event["reason"]) == ("Warning", "InvalidAnnotation"), typo
+        assert repr(typo) in event["message"] and "NOT monitored" in event["message"]
+        assert '"true"' in event["message"] and '"false"' in event["message"]
+    h = Harness()
+    h.wiring.cronjob_event(
+        "ADDED", cronjob_body({"heartbeat.dev/monitor": "false", "heartbeat.dev/grace": "1h"})
+    )
+    await h.reconcile()
+    assert h.client.applied == [] and h.client.events == []
+
+
+async def test_a_misspelt_annotation_key_is_named_with_the_one_meant() -> None:
+    """``heartbeat.dev/monitored: "true"`` monitors nothing: the CronJob is told which key
+    was meant and that it is NOT monitored. On a monitored CronJob a misspelt optional
+    key (``grace-period``) is named too, and the monitor is made as usual."""
+    h = Harness()
+    h.wiring.cronjob_event(
+        "ADDED",
+        cronjob_body({"heartbeat.dev/monitored": "true", "heartbeat.dev/grace": "10m"}),
+    )
+    await h.reconcile()
+    assert h.client.applied == []
+    messages = sorted(e["message"] for e in h.client.events)
+    assert [e["reason"] for e in h.client.events] == ["InvalidAnnotation"] * 2
+    assert "did you mean heartbeat.dev/monitor?" in messages[0]
+    assert "NOT monitored" in messages[0]
+    assert messages[1].startswith("heartbeat.dev/grace set, but this CronJob is NOT monitored")
+
+    h = Harness()
+    h.wiring.cronjob_event(
+        "ADDED",
+        cronjob_body({"heartbeat.dev/monitor": "true", "heartbeat.dev/grace-period": "10m"}),
+    )
+    await h.reconcile()
+    assert len(h.client.applied) == 1
+    ((event,),) = [h.client.events]
+    assert "did you mean heartbeat.dev/grace?" in event["message"]
+    assert "NOT monitored" not in event["message"]
+
+    h = Harness()  # the operator's own vocabulary only: other prefixes are not ours
+    h.wiring.cronjob_event(
+        "ADDED", cronjob_body({"example.com/owner": "team-a", "heartbeat.devx/y": "1"})
+    )
+    await h.reconcile()
+    assert h.client.events == []
+
+
 async def test_invalid_annotation_warns_once_and_monitor_still_applied() -> None:
     h = Harness()
     h.wiring.cronjob_event(
