@@ -176,6 +176,18 @@ def test_errors_are_one_sentence_with_exit_status_2(
         denied.returncode == 2 and "error: no permission to get heartbeatmonitor" in denied.stderr
     )
 
+    # run puts the job first: no URL to read (no monitor, no permission) still runs the
+    # command, unpinged, with its own exit status and one warning saying why.
+    lost = plugin("run", "nope", "--", "sh", "-c", "echo ran; exit 4")
+    assert (lost.returncode, lost.stdout) == (4, "ran\n")
+    assert lost.stderr.strip() == (
+        f"warning: nope: cannot read the ping URL: no HeartbeatMonitor 'nope' in namespace "
+        f"'{namespace}'; running the command anyway, without pings"
+    )
+    denied = plugin("run", "tokenless", "--", "sh", "-c", "echo ran", config=nobody)
+    assert (denied.returncode, denied.stdout) == (0, "ran\n")
+    assert "cannot read the ping URL: no permission to get heartbeatmonitor" in denied.stderr
+
     for verb in ("list", "describe", "url", "ping", "pause", "resume", "run"):
         helped = subprocess.run([str(PLUGIN), verb, "--help"], capture_output=True, text=True)
         assert helped.returncode == 0 and helped.stdout.startswith("usage: kubectl heartbeat")
@@ -234,6 +246,34 @@ def test_run_never_changes_the_exit_status_when_the_receiver_refuses(plugin):
 
     ok = plugin("run", "job", "--url", refused, "--retries", "1", "--", "true")
     assert ok.returncode == 0
+
+
+def test_run_still_runs_the_command_when_the_api_server_is_unreachable(plugin, tmp_path):
+    """The ping URL comes from the API server: unreachable, it is asked again with the
+    pings' backoff, then the command runs unpinged with its own exit status."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = tmp_path / "unreachable"
+    config.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:{port}', "
+        "insecure-skip-tls-verify: true}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
+    )
+    started = time.monotonic()
+    done = plugin(
+        "run", "job", "--retries", "2", "--", "sh", "-c", "echo out; exit 5", config=config
+    )
+    assert (done.returncode, done.stdout) == (5, "out\n")
+    (warning,) = done.stderr.strip().splitlines()
+    assert warning.startswith(
+        f"warning: job: cannot read the ping URL: cannot reach the API server at "
+        f"https://127.0.0.1:{port}: "
+    )
+    assert warning.endswith("; running the command anyway, without pings")
+    assert time.monotonic() - started >= 1  # asked twice, 1 s apart
 
 
 def test_timed_pause_resumes_by_itself_at_its_time(operator, monitors, plugin):

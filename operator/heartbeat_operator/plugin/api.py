@@ -27,7 +27,12 @@ JSON = dict[str, Any]
 
 
 class PluginError(Exception):
-    """A failure to report as one sentence (exit status 2)."""
+    """A failure to report as one sentence (exit status 2). ``transient``: the API server
+    was unreachable or busy (no answer, 429, 5xx), so asking again may succeed."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class Api:
@@ -54,7 +59,9 @@ class Api:
     def _error(self, what: str, exc: ApiError) -> PluginError:
         if exc.status == 0:
             why = "connection refused" if exc.reason == NOT_CONNECTED else exc.message
-            return PluginError(f"cannot reach the API server at {self.server}: {why}")
+            return PluginError(
+                f"cannot reach the API server at {self.server}: {why}", transient=True
+            )
         if exc.status == 401:
             return PluginError(
                 f"the API server at {self.server} refused the kubeconfig's credentials "
@@ -62,7 +69,10 @@ class Api:
             )
         if exc.status == 403:
             return PluginError(f"no permission to {what}: {exc.message}")
-        return PluginError(f"cannot {what}: {exc.status} {exc.reason}: {exc.message}")
+        return PluginError(
+            f"cannot {what}: {exc.status} {exc.reason}: {exc.message}",
+            transient=exc.status == 429 or exc.status >= 500,
+        )
 
     async def get_monitor(self, name: str) -> JSON:
         try:

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -211,7 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 class _Failure(Exception):
-    pass
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 def _with_api(args: argparse.Namespace, body: Callable[[Any], Awaitable[int]]) -> int:
@@ -228,7 +231,7 @@ def _with_api(args: argparse.Namespace, body: Callable[[Any], Awaitable[int]]) -
     try:
         return asyncio.run(go())
     except PluginError as exc:
-        raise _Failure(str(exc)) from None
+        raise _Failure(str(exc), transient=exc.transient) from None
 
 
 def _colour() -> bool:
@@ -356,14 +359,30 @@ def _run(args: argparse.Namespace) -> int:
     command = list(args.command)
     if not command:
         raise _Failure(f"no command to run: {PROG} run {args.name} -- CMD [ARGS...]")
-    base = _base_url(args)
-    return pinging.run_command(
-        base,
-        command,
-        name=args.name,
-        warn=lambda text: print(f"warning: {text}", file=sys.stderr),
-        **_attempts(args),
-    )
+
+    def warn(text: str) -> None:
+        print(f"warning: {text}", file=sys.stderr)
+
+    attempts = _attempts(args)
+    # The job comes first: a wrapper that skips the backup because it could not read the
+    # ping URL turns a monitoring hiccup into a lost run. Without the URL the command runs
+    # unpinged, and the monitor alerts on that silence as it should.
+    base: str | None = None
+    delay = pinging.FIRST_DELAY
+    for attempt in range(1, attempts["attempts"] + 1):
+        try:
+            base = _base_url(args)
+            break
+        except _Failure as exc:
+            if not exc.transient or attempt == attempts["attempts"]:
+                warn(
+                    f"{args.name}: cannot read the ping URL: {exc}; running the command "
+                    "anyway, without pings"
+                )
+                break
+            time.sleep(delay)
+            delay = min(pinging.MAX_DELAY, delay * 2)
+    return pinging.run_command(base, command, name=args.name, warn=warn, **attempts)
 
 
 if __name__ == "__main__":

@@ -174,7 +174,7 @@ def _pump(source: BinaryIO, sink: BinaryIO, tail: _Tail) -> None:
 
 
 def run_command(
-    base_url: str,
+    base_url: str | None,
     argv: Sequence[str],
     *,
     name: str,
@@ -183,11 +183,15 @@ def run_command(
     first_delay: float = FIRST_DELAY,
 ) -> int:
     """Ping start, run ``argv``, ping its exit code with its output's tail; return the
-    command's exit status (128 + N for a signal, 127 when it cannot be started)."""
+    command's exit status (128 + N for a signal, 127 when it cannot be started). Without
+    a ``base_url`` (it could not be read) the command runs unpinged."""
     rid = uuid.uuid4().hex
-    started = send(ping_url(base_url, "start", rid=rid), attempts=attempts, first_delay=first_delay)
-    if not started.ok:
-        warn(describe_outcome(f"{name}: start", started) + "; running the command anyway")
+    if base_url is not None:
+        started = send(
+            ping_url(base_url, "start", rid=rid), attempts=attempts, first_delay=first_delay
+        )
+        if not started.ok:
+            warn(describe_outcome(f"{name}: start", started) + "; running the command anyway")
     tail = _Tail(OUTPUT_TAIL_BYTES)
     try:
         child = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -212,6 +216,8 @@ def run_command(
         for pump in pumps:
             pump.join()
         code = 128 - returned if returned < 0 else returned  # killed by a signal: 128 + N
+    if base_url is None:
+        return code
     finished = send(
         ping_url(base_url, exit_code=min(code, 255), rid=rid),
         tail.value(),
