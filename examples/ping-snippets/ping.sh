@@ -24,7 +24,16 @@ ping_heartbeat() {  # ping_heartbeat SUFFIX [BODY_FILE]
 
 [ $# -gt 0 ] || { echo "usage: ping.sh COMMAND [ARG...]" >&2; exit 2; }
 
-work=$(mktemp -d) || exit 1
+if ! work=$(mktemp -d 2>/dev/null); then
+  # No writable temporary directory (a read-only root filesystem, say): the job still
+  # runs, and its pings go without the output.
+  echo "ping.sh: no temporary directory to keep the output in; pinging without it" >&2
+  ping_heartbeat /start
+  "$@"
+  status=$?
+  ping_heartbeat "/$status"
+  exit "$status"
+fi
 trap 'rm -rf "$work"' EXIT
 
 ping_heartbeat /start

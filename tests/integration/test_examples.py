@@ -449,6 +449,10 @@ def test_ping_snippet_never_fails_the_job(run: Run, language: str) -> None:
         assert done.returncode == status, done.stderr
         assert "work" in done.stdout
         assert "heartbeat ping failed; the job goes on" in done.stderr
+    # No writable temporary directory (a read-only root filesystem): the job still runs.
+    readonly = {**unreachable, "TMPDIR": "/nonexistent/tmp"}
+    done = run(*SNIPPETS[language], "sh", "-c", "echo work; exit 6", env=readonly)
+    assert (done.returncode, done.stdout.strip()) == (6, "work"), done.stderr
     # No URL configured at all: the job runs and says why it did not ping.
     missing = run(*SNIPPETS[language], "sh", "-c", "exit 0", env={"PING_URL": ""})
     assert missing.returncode == 0
