@@ -33,7 +33,7 @@ TIMEOUT_SECONDS = 2
 REFUSED = [
     pytest.param(
         {"schedule": "61 * * * *"},
-        "spec.schedule: invalid schedule '61 * * * *': Bad minute",
+        "spec.schedule: invalid schedule '61 * * * *': minute 61 is out of range (0-59)",
         id="cron-line",
     ),
     pytest.param(

@@ -151,6 +151,69 @@ def normalize_cron(expr: str) -> str:
     return " ".join(fields)
 
 
+#: The five fields as cronsim names them in its errors ("Bad minute"), with their values.
+_FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
+_RANGES = {
+    "minute": (0, 59),
+    "hour": (0, 23),
+    "day-of-month": (1, 31),
+    "month": (1, 12),
+    "day-of-week": (0, 7),
+}
+_NAMES = {
+    "month": ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"),
+    "day-of-week": ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"),
+}
+
+
+def explain_field(expr: str, error: str) -> str | None:
+    """What is wrong in the field cronsim refused (its error is just "Bad minute"), in a
+    sentence that names the term and the values allowed; None when no simple reason is
+    found (the caller then quotes cronsim). Only explains: what is accepted is cronsim's
+    call alone."""
+    name = error.removeprefix("Bad ")
+    if name not in _FIELDS:
+        return None
+    text = expr.split()[_FIELDS.index(name)]
+    for term in text.split(","):
+        if (problem := _term_problem(name, term)) is not None:
+            return problem
+    return None
+
+
+def _term_problem(name: str, term: str) -> str | None:
+    """The first thing wrong with one comma-separated term of a field, as a clause."""
+    low, high = _RANGES[name]
+    allowed = f"{low}-{high}"
+    if name in _NAMES:
+        first, last = _NAMES[name][0], _NAMES[name][-1]
+        allowed += f" or {first}-{last}"
+    if "/" in term:
+        term, step = term.split("/", 1)
+        if not step.isdigit() or int(step) < 1:
+            return f"the {name} step '/{step}' must be a whole number of at least 1"
+    if term == "*":
+        return None
+    ends = term.split("-", 1)
+    for end in ends:
+        if not end:
+            return f"the {name} range {term!r} lacks a start or an end"
+        if end.isdigit():
+            if not low <= int(end) <= high:
+                return f"{name} {end} is out of range ({allowed})"
+        elif end.upper() not in _NAMES.get(name, ()):
+            return f"{name} {end!r} is not a {name} ({allowed})"
+    if len(ends) == 2 and _value(name, ends[1]) < _value(name, ends[0]):
+        if name == "day-of-week" and _value(name, ends[1]) == 0:
+            return f"the {name} range {term!r} runs backwards (SUN is 0: write 1-7 for MON-SUN)"
+        return f"the {name} range {term!r} runs backwards (a range goes from low to high)"
+    return None
+
+
+def _value(name: str, end: str) -> int:
+    return int(end) if end.isdigit() else _NAMES[name].index(end.upper()) + (name == "month")
+
+
 def load_zone(name: str | None) -> ZoneInfo | None:
     """An IANA zone, or None for UTC (absent or ``UTC``). Raises ``ScheduleError``."""
     if name is None or name in ("UTC", "Etc/UTC"):
@@ -178,8 +241,9 @@ class CronSchedule(Schedule):
         try:
             CronSim(self._six, datetime(2000, 1, 1, tzinfo=UTC))
         except CronSimError as exc:
+            why = explain_field(expr, str(exc)) or str(exc)
             raise ScheduleError(
-                "InvalidSchedule", "spec.schedule", f"invalid schedule {expr!r}: {exc}"
+                "InvalidSchedule", "spec.schedule", f"invalid schedule {expr!r}: {why}"
             ) from None
         # Cached run of consecutive slots: _dues[i] is slots[i].due; every slot due in
         # (_start, _dues[-1]] is in the list; _done means the schedule has no more slots.

@@ -57,7 +57,7 @@ def admission(
 REFUSALS = [
     pytest.param(
         {"schedule": "61 * * * *"},
-        "spec.schedule: invalid schedule '61 * * * *': Bad minute",
+        "spec.schedule: invalid schedule '61 * * * *': minute 61 is out of range (0-59)",
         id="cron-line-cronsim-rejects",
     ),
     pytest.param(

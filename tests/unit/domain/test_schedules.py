@@ -298,3 +298,29 @@ def test_an_alert_past_year_9999_is_the_end_of_time() -> None:
     slot = Slot(T("9999-06-01T00:00:00Z"), T("9999-06-01T00:00:00Z"))
     assert slot.alert(timedelta(days=3650)) == END_OF_TIME
     assert slot.alert(timedelta(days=1)) == T("9999-06-02T00:00:00Z")
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ("61 * * * *", "minute 61 is out of range (0-59)"),
+        ("5,61 * * * *", "minute 61 is out of range (0-59)"),
+        ("0-70/5 * * * *", "minute 70 is out of range (0-59)"),
+        ("*/0 * * * *", "the minute step '/0' must be a whole number of at least 1"),
+        ("* 24 * * *", "hour 24 is out of range (0-23)"),
+        ("0 12-8 * * *", "the hour range '12-8' runs backwards (a range goes from low to high)"),
+        ("0 0 0 * *", "day-of-month 0 is out of range (1-31)"),
+        ("0 0 * 13 *", "month 13 is out of range (1-12 or JAN-DEC)"),
+        ("0 0 * * 8", "day-of-week 8 is out of range (0-7 or SUN-SAT)"),
+        ("0 0 * * mon-fry", "day-of-week 'fry' is not a day-of-week (0-7 or SUN-SAT)"),
+        ("0 0 * * mon-sun", "the day-of-week range 'mon-sun' runs backwards (SUN is 0: write 1-7"),
+        ("0 0 * * 1-", "the day-of-week range '1-' lacks a start or an end"),
+    ],
+)
+def test_a_refused_cron_line_says_which_term_is_wrong_and_what_is_allowed(
+    line: str, why: str
+) -> None:
+    """cronsim's own word is "Bad minute"; the user is told the term and the range."""
+    with pytest.raises(ScheduleError) as refused:
+        compile_cron(line, None)
+    assert refused.value.message.startswith(f"invalid schedule {line!r}: {why}")
