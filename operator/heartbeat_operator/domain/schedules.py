@@ -133,6 +133,16 @@ def normalize_cron(expr: str) -> str:
     text = expr.strip()
     if text.startswith("@"):
         macro = MACROS.get(text.lower())
+        if macro is None and text.lower().startswith("@every"):
+            # A CronJob takes it (robfig/cron), counted from the CronJob's last schedule
+            # time, which a monitor does not know: no slots to expect runs at.
+            raise ScheduleError(
+                "InvalidSchedule",
+                "spec.schedule",
+                f"{text!r} has no fixed times to expect a run at: use a cron line (e.g. "
+                "'*/5 * * * *' for every 5 minutes), or a monitor with a period instead of a "
+                "schedule",
+            )
         if macro is None:
             raise ScheduleError(
                 "InvalidSchedule",

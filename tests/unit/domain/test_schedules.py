@@ -324,3 +324,11 @@ def test_a_refused_cron_line_says_which_term_is_wrong_and_what_is_allowed(
     with pytest.raises(ScheduleError) as refused:
         compile_cron(line, None)
     assert refused.value.message.startswith(f"invalid schedule {line!r}: {why}")
+
+
+def test_every_is_refused_with_the_way_to_monitor_it() -> None:
+    """A CronJob accepts ``@every 5m``; a monitor has no slots for it and says what to use."""
+    with pytest.raises(ScheduleError) as refused:
+        compile_cron("@every 5m", None)
+    assert refused.value.message.startswith("'@every 5m' has no fixed times to expect a run at")
+    assert "'*/5 * * * *'" in refused.value.message and "period" in refused.value.message
