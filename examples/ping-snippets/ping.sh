@@ -18,7 +18,7 @@ ping_heartbeat() {  # ping_heartbeat SUFFIX [BODY_FILE]
   url="$PING_URL$1"
   shift
   # -m 10: never hang the job; --retry: ride out a receiver restart ($PING_ATTEMPTS tries).
-  curl -fsS -m 10 --retry "$((${PING_ATTEMPTS:-5} - 1))" -o /dev/null "$@" "$url" \
+  curl -fsS -m 10 --retry "$((${PING_ATTEMPTS:-5} - 1))" --retry-connrefused -o /dev/null "$@" "$url" \
     || echo "ping.sh: heartbeat ping failed; the job goes on" >&2
 }
 
