@@ -12,7 +12,9 @@ schedules (``kubectl create job --from=cronjob/...``) or by the CronJob controll
 from __future__ import annotations
 
 import math
+import os
 import re
+import signal
 import time
 import urllib.request
 from collections import Counter
@@ -521,6 +523,46 @@ def test_real_cronjob_controller_every_minute_makes_the_monitor_healthy(
     uids = {j.metadata.uid for j in scheduled}
     assert {p.get("runId") for p in healthy["recentPings"]} & uids
     assert healthy["lastExitCode"] == 0
+
+
+def test_a_job_deleted_the_moment_it_finishes_still_counts(
+    operator, monitors, batch, kubelet, namespace, kubectl
+):
+    """successfulJobsHistoryLimit: 0 (or ttlSecondsAfterFinished: 0) deletes a Job the
+    moment it completes, racing the operator's report of its finish. The operator is
+    frozen (SIGSTOP) while the Job completes and is deleted, so it reads the completion
+    and the deletion back to back, the tightest a cluster plays it: the success counts
+    and the deletion is no failure. (Which of the two the operator handles first depends
+    on its load; the unit test ``test_a_job_deleted_right_after_it_finished_still_reports
+    _its_finish`` pins the order in which the deletion wins, where the finish was lost.)"""
+    batch.create_namespaced_cron_job(namespace, cronjob("cleaned"))
+    wait_monitor(monitors, "cleaned")
+    after_active_since(monitors.wait_ready("cleaned"))
+    kubectl("create", "job", "--from=cronjob/cleaned", "cleaned-run-1", "-n", namespace)
+    pod = kubelet.wait_for_pod("cleaned-run-1")
+    started = kubelet.start(pod)
+    wait_for(
+        lambda: condition(monitors.status("cleaned") or {}, "Running").get("status") == "True",
+        timeout=10,
+        what="Running=True from the Job's start",
+    )
+    os.kill(operator.pid, signal.SIGSTOP)
+    try:
+        kubelet.finish(pod, 0, started_at=started)
+        job = job_finished(batch, namespace, "cleaned-run-1", "Complete")
+        batch.delete_namespaced_job("cleaned-run-1", namespace, propagation_policy="Background")
+        wait_for(
+            lambda: not batch.list_namespaced_job(namespace).items,
+            timeout=10,
+            what="the finished Job deleted",
+        )
+    finally:
+        os.kill(operator.pid, signal.SIGCONT)
+    healthy, _ = monitors.wait_state("cleaned", "Healthy", timeout=15)
+    assert condition(healthy, "Running")["status"] == "False"
+    assert at(healthy["lastSuccessTime"]) == job.status.completion_time
+    assert healthy["pingCounts"].get("fail", 0) == 0
+    assert job_pings(healthy, job.metadata.uid) == ["success", "start"]
 
 
 def test_job_that_also_pings_its_own_url_with_a_body(

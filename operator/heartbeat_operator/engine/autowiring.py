@@ -189,13 +189,21 @@ class AutoWiring:
         if type == "DELETED":
             uid = str((body.get("metadata") or {}).get("uid") or "")
             gone = self.jobs.remove(uid)
-            self._pods.pop(uid, None)
             if gone is not None:
-                if not gone.finished:
-                    deleted = self._deleted.setdefault(gone.key, [])
-                    deleted.append((gone, self._now()))
-                    del deleted[: -jobs_.MAX_DELETED_REMEMBERED]
+                # The Job as it was deleted is its last word: a Job that finished and was
+                # removed at once (successfulJobsHistoryLimit: 0, ttlSecondsAfterFinished:
+                # 0) is deleted before the reconcile that reports its finish has run.
+                # Kept until that finish, or its failure by deletion, is reported.
+                final = jobs_.JobRun.from_body(body)
+                last = final if final is not None and final.uid == uid else gone
+                deleted = self._deleted.setdefault(gone.key, [])
+                deleted.append((last, self._now()))
+                for forgotten, _ in deleted[: -jobs_.MAX_DELETED_REMEMBERED]:
+                    self._pods.pop(forgotten.uid, None)
+                del deleted[: -jobs_.MAX_DELETED_REMEMBERED]
                 self.mark(gone.key)
+            else:
+                self._pods.pop(uid, None)
             return
         job = self.jobs.upsert(body)
         if job is not None:
@@ -363,9 +371,14 @@ class AutoWiring:
         deleted = self._deleted.get(cronjob.key, [])
         for job, when in list(deleted):
             phases = reported.get(job.uid, set())
-            owed = jobs_.deleted_inputs(job, when, phases)
+            if job.finished:  # its finish is owed as if it were still there
+                pods = await self._pods_of(job, fresh=fresh)
+                owed = jobs_.job_inputs(job, entry.status, pods)
+            else:
+                owed = jobs_.deleted_inputs(job, when, phases)
             if not owed:
                 deleted.remove((job, when))
+                self._pods.pop(job.uid, None)
             out.extend(owed)
         return [_redacted(i, entry.token_hash) for i in out]
 

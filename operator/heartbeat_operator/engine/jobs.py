@@ -430,7 +430,8 @@ def _waiting_inputs(
 
 
 MAX_DELETED_REMEMBERED = 5
-"""Unfinished Jobs remembered per CronJob after their deletion, until reported."""
+"""Jobs remembered per CronJob after their deletion, until their finish (or, unfinished,
+their failure by deletion) is reported."""
 
 
 def deleted_inputs(job: JobRun, deleted_at: datetime, phases: set[str]) -> list[Input]:

@@ -796,14 +796,29 @@ async def test_a_job_deleted_before_it_finished_fails_at_its_deletion() -> None:
     await h.reconcile()
     await h.reconcile()
     assert len(h.submitted) == 1
-    # a finished Job's deletion (history limits, TTL) is no failure
-    h = Harness()
-    h.wiring.cronjob_event("ADDED", cronjob_body())
-    h.monitor(monitor_body(status={**ACTIVE, "reportedJobs": [{"uid": "j2", "phase": "start"}]}))
-    h.wiring.job_event("ADDED", job_body("j2", complete=True))
-    h.wiring.job_event("DELETED", job_body("j2", complete=True))
-    await h.reconcile()
-    assert all(p.kind != "fail" for c in h.submitted for p in c[1].inputs if isinstance(p, Ping))
+
+
+async def test_a_job_deleted_right_after_it_finished_still_reports_its_finish() -> None:
+    """successfulJobsHistoryLimit: 0 or ttlSecondsAfterFinished: 0 delete a Job the moment
+    it finishes, before the reconcile that reports its finish: the Job as deleted still
+    owes its success (it was lost, leaving the run open to time out), and a deletion
+    whose event is the first to show the finish is no failure (it was one)."""
+    for seen_finished in (True, False):
+        h = Harness()
+        h.wiring.cronjob_event("ADDED", cronjob_body())
+        started = {**ACTIVE, "reportedJobs": [{"uid": "j2", "phase": "start"}]}
+        h.monitor(monitor_body(status=started))
+        h.wiring.job_event("ADDED", job_body("j2", complete=seen_finished))
+        h.wiring.job_event("DELETED", job_body("j2", complete=True))
+        await h.reconcile()
+        pings = [p for c in h.submitted for p in c[1].inputs if isinstance(p, Ping)]
+        assert [(p.kind, p.run_id) for p in pings] == [("success", "j2")], seen_finished
+        # once written, nothing more
+        done = {**ACTIVE, "reportedJobs": [{"uid": "j2", "phase": "success"}]}
+        h.monitor(monitor_body(status=done, rv="200"))
+        await h.reconcile()
+        await h.reconcile()
+        assert len(h.submitted) == 1
 
 
 async def test_no_job_pings_before_the_monitors_first_status_write() -> None:
