@@ -200,3 +200,23 @@ def test_an_evicted_pod_fails_its_job_and_the_cause_quotes_the_kubelet(batch, ku
     cause = failure_cause(kubelet.pod_bodies("evicted"), failed["reason"], failed["message"])
     assert cause.startswith(f"{failed['reason']}: ")
     assert f"; Pod {pod.metadata.name} Evicted: The node was low on resource: memory." in cause
+
+
+def test_a_container_that_cannot_start_fails_its_job_and_never_started(batch, kubelet, namespace):
+    create_job(batch, namespace, "no-exec")
+    pod = kubelet.wait_for_pod("no-exec")
+    kubelet.fail_to_start(pod)
+    job = wait_for(
+        lambda: condition(j := job_body(batch, namespace, "no-exec"), "Failed") and j,
+        timeout=20,
+        what="the Job controller failing the Job",
+    )
+    assert condition(job, "Failed")["reason"] == "BackoffLimitExceeded"
+    pods = kubelet.pod_bodies("no-exec")
+    (state,) = [s["state"]["terminated"] for s in pods[0]["status"]["containerStatuses"]]
+    assert (state["reason"], state["exitCode"], state["startedAt"]) == (
+        "StartError",
+        128,
+        "1970-01-01T00:00:00Z",
+    )
+    assert pod_started_at(pods[0]) is None and job_started_at(pods) is None

@@ -133,6 +133,7 @@ def test_runs_that_never_start_or_finish_alert_with_the_clusters_reason(
         ),
         "oom": lambda pod: (kubelet.start_pod(pod), kubelet.end_pod(pod, 137, "OOMKilled")),
         "hung": lambda pod: kubelet.start_pod(pod),
+        "no-exec": lambda pod: kubelet.fail_to_start(pod),
     }
 
     def play(pod: Any) -> bool:
@@ -160,6 +161,7 @@ def test_runs_that_never_start_or_finish_alert_with_the_clusters_reason(
         batch.create_namespaced_cron_job(namespace, minutely("on-time"))
         batch.create_namespaced_cron_job(namespace, minutely("oom"))
         batch.create_namespaced_cron_job(namespace, minutely("hung"))
+        batch.create_namespaced_cron_job(namespace, minutely("no-exec"))
         for name in plays:
             monitors.wait_ready(name, timeout=30)
 
@@ -187,6 +189,16 @@ def test_runs_that_never_start_or_finish_alert_with_the_clusters_reason(
         config, _ = wait_transition(monitors, "no-secret", "NotStarted", timeout=30)
         assert "CreateContainerConfigError" in config["message"], config
         assert 'secret "db-password" not found' in config["message"], config
+
+        # --- a command not in the image: the runtime could not start the container. The
+        # kubelet says "terminated, exit 128, started at 1970": it never ran, so no start,
+        # and one NotStarted failure in the runtime's words at the Job's failure ----------
+        no_exec, _ = wait_transition(monitors, "no-exec", "NotStarted", timeout=30)
+        assert "StartError" in no_exec["message"], no_exec
+        assert "executable file not found" in no_exec["message"], no_exec
+        status = monitors.status("no-exec")
+        assert "lastStartTime" not in status and "start" not in status.get("pingCounts", {})
+        assert "1970" not in str(status), status
 
         # --- a container that starts 8 s late, within grace: on time, no noise -----------
         healthy, _ = monitors.wait_state("on-time", "Healthy", timeout=30)

@@ -16,8 +16,9 @@ Job's conditions to the real controller, which is what the tests are about.
 It also plays the failures a real kubelet and scheduler write (Kubernetes 1.34 shapes,
 issue 12): ``leave_pending`` (a container waiting with ``ImagePullBackOff``,
 ``CreateContainerConfigError``...), ``mark_unschedulable`` (``PodScheduled=False``),
-``start_pod`` (running, ``Ready=True``), ``end_pod`` (terminated, e.g. ``OOMKilled`` 137)
-and ``evict_pod`` (phase ``Failed``, reason ``Evicted``). Every method takes ``at``: the
+``start_pod`` (running, ``Ready=True``), ``end_pod`` (terminated, e.g. ``OOMKilled`` 137),
+``fail_to_start`` (``StartError``: the runtime could not start the container) and
+``evict_pod`` (phase ``Failed``, reason ``Evicted``). Every method takes ``at``: the
 instant to write (a datetime, or a timedelta from now: ``at=timedelta(seconds=-30)`` for
 "started 30 s ago"); times are whole seconds, as the kubelet writes them. The Pod is not
 bound to a node (``spec.nodeName`` stays empty) unless a test binds it to the Node of
@@ -335,6 +336,37 @@ class Kubelet:
                     finished, started=False, reason="PodFailed" if failed else "PodCompleted"
                 ),
                 "containerStatuses": statuses,
+            },
+        )
+
+    def fail_to_start(self, pod: Any, message: str | None = None, *, at: When = None) -> None:
+        """What the kubelet writes when the runtime cannot start the (first) container, say
+        its command is not in the image: ``terminated`` with reason ``StartError``, exit
+        code 128, the runtime's message, and ``startedAt`` the zero time (1970), as
+        containerd reports it; phase ``Failed`` under ``restartPolicy: Never``."""
+        spec = pod.spec.containers[0]
+        command = (spec.command or ["job"])[0]
+        message = message or (
+            "failed to create containerd task: failed to create shim task: OCI runtime "
+            "create failed: runc create failed: unable to start container process: exec: "
+            f'"{command}": executable file not found in $PATH: unknown'
+        )
+        finished = now_text(at)
+        terminated = {
+            "exitCode": 128,
+            "reason": "StartError",
+            "message": message,
+            "startedAt": "1970-01-01T00:00:00Z",
+            "finishedAt": finished,
+            "containerID": f"fake://{pod.metadata.uid}/{spec.name}",
+        }
+        self._patch_status(
+            pod.metadata.name,
+            {
+                "phase": "Failed",
+                "startTime": finished,
+                "conditions": conditions(finished, started=False, reason="PodFailed"),
+                "containerStatuses": [_container(spec, {"terminated": terminated})],
             },
         )
 

@@ -48,6 +48,11 @@ IMAGE_REASONS = frozenset(
 """Waiting reasons the kubelet gives when it cannot get a container's image: the message
 names the image (DESIGN 10.1)."""
 
+START_FAILURES = frozenset({"StartError", "ContainerCannotRun", "RunContainerError"})
+"""Termination reasons of a container the runtime could not start (an executable not found,
+a mount that failed): it never ran (DESIGN 10.1), though the kubelet reports it
+``terminated`` with exit code 128 and the zero time (1970) as its ``startedAt``."""
+
 BENIGN_WAITING = frozenset({"ContainerCreating", "PodInitializing"})
 """Waiting reasons of a Pod on its way: named only when nothing says more."""
 
@@ -121,14 +126,24 @@ def _when(at: datetime, reference: datetime) -> str:
 # --- when a Pod started (DESIGN 10.8.2) ------------------------------------------------
 
 
+def never_ran(terminated: Mapping[str, Any]) -> bool:
+    """Whether a ``terminated`` state is a container the runtime could not start: a
+    ``START_FAILURES`` reason, or the zero time as its ``startedAt``."""
+    if _text(terminated.get("reason")) in START_FAILURES:
+        return True
+    started = _time(terminated.get("startedAt"))
+    return started is not None and started <= _EPOCH
+
+
 def _container_started_at(status: Mapping[str, Any]) -> datetime | None:
     """The earliest ``startedAt`` of a container: in ``state.running``, ``state.terminated``
-    or ``lastState.terminated`` (a restarted container's first run is in ``lastState``)."""
-    times = []
+    or ``lastState.terminated`` (a restarted container's first run is in ``lastState``);
+    never that of a termination that is a failure to start (``never_ran``)."""
     state, last = _map(status.get("state")), _map(status.get("lastState"))
-    for holder in (_map(state.get("running")), _map(state.get("terminated"))):
-        times.append(_time(holder.get("startedAt")))
-    times.append(_time(_map(last.get("terminated")).get("startedAt")))
+    times = [_time(_map(state.get("running")).get("startedAt"))]
+    for terminated in (_map(state.get("terminated")), _map(last.get("terminated"))):
+        if not never_ran(terminated):
+            times.append(_time(terminated.get("startedAt")))
     found = [t for t in times if t is not None]
     return min(found) if found else None
 
@@ -294,7 +309,7 @@ def _waiting_cause(
             image = _image_of(pod, name, status)
             head = f"{reason}: image {image}" + (f" ({label})" if label else "")
             return 0, f"{head}: {message}" if message else head
-        if reason == "CrashLoopBackOff" and not init:
+        if reason == "CrashLoopBackOff" and not init and _container_started_at(status):
             return None  # a regular container that crash-loops has started (10.8.2)
         if reason in BENIGN_WAITING:
             return 1, _with_label(reason, label)
@@ -305,6 +320,11 @@ def _waiting_cause(
             text += _last_exit(status)
         return 0, text
     terminated = state.get("terminated")
+    if isinstance(terminated, Mapping) and never_ran(terminated):
+        reason = _text(terminated.get("reason")) or "StartError"
+        message = _text(terminated.get("message"))
+        text = _with_label(reason, label)
+        return 0, f"{text}: {message}" if message else text
     if init and isinstance(terminated, Mapping):
         code = _exit_code(terminated)
         if code:

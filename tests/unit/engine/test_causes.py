@@ -355,6 +355,42 @@ def test_a_container_that_ended_without_ever_starting_has_not_started():
     assert pod_started_at(body) is None
 
 
+START_ERROR = (
+    "failed to create containerd task: failed to create shim task: OCI runtime create "
+    'failed: runc create failed: unable to start container process: exec: "backup.sh": '
+    "executable file not found in $PATH: unknown"
+)
+
+
+def start_error_pod(**state: Any) -> dict[str, Any]:
+    """What the kubelet reports of a container the runtime could not start: terminated,
+    exit code 128, ``startedAt`` the zero time."""
+    failed = terminated(128, "StartError", "1970-01-01T00:00:00Z", "2026-12-04T02:00:07Z")
+    failed["terminated"]["message"] = START_ERROR
+    status = cstatus(state=state.get("state", failed), lastState=state.get("lastState", {}))
+    return pod(phase="Failed", container_statuses=[status])
+
+
+def test_a_container_the_runtime_could_not_start_never_ran():
+    """StartError: no start at 1970 (DESIGN 10.1: a run has started only when it runs),
+    and the cause is the runtime's words."""
+    body = start_error_pod()
+    assert pod_started_at(body) is None
+    assert not_started_cause([body], [], NOW) == (
+        f"Pod nightly-29012-x7k Failed: StartError: {START_ERROR}"
+    )
+    # restarted under restartPolicy: OnFailure, it crash-loops without ever having run
+    looping = start_error_pod(
+        state=waiting("CrashLoopBackOff", "back-off 10s restarting failed container=main"),
+        lastState=start_error_pod()["status"]["containerStatuses"][0]["state"],
+    )
+    assert pod_started_at(looping) is None
+    assert not_started_cause([looping], [], NOW).startswith(
+        "Pod nightly-29012-x7k Failed: CrashLoopBackOff: back-off 10s restarting failed "
+        "container=main; last exit code 128 (StartError)"
+    )
+
+
 def test_a_pending_pod_without_statuses_has_not_started():
     assert pod_started_at(pod(node=None, conditions=[])) is None
 
@@ -889,6 +925,7 @@ def documented_samples() -> dict[str, str]:
         "FailedCreate webhook": waiting_job(
             events=[job_event("FailedCreate", WEBHOOK, "2026-12-04T02:00:03Z")]
         ),
+        "StartError": waiting_job(start_error_pod()),
         "no Pod": waiting_job(),
         "suspended": waiting_job(image_pull_backoff_pod(), suspended=True),
         "OOMKilled": failure_cause(

@@ -321,6 +321,38 @@ def test_oom_killed_job_fails_with_the_cause_and_exit_code_137() -> None:
     )
 
 
+def test_a_job_whose_container_could_not_start_fails_not_started() -> None:
+    """``exec: "backup.sh": executable file not found``: the kubelet says the container
+    terminated (exit code 128) having "started" at 1970. It never ran (DESIGN 10.1): no
+    start, one NotStarted failure in the runtime's words, no exit code of a run."""
+    body = job(
+        failed=(
+            "2026-11-25T02:00:20Z",
+            "BackoffLimitExceeded",
+            "Job has reached the specified backoff limit",
+        )
+    )
+    message = 'exec: "backup.sh": executable file not found in $PATH: unknown'
+    never = pod(
+        {
+            "terminated": {
+                "reason": "StartError",
+                "message": message,
+                "exitCode": 128,
+                "startedAt": "1970-01-01T00:00:00Z",
+                "finishedAt": "2026-11-25T02:00:15Z",
+            }
+        },
+        phase="Failed",
+    )
+    (fail,) = job_inputs(run(body), ACTIVE, read(body, never))
+    assert isinstance(fail, Ping)
+    assert (fail.kind, fail.time, fail.not_started) == ("fail", t("2026-11-25T02:00:20"), True)
+    assert fail.exit_code is None
+    assert fail.body is not None and f"StartError: {message}" in fail.body
+    assert fail.body.endswith("; BackoffLimitExceeded: Job has reached the specified backoff limit")
+
+
 def test_failed_job_whose_pods_are_gone_says_exit_code_unknown() -> None:
     body = job(failed=("2026-11-25T02:01:00Z", "BackoffLimitExceeded", "x"))
     start, fail = job_inputs(run(body), ACTIVE, read(body))  # read, no Pod left
