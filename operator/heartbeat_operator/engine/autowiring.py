@@ -145,6 +145,7 @@ class AutoWiring:
             if self.cronjobs.get(info.key, info).uid == info.uid:
                 self.cronjobs.pop(info.key, None)
                 self._applied.pop(info.key, None)
+                self._forget_deleted_jobs(info.key)
                 names = self._names_in.get(info.namespace)
                 if names is not None:
                     names.discard(info.name)
@@ -154,6 +155,10 @@ class AutoWiring:
         self.cronjobs[info.key] = info
         self._names_in.setdefault(info.namespace, set()).add(info.name)
         self.mark(info.key)
+
+    def _forget_deleted_jobs(self, key: Key) -> None:
+        for job, _ in self._deleted.pop(key, ()):
+            self._pods.pop(job.uid, None)
 
     def namespace_event(self, type: str | None, body: Mapping[str, Any]) -> None:
         """A Namespace's labels decide its un-annotated CronJobs (issue 12, item 5).
@@ -324,6 +329,7 @@ class AutoWiring:
                 await self._post_once(
                     invalid_annotation_event(cronjob, problem, now=now, instance=self.instance)
                 )
+            self._forget_deleted_jobs(key)  # nobody is owed their finish
             if entry is not None and ours and not entry.deleting:
                 await self._delete(entry)
             return

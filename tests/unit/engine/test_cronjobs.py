@@ -821,6 +821,19 @@ async def test_a_job_deleted_right_after_it_finished_still_reports_its_finish() 
         assert len(h.submitted) == 1
 
 
+async def test_deleted_jobs_of_a_cronjob_nobody_monitors_are_not_kept() -> None:
+    """Every deleted Job is remembered until its finish is reported; for a CronJob that is
+    not monitored nothing is reported, so nothing may stay (a cluster of thousands of
+    unmonitored CronJobs with history limits deletes Jobs all day)."""
+    h = Harness()
+    h.wiring.cronjob_event("ADDED", cronjob_body(annotations={}))
+    h.wiring.job_event("ADDED", job_body("j3", complete=True))
+    h.wiring.job_event("DELETED", job_body("j3", complete=True))
+    assert h.wiring._deleted
+    await h.reconcile()
+    assert h.submitted == [] and not h.wiring._deleted
+
+
 async def test_no_job_pings_before_the_monitors_first_status_write() -> None:
     h = Harness()
     h.wiring.cronjob_event("ADDED", cronjob_body())
