@@ -364,25 +364,33 @@ def _run(args: argparse.Namespace) -> int:
         print(f"warning: {text}", file=sys.stderr)
 
     attempts = _attempts(args)
-    # The job comes first: a wrapper that skips the backup because it could not read the
-    # ping URL turns a monitoring hiccup into a lost run. Without the URL the command runs
-    # unpinged, and the monitor alerts on that silence as it should.
-    base: str | None = None
+    base = _url_for_run(args, attempts["attempts"], warn)
+    return pinging.run_command(base, command, name=args.name, warn=warn, **attempts)
+
+
+def _url_for_run(
+    args: argparse.Namespace, attempts: int, warn: Callable[[str], None]
+) -> str | None:
+    """The ping URL, asked again with the pings' backoff while the API server is
+    unreachable or busy; None (with a warning) when it cannot be had. The job comes
+    first: a wrapper that skipped the backup because it could not read the URL would turn
+    a monitoring hiccup into a lost run; unpinged, the monitor alerts on the silence."""
+    from heartbeat_operator.plugin import pinging
+
     delay = pinging.FIRST_DELAY
-    for attempt in range(1, attempts["attempts"] + 1):
+    for attempt in range(1, attempts + 1):
         try:
-            base = _base_url(args)
-            break
+            return _base_url(args)
         except _Failure as exc:
-            if not exc.transient or attempt == attempts["attempts"]:
+            if not exc.transient or attempt == attempts:
                 warn(
                     f"{args.name}: cannot read the ping URL: {exc}; running the command "
                     "anyway, without pings"
                 )
-                break
+                return None
             time.sleep(delay)
             delay = min(pinging.MAX_DELAY, delay * 2)
-    return pinging.run_command(base, command, name=args.name, warn=warn, **attempts)
+    return None
 
 
 if __name__ == "__main__":
