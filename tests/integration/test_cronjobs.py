@@ -161,6 +161,26 @@ def job_pings(status: Mapping[str, Any], uid: str) -> list[str]:
     return [p["kind"] for p in status.get("recentPings") or () if p.get("runId") == uid]
 
 
+def start_a_run(
+    monitors: Monitors, kubelet: Kubelet, kubectl: Any, namespace: str, cronjob_name: str, job: str
+) -> tuple[Any, str, Mapping[str, Any]]:
+    """``kubectl create job --from=cronjob/…``, its Pod started by the kubelet stand-in,
+    and the monitor's ``Running=True`` from that start: (Pod, start time, that status)."""
+    kubectl("create", "job", f"--from=cronjob/{cronjob_name}", job, "-n", namespace)
+    pod = kubelet.wait_for_pod(job)
+    started = kubelet.start(pod)
+    running = wait_for(
+        lambda: (
+            (s := monitors.status(cronjob_name))
+            and condition(s, "Running").get("status") == "True"
+            and s
+        ),
+        timeout=10,
+        what="Running=True from the Job's start",
+    )
+    return pod, started, running
+
+
 # --- the monitor follows its CronJob -----------------------------------------------------
 
 
@@ -313,17 +333,8 @@ def test_job_success_and_failure_with_exit_code(
     wait_monitor(monitors, "backup")
     after_active_since(monitors.wait_ready("backup"))
 
-    kubectl("create", "job", "--from=cronjob/backup", "backup-run-1", "-n", namespace)
-    pod = kubelet.wait_for_pod("backup-run-1")
-    started = kubelet.start(pod)
-    running = wait_for(
-        lambda: (
-            (s := monitors.status("backup"))
-            and condition(s, "Running").get("status") == "True"
-            and s
-        ),
-        timeout=10,
-        what="Running=True from the Job's start",
+    pod, started, running = start_a_run(
+        monitors, kubelet, kubectl, namespace, "backup", "backup-run-1"
     )
     # a whole second of run time, so the duration is not zero
     wait_for(lambda: time.time() >= at(started).timestamp() + 1.2, timeout=3, what="1 s of run")
@@ -386,14 +397,7 @@ def test_operator_restarted_between_start_and_completion_pings_each_once(
     batch.create_namespaced_cron_job(namespace, cronjob("nightly"))
     wait_monitor(monitors, "nightly")
     after_active_since(monitors.wait_ready("nightly"))
-    kubectl("create", "job", "--from=cronjob/nightly", "nightly-run", "-n", namespace)
-    pod = kubelet.wait_for_pod("nightly-run")
-    started = kubelet.start(pod)
-    wait_for(
-        lambda: condition(monitors.status("nightly"), "Running").get("status") == "True",
-        timeout=10,
-        what="the Job's start recorded",
-    )
+    pod, started, _ = start_a_run(monitors, kubelet, kubectl, namespace, "nightly", "nightly-run")
     first.stop()  # SIGTERM: a restart between the Job's start and its completion
 
     kubelet.finish(pod, 0, started_at=started)
@@ -538,14 +542,7 @@ def test_a_job_deleted_the_moment_it_finishes_still_counts(
     batch.create_namespaced_cron_job(namespace, cronjob("cleaned"))
     wait_monitor(monitors, "cleaned")
     after_active_since(monitors.wait_ready("cleaned"))
-    kubectl("create", "job", "--from=cronjob/cleaned", "cleaned-run-1", "-n", namespace)
-    pod = kubelet.wait_for_pod("cleaned-run-1")
-    started = kubelet.start(pod)
-    wait_for(
-        lambda: condition(monitors.status("cleaned") or {}, "Running").get("status") == "True",
-        timeout=10,
-        what="Running=True from the Job's start",
-    )
+    pod, started, _ = start_a_run(monitors, kubelet, kubectl, namespace, "cleaned", "cleaned-run-1")
     os.kill(operator.pid, signal.SIGSTOP)
     try:
         kubelet.finish(pod, 0, started_at=started)
