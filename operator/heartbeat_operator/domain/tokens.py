@@ -40,7 +40,9 @@ _PING_URL_TOKEN = re.compile(
 _TOKEN_SIZED_RUN = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{32,128}(?![A-Za-z0-9_-])")
 
 
-def redact_tokens(text: str, *, token: str | None = None, hashed: str | None = None) -> str:
+def redact_tokens(
+    text: str, *, token: str | None = None, hashed: str | None = None, cut: int | None = None
+) -> str:
     """``text`` (a ping body, a Job's failure message or log tail) with no ping token left.
 
     A job's output often holds its own ping URL (``curl -v``, ``wget`` traces, ``set -x``)
@@ -54,12 +56,41 @@ def redact_tokens(text: str, *, token: str | None = None, hashed: str | None = N
     - the token segment of anything shaped like a ping URL, whoever's token it is.
 
     Other long runs (hashes, ids, base64) are kept: they are the job's output.
+
+    ``cut``: keep only the first ``cut`` characters of ``text``, a token that starts before
+    the cut redacted whole. ``text`` should run on past the cut by the longest token, so
+    that a token straddling the cut is seen whole: redacting after cutting would leave its
+    first part, and cutting after redacting would keep text from beyond the cut.
     """
+    kept: list[str] = []
+    end = len(text) if cut is None else min(cut, len(text))
+    position = 0
+    for start, stop in _token_spans(text, token=token, hashed=hashed):
+        if start >= end:
+            break
+        kept += (text[position:start], REDACTED)
+        position = stop
+    if position < end:
+        kept.append(text[position:end])
+    return "".join(kept)
+
+
+def _token_spans(text: str, *, token: str | None, hashed: str | None) -> list[tuple[int, int]]:
+    """Where ``redact_tokens``' tokens are in ``text``: sorted, overlaps merged."""
+    spans: list[tuple[int, int]] = []
     if token and is_valid_user_token(token):
-        text = text.replace(token, REDACTED)
-    text = _PING_URL_TOKEN.sub(rf"\1{REDACTED}", text)
+        at = text.find(token)
+        while at >= 0:
+            spans.append((at, at + len(token)))
+            at = text.find(token, at + len(token))
+    spans += [(found.end(1), found.end()) for found in _PING_URL_TOKEN.finditer(text)]
     if hashed:
-        text = _TOKEN_SIZED_RUN.sub(
-            lambda run: REDACTED if token_hash(run[0]) == hashed else run[0], text
-        )
-    return text
+        runs = _TOKEN_SIZED_RUN.finditer(text)
+        spans += [run.span() for run in runs if token_hash(run[0]) == hashed]
+    merged: list[tuple[int, int]] = []
+    for start, stop in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], stop))
+        else:
+            merged.append((start, stop))
+    return merged

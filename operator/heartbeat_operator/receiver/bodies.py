@@ -64,11 +64,13 @@ def decode_body(data: bytes, limit: int) -> str | None:
 
 
 def ping_body(data: bytes, limit: int, token: str) -> str | None:
-    """The body a ping carries: tokens redacted (issue 18 item 5), then ``decode_body``.
+    """The body a ping carries: its first ``limit`` bytes, tokens redacted (issue 18 item
+    5), then decoded as ``decode_body`` does.
 
-    ``data`` holds up to ``REDACTION_MARGIN`` bytes past ``limit``. Redaction works on the
-    bytes as they came (invalid UTF-8 kept through ``surrogateescape``), so a body without
-    a token is cut and decoded exactly as before.
+    ``data`` holds up to ``REDACTION_MARGIN`` bytes past ``limit``, so a token that starts
+    before the cut is redacted whole; nothing past the cut is kept. Redaction works on the
+    bytes as they came (as Latin-1, one character per byte, so the cut is a byte offset;
+    tokens are ASCII), so a body without a token is cut and decoded exactly as before.
     """
-    text = redact_tokens(data.decode("utf-8", "surrogateescape"), token=token)
-    return decode_body(text.encode("utf-8", "surrogateescape"), limit)
+    kept = redact_tokens(data.decode("latin-1"), token=token, cut=limit)
+    return decode_body(kept.encode("latin-1"), limit)

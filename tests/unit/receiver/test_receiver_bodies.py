@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from heartbeat_operator.receiver.bodies import decode_body
+from heartbeat_operator.receiver.bodies import REDACTION_MARGIN, decode_body
 
 from .conftest import TOKEN, AppFactory, FakeRecorder
 
@@ -168,3 +168,23 @@ async def test_a_token_cut_by_the_body_limit_leaves_no_part_of_it(
     assert body is not None
     assert TOKEN[:10] not in body
     assert body == "." * 9_990 + "<redacted>"
+
+
+@pytest.mark.parametrize("straddle_at", [10_000, 10_000 + REDACTION_MARGIN])
+async def test_tokens_before_the_cut_do_not_move_it(
+    client: Client, recorder: FakeRecorder, straddle_at: int
+) -> None:
+    # A `set -x` trace quoting the URL 150 times: each token redacted shortens the text,
+    # so redacting before cutting used to cut ~6,000 bytes further on, past the bytes read
+    # beyond the limit, and keep the first part of a token straddling that end.
+    line = f"+ curl -fsS {TOKEN} \n"
+    head = line * 150
+    data = (head + "." * (straddle_at - 20 - len(head)) + TOKEN + "x" * 1_000).encode()
+    assert await post(client, data) == 200
+    body = kept_body(recorder)
+    assert body is not None
+    assert TOKEN[:12] not in body and TOKEN[-12:] not in body
+    first_bytes = data[:10_000].decode()
+    if straddle_at == 10_000:  # the cut falls in the token: it is redacted whole
+        first_bytes = first_bytes[:-20] + "<redacted>"
+    assert body == first_bytes.replace(TOKEN, "<redacted>")  # nothing from past the cut
