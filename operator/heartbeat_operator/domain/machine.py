@@ -703,17 +703,25 @@ def _start(spec: MonitorSpec, rec: Record, ping: Ping, at: datetime, out: list[T
     rec.last_start_time = at
     if not was_running:
         rec.running_changed_at = at
-    if rec.state == "Grace" and rec.state_reason == "Late":
-        state, reason = _base_state(spec, rec)
-        started = f"run started at {_at(spec, at)}"
-        if state == "New":
-            # Fine print 13: a start in the first slot's Late window returns to New.
-            message = f"{started}; the first run has begun, awaiting its finish"
-            _transition(rec, out, at, "New", "AwaitingFirstPing", message, None, NORMAL)
-        else:
-            # DESIGN 10.8.13: a start within grace ends lateness without a `Recovered`.
-            message = f"{started}; {_next_expected(spec, rec)}"
-            _transition(rec, out, at, state, reason, message, None, NORMAL)
+    _end_lateness(spec, rec, at, f"run started at {_at(spec, at)}", out)
+
+
+def _end_lateness(
+    spec: MonitorSpec, rec: Record, at: datetime, what: str, out: list[Transition]
+) -> None:
+    """A start or finish moved the reference time past the slot the monitor was late
+    for: back to the state the counters give, without an Event (DESIGN 10.8.13)."""
+    if rec.state != "Grace" or rec.state_reason != "Late":
+        return
+    state, reason = _base_state(spec, rec)
+    if state == "New":
+        # Fine print 13: a start in the first slot's Late window returns to New.
+        message = f"{what}; the first run has begun, awaiting its finish"
+        _transition(rec, out, at, "New", "AwaitingFirstPing", message, None, NORMAL)
+    else:
+        _transition(
+            rec, out, at, state, reason, f"{what}; {_next_expected(spec, rec)}", None, NORMAL
+        )
 
 
 def _finish(
@@ -744,7 +752,12 @@ def _finish(
     else:
         rec.last_failure_time = at
     if run is not None and run.timed_out:
-        return  # fine print 6 and 13: a late finish is recorded and changes no state
+        # Fine print 6 and 13: a late finish is recorded and changes no count; but like
+        # any finish it moves the reference time, so a slot it was late for is no longer
+        # pending (the next slot is due after it, section 2).
+        late = f"late finish at {_at(spec, at)} of a run already judged RunTimeout"
+        _end_lateness(spec, rec, at, late, out)
+        return
     if run is not None and not rec.running:
         rec.running_changed_at = at
     if failure is None:

@@ -660,3 +660,29 @@ def test_messages_give_the_monitors_local_time_across_a_dst_change() -> None:
         "no ping since Sat 2026-03-07 09:30:20 EST (14:30:20 UTC); "
         "expected by Sun 2026-03-08 09:30 EDT (13:30 UTC) + grace 5m"
     )
+
+
+def test_a_late_finish_during_a_late_window_ends_the_lateness() -> None:
+    # Run a timed out (Down, RunTimeout), run b succeeded, the next slot turned Late, then
+    # run a's finish arrived: it moves the reference time like any finish (fine print 6),
+    # so the slot it was late for is no longer pending. It used to stay Late with a
+    # nextDueTime in the future, and the next slot never turned Late on time.
+    s = spec(period="1h", grace="10m", maxRuntime="30m")
+    pings = [
+        P("00:00:00", "start", run_id="a"),
+        P("01:00:00", "start", run_id="b"),
+        P("01:05:00", run_id="b"),
+        P("02:07:00", run_id="a"),
+    ]
+    rec, out = fold(s, T0, pings, until=T(at("03:20:00")))
+    assert states(out) == [
+        (at("00:30:00"), "Down", "RunTimeout"),
+        (at("01:05:00"), "Healthy", "PingReceived"),
+        (at("02:05:00"), "Grace", "Late"),
+        (at("02:07:00"), "Healthy", "PingReceived"),
+        (at("03:07:00"), "Grace", "Late"),
+        (at("03:17:00"), "Down", "Missed"),
+    ]
+    assert out[3].event_reason is None  # no Recovered: nothing was counted (10.8.13)
+    assert "late finish at" in out[3].message and "RunTimeout" in out[3].message
+    assert (rec.consecutive_failures, rec.missed_runs) == (1, 1)
