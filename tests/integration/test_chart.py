@@ -399,3 +399,52 @@ def test_helm_upgrade_from_the_previous_chart_upgrades_a_changed_crd(
         kubectl("get", f"heartbeatmonitors.{group}", "upgraded", "-n", namespace)
     finally:
         kubectl("delete", "crd", crd_name, "--ignore-not-found", "--wait=false")
+
+
+def test_a_release_into_default_gets_a_namespace_of_its_own(
+    kubectl: KubectlRunner, kubeconfig: Path, namespace: str, release: str
+) -> None:
+    """DESIGN 10.8.17: `helm install` without `-n` (the `default` namespace) puts the
+    operator, its journal Secrets' Role and its Lease in `heartbeat-system`, created by the
+    chart, kept through upgrades and on uninstall; a namespace that exists already is used
+    as it is."""
+    common = ["--kubeconfig", str(kubeconfig), "--namespace", "default"]
+    values: dict[str, Any] = {
+        "watchNamespaces": [namespace],
+        "crds": {"enabled": False},
+        "webhook": {"enabled": False},
+    }
+    own = "heartbeat-system"
+    deployment = f"{release}-heartbeat-operator"
+    try:
+        run_helm("install", release, str(CHART), *common, values=values)
+        created = json.loads(kubectl("get", "namespace", own, "-o", "json").stdout)
+        assert created["metadata"]["labels"]["app.kubernetes.io/instance"] == release
+        kubectl("get", "deployment", deployment, "-n", own)
+        kubectl("get", "role", f"{deployment}-journal", "-n", own)
+        assert not kubectl("get", "deploy,role", "-n", "default", "-o", "name").stdout.split()
+
+        run_helm("upgrade", release, str(CHART), *common, values={**values, "replicaCount": 3})
+        after = json.loads(kubectl("get", "namespace", own, "-o", "json").stdout)
+        assert after["metadata"]["uid"] == created["metadata"]["uid"]
+        assert after["status"]["phase"] == "Active"
+
+        run_helm("uninstall", release, *common, "--wait")
+        kept = json.loads(kubectl("get", "namespace", own, "-o", "json").stdout)
+        assert kept["status"]["phase"] == "Active"  # the journal Secrets outlive a release
+        assert not kubectl("get", "deploy", "-n", own, "-o", "name").stdout.split()
+
+        # A namespace made by someone else is used, not taken over (no ownership error).
+        theirs = f"{namespace}-ops"
+        kubectl("create", "namespace", theirs)
+        run_helm("install", release, str(CHART), *common, values={**values, "namespace": theirs})
+        kubectl("get", "deployment", deployment, "-n", theirs)
+        labels = json.loads(kubectl("get", "namespace", theirs, "-o", "json").stdout)["metadata"]
+        assert "app.kubernetes.io/instance" not in (labels.get("labels") or {})
+        run_helm("uninstall", release, *common, "--wait")
+        kubectl("delete", "namespace", theirs, "--wait=false")
+    finally:
+        subprocess.run(
+            [helm_binary(), "uninstall", release, *common], capture_output=True, check=False
+        )
+        kubectl("delete", "namespace", own, "--ignore-not-found", "--wait=false")

@@ -112,6 +112,28 @@ def test_defaults_render_the_core_objects_and_nothing_optional() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("release_namespace", "values", "expected"),
+    [
+        ("default", {}, "heartbeat-system"),  # `helm install` without -n (DESIGN 10.8.17)
+        ("ops", {}, "ops"),
+        ("default", {"namespace": "default"}, "default"),
+        ("default", {"namespace": "monitoring"}, "monitoring"),
+    ],
+)
+def test_the_operator_gets_a_namespace_of_its_own(
+    release_namespace: str, values: dict[str, Any], expected: str
+) -> None:
+    docs = render(values, namespace=release_namespace)
+    namespaces = {d["metadata"]["namespace"] for d in docs if "namespace" in d["metadata"]}
+    assert namespaces == {expected}
+    created = [d["metadata"]["name"] for d in docs if d["kind"] == "Namespace"]
+    assert created == ([] if expected == release_namespace else [expected])
+    settings = settings_from(container(docs), {"POD_NAMESPACE": expected})
+    assert settings.watching.lease_namespace == expected
+    assert f".{expected}.svc:" in settings.server.external_url
+
+
 def test_every_option_renders() -> None:
     kinds = {d["kind"] for d in render(ALL_ON)}
     assert {"ServiceMonitor", "PrometheusRule", "ConfigMap", "Ingress", "NetworkPolicy"} <= kinds

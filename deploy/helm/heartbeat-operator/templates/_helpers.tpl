@@ -49,14 +49,29 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s-metrics" (include "heartbeat-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* The Lease's namespace (DESIGN 9.1): a value, else the release namespace. */}}
+{{/*
+The namespace of the operator's own objects (DESIGN 10.8.17: a namespace of its own by
+default, since the journal Secrets holding job output live there): `namespace`, else the
+release's (`helm install -n`), except `default`, which becomes `heartbeat-system`.
+*/}}
+{{- define "heartbeat-operator.namespace" -}}
+{{- if .Values.namespace }}
+{{- .Values.namespace }}
+{{- else if eq .Release.Namespace "default" }}
+{{- "heartbeat-system" }}
+{{- else }}
+{{- .Release.Namespace }}
+{{- end }}
+{{- end }}
+
+{{/* The Lease's namespace (DESIGN 9.1): a value, else the operator's namespace. */}}
 {{- define "heartbeat-operator.leaseNamespace" -}}
-{{- default .Release.Namespace .Values.leaseNamespace }}
+{{- default (include "heartbeat-operator.namespace" .) .Values.leaseNamespace }}
 {{- end }}
 
 {{/* The in-cluster address of the ping Service. */}}
 {{- define "heartbeat-operator.internalURL" -}}
-{{- printf "http://%s.%s.svc:%d" (include "heartbeat-operator.fullname" .) .Release.Namespace (int .Values.service.port) }}
+{{- printf "http://%s.%s.svc:%d" (include "heartbeat-operator.fullname" .) (include "heartbeat-operator.namespace" .) (int .Values.service.port) }}
 {{- end }}
 
 {{/* The ping URL base written into token Secrets (DESIGN 9.2): the value, else the ping Service. */}}
