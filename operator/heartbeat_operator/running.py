@@ -68,29 +68,21 @@ LEFTOVER_TIMEOUT = 1.0
 
 def configure(parser: argparse.ArgumentParser) -> None:
     settings_module.add_arguments(parser)
-    parser.add_argument(
-        "--log-level",
-        default="INFO",
-        # Any case: the chart's own example is `--log-level=debug` (issue 13 item 10).
-        type=str.upper,
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="log level, any case (INFO)",
-    )
 
 
 def main(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=getattr(logging, args.log_level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # kopf is chatty at INFO about every watch (re)connection; warnings are what matter.
-    logging.getLogger("kopf").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         settings = settings_module.build_settings(args)
     except settings_module.SettingsError as exc:
         print(f"heartbeat-operator run: {exc}", file=sys.stderr)
         return 2
+    logging.basicConfig(
+        level=getattr(logging, settings.server.log_level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # kopf is chatty at INFO about every watch (re)connection; warnings are what matter.
+    logging.getLogger("kopf").setLevel(max(logging.WARNING, logging.getLogger().level))
     # A port already taken is one line naming the setting, not a traceback from deep in
     # aiohttp after kopf has started (issue 17 item 6).
     busy = busy_port(settings)

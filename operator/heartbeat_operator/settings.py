@@ -106,6 +106,10 @@ class ServerSettings:
     """In-cluster base URL (the Service address). When set, the Secret also gets
     ``internal-url`` (DESIGN 9.2). Default unset."""
 
+    log_level: str = "INFO"
+    """The log's threshold: DEBUG, INFO, WARNING or ERROR, any case (the chart's own
+    example is ``--log-level=debug``, issue 13 item 10). Default INFO."""
+
     shutdown_timeout: float = 8.0
     """Seconds, after SIGTERM, that in-flight requests get to finish before connections are
     closed. Default 8 s: the process must exit within 10 s (DESIGN 9.20)."""
@@ -431,6 +435,16 @@ def _text(text: str) -> str:
     return text.strip()
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)} (any case)")
+    return level
+
+
 def _path(text: str) -> Path:
     return Path(_text(text))
 
@@ -483,6 +497,7 @@ _FLAGS: tuple[_Flag, ...] = (
     _Flag("--host", "server", "host", _text, "address to bind both ports to"),
     _Flag("--port", "server", "port", _port, "ping receiver port"),
     _Flag("--metrics-port", "server", "metrics_port", _port, "metrics port"),
+    _Flag("--log-level", "server", "log_level", _log_level, "log level, any case"),
     _Flag(
         "--external-url",
         "server",

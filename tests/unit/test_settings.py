@@ -342,16 +342,17 @@ def test_capture_logs_from_flag_and_environment(no_file: Path) -> None:
 
 
 @pytest.mark.parametrize("given", ["debug", "DEBUG", "Debug", "warning"])
-def test_log_level_in_any_case(given: str) -> None:
+def test_log_level_in_any_case(given: str, no_file: Path) -> None:
     # Issue 13 item 10: the chart's own example `extraArgs: ["--log-level=debug"]` exited 2.
-    from heartbeat_operator import running
+    assert build([f"--log-level={given}"], namespace_file=no_file).server.log_level == given.upper()
+    # Like every flag, also HEARTBEAT_<NAME> (DESIGN 9.2); the flag wins.
+    from_env = build([], {"HEARTBEAT_LOG_LEVEL": given}, namespace_file=no_file)
+    assert from_env.server.log_level == given.upper()
+    both = build(["--log-level=error"], {"HEARTBEAT_LOG_LEVEL": given}, namespace_file=no_file)
+    assert both.server.log_level == "ERROR"
 
-    parser = argparse.ArgumentParser()
-    running.configure(parser)
-    assert parser.parse_args([f"--log-level={given}"]).log_level == given.upper()
 
-
-def test_an_unknown_log_level_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unknown_log_level_is_refused(capsys: pytest.CaptureFixture[str], no_file: Path) -> None:
     from heartbeat_operator import running
 
     parser = argparse.ArgumentParser()
@@ -360,6 +361,8 @@ def test_an_unknown_log_level_is_refused(capsys: pytest.CaptureFixture[str]) -> 
         parser.parse_args(["--log-level=loud"])
     assert exit_info.value.code == 2
     assert "--log-level" in capsys.readouterr().err
+    with pytest.raises(SettingsError, match="HEARTBEAT_LOG_LEVEL='loud': must be one of"):
+        build([], {"HEARTBEAT_LOG_LEVEL": "loud"}, namespace_file=no_file)
 
 
 def test_webhook_is_off_until_given_a_certificate(no_file: Path) -> None:
