@@ -91,10 +91,12 @@ async def _ping(
         return not_found()  # no monitor can have this token: no lookup needed
 
     body: str | None = None
+    length = request.content_length
+    if length is not None and length > settings.max_body:
+        # DESIGN 9.13, whatever the method: a GET's body is not kept, but one this large
+        # is refused rather than drained.
+        return _closing(text(413, f"request body over {settings.max_body} bytes"))
     if request.method in _BODY_METHODS and request.body_exists:
-        length = request.content_length
-        if length is not None and length > settings.max_body:
-            return _closing(text(413, f"request body over {settings.max_body} bytes"))
         try:
             async with asyncio.timeout(settings.read_timeout):
                 raw = await read_capped(

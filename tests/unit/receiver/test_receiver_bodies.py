@@ -63,6 +63,12 @@ async def test_get_body_is_ignored(client: Client, recorder: FakeRecorder) -> No
     assert kept_body(recorder) is None
 
 
+async def test_a_get_body_over_one_mib_is_413_too(client: Client, recorder: FakeRecorder) -> None:
+    async with client.get(f"/ping/{TOKEN}", data=b"x" * (1024 * 1024 + 1)) as response:
+        assert response.status == 413
+    assert recorder.pings == []
+
+
 async def test_cut_inside_a_multibyte_character_drops_it(
     client: Client, recorder: FakeRecorder
 ) -> None:
