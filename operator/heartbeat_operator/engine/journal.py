@@ -1031,12 +1031,15 @@ class Absorber:
 
     def _urgency(self, key: Key) -> Urgency:
         """``TRANSITION`` when absorbing the monitor's pings likely changes its state: it
-        is not Healthy (a ping ends New, Grace or Down), or a failure waits (DESIGN 10.7:
-        under the budget, state transitions first)."""
+        is not Healthy (a ping ends New, Grace or Down), a failure waits, or it has a
+        ``minRuntime`` (a success may be too fast: a failure too). DESIGN 10.7: under the
+        budget, state transitions first."""
         entry = self.writer.table.get(key)
         if entry is None or entry.summary.get("state") != "Healthy":
             return Urgency.TRANSITION
-        return Urgency.TRANSITION if self.journal.failure_waits(key) else Urgency.ROUTINE
+        if entry.spec.get("minRuntime") or self.journal.failure_waits(key):
+            return Urgency.TRANSITION
+        return Urgency.ROUTINE
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

@@ -300,6 +300,38 @@ async def test_under_the_budget_a_likely_transition_is_absorbed_first():
     assert fake.objects[mpath("b")]["status"]["state"] == "Down"
 
 
+async def test_under_the_budget_a_success_that_may_be_too_fast_is_absorbed_first():
+    # A Healthy monitor with minRuntime: its success may be a RanTooFast failure, so it
+    # does not wait with the routine pings (docs/decisions.md, the leader's view).
+    fake, table, writer, journal = setup()
+    fake.objects[mpath("b")]["spec"]["minRuntime"] = "1m"
+    table.upsert(fake.objects[mpath("b")])
+    started = datetime.now(UTC) - timedelta(seconds=5)
+    await writer.submit(("ns", "a"), Change(inputs=(ping(),)), timeout=None)
+    await writer.submit(
+        ("ns", "b"), Change(inputs=(ping(started - timedelta(seconds=1)),)), timeout=None
+    )
+    await writer.submit(("ns", "b"), Change(inputs=(Ping(started, "start"),)), timeout=None)
+    await journal.append(table.get(("ns", "a")), ping())  # the journal exists: PUTs next
+    journal.absorbed(journal.stored_for(("ns", "a")))
+    jr.Absorber(journal, writer, interval=0.01, writes_per_second=0.001)  # one write
+    fake.gate = asyncio.Event()  # both pings ride in one flush: a first, then b
+    a_before = journal.unabsorbed(("ns", "a"))
+    task_a = asyncio.create_task(journal.append(table.get(("ns", "a")), ping()))
+    await async_wait_for(
+        lambda: _true(journal.unabsorbed(("ns", "a")) == a_before + 1), timeout=2, what="a"
+    )
+    task_b = asyncio.create_task(journal.append(table.get(("ns", "b")), ping()))
+    await async_wait_for(lambda: _true(journal.unabsorbed(("ns", "b")) == 1), timeout=2, what="b")
+    fake.gate.set()
+    await asyncio.gather(task_a, task_b)
+    await async_wait_for(lambda: _true(ping_count(fake, "b") == 3), timeout=2, what="b")
+    assert ping_count(fake, "a") == 1  # a waits for the budget
+    status = fake.objects[mpath("b")]["status"]
+    healthy = next(c for c in status["conditions"] if c["type"] == "Healthy")
+    assert (status["state"], healthy["reason"]) == ("Down", "RanTooFast")
+
+
 async def test_an_absorbing_write_that_judges_a_deadline_folds_every_journal_first():
     # DESIGN 10.8.11: replica 2 acknowledged a ping before alertTime and has not absorbed
     # it; replica 1 absorbs a ping after alertTime: the slot is not judged missed.
