@@ -454,12 +454,16 @@ def _time_out(
 ) -> None:
     """``run`` did not finish by its deadline. With ``slot``, the deadline is also that
     slot's ``alertTime``: one failure, ``RunTimeout``, and the next slot counts from the
-    missed one's due time, as for ``Missed`` (DESIGN 10.3, 10.8.7)."""
+    missed one's due time, as for ``Missed`` (DESIGN 10.3, 10.8.7). That slot got no
+    start of its own, so it is also one of ``missedRuns``."""
     was_running = rec.running
     run.timed_out = True
     if was_running and not rec.running:
         rec.running_changed_at = at
-    skipped = _end_slot(rec, slot) if slot is not None else ""
+    skipped = ""
+    if slot is not None:
+        skipped = _end_slot(rec, slot)
+        rec.missed_runs += 1
     rid = f" (rid {run.run_id})" if run.run_id else ""
     started = _at(spec, run.start_time)
     if spec.max_runtime is not None:
