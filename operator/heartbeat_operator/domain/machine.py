@@ -165,7 +165,7 @@ def apply(
     if isinstance(input, Ping):
         _ping(spec, rec, input, at, out)
     elif isinstance(input, JobPending):
-        _job_pending(spec, rec, input)
+        _job_pending(spec, rec, input, at, out)
     elif isinstance(input, SlotSkipped):
         _slot_skipped(rec, input)
     elif isinstance(input, Pause):
@@ -517,7 +517,9 @@ JUDGED_NOT_STARTED = "notstarted"
 later, still before any start, is recorded and counts nothing more)."""
 
 
-def _job_pending(spec: MonitorSpec, rec: Record, job: JobPending) -> None:
+def _job_pending(
+    spec: MonitorSpec, rec: Record, job: JobPending, at: datetime, out: list[Transition]
+) -> None:
     """DESIGN 10.8.3: a Job created on time for the slot expected is a pending start."""
     for i, pending in enumerate(rec.pending_starts):
         if pending.uid == job.uid:
@@ -538,6 +540,11 @@ def _job_pending(spec: MonitorSpec, rec: Record, job: JobPending) -> None:
     cause = _cause(job.cause)
     rec.pending_starts.append(PendingStart(job.uid, job.name, job.created, slot.due, cause))
     del rec.pending_starts[:-MAX_PENDING_STARTS]
+    # DESIGN 10.8.3: while the slot's Job exists and has not started, the slot is not
+    # Late. A Job the CronJob controller made later than the leader waited for it (a busy
+    # controller at midnight) ends a lateness already entered.
+    created = f"Job {job.name} created {_at(spec, job.created)}, waiting for its Pod to start"
+    _end_lateness(spec, rec, at, created, out)
 
 
 def _created_on_time(spec: MonitorSpec, rec: Record, job: JobPending, slot: Slot) -> bool:
@@ -673,13 +680,14 @@ def _start(spec: MonitorSpec, rec: Record, ping: Ping, at: datetime, out: list[T
         # DESIGN 9.10: a Job's start counts for the slot it was scheduled for, if that
         # slot is not over (else for the current one).
         named = spec.slots.next_slot(ping.scheduled_time - _EPSILON)
-        if (
-            named is not None
-            and named.due == ping.scheduled_time
-            and named.due > rec.reference_time
-            and at <= named.alert(spec.grace)
-        ):
-            ref = named.due
+        if named is not None and named.due == ping.scheduled_time:
+            if named.due > rec.reference_time and at <= named.alert(spec.grace):
+                ref = named.due
+            else:
+                # DESIGN 10.8.3: a start after its slot is over is an ordinary start at its
+                # own time; it does not fulfil the next slot, not even when that slot's
+                # tick is less than 60 s away (fine print 10 is for runners' clocks).
+                ref = at
     rec.reference_time = max(rec.reference_time, ref)
     was_running = rec.running
     # Fine print 5 and 13, DESIGN 10.2 and 10.8.5: a start replaces an open run with the

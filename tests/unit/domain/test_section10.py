@@ -239,6 +239,42 @@ def test_a_start_after_its_slot_is_over_does_not_fulfil_the_next_slot() -> None:
     assert [r for r in failures(out)] == [("Grace", "NotStarted"), ("Grace", "Missed")]
 
 
+def test_a_late_start_within_60_s_of_the_next_tick_does_not_fulfil_it() -> None:
+    # */2 with 30 s grace: the 01:00 Job's Pod started at 01:01:10, after its slot failed
+    # NotStarted. The early-ping rule (fine print 10) used to count it for the 01:02 tick,
+    # so under concurrencyPolicy Forbid (no 01:02 Job) the silent 01:02 slot never alarmed.
+    s = spec(schedule="*/2 * * * *", grace="30s", failureThreshold=3)
+    late_start = P(
+        "01:01:10", "start", run_id="u1", job=("u1", "start"), scheduled_time=T(at("01:00:00"))
+    )
+    job = pending("01:00:02", scheduled="01:00:00")
+    _rec, out = fold(s, T(at("00:59:00")), [job, late_start], until=T(at("01:02:31")))
+    assert failures(out) == [("Grace", "NotStarted"), ("Grace", "RunTimeout")]
+    assert out[-1].time == T(at("01:02:30"))  # the 01:02 slot was judged, with the open run
+
+
+def test_a_job_created_after_its_slot_turned_late_ends_the_lateness() -> None:
+    # The leader waits 10 s for the CronJob controller; a Job made later still stands for
+    # its slot (10.8.3: while it exists and has not started, the slot is not Late).
+    job = JobPending(
+        time=T(at("01:00:20")),
+        uid="u1",
+        name="nightly-1",
+        created=T(at("01:00:20")),
+        cause="",
+        scheduled_time=T(at("01:00:00")),
+    )
+    done = P("00:10:00")  # a run finished: the monitor is Healthy, then Late at 01:00
+    _rec, out = fold(CRON, T0, [done, job], until=T(at("01:10:01")))
+    assert states(out) == [
+        (at("00:10:00"), "Healthy", "PingReceived"),
+        (at("01:00:00"), "Grace", "Late"),
+        (at("01:00:20"), "Healthy", "PingReceived"),
+        (at("01:10:00"), "Down", "NotStarted"),
+    ]
+    assert out[2].event_reason is None and "waiting for its Pod to start" in out[2].message
+
+
 def test_a_job_for_another_slot_is_no_pending_start() -> None:
     rec, out = fold(CRON, T0, [pending("00:30:00", scheduled=None)], until=T(at("01:00:01")))
     assert states(out) == [(at("01:00:00"), "Grace", "Late")]
