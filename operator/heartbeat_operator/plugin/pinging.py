@@ -75,6 +75,9 @@ def send(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Outcome:
     """POST ``body`` (GET without one) to ``url`` with retries; never raises."""
+    problem = url_problem(url)
+    if problem is not None:  # final: no retry makes it a URL
+        return Outcome(False, 0, problem, 1)
     delay = first_delay
     status, detail = 0, ""
     for attempt in range(1, max(1, attempts) + 1):
@@ -106,6 +109,24 @@ def send(
             sleep(min(MAX_RETRY_AFTER, retry_after) if retry_after is not None else delay)
             delay = min(MAX_DELAY, delay * 2)
     return Outcome(False, status, detail, max(1, attempts))
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a ping URL, in words that do not quote it (it holds the
+    token), or None. A job given the Secret's ``token`` key instead of its ``url``, or a
+    URL without its scheme, is told so at once instead of after 15 s of retries."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        host = None
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not host:
+        return (
+            "the ping URL is not an http:// or https:// URL (give --url or HEARTBEAT_URL "
+            "the token Secret's url key)"
+        )
+    return None
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -183,7 +204,8 @@ def run_command(
     first_delay: float = FIRST_DELAY,
 ) -> int:
     """Ping start, run ``argv``, ping its exit code with its output's tail; return the
-    command's exit status (128 + N for a signal, 127 when it cannot be started). Without
+    command's exit status (128 + N for a signal; as a shell, 127 when it is not found and
+    126 when it cannot be executed). Without
     a ``base_url`` (it could not be read) the command runs unpinged."""
     rid = uuid.uuid4().hex
     if base_url is not None:

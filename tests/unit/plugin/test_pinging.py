@@ -3,6 +3,12 @@ that refuses connections are in tests/integration/test_kubectl_plugin.py."""
 
 from __future__ import annotations
 
+import functools
+import sys
+from pathlib import Path
+
+import pytest
+
 from heartbeat_operator.plugin import pinging
 
 
@@ -35,3 +41,42 @@ def test_failures_are_told_without_the_url() -> None:
     )
     gone = pinging.Outcome(False, 404, "not found", 1)
     assert "no such token (404" in pinging.describe_outcome("job: success", gone)
+
+
+TOKEN = "Tok3n_" + "x" * 37
+
+
+def test_a_url_that_is_not_one_fails_at_once_without_quoting_it() -> None:
+    # A CronJob given the Secret's `token` key as HEARTBEAT_URL, or a URL without its
+    # scheme: one final outcome, no retries, and the token is not in the words.
+    slept: list[float] = []
+    for url in (TOKEN, f"{TOKEN}/start?rid=1", f"127.0.0.1:8080/ping/{TOKEN}", "http:///x"):
+        outcome = pinging.send(url, attempts=5, sleep=slept.append)
+        assert (outcome.ok, outcome.attempts) == (False, 1)
+        told = pinging.describe_outcome("job: start", outcome)
+        assert TOKEN[:12] not in told and "not an http:// or https:// URL" in told
+    assert slept == []
+    assert pinging.url_problem(f"https://hb.example.com/ping/{TOKEN}") is None
+
+
+def test_run_runs_its_command_when_the_url_is_not_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    warnings: list[str] = []
+    code = pinging.run_command(
+        TOKEN,
+        [sys.executable, "-c", "print('ran'); raise SystemExit(4)"],
+        name="job",
+        warn=warnings.append,
+    )
+    assert code == 4
+    assert len(warnings) == 2 and not any(TOKEN[:12] in w for w in warnings)
+
+
+def test_run_exits_as_a_shell_would_when_the_command_cannot_run(tmp_path: Path) -> None:
+    script = tmp_path / "backup.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o644)  # not executable
+    run = functools.partial(pinging.run_command, None, name="job", warn=lambda _: None)
+    assert run([str(tmp_path / "missing.sh")]) == 127
+    assert run([str(script)]) == 126
