@@ -73,6 +73,11 @@ def default_identity(hostname: str | None = None) -> str:
     return f"{host}-{secrets.token_hex(IDENTITY_EPOCH_CHARS // 2)}"
 
 
+def default_holder() -> str:
+    """``<hostname>_<pid>``, the leadership Lease's holder (DESIGN 9.1)."""
+    return f"{socket.gethostname()}_{os.getpid()}"
+
+
 def _identity(text: str) -> str:
     text = _text(text)
     if not _LABEL_RE.match(text):
@@ -143,7 +148,7 @@ class WatchingSettings:
     (``POD_NAMESPACE`` or the ServiceAccount namespace file), else ``default`` (DESIGN 9.1)."""
 
     identity: str = dataclasses.field(default_factory=default_identity)
-    """This replica's identity: the leadership Lease's holder, the name of its own Lease
+    """This replica's identity: the name of its own Lease
     ``heartbeat-replica-<identity>``, the ``reportingInstance`` of its Events. Default the
     Pod name (hostname) plus a random epoch chosen at process start (DESIGN 10.8.10);
     ``--identity`` must be a DNS-1123 label."""
@@ -277,6 +282,11 @@ class LeadershipSettings:
 
     lease_name: str = "heartbeat-operator"
     """Name of the ``coordination.k8s.io/v1`` Lease. Default ``heartbeat-operator``."""
+
+    holder: str = dataclasses.field(default_factory=default_holder)
+    """The Lease's ``holderIdentity`` while this replica leads: ``<hostname>_<pid>``
+    (DESIGN 9.1; the hostname is the Pod's name in a cluster). The replica's identity
+    (``WatchingSettings.identity``, 10.8.10) names its own Lease and journal instead."""
 
     lease_duration: float = 8.0
     """Seconds, ``spec.leaseDurationSeconds``. Default 8 s (DESIGN 9.1)."""

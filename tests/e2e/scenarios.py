@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -259,7 +260,7 @@ def invalid_schedule(m: Monitors) -> None:
 
 
 def one_leader(m: Monitors) -> None:
-    """The Lease `heartbeat-operator` names a holder."""
+    """The Lease `heartbeat-operator` names a holder, `<hostname>_<pid>` (DESIGN 9.1)."""
     if m.lease_namespace is None:
         return
     lease = wait_for(
@@ -267,7 +268,7 @@ def one_leader(m: Monitors) -> None:
         timeout=SETTLE,
         what="the Lease",
     )
-    assert lease.spec.holder_identity
+    assert re.fullmatch(r"[^_\s]+_[0-9]+", lease.spec.holder_identity or ""), lease.spec
 
 
 def _cronjob(name: str, schedule: str) -> dict[str, Any]:

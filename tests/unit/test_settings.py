@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import socket
 from pathlib import Path
 
@@ -438,7 +439,10 @@ def test_the_writer_and_lease_configs_are_the_settings(no_file: Path) -> None:
     )
     assert (writer.max_index_waits, writer.instance) == (13, "replica-1")
     lease = LeaseConfig.from_settings(settings)
-    assert (lease.namespace, lease.name, lease.identity) == ("ops", "hb", "replica-1")
+    assert (lease.namespace, lease.name) == ("ops", "hb")
+    # DESIGN 9.1: the leadership Lease's holder is <hostname>_<pid>, whatever --identity
+    # (10.8.10's replica identity names the replica's own Lease and journal).
+    assert lease.identity == f"{socket.gethostname()}_{os.getpid()}"
     # the engine's own defaults are the settings' defaults, not copies of them
     defaults = Settings()
     assert WriterConfig() == dataclasses.replace(WriterConfig.from_settings(defaults), instance="")

@@ -52,7 +52,7 @@ class LeaseConfig:
         return cls(
             namespace=settings.watching.lease_namespace,
             name=lease.lease_name,
-            identity=settings.watching.identity,
+            identity=lease.holder,
             duration=lease.lease_duration,
             renew_interval=lease.renew_interval,
             renew_deadline=lease.renew_deadline,
@@ -126,7 +126,13 @@ class Leadership:
         """Try to acquire or renew every ``renew_interval`` until ``stop`` is set."""
         while not stop.is_set():
             try:
-                await self.try_acquire_or_renew()
+                async with asyncio.timeout(self._attempt_timeout()):
+                    await self.try_acquire_or_renew()
+            except TimeoutError:
+                # A request that hangs (an API server black-holed) must not keep a leader
+                # leading past the renew deadline, while a follower may take over at the
+                # duration: the client's own timeout (10 s) is longer than both.
+                logger.warning("lease %s: no answer in time", self.config.name)
             except ApiError as exc:
                 logger.warning("lease %s: %s", self.config.name, exc)
             except Exception:
@@ -135,6 +141,15 @@ class Leadership:
                 self._set_leading(False)  # could not renew within the deadline (DESIGN 9.1)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.config.renew_interval)
+
+    def _attempt_timeout(self) -> float:
+        """Seconds one acquire-or-renew may take: a leader's, until its renew deadline
+        (DESIGN 9.1: it stops leading 6 s after its last renewal); a follower's, one renew
+        interval (the next attempt reads the Lease again)."""
+        if self._leading and self._last_renew is not None:
+            left = self.config.renew_deadline - (self._clock() - self._last_renew)
+            return max(0.05, left)
+        return max(0.05, self.config.renew_interval)
 
     async def try_acquire_or_renew(self) -> bool:
         cfg = self.config

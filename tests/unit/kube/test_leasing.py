@@ -3,6 +3,10 @@ stepping down after 6 s without renewal, release on SIGTERM."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+
+from tests.support.waiting import async_wait_for
 from tests.unit.kube.fakes import FakeKube
 
 from heartbeat_operator.kube.leasing import Leadership, LeaseConfig
@@ -61,3 +65,43 @@ async def test_release_hands_over_at_once_and_keeps_the_leaders_notes():
     assert await b.try_acquire_or_renew()  # released: no need to wait out 8 s
     assert b.annotations == {"note": "kept"}
     assert changes[-2:] == [("a", False), ("b", True)]
+
+
+async def test_a_leader_whose_renewal_hangs_stops_leading_at_the_renew_deadline():
+    """A black-holed API server: the renewal neither succeeds nor fails (the client's own
+    timeout is 10 s). The leader still stops at 6 s (scaled here by 1/20), not after the
+    request gives up, while a follower may take over at the 8 s duration."""
+
+    class Hanging(FakeKube):
+        hang = False
+
+        async def get(self, path, **kwargs):  # type: ignore[no-untyped-def]
+            if self.hang:
+                await asyncio.sleep(0.5)  # the 10 s client timeout, scaled
+            return await super().get(path, **kwargs)
+
+    fake, changes = Hanging(), []
+    config = LeaseConfig(
+        namespace="ops",
+        name="heartbeat-operator",
+        identity="a",
+        duration=0.4,
+        renew_interval=0.1,
+        renew_deadline=0.3,
+    )
+    leader = Leadership(fake, config, on_change=lambda on: changes.append((on, time.monotonic())))  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    task = asyncio.create_task(leader.run(stop))
+    await async_wait_for(lambda: _true(bool(changes)), timeout=2, what="leading")
+    fake.hang = True
+    last_renewal = time.monotonic()
+    await async_wait_for(lambda: _true(len(changes) == 2), timeout=2, what="stepping down")
+    stop.set()
+    await task
+    (lost, at) = changes[1]
+    assert lost is False
+    assert at - last_renewal <= 0.3 + 0.05  # the deadline, not the hanging request's end
+
+
+async def _true(value: bool) -> bool:
+    return value
