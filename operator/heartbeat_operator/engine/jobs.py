@@ -305,7 +305,7 @@ async def read_job_pods(
         logger.warning("could not list the Pods of Job %s/%s: %s", job.namespace, job.name, exc)
         return None
     events: list[dict[str, Any]] = []
-    if not pods and not job.finished:
+    if not pods and job.completion_time is None:  # also once failed: refused by a quota
         try:
             events = await podreads.list_job_events(client, job.namespace, job.uid)
         except ApiError as exc:

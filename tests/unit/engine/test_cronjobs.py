@@ -1162,3 +1162,50 @@ async def test_a_jobs_failure_message_reaches_the_monitor_without_tokens() -> No
         "BackoffLimitExceeded: TOKEN=<redacted> curl -v https://hb.example.com/hb/<redacted>/fail"
         " failed"
     )
+
+
+def fail_bodies(h: Harness) -> list[str]:
+    return [
+        p.body or ""
+        for _, change in h.submitted
+        for p in change.inputs
+        if isinstance(p, Ping) and p.kind == "fail"
+    ]
+
+
+async def test_a_job_failed_after_its_pod_never_ran_keeps_the_pods_words() -> None:
+    # activeDeadlineSeconds passed while the Pod was in ImagePullBackOff: the Job
+    # controller deletes the Pod, then sets Failed. The read before said why; the read
+    # after finds no Pod, and the failure said "no Pod created yet" (DESIGN 10.1).
+    h = hourly(PENDING)
+    h.wiring.job_event("ADDED", slot_job())
+    h.client.pods = [pod_body("j5", PULL_BACKOFF, phase="Pending")]
+    await h.reconcile()
+    h.client.pods = []
+    h.wiring.job_event(
+        "MODIFIED",
+        slot_job(failed=True, failure="DeadlineExceeded", finished="2026-11-25T05:03:00Z"),
+    )
+    await h.reconcile()
+    (body,) = fail_bodies(h)
+    assert "ImagePullBackOff: image registry.invalid/backup:1" in body
+    assert "no Pod created yet" not in body
+
+
+async def test_a_job_refused_by_a_quota_until_it_failed_names_the_refusal() -> None:
+    h = hourly(PENDING)
+    h.client.job_events = [
+        {
+            "involvedObject": {"uid": "j5"},
+            "reason": "FailedCreate",
+            "message": 'pods "backup-j5-x7k" is forbidden: exceeded quota: compute',
+            "lastTimestamp": "2026-11-25T05:00:05Z",
+            "count": 3,
+        }
+    ]
+    h.wiring.job_event(
+        "ADDED", slot_job(failed=True, failure="DeadlineExceeded", finished="2026-11-25T05:03:00Z")
+    )
+    await h.reconcile()
+    (body,) = fail_bodies(h)
+    assert "exceeded quota: compute" in body
