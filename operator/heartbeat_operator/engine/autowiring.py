@@ -406,11 +406,11 @@ class AutoWiring:
         pods = await jobs_.read_job_pods(
             self.client, job, self._now(), capture_logs=self.capture_logs
         )
-        if pods is not None and known is not None and known.found and not pods.found:
-            if known.started_at is None and known.waiting:
-                # The Job controller deletes a Pod that never ran when the Job fails
-                # (DeadlineExceeded): what it said before is still why (DESIGN 10.1).
-                pods = dataclasses.replace(pods, waiting=known.waiting)
+        never_ran = known is not None and known.found and known.started_at is None
+        if pods is not None and not pods.found and never_ran and known and known.waiting:
+            # The Job controller deletes a Pod that never ran when the Job fails
+            # (DeadlineExceeded): what it said before is still why (DESIGN 10.1).
+            pods = dataclasses.replace(pods, waiting=known.waiting)
         if pods is not None:
             self._pods[job.uid] = pods
         return pods
