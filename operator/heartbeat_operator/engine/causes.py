@@ -439,14 +439,19 @@ def not_started_message(
 # --- why a Job failed (DESIGN 10.1) ------------------------------------------------------
 
 
-def _terminations(
+def terminations(
     pods: Iterable[Mapping[str, Any]],
 ) -> Iterable[tuple[datetime, Mapping[str, Any], str, bool, Mapping[str, Any]]]:
-    """Every non-zero termination: (finishedAt, pod, container, init, terminated)."""
+    """Every non-zero termination that can fail a Job: (finishedAt, pod, container, init,
+    terminated). Not a sidecar's: the kubelet stops sidecars (SIGTERM, exit 143) after
+    the main container ended, and their end never fails a Pod (DESIGN 10.8.2: sidecars
+    do not count), so the failed container's code is the one reported (DESIGN 4)."""
     for pod in pods:
         status = _map(pod.get("status"))
         for field, init in (("initContainerStatuses", True), ("containerStatuses", False)):
             for container in _list(status.get(field)):
+                if init and _is_sidecar(pod, _text(container.get("name"))):
+                    continue
                 for state_field in ("state", "lastState"):
                     terminated = _map(_map(container.get(state_field)).get("terminated"))
                     if not _exit_code(terminated):
@@ -463,7 +468,7 @@ def failing_container(pods: Iterable[Mapping[str, Any]]) -> tuple[str, str] | No
     ``restartPolicy: OnFailure``): its log is then the ``previous`` one.
     """
     best: tuple[datetime, str, str] | None = None
-    for finished, pod, container, _init, _terminated in _terminations(pods):
+    for finished, pod, container, _init, _terminated in terminations(pods):
         if best is None or finished > best[0]:
             best = (finished, _text(_map(pod.get("metadata")).get("name")), container)
     return None if best is None else (best[1], best[2])
@@ -488,7 +493,7 @@ def _pod_verdict_time(pod: Mapping[str, Any]) -> datetime:
 
 def _failure_detail(pods: Sequence[Mapping[str, Any]]) -> str:
     candidates: list[tuple[datetime, int, str]] = []
-    for finished, _pod, container, init, terminated in _terminations(pods):
+    for finished, _pod, container, init, terminated in terminations(pods):
         reason = _text(terminated.get("reason")) or "Error"
         kind = "init container" if init else "container"
         code = _exit_code(terminated)

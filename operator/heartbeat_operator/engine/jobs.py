@@ -251,30 +251,14 @@ def job_start(job: JobRun, pods: JobPods | None, phases: set[str]) -> datetime |
 
 
 def pick_exit_code(pods: Iterable[Mapping[str, Any]]) -> int | None:
-    """The non-zero exit code of the container that finished last (DESIGN 9.11).
-
-    Looks at every container of every Pod (init containers too), in its current state and
-    its last state (a container restarted under ``restartPolicy: OnFailure`` keeps its
-    earlier failure there). A termination without ``finishedAt`` ranks first-finished.
-    """
+    """The non-zero exit code of the container that finished last (DESIGN 9.11): every
+    container of every Pod, init containers too but not sidecars, in its current state
+    and its last state (a container restarted under ``restartPolicy: OnFailure`` keeps
+    its earlier failure there); ``causes.terminations``."""
     best: tuple[datetime, int] | None = None
-    for pod in pods:
-        status = pod.get("status") or {}
-        for field in ("initContainerStatuses", "containerStatuses"):
-            for container in status.get(field) or ():
-                if not isinstance(container, Mapping):
-                    continue
-                for state_field in ("state", "lastState"):
-                    state = container.get(state_field) or {}
-                    terminated = state.get("terminated") if isinstance(state, Mapping) else None
-                    if not isinstance(terminated, Mapping):
-                        continue
-                    code = terminated.get("exitCode")
-                    if isinstance(code, bool) or not isinstance(code, int) or code == 0:
-                        continue
-                    finished = _time(terminated.get("finishedAt")) or _EPOCH
-                    if best is None or finished > best[0]:
-                        best = (finished, code)
+    for finished, _pod, _container, _init, terminated in causes.terminations(pods):
+        if best is None or finished > best[0]:
+            best = (finished, terminated["exitCode"])
     return None if best is None else best[1]
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from heartbeat_operator.domain.inputs import JobPending, Ping
 from heartbeat_operator.engine.api import ApiError
+from heartbeat_operator.engine.causes import failure_cause
 from heartbeat_operator.engine.jobs import (
     Failure,
     JobPods,
@@ -563,6 +564,23 @@ def test_exit_code_from_last_state_and_init_containers() -> None:
         init=({"name": "setup", "state": terminated(9, "2026-11-25T02:00:10Z")},)
     )
     assert pick_exit_code([init_failed]) == 9
+
+
+def test_a_sidecar_stopped_after_the_main_container_failed_is_not_the_failure() -> None:
+    # A native sidecar (an init container with restartPolicy Always, e.g. a database
+    # proxy) gets SIGTERM once main has exited 3, and exits 143 a second later: the Job
+    # failed because of main (DESIGN 4: the failed container's code; 10.8.2).
+    pod = statuses(
+        {"name": "main", "state": terminated(3, "2026-11-25T02:00:40Z")},
+        init=({"name": "proxy", "state": terminated(143, "2026-11-25T02:00:41Z")},),
+    )
+    pod["spec"] = {
+        "initContainers": [{"name": "proxy", "restartPolicy": "Always"}],
+        "containers": [{"name": "main"}],
+    }
+    assert pick_exit_code([pod]) == 3
+    cause = failure_cause([pod], "BackoffLimitExceeded", "Job has reached the backoff limit")
+    assert "container main Error (exit code 3)" in cause and "143" not in cause
 
 
 def test_no_exit_code_when_no_container_failed_or_no_pod() -> None:
