@@ -303,6 +303,7 @@ class Operator:
         self.scheduler.set_leading(leading)
         self.wiring.leadership_changed(leading)
         if leading:
+            self.tokens.leading_again()
             # Secrets written with other --external-url/--internal-url get the new ones.
             self.writer.spawn(self.tokens.refresh_urls(self.leadership.annotations))
             self.writer.spawn(self._warm_metrics())

@@ -85,6 +85,13 @@ class TokenKeeper:
         self._sweep_epoch = 0
         self.sweeps = 0  # passes completed (tests and logs)
 
+    def leading_again(self) -> None:
+        """This replica (again) leads: what it remembers handling may be stale, since
+        another leader may have handled rotations meanwhile. Like any new leader it takes
+        each monitor's current ``rotate-token`` value as handled (docs/operating.md);
+        rotating again on an old memory would void the URL the user just copied."""
+        self._rotation_seen.clear()
+
     def _rotation(self, entry: MonitorEntry) -> str | None:
         return entry.annotations.get(secrets.ROTATE_ANNOTATION)
 

@@ -151,3 +151,37 @@ async def test_the_sweep_stops_when_leadership_is_lost():
     del fake.objects[secret_path("ops", "m-heartbeat")]
     assert await keeper.sweep(lambda: False, 1000) == 0
     assert not keeper.needs_work(table.get(("ops", "m")))
+
+
+async def test_a_replica_that_leads_again_does_not_rotate_a_handled_rotation_again():
+    # A handles rotation "1", loses the lead; B handles the user's "2" and the user copies
+    # the new URL; A leads again: rotating once more on its old memory would 404 that URL.
+    fake, table, a = setup()
+    b = TokenKeeper(fake, table, a.writer, Urls("https://hb.example"))  # type: ignore[arg-type]
+    await a.reconcile(table.get(("ops", "m")))
+
+    def annotate(value: str):
+        body = fake.objects[PATH]
+        body["metadata"]["annotations"] = {secrets.ROTATE_ANNOTATION: value}
+        body["metadata"]["resourceVersion"] = str(int(body["metadata"]["resourceVersion"]) + 1)
+        table.upsert(body)
+        return table.get(("ops", "m"))
+
+    def token() -> str:
+        return fake.objects[secret_path("ops", "m-heartbeat")]["stringData"]["token"]
+
+    entry = annotate("1")
+    assert a.needs_work(entry)
+    await a.reconcile(entry)
+    first = token()
+    assert not b.needs_work(table.get(("ops", "m")))  # b, a new leader: "1" is handled
+    entry = annotate("2")
+    assert b.needs_work(entry)
+    await b.reconcile(entry)
+    copied = token()
+
+    assert copied != first
+
+    a.leading_again()
+    assert not a.needs_work(table.get(("ops", "m")))
+    assert token() == copied
