@@ -496,10 +496,26 @@ class EventKeeper:
         Events: nothing to check (detection: 10,000 transitions no longer cost 10,000
         extra POSTs answered 409, issue 14's bench). An auto-wired monitor's CronJob
         Events are mirrored apart, so those are still checked."""
-        newest = _newest_transition(entry.status)
-        if newest is None or entry.cronjob is not None:
+        times = [
+            t
+            for t in (_entry_time(item) for item in _transitions(entry.status))
+            if t is not None
+        ]
+        if not times or entry.cronjob is not None:
             return
-        if self._checked.get(entry.key, newest) <= newest:
+        newest = times[0]
+        checked = self._checked.get(entry.key)
+        if checked is not None and checked > newest:
+            return
+        # Only when every earlier transition's Events are known to exist: one another
+        # replica wrote just before (its writer may have died before posting) is still
+        # checked, or a takeover's first write would hide the catch-up.
+        before = times[1] if len(times) > 1 else None
+        if (
+            before is None
+            or (checked is not None and before <= checked)
+            or newest - before > CATCH_UP_WINDOW
+        ):
             self._checked[entry.key] = newest
             self._pending.pop(entry.key, None)
 
@@ -541,8 +557,11 @@ class EventKeeper:
         return None
 
 
+def _transitions(status: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """``status.recentTransitions``, newest first."""
+    return [item for item in status.get("recentTransitions") or () if isinstance(item, Mapping)]
+
+
 def _newest_transition(status: Mapping[str, Any]) -> datetime.datetime | None:
-    for item in status.get("recentTransitions") or ():
-        if isinstance(item, Mapping):
-            return _entry_time(item)
-    return None
+    transitions = _transitions(status)
+    return _entry_time(transitions[0]) if transitions else None

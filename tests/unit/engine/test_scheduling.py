@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from tests.unit.kube.fakes import FakeKube
 from heartbeat_operator.domain.inputs import JobPending, SlotSkipped
 from heartbeat_operator.domain.records import Record
 from heartbeat_operator.domain.specs import MonitorSpec
-from heartbeat_operator.domain.timefmt import format_time
+from heartbeat_operator.domain.timefmt import format_time, parse_time
 from heartbeat_operator.engine.api import ApiError, event_path, monitor_path
 from heartbeat_operator.engine.events import (
     EVENT_SETTLE,
@@ -275,6 +276,31 @@ async def test_a_transition_whose_events_this_replica_posted_costs_no_check() ->
     await leader.scheduler.reconcile(KEY)
     assert ("POST", "events") not in leader.kube.writes
     assert leader.wakes_at() == wake(DUE)
+
+
+async def test_the_leaders_own_later_write_does_not_hide_an_older_missing_event() -> None:
+    # A follower wrote FirstPing and died before posting it; within the 5 s the leader
+    # wrote a newer transition itself and posted its Events. FirstPing's must still come.
+    leader = leader_after_first_ping()
+    keeper = EventKeeper(leader.kube, own_events)  # type: ignore[arg-type]
+    leader.scheduler.events = keeper
+    await leader.scheduler.reconcile(KEY)  # FirstPing seen: its check is pending
+    entry = leader.table.get(KEY)
+    assert entry is not None
+    newest = entry.status["recentTransitions"][0]
+    failed = {
+        **newest,
+        "time": format_time(parse_time(newest["time"]) + timedelta(seconds=2)),
+        "state": "Down",
+        "reason": "Failed",
+        "message": "failed; 1 of failureThreshold 1",
+        "eventReason": "Failed",
+    }
+    status = {**entry.status, "recentTransitions": [failed, *entry.status["recentTransitions"]]}
+    keeper.posted(SimpleNamespace(key=KEY, cronjob=None, status=status))
+    leader.now = FIRST_PING_SEEN + EVENT_SETTLE
+    await leader.scheduler.reconcile(KEY)
+    assert "FirstPing" in events_posted(leader)
 
 
 def own_events(entry: MonitorEntry) -> list[InvolvedObject]:
