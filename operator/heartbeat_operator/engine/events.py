@@ -497,9 +497,7 @@ class EventKeeper:
         extra POSTs answered 409, issue 14's bench). An auto-wired monitor's CronJob
         Events are mirrored apart, so those are still checked."""
         times = [
-            t
-            for t in (_entry_time(item) for item in _transitions(entry.status))
-            if t is not None
+            t for t in (_entry_time(item) for item in _transitions(entry.status)) if t is not None
         ]
         if not times or entry.cronjob is not None:
             return
