@@ -192,6 +192,7 @@ class Operator:
             urls,
             instance=settings.watching.identity,
             poke=lambda key: self.scheduler.poke(key),
+            targets=self._event_targets,
         )
         self._sweep: asyncio.Task[None] | None = None
         # One keyed work queue for the leader's loops: monitors and CronJobs (issue 14 item 3).

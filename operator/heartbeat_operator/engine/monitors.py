@@ -155,6 +155,11 @@ def newer(candidate: str, current: str) -> bool:
 Listener = Callable[[Key, MonitorEntry | None], None]
 
 
+def age_order(entry: MonitorEntry) -> tuple[str, str, str]:
+    """Oldest first: by creation, then namespace and name (a stable tie-break)."""
+    return (entry.creation_timestamp, entry.namespace, entry.name)
+
+
 class MonitorTable:
     """Monitors by (namespace, name), and which monitor each token hash belongs to."""
 
@@ -204,16 +209,17 @@ class MonitorTable:
             return None
         return known[1]
 
-    def owner_of(self, token_hash: str) -> MonitorEntry | None:
-        """The monitor a token hash belongs to: the oldest claiming it (DESIGN 9.9: a token
-        already used by another monitor gives the *newer* one TokenConflict)."""
-        keys = self._by_hash.get(token_hash)
-        if not keys:
-            return None
+    def holders(self, token_hash: str) -> list[MonitorEntry]:
+        """Every monitor whose status holds ``token_hash``, oldest first (DESIGN 9.9: a
+        token already used by another monitor gives the *newer* one TokenConflict)."""
+        keys = self._by_hash.get(token_hash) or ()
         entries = [self._entries[k] for k in keys if k in self._entries]
-        if not entries:
-            return None
-        return min(entries, key=lambda e: (e.creation_timestamp, e.namespace, e.name))
+        return sorted(entries, key=age_order)
+
+    def owner_of(self, token_hash: str) -> MonitorEntry | None:
+        """The monitor a token hash belongs to: the oldest holding it."""
+        holders = self.holders(token_hash)
+        return holders[0] if holders else None
 
     async def wait_for_owner(self, token_hash: str, timeout: float) -> MonitorEntry | None:
         """The owner of ``token_hash``, waiting up to ``timeout`` s for it to appear."""

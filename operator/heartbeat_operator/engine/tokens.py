@@ -23,7 +23,7 @@ import dataclasses
 import datetime
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from heartbeat_operator.domain.statuses import READY_TOKEN, Ready
 from heartbeat_operator.domain.tokens import new_token, token_hash
@@ -32,7 +32,7 @@ from heartbeat_operator.engine import secrets
 from heartbeat_operator.engine.api import ApiError, KubeApi
 from heartbeat_operator.engine.events import InvolvedObject, apply_event, build_event
 from heartbeat_operator.engine.folding import Change, TokenUpdate
-from heartbeat_operator.engine.monitors import Key, MonitorEntry, MonitorTable
+from heartbeat_operator.engine.monitors import Key, MonitorEntry, MonitorTable, age_order
 from heartbeat_operator.engine.writing import Writer
 
 logger = logging.getLogger(__name__)
@@ -65,8 +65,14 @@ class TokenKeeper:
         *,
         instance: str = "",
         poke: Callable[[Key], None] = lambda key: None,
+        targets: Callable[[MonitorEntry], Sequence[InvolvedObject]] | None = None,
     ) -> None:
         self.client = client
+        # The objects a monitor's Events go on: itself, and its CronJob when auto-wired
+        # (DESIGN 9.7).
+        self.targets = targets or (
+            lambda entry: [InvolvedObject(entry.namespace, entry.name, entry.uid)]
+        )
         self.table = table
         self.writer = writer
         self.urls = urls
@@ -107,7 +113,13 @@ class TokenKeeper:
             return True
         if entry.status.get("tokenSecretName") != secrets.secret_name_for(entry):
             return True
+        if self._shares_an_older_token(entry) and not _reported(entry, "TokenConflict"):
+            return True  # an older monitor adopted the same token after this one did
         return rotation != self._rotation_seen.get(entry.uid)
+
+    def _shares_an_older_token(self, entry: MonitorEntry) -> bool:
+        owner = self.table.owner_of(entry.token_hash) if entry.token_hash else None
+        return owner is not None and owner.uid != entry.uid
 
     async def _write(self, entry: MonitorEntry, update: TokenUpdate) -> MonitorEntry:
         return await self.writer.submit(entry.key, Change(token=update), timeout=None)
@@ -175,23 +187,18 @@ class TokenKeeper:
     ) -> None:
         assert verdict.token is not None
         digest = token_hash(verdict.token)
-        for other in self.table:
-            if (
-                other.uid != entry.uid
-                and other.token_hash == digest
-                and (
-                    other.creation_timestamp,
-                    other.namespace,
-                    other.name,
-                )
-                < (entry.creation_timestamp, entry.namespace, entry.name)
-            ):
-                await self._fail(
-                    entry,
-                    "TokenConflict",
-                    f"the token in Secret {name} is already used by another monitor",
-                )
-                return
+        holders = [other for other in self.table.holders(digest) if other.uid != entry.uid]
+        if any(age_order(other) < age_order(entry) for other in holders):
+            await self._fail(
+                entry,
+                "TokenConflict",
+                f"the token in Secret {name} is already used by another monitor",
+            )
+            return
+        for newer in holders:
+            # DESIGN 9.9: the newer one gets TokenConflict, whichever was adopted first
+            # (two monitors applied together are reconciled in any order).
+            self.poke(newer.key)
         urls = self.urls.for_token(verdict.token)
         current = {key: secrets.secret_value(secret, key) for key in urls}
         if current != urls:
@@ -277,18 +284,20 @@ class TokenKeeper:
         return current is not None and current.uid == entry.uid and not current.deleting
 
     def _rotated_event(self, entry: MonitorEntry, name: str) -> None:
-        body = build_event(
-            InvolvedObject(entry.namespace, entry.name, entry.uid),
-            time=datetime.datetime.now(datetime.UTC),
-            reason="TokenRotated",
-            event_type=EventType.WARNING,
-            message=(
-                f"Secret {name} was deleted; created it again with a new token (the old "
-                "ping URL no longer works: read the new one from the Secret)"
-            ),
-            instance=self.instance,
-        )
-        self.writer.spawn(apply_event(self.client, body))
+        now = datetime.datetime.now(datetime.UTC)
+        for target in self.targets(entry):
+            body = build_event(
+                target,
+                time=now,
+                reason="TokenRotated",
+                event_type=EventType.WARNING,
+                message=(
+                    f"Secret {name} was deleted; created it again with a new token (the old "
+                    "ping URL no longer works: read the new one from the Secret)"
+                ),
+                instance=self.instance,
+            )
+            self.writer.spawn(apply_event(self.client, body))
 
     async def refresh_urls(self, notes: dict[str, str]) -> None:
         """When the configured URLs differ from the ones the Secrets were written with
@@ -320,3 +329,11 @@ class TokenKeeper:
                 return  # try again at the next takeover; the note stays as it was
         notes[URLS_ANNOTATION] = self.urls.marker
         logger.info("ping URLs are %s; rewrote %d Secrets", self.urls.marker, rewritten)
+
+
+def _reported(entry: MonitorEntry, reason: str) -> bool:
+    """Whether the monitor's ``Ready`` condition already says ``reason``."""
+    for condition in entry.status.get("conditions") or ():
+        if isinstance(condition, dict) and condition.get("type") == "Ready":
+            return condition.get("reason") == reason
+    return False

@@ -14,6 +14,7 @@ from heartbeat_operator.domain.timefmt import format_time
 from heartbeat_operator.domain.tokens import token_hash
 from heartbeat_operator.engine import secrets
 from heartbeat_operator.engine.api import monitor_path, secret_path
+from heartbeat_operator.engine.events import InvolvedObject
 from heartbeat_operator.engine.monitors import MonitorTable
 from heartbeat_operator.engine.tokens import TokenKeeper, Urls
 from heartbeat_operator.engine.writing import Writer, WriterConfig
@@ -124,6 +125,21 @@ async def test_the_sweep_finds_a_deleted_secret_and_reconcile_makes_a_new_token(
     assert not keeper.needs_work(table.get(("ops", "m")))
 
 
+async def test_an_auto_wired_monitors_token_rotated_warning_is_on_its_cronjob_too():
+    fake, table, keeper = setup()
+    table.synced = True  # the initial list is in
+    cronjob = InvolvedObject("ops", "m", "cj-uid", kind="CronJob", api_version="batch/v1")
+    keeper.targets = lambda entry: [InvolvedObject(entry.namespace, entry.name, entry.uid), cronjob]
+    await keeper.reconcile(table.get(("ops", "m")))
+    del fake.objects[secret_path("ops", "m-heartbeat")]
+    assert await keeper.sweep(lambda: True, 1000) == 1
+    await keeper.reconcile(table.get(("ops", "m")))
+    await keeper.writer.drain(timeout=1)
+    posted = [o for p, o in fake.objects.items() if "/events/" in p]
+    assert sorted(e["involvedObject"]["kind"] for e in posted) == ["CronJob", "HeartbeatMonitor"]
+    assert {e["reason"] for e in posted} == {"TokenRotated"}
+
+
 async def test_the_sweep_leaves_alone_a_monitor_deleted_during_its_pass(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -185,3 +201,51 @@ async def test_a_replica_that_leads_again_does_not_rotate_a_handled_rotation_aga
     a.leading_again()
     assert not a.needs_work(table.get(("ops", "m")))
     assert token() == copied
+
+
+async def test_the_newer_monitor_gets_token_conflict_whichever_is_adopted_first():
+    # Two monitors applied together with one user token, reconciled newer first: the
+    # newer kept Ready=True while every ping went to the older (DESIGN 9.9).
+    fake, table = FakeKube(), MonitorTable()
+    token = "S" * 40
+    for name, created, uid in (
+        ("older", "2026-12-07T10:00:00Z", "u-old"),
+        ("newer", "2026-12-07T10:00:05Z", "u-new"),
+    ):
+        body = {
+            "metadata": {
+                "name": name,
+                "namespace": "ops",
+                "uid": uid,
+                "generation": 1,
+                "creationTimestamp": created,
+            },
+            "spec": {"period": "1h", "tokenSecretName": f"{name}-token"},
+            "status": {},
+        }
+        table.upsert(fake.add(monitor_path("ops", name), body))
+        data = {"token": base64.b64encode(token.encode()).decode()}
+        fake.add(
+            secret_path("ops", f"{name}-token"),
+            {"metadata": {"name": f"{name}-token"}, "data": data},
+        )
+    writer = Writer(fake, table, WriterConfig())  # type: ignore[arg-type]
+    poked: list[tuple[str, str]] = []
+    keeper = TokenKeeper(fake, table, writer, Urls("https://hb.example"), poke=poked.append)  # type: ignore[arg-type]
+
+    def ready(name: str) -> tuple[str, str]:
+        conditions = fake.objects[monitor_path("ops", name)]["status"].get("conditions") or []
+        found = next(c for c in conditions if c["type"] == "Ready")
+        return (found["status"], found["reason"])
+
+    await keeper.reconcile(table.get(("ops", "newer")))
+    await keeper.reconcile(table.get(("ops", "older")))
+    assert poked == [("ops", "newer")]  # the older's adoption asks for the newer again
+    newer = table.get(("ops", "newer"))
+    assert keeper.needs_work(newer)
+    await keeper.reconcile(newer)
+    assert (ready("older"), ready("newer")) == (("True", "TokenReady"), ("False", "TokenConflict"))
+    assert table.owner_of(token_hash(token)).name == "older"
+    assert not keeper.needs_work(table.get(("ops", "newer")))  # reported once
+    keeper.leading_again()
+    assert not keeper.needs_work(table.get(("ops", "newer")))  # also by a new leader
