@@ -82,7 +82,11 @@ def test_period_monitor_goes_healthy_grace_down_and_recovers(operator, monitors)
     wait_for(lambda: "Recovered" in monitors.event_reasons("backup"), timeout=5, what="Recovered")
     reasons = monitors.event_reasons("backup")
     assert reasons.count("FirstPing") == 1 and reasons.count("Missed") == 1
-    assert "Late" not in reasons  # DESIGN 10.8.13: lateness is status and metrics only
+    # DESIGN 9.7: the silent slot's Late, posted once the slot failed (10.8.13: a slot whose
+    # ping comes within grace posts none), with the time it turned Late.
+    (late,) = [e for e in monitors.events("backup") if e.reason == "Late"]
+    assert late.type == "Normal"
+    assert late.first_timestamp == at(due).replace(microsecond=0)  # Event times: whole seconds
     token = url.rsplit("/", 1)[1]
     assert all(token not in (e.message or "") for e in monitors.events("backup"))
     assert token not in operator.log_text()

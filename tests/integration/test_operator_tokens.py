@@ -74,7 +74,7 @@ def test_a_monitor_with_a_token_failure_never_goes_down(operator_factory, monito
     assert "nextDueTime" not in status and "alertTime" not in status
     assert condition(status, "Healthy")["reason"] == "InvalidSpec"
     assert not {"Late", "NeverPinged", "Missed"} & set(monitors.event_reasons("weakling"))
-    assert "NeverPinged" in monitors.event_reasons("twin")  # Late posts none (10.8.13)
+    assert "NeverPinged" in monitors.event_reasons("twin")
 
 
 def test_rotation_replaces_the_token_and_the_old_one_stops_working(operator_factory, monitors):

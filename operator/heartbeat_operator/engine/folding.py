@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -262,6 +263,7 @@ def fold(
                 transitions.extend(made)
             record, made = apply(spec, record, Tick(now - settle_delay), now, outages=outages)
             transitions.extend(made)
+            _announce_lateness_of_failed_slots(spec, record, transitions)
             # What render_status will ask of the spec, asked here where it can be caught.
             describe(spec, record)
     except (OverflowError, ValueError):
@@ -326,6 +328,44 @@ def fold(
     if judged and isinstance(spec, MonitorSpec) and token_ready(status).status == "True":
         judging = Judged(spec, record, now - settle_delay, tuple(outages))
     return _folded(entry, status, transitions, judging)
+
+
+#: Failures a slot is judged with at its ``alertTime`` (DESIGN 9.7, 10.1, 10.3).
+_SLOT_FAILURES = frozenset({"Missed", "NeverPinged", "NotStarted", "RunTimeout"})
+
+
+def _announce_lateness_of_failed_slots(
+    spec: MonitorSpec, record: Record, transitions: list[Announcement]
+) -> None:
+    """Post the ``Late`` of a slot that then failed.
+
+    DESIGN 9.7 posts ``Late`` (Normal) on entering Grace for lateness; 10.8.13 posts none
+    for a slot whose start or finish arrives within grace. Which of the two a slot is,
+    only its ``alertTime`` tells, so the domain's transition into Late posts nothing, and
+    when the slot fails there its ``Late`` Event goes out just before the failure's
+    Warning, with the time it turned Late. The entry in ``recentTransitions`` gets
+    ``eventReason: Late`` so a new leader's catch-up posts that same Event (one name).
+    """
+    new = {(t.time, t.reason) for t in transitions if isinstance(t, Transition)}
+    history = record.recent_transitions
+    for failure, late in itertools.pairwise(history):
+        if (
+            failure.event_reason in _SLOT_FAILURES
+            and (failure.time, failure.reason) in new
+            and (late.state, late.reason, late.event_reason) == ("Grace", "Late", None)
+            and failure.time >= late.time + spec.grace  # judged at the slot's alertTime
+        ):
+            late.event_reason = "Late"
+            at = next(
+                i
+                for i, t in enumerate(transitions)
+                if isinstance(t, Transition)
+                and (t.time, t.reason) == (failure.time, failure.reason)
+            )
+            announced = ExtraEvent(
+                late.time, late.state, late.reason, late.message, "Late", EventType.NORMAL
+            )
+            transitions.insert(at, announced)
 
 
 def _token_fields(

@@ -100,8 +100,11 @@ async def test_a_monitor_down_for_many_slots_has_one_warning_whose_count_grows()
     # Named as DESIGN 9.6 names the Event of the transition into Down.
     name = events.event_name(OBJ, "2026-01-01T02:01:40Z", "Missed")
     assert down["metadata"]["name"] == name
-    # Transitions still post their own Event, exactly once (lateness posts none, 10.8.13).
-    assert [e["reason"] for e in posted(fake)] == ["FirstPing", "Missed"]
+    # Transitions still post their own Event, exactly once; the slot that turned Late and
+    # then failed posts its Late then, with the time it turned Late (DESIGN 9.7, 10.8.13).
+    assert [e["reason"] for e in posted(fake)] == ["FirstPing", "Late", "Missed"]
+    late = posted(fake)[1]
+    assert (late["type"], late["firstTimestamp"]) == ("Normal", "2026-01-01T02:01:10Z")
 
     # Back up, then down again: a new transition into Down, a new Event.
     await at(writer, clock, T0 + timedelta(minutes=6), Ping(T0 + timedelta(minutes=6), "success"))
@@ -110,8 +113,10 @@ async def test_a_monitor_down_for_many_slots_has_one_warning_whose_count_grows()
     reasons = [(e["reason"], e["count"]) for e in posted(fake)]
     assert reasons == [
         ("FirstPing", 1),
+        ("Late", 1),
         ("Missed", 5),
         ("Recovered", 1),  # out of Down: a Recovered even from a ping (10.8.13 is lateness)
+        ("Late", 1),
         ("Missed", 2),
     ]
 
@@ -139,7 +144,7 @@ async def test_a_catch_up_write_of_several_slots_posts_the_down_event_once_with_
     await at(writer, clock, T0 + timedelta(minutes=4, seconds=41))
     (down,) = [e for e in posted(fake) if e["type"] == "Warning"]
     assert (down["count"], down["lastTimestamp"]) == (4, "2026-01-01T02:04:40Z")
-    assert fake.writes.count(("POST", "events")) == 2  # FirstPing, Missed
+    assert fake.writes.count(("POST", "events")) == 3  # FirstPing, Late, Missed
     assert not [w for w in fake.writes if w[0] == "PATCH"]
 
 
