@@ -136,6 +136,9 @@ _NORMALISE: list[tuple[re.Pattern[str], str]] = [
         ),
         "<time>",
     ),
+    # The UTC beside a local time names its weekday when the dates differ ("00:05 CET
+    # (Mon 23:05 UTC)" between 23:00 and 24:00 UTC): a session replays at any hour.
+    (re.compile(r"\((Mon|Tue|Wed|Thu|Fri|Sat|Sun) (\d\d:\d\d(:\d\d)? UTC)\)"), r"(\2)"),
     (re.compile(r"\b\d\d:\d\d(:\d\d)?\b"), "<hh:mm>"),
     (re.compile(r"\b(127\.0\.0\.1|localhost):\d+"), r"\1:<port>"),
     # ages and durations: 0s, 4m37s, 0.074s, 2d ago, 15m, "after 0 ms" (curl)
