@@ -443,6 +443,17 @@ def test_a_release_into_default_gets_a_namespace_of_its_own(
         assert "app.kubernetes.io/instance" not in (labels.get("labels") or {})
         run_helm("uninstall", release, *common, "--wait")
         kubectl("delete", "namespace", theirs, "--wait=false")
+
+        # A release an older chart put in default (as `namespace: default` does) stays
+        # there on upgrade: its journal Secrets, pings answered 200, are there.
+        kubectl("delete", "namespace", own, "--wait=true")
+        run_helm("install", release, str(CHART), *common, values={**values, "namespace": "default"})
+        run_helm("upgrade", release, str(CHART), *common, values=values)
+        kubectl("get", "deployment", deployment, "-n", "default")
+        assert not kubectl(
+            "get", "namespace", own, "--ignore-not-found", "-o", "name"
+        ).stdout.strip()
+        run_helm("uninstall", release, *common, "--wait")
     finally:
         subprocess.run(
             [helm_binary(), "uninstall", release, *common], capture_output=True, check=False

@@ -52,15 +52,20 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/*
 The namespace of the operator's own objects (DESIGN 10.8.17: a namespace of its own by
 default, since the journal Secrets holding job output live there): `namespace`, else the
-release's (`helm install -n`), except `default`, which becomes `heartbeat-system`.
+release's (`helm install -n`), except `default`, which becomes `heartbeat-system`. An
+upgrade of a release whose operator already runs in `default` (installed by an older
+chart) stays there: moving it would strand its journal Secrets, pings already answered
+200, where the new replicas never look (docs/install.md says how to move).
 */}}
 {{- define "heartbeat-operator.namespace" -}}
 {{- if .Values.namespace }}
 {{- .Values.namespace }}
-{{- else if eq .Release.Namespace "default" }}
-{{- "heartbeat-system" }}
-{{- else }}
+{{- else if ne .Release.Namespace "default" }}
 {{- .Release.Namespace }}
+{{- else if and .Release.IsUpgrade (lookup "apps/v1" "Deployment" "default" (include "heartbeat-operator.fullname" .)) }}
+{{- "default" }}
+{{- else }}
+{{- "heartbeat-system" }}
 {{- end }}
 {{- end }}
 
