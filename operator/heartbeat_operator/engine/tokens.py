@@ -31,7 +31,7 @@ from heartbeat_operator.domain.vocabulary import EventType
 from heartbeat_operator.engine import secrets
 from heartbeat_operator.engine.api import ApiError, KubeApi
 from heartbeat_operator.engine.events import InvolvedObject, apply_event, build_event
-from heartbeat_operator.engine.folding import Change, TokenUpdate
+from heartbeat_operator.engine.folding import Change, TokenUpdate, token_ready
 from heartbeat_operator.engine.monitors import Key, MonitorEntry, MonitorTable, age_order
 from heartbeat_operator.engine.writing import Writer
 
@@ -113,7 +113,10 @@ class TokenKeeper:
             return True
         if entry.status.get("tokenSecretName") != secrets.secret_name_for(entry):
             return True
-        if self._shares_an_older_token(entry) and not _reported(entry, "TokenConflict"):
+        if (
+            self._shares_an_older_token(entry)
+            and token_ready(entry.status).reason != "TokenConflict"
+        ):
             return True  # an older monitor adopted the same token after this one did
         return rotation != self._rotation_seen.get(entry.uid)
 
@@ -195,10 +198,6 @@ class TokenKeeper:
                 f"the token in Secret {name} is already used by another monitor",
             )
             return
-        for newer in holders:
-            # DESIGN 9.9: the newer one gets TokenConflict, whichever was adopted first
-            # (two monitors applied together are reconciled in any order).
-            self.poke(newer.key)
         urls = self.urls.for_token(verdict.token)
         current = {key: secrets.secret_value(secret, key) for key in urls}
         if current != urls:
@@ -208,6 +207,11 @@ class TokenKeeper:
             entry, TokenUpdate(token_hash=digest, secret_name=name, ready=READY_TOKEN)
         )
         logger.info("using the token in Secret %s/%s", entry.namespace, name)
+        for newer in holders:
+            # DESIGN 9.9: the newer one gets TokenConflict, whichever was adopted first
+            # (two monitors applied together are reconciled in any order); asked once
+            # this one's hash is written, so its reconcile sees it.
+            self.poke(newer.key)
 
     async def _fail(self, entry: MonitorEntry, reason: str, message: str) -> None:
         logger.warning("%s/%s: %s: %s", entry.namespace, entry.name, reason, message)
@@ -329,11 +333,3 @@ class TokenKeeper:
                 return  # try again at the next takeover; the note stays as it was
         notes[URLS_ANNOTATION] = self.urls.marker
         logger.info("ping URLs are %s; rewrote %d Secrets", self.urls.marker, rewritten)
-
-
-def _reported(entry: MonitorEntry, reason: str) -> bool:
-    """Whether the monitor's ``Ready`` condition already says ``reason``."""
-    for condition in entry.status.get("conditions") or ():
-        if isinstance(condition, dict) and condition.get("type") == "Ready":
-            return condition.get("reason") == reason
-    return False

@@ -144,12 +144,13 @@ class Leadership:
 
     def _attempt_timeout(self) -> float:
         """Seconds one acquire-or-renew may take: a leader's, until its renew deadline
-        (DESIGN 9.1: it stops leading 6 s after its last renewal); a follower's, one renew
-        interval (the next attempt reads the Lease again)."""
+        (DESIGN 9.1: it stops leading 6 s after its last renewal); a follower's, the
+        Lease's duration (a slow API server must not keep every follower from taking an
+        expired Lease)."""
         if self._leading and self._last_renew is not None:
             left = self.config.renew_deadline - (self._clock() - self._last_renew)
             return max(0.05, left)
-        return max(0.05, self.config.renew_interval)
+        return max(0.05, self.config.duration)
 
     async def try_acquire_or_renew(self) -> bool:
         cfg = self.config

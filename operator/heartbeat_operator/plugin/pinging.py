@@ -16,6 +16,7 @@ status.
 
 from __future__ import annotations
 
+import http.client
 import subprocess
 import sys
 import threading
@@ -105,6 +106,10 @@ def send(
             status, detail = 0, _reason(exc.reason)
         except (TimeoutError, OSError) as exc:
             status, detail = 0, _reason(exc)
+        except (http.client.HTTPException, ValueError) as exc:
+            # e.g. InvalidURL for a space or control character: final, and its text
+            # quotes the path, which holds the token.
+            return Outcome(False, 0, f"the ping URL is not usable ({type(exc).__name__})", attempt)
         if attempt < attempts:
             sleep(min(MAX_RETRY_AFTER, retry_after) if retry_after is not None else delay)
             delay = min(MAX_DELAY, delay * 2)

@@ -57,6 +57,11 @@ def test_a_url_that_is_not_one_fails_at_once_without_quoting_it() -> None:
         assert TOKEN[:12] not in told and "not an http:// or https:// URL" in told
     assert slept == []
     assert pinging.url_problem(f"https://hb.example.com/ping/{TOKEN}") is None
+    # A URL that parses but cannot be sent (a space, a control character): also final.
+    for url in (f"http://127.0.0.1:9/ping/{TOKEN} x", f"http://127.0.0.1:9/ping/{TOKEN}\x01"):
+        outcome = pinging.send(url, attempts=5, sleep=slept.append)
+        assert (outcome.ok, outcome.attempts, slept) == (False, 1, [])
+        assert TOKEN[:12] not in pinging.describe_outcome("job: start", outcome)
 
 
 def test_run_runs_its_command_when_the_url_is_not_one(
