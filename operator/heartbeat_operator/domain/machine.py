@@ -340,10 +340,10 @@ def _go_late(
         f"{format_duration(spec.grace)} (missed after {_at(spec, slot.alert(spec.grace))})"
     )
     # DESIGN 10.8.13: a slot whose start or finish arrives within grace posts neither
-    # `Late` nor `Recovered`. Whether it will is unknown at the due time, so lateness is
-    # status and metrics only (state Grace, reason Late, HeartbeatMonitorLate); a slot
-    # that stays silent posts its Warning (`Missed`, ...) at its alertTime, and a `Late`
-    # Event then would only repeat it (docs/decisions.md).
+    # `Late` nor `Recovered`. Whether it will is unknown at the due time, so this
+    # transition posts nothing now (state Grace, reason Late, HeartbeatMonitorLate); a
+    # slot that stays silent posts its `Late` with its Warning at alertTime
+    # (engine.folding, docs/decisions.md).
     _transition(rec, out, at, "Grace", "Late", message, None, NORMAL)
 
 
@@ -715,21 +715,24 @@ def _start(spec: MonitorSpec, rec: Record, ping: Ping, at: datetime, out: list[T
     rec.last_start_time = at
     if not was_running:
         rec.running_changed_at = at
-    _end_lateness(spec, rec, at, f"run started at {_at(spec, at)}", out)
+    started = f"run started at {_at(spec, at)}"
+    if _base_state(spec, rec)[0] == "New":
+        started += "; the first run has begun, awaiting its finish"
+    _end_lateness(spec, rec, at, started, out)
 
 
 def _end_lateness(
     spec: MonitorSpec, rec: Record, at: datetime, what: str, out: list[Transition]
 ) -> None:
-    """A start or finish moved the reference time past the slot the monitor was late
-    for: back to the state the counters give, without an Event (DESIGN 10.8.13)."""
+    """The slot the monitor was late for is no longer pending (a start or finish moved
+    the reference time past it, or its Job turned up, 10.8.3): back to the state the
+    counters give, without an Event (DESIGN 10.8.13). ``what`` says why."""
     if rec.state != "Grace" or rec.state_reason != "Late":
         return
     state, reason = _base_state(spec, rec)
     if state == "New":
         # Fine print 13: a start in the first slot's Late window returns to New.
-        message = f"{what}; the first run has begun, awaiting its finish"
-        _transition(rec, out, at, "New", "AwaitingFirstPing", message, None, NORMAL)
+        _transition(rec, out, at, "New", "AwaitingFirstPing", what, None, NORMAL)
     else:
         _transition(
             rec, out, at, state, reason, f"{what}; {_next_expected(spec, rec)}", None, NORMAL

@@ -416,13 +416,19 @@ def missing_events(
     out = []
     entries = [e for e in status.get("recentTransitions") or () if isinstance(e, Mapping)]
     anchor = down_anchor(status)
-    for item, repeat in zip(
-        entries, repeated({**status, "recentTransitions": entries}), strict=True
+    posted_at = _posting_times(entries)
+    for item, repeat, posting in zip(
+        entries, repeated({**status, "recentTransitions": entries}), posted_at, strict=True
     ):
         if repeat or not isinstance(item.get("eventReason"), str):
             continue  # posted no Event (lateness, 10.8.13; a spec edit; a repeat)
         when = _entry_time(item)
-        if when is None or now - when > CATCH_UP_WINDOW or (since is not None and when <= since):
+        if (
+            when is None
+            or posting is None
+            or now - posting > CATCH_UP_WINDOW
+            or (since is not None and posting <= since)
+        ):
             continue
         reason = item["eventReason"]
         body = build_event(
@@ -553,6 +559,19 @@ class EventKeeper:
         self._checked[entry.key] = newest
         self._pending.pop(entry.key, None)
         return None
+
+
+def _posting_times(entries: Sequence[Mapping[str, Any]]) -> list[datetime.datetime | None]:
+    """When each transition's Event is posted: at its time, but a slot's ``Late`` with the
+    failure that follows it (``engine.folding``: it is known only then), so the catch-up
+    windows count from that write."""
+    times = [_entry_time(item) for item in entries]
+    out: list[datetime.datetime | None] = []
+    for i, item in enumerate(entries):
+        newer = times[i - 1] if i > 0 else None
+        late = item.get("eventReason") == "Late"
+        out.append(newer if late and newer is not None else times[i])
+    return out
 
 
 def _transitions(status: Mapping[str, Any]) -> list[Mapping[str, Any]]:

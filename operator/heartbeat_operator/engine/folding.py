@@ -330,8 +330,9 @@ def fold(
     return _folded(entry, status, transitions, judging)
 
 
-#: Failures a slot is judged with at its ``alertTime`` (DESIGN 9.7, 10.1, 10.3).
-_SLOT_FAILURES = frozenset({"Missed", "NeverPinged", "NotStarted", "RunTimeout"})
+#: Failures a slot is judged with at its ``alertTime`` (DESIGN 9.7, 10.1); a
+#: ``RunTimeout`` only when it falls there (10.3), not a ``maxRuntime`` within grace.
+_SLOT_FAILURES = frozenset({"Missed", "NeverPinged", "NotStarted"})
 
 
 def _announce_lateness_of_failed_slots(
@@ -348,14 +349,16 @@ def _announce_lateness_of_failed_slots(
     """
     new = {(t.time, t.reason) for t in transitions if isinstance(t, Transition)}
     history = record.recent_transitions
-    for failure, late in itertools.pairwise(history):
+    for i, (failure, late) in enumerate(itertools.pairwise(history)):
+        slot_failed = failure.event_reason in _SLOT_FAILURES or (
+            failure.event_reason == "RunTimeout" and failure.time >= late.time + spec.grace
+        )
         if (
-            failure.event_reason in _SLOT_FAILURES
+            slot_failed
             and (failure.time, failure.reason) in new
             and (late.state, late.reason, late.event_reason) == ("Grace", "Late", None)
-            and failure.time >= late.time + spec.grace  # judged at the slot's alertTime
         ):
-            late.event_reason = "Late"
+            history[i + 1] = dataclasses.replace(late, event_reason="Late")
             at = next(
                 i
                 for i, t in enumerate(transitions)

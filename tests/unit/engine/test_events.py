@@ -271,3 +271,33 @@ def test_the_cronjob_mirror_aggregates_like_the_monitor():
         "message": "3 of failureThreshold 1",
     }
     assert action.create["involvedObject"]["kind"] == "CronJob"
+
+
+def test_a_new_leader_posts_a_failed_slots_late_with_its_failure_whatever_the_grace():
+    # Grace 30m: the Late entry is 30 minutes old when the slot fails and its writer dies;
+    # the catch-up window counts from the failure's write, when the Late was posted.
+    late = {
+        "time": "2026-01-01T02:00:00Z",
+        "state": "Grace",
+        "reason": "Late",
+        "message": "expected by 02:00 + grace 30m",
+        "eventReason": "Late",
+    }
+    missed = {
+        "time": "2026-01-01T02:30:00Z",
+        "state": "Down",
+        "reason": "Missed",
+        "message": "1 of failureThreshold 1",
+        "eventReason": "Missed",
+    }
+    status = {"state": "Down", "consecutiveFailures": 1, "recentTransitions": [missed, late]}
+    now = datetime(2026, 1, 1, 2, 31, tzinfo=UTC)
+    bodies = events.missing_events(OBJ, status, now, failure_threshold=1)
+    assert [(b["reason"], b["firstTimestamp"]) for b in bodies] == [
+        ("Missed", "2026-01-01T02:30:00Z"),
+        ("Late", "2026-01-01T02:00:00Z"),
+    ]
+    # Checked up to the Late's own time (the leader saw it turn Late): still posted.
+    since = datetime(2026, 1, 1, 2, 0, tzinfo=UTC)
+    bodies = events.missing_events(OBJ, status, now, failure_threshold=1, since=since)
+    assert [b["reason"] for b in bodies] == ["Missed", "Late"]
