@@ -23,7 +23,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import kopf
@@ -102,6 +102,17 @@ def main(args: argparse.Namespace) -> int:
             f"heartbeat-operator run: {exc.strerror}: {busy_port(settings) or exc}", file=sys.stderr
         )
         return 2
+
+
+async def _let_go(
+    op: Operator, loops: set[asyncio.Task[None]], left: Callable[[float], float]
+) -> None:
+    """End the Lease loops and release the leadership and replica Leases, each step bounded:
+    a renewal stuck on an unreachable API must not hold the exit past 10 s (DESIGN 9.20)."""
+    await asyncio.wait(loops, timeout=left(STEP_TIMEOUT))
+    releases = asyncio.gather(op.leadership.release(), op.replicas.delete(), return_exceptions=True)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(releases, left(STEP_TIMEOUT))
 
 
 def busy_port(settings: Settings) -> str | None:
@@ -491,13 +502,13 @@ async def run(settings: Settings) -> int:
         lease_stop.set()
         await op.scheduler.stop()
         op.stop_sweep()
-        # Bounded: a renewal stuck on an unreachable API must not hold the exit past 10 s.
-        await asyncio.wait({lease_task, wiring_task, replica_task}, timeout=left(STEP_TIMEOUT))
-        releases = asyncio.gather(
-            op.leadership.release(), op.replicas.delete(), return_exceptions=True
+        # Side by side with the receiver's drain (leaving this block: pings in flight are
+        # answered, within 5 s each): the Lease loops end and both Leases are let go.
+        letting_go = asyncio.create_task(
+            _let_go(op, {lease_task, wiring_task, replica_task}, left), name="let go"
         )
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(releases, left(STEP_TIMEOUT))
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(letting_go, left(2 * STEP_TIMEOUT))
     if op.absorber is not None and op.journal is not None:
         # DESIGN 10.8.10: absorb what we can within the grace, leave the rest to the
         # leader (our replica Lease is deleted: the leader takes our journal as dead).

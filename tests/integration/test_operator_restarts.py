@@ -39,8 +39,8 @@ def leads(op) -> bool:
 
 
 def identity(op) -> str:
-    """The Lease holder identity the process logged (its pid may differ from Popen's when
-    the interpreter is started through a shim)."""
+    """The replica identity the process logged (DESIGN 10.8.10: its Events'
+    reportingInstance; the leadership Lease's holder is <hostname>_<pid>, 9.1)."""
     match = re.search(r"heartbeat-operator (\S+): pings on", op.log_text())
     assert match, "the operator logs its identity at start"
     # DESIGN 10.8.10: the Pod name (here the hostname) plus a random epoch.

@@ -11,8 +11,8 @@ from aiohttp import StreamReader
 
 from heartbeat_operator.domain.tokens import redact_tokens
 
-#: Bytes read past the body limit so that a token straddling the cut is seen whole and
-#: redacted, never kept in part: a ping URL's prefix (15) and the longest token (128).
+#: Bytes read past the body limit so that a token starting before the cut is seen whole
+#: and redacted, never kept in part: the longest token is 128 characters.
 REDACTION_MARGIN = 160
 
 

@@ -100,7 +100,8 @@ async def test_a_leader_whose_renewal_hangs_stops_leading_at_the_renew_deadline(
     await task
     (lost, at) = changes[1]
     assert lost is False
-    assert at - last_renewal <= 0.3 + 0.05  # the deadline, not the hanging request's end
+    # The deadline (0.3), not the hanging request's end (0.5): some room for a busy machine.
+    assert at - last_renewal < 0.45
 
 
 async def _true(value: bool) -> bool:
