@@ -406,8 +406,14 @@ class AutoWiring:
         pods = await jobs_.read_job_pods(
             self.client, job, self._now(), capture_logs=self.capture_logs
         )
-        never_ran = known is not None and known.found and known.started_at is None
-        if pods is not None and not pods.found and never_ran and known and known.waiting:
+        if (
+            pods is not None
+            and not pods.found
+            and known is not None
+            and known.found
+            and known.started_at is None
+            and known.waiting
+        ):
             # The Job controller deletes a Pod that never ran when the Job fails
             # (DeadlineExceeded): what it said before is still why (DESIGN 10.1).
             pods = dataclasses.replace(pods, waiting=known.waiting)

@@ -775,6 +775,15 @@ async def test_a_failure_in_the_second_of_the_last_read_is_read_again() -> None:
     assert fail.body is not None and "container main OOMKilled (exit code 137)" in fail.body
 
 
+async def assert_quiet_once_written(h: Harness, uid: str, phase: str) -> None:
+    """Once the status lists the Job's ping as written, reconciles submit nothing more."""
+    written = {**ACTIVE, "reportedJobs": [{"uid": uid, "phase": phase}]}
+    h.monitor(monitor_body(status=written, rv="200"))
+    await h.reconcile()
+    await h.reconcile()
+    assert len(h.submitted) == 1
+
+
 async def test_a_job_deleted_before_it_finished_fails_at_its_deletion() -> None:
     h = Harness()
     h.wiring.cronjob_event("ADDED", cronjob_body())
@@ -790,12 +799,7 @@ async def test_a_job_deleted_before_it_finished_fails_at_its_deletion() -> None:
     assert isinstance(fail, Ping)
     assert (fail.kind, fail.time, fail.run_id) == ("fail", h.now, "j1")
     assert fail.body == "Job backup-j1 was deleted before it finished"
-    # once written, nothing more
-    failed = {**ACTIVE, "reportedJobs": [{"uid": "j1", "phase": "fail"}]}
-    h.monitor(monitor_body(status=failed, rv="200"))
-    await h.reconcile()
-    await h.reconcile()
-    assert len(h.submitted) == 1
+    await assert_quiet_once_written(h, "j1", "fail")
 
 
 async def test_a_job_deleted_right_after_it_finished_still_reports_its_finish() -> None:
@@ -813,12 +817,7 @@ async def test_a_job_deleted_right_after_it_finished_still_reports_its_finish() 
         await h.reconcile()
         pings = [p for c in h.submitted for p in c[1].inputs if isinstance(p, Ping)]
         assert [(p.kind, p.run_id) for p in pings] == [("success", "j2")], seen_finished
-        # once written, nothing more
-        done = {**ACTIVE, "reportedJobs": [{"uid": "j2", "phase": "success"}]}
-        h.monitor(monitor_body(status=done, rv="200"))
-        await h.reconcile()
-        await h.reconcile()
-        assert len(h.submitted) == 1
+        await assert_quiet_once_written(h, "j2", "success")
 
 
 async def test_deleted_jobs_of_a_cronjob_nobody_monitors_are_not_kept() -> None:

@@ -276,10 +276,9 @@ async def test_a_stored_ping_is_absorbed_into_status_and_leaves_with_the_next_fl
     assert len(lags) == 2 and all(0 <= lag < 2 for lag in lags)
 
 
-async def test_under_the_budget_a_likely_transition_is_absorbed_first():
-    fake, table, writer, journal = setup()
-    for name in ("a", "b"):  # both Healthy
-        await writer.submit(("ns", name), Change(inputs=(ping(),)), timeout=None)
+async def race_in_one_flush(fake, table, writer, journal, b_ping: Ping) -> None:
+    """A routine ping to a, then ``b_ping`` to b, in one flush, with a budget of one
+    status write: which monitor the absorber writes first is the test's question."""
     await journal.append(table.get(("ns", "a")), ping())  # the journal exists: PUTs next
     journal.absorbed(journal.stored_for(("ns", "a")))
     jr.Absorber(journal, writer, interval=0.01, writes_per_second=0.001)  # one write
@@ -289,12 +288,19 @@ async def test_under_the_budget_a_likely_transition_is_absorbed_first():
     await async_wait_for(
         lambda: _true(journal.unabsorbed(("ns", "a")) == a_before + 1), timeout=2, what="a"
     )
-    task_b = asyncio.create_task(
-        journal.append(table.get(("ns", "b")), Ping(datetime.now(UTC), "fail", exit_code=2))
-    )
+    task_b = asyncio.create_task(journal.append(table.get(("ns", "b")), b_ping))
     await async_wait_for(lambda: _true(journal.unabsorbed(("ns", "b")) == 1), timeout=2, what="b")
     fake.gate.set()
     await asyncio.gather(task_a, task_b)
+
+
+async def test_under_the_budget_a_likely_transition_is_absorbed_first():
+    fake, table, writer, journal = setup()
+    for name in ("a", "b"):  # both Healthy
+        await writer.submit(("ns", name), Change(inputs=(ping(),)), timeout=None)
+    await race_in_one_flush(
+        fake, table, writer, journal, Ping(datetime.now(UTC), "fail", exit_code=2)
+    )
     await async_wait_for(lambda: _true(ping_count(fake, "b") == 2), timeout=2, what="b")
     assert ping_count(fake, "a") == 1  # a waits for the budget
     assert fake.objects[mpath("b")]["status"]["state"] == "Down"
@@ -312,19 +318,7 @@ async def test_under_the_budget_a_success_that_may_be_too_fast_is_absorbed_first
         ("ns", "b"), Change(inputs=(ping(started - timedelta(seconds=1)),)), timeout=None
     )
     await writer.submit(("ns", "b"), Change(inputs=(Ping(started, "start"),)), timeout=None)
-    await journal.append(table.get(("ns", "a")), ping())  # the journal exists: PUTs next
-    journal.absorbed(journal.stored_for(("ns", "a")))
-    jr.Absorber(journal, writer, interval=0.01, writes_per_second=0.001)  # one write
-    fake.gate = asyncio.Event()  # both pings ride in one flush: a first, then b
-    a_before = journal.unabsorbed(("ns", "a"))
-    task_a = asyncio.create_task(journal.append(table.get(("ns", "a")), ping()))
-    await async_wait_for(
-        lambda: _true(journal.unabsorbed(("ns", "a")) == a_before + 1), timeout=2, what="a"
-    )
-    task_b = asyncio.create_task(journal.append(table.get(("ns", "b")), ping()))
-    await async_wait_for(lambda: _true(journal.unabsorbed(("ns", "b")) == 1), timeout=2, what="b")
-    fake.gate.set()
-    await asyncio.gather(task_a, task_b)
+    await race_in_one_flush(fake, table, writer, journal, ping())
     await async_wait_for(lambda: _true(ping_count(fake, "b") == 3), timeout=2, what="b")
     assert ping_count(fake, "a") == 1  # a waits for the budget
     status = fake.objects[mpath("b")]["status"]
