@@ -5,7 +5,9 @@ first cron tick, in the spec's time zone, strictly after the reference time, wit
 rules of DESIGN section 2 and fine print 11:
 
 - the tick sequence is the Kubernetes CronJob controller's (cronsim given the six-field
-  form ``"0 " + schedule``): a local time that does not exist that day has no tick;
+  form ``"0 " + schedule``, its day fields spelled so cronsim combines them as the
+  controller's robfig/cron does: ``cronjob_day_fields``): a local time that does not exist
+  that day has no tick;
 - when the hour field is fixed (does not start with ``*``), a local time that occurs twice
   is one slot, due at its first occurrence, with its alert base at the second occurrence
   (``alertTime`` = second occurrence + grace); a reference time between the two
@@ -161,6 +163,41 @@ def normalize_cron(expr: str) -> str:
     return " ".join(fields)
 
 
+def cronjob_day_fields(expr: str) -> str:
+    """``expr`` (five normalised fields) with its day fields spelled so that cronsim
+    matches days the way the CronJob controller's robfig/cron does.
+
+    Both match a day by day-of-month AND day-of-week when one of the two is unrestricted,
+    else by OR; they differ on what unrestricted is. robfig: a term that is a bare ``*``
+    (``?`` is already ``*``; ``*/1`` too); a stepped ``*/2`` is restricted. cronsim: a field
+    that *starts with* ``*``. So ``0 0 */2 * 1`` runs every other day and every Monday as
+    a CronJob, but only on odd-dated Mondays in cronsim: months of silence a monitor would
+    not expect a run in. ``*/n`` is written as its range (``1-31/n``, ``0-6/n``) and a bare
+    ``*`` term is put first, which leaves each field's days as they are.
+    """
+    minute, hour, day_of_month, month, day_of_week = expr.split()
+    return " ".join(
+        (
+            minute,
+            hour,
+            _robfig_day_terms(day_of_month, "1-31"),
+            month,
+            _robfig_day_terms(day_of_week, "0-6"),
+        )
+    )
+
+
+def _robfig_day_terms(field: str, whole_range: str) -> str:
+    terms = []
+    for term in field.split(","):
+        base, slash, step = term.partition("/")
+        if base == "*" and slash and step.isdigit() and int(step) > 1:
+            term = f"{whole_range}/{step}"
+        terms.append(term)
+    terms.sort(key=lambda term: not term.startswith("*"))  # stable: the days stay the same
+    return ",".join(terms)
+
+
 #: The five fields as cronsim names them in its errors ("Bad minute"), with their values.
 _FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
 _RANGES = {
@@ -247,7 +284,7 @@ class CronSchedule(Schedule):
         self.expr = expr
         self.zone = zone
         self.fixed_hour = not expr.split()[1].startswith("*")
-        self._six = "0 " + expr
+        self._six = "0 " + cronjob_day_fields(expr)
         try:
             CronSim(self._six, datetime(2000, 1, 1, tzinfo=UTC))
         except CronSimError as exc:

@@ -102,6 +102,28 @@ def test_cronjob_sequence_is_cronsim_six_field(case: str) -> None:
     assert cronjob_ticks(expr, tz, after, len(expected)) == expected
 
 
+# The CronJob controller's robfig/cron ORs day-of-month and day-of-week unless one of them
+# is a bare `*`; a stepped `*/2` counts as restricted there, where cronsim ANDs any field
+# starting with `*`. What robfig v3's ParseStandard(expr).Next gives from 2026-06-01T00:00:01Z,
+# written out literally (2026-06-01 is a Monday).
+ROBFIG_DAYS = {
+    "0 0 */2 * 1": ["06-03", "06-05", "06-07", "06-08", "06-09", "06-11"],
+    "0 9 1 * */2": ["06-01", "06-02", "06-04", "06-06", "06-07", "06-09"],
+    "0 0 1,* * 1": ["06-08", "06-15", "06-22", "06-29", "07-06", "07-13"],
+    "0 0 */1 * 1": ["06-08", "06-15", "06-22", "06-29", "07-06", "07-13"],
+    "0 0 1-31/2 * 1": ["06-03", "06-05", "06-07", "06-08", "06-09", "06-11"],
+}
+
+
+@pytest.mark.parametrize("expr", sorted(ROBFIG_DAYS))
+def test_day_fields_combine_as_the_cronjob_controller_combines_them(expr: str) -> None:
+    # Read with cronsim's rule, "0 9 1 * */2" would expect its first run on 2026-08-01:
+    # two months in which a silent CronJob (running on the 1st and every other weekday)
+    # would alarm nobody.
+    slots = compile_cron(expr, None).upcoming(T("2026-06-01T00:00:01Z"), 6)
+    assert [s.due.strftime("%m-%d") for s in slots] == ROBFIG_DAYS[expr]
+
+
 def test_daily_spring_forward_expects_no_run_on_the_missing_day() -> None:
     # Berlin 2026-03-29: 02:00 local does not exist; the CronJob skips it, so do we.
     expr, tz, after, cronjob = CRONJOB["berlin-daily-spring"]
