@@ -276,7 +276,7 @@ def run_deadline(spec: MonitorSpec, run: OpenRun) -> datetime | None:
     the spec sets one, else the ``alertTime`` of the slot its start opened (so a run that
     never finishes always fails, by the second slot's ``alertTime`` at the latest)."""
     if spec.max_runtime is not None:
-        return run.start_time + spec.max_runtime
+        return (run.max_runtime_from or run.start_time) + spec.max_runtime
     if run.due is not None:
         slot = spec.slots.slot_due_at(run.due)
     else:  # a status written before openRuns had dueTime
@@ -928,6 +928,7 @@ def _spec_edit(spec: MonitorSpec, rec: Record, at: datetime, out: list[Transitio
         rec.active_since = at
         rec.reference_time = at
         slot = spec.slots.next_slot(at)
+    _keep_run_deadlines_ahead(spec, rec, at)
     if rec.state == "Down" and rec.consecutive_failures < spec.failure_threshold:
         reason = rec.failure_reason or "Missed"
         message = (
@@ -942,6 +943,23 @@ def _spec_edit(spec: MonitorSpec, rec: Record, at: datetime, out: list[Transitio
     elif rec.state in ("New", "Healthy") and late:
         assert slot is not None
         _go_late(spec, rec, slot, at, out)
+
+
+def _keep_run_deadlines_ahead(spec: MonitorSpec, rec: Record, at: datetime) -> None:
+    """DESIGN 9.19 for open runs: an edit recomputes their deadlines (10.8.5), and one
+    the new spec puts at or before the edit counts from the edit instead, as the slots
+    do: a default deadline becomes the ``alertTime`` of the first slot after the edit (the
+    run stands for that slot now, retries included); ``maxRuntime`` counts from the edit."""
+    for run in rec.open_runs:
+        deadline = run_deadline(spec, run)
+        if run.timed_out or deadline is None or deadline > at:
+            continue
+        if spec.max_runtime is not None:
+            run.max_runtime_from = at
+        else:
+            slot = spec.slots.next_slot(at)
+            if slot is not None:
+                run.due = slot.due
 
 
 # --------------------------------------------------------------------------- helpers

@@ -52,18 +52,22 @@ def cut_utf8(text: str, limit: int) -> str:
 
 @dataclass(slots=True)
 class OpenRun:
-    """A started run not finished yet: ``{runId, startTime, dueTime, timedOut}``.
+    """A started run not finished yet: ``{runId, startTime, dueTime, timedOut,
+    maxRuntimeFrom}``.
 
     ``due`` is the due time of the slot its start opened (DESIGN 10.2, 10.8.5): without
     ``maxRuntime`` the run times out at that slot's ``alertTime``, and a start without run
     id before ``due`` is a retry of this run. None in statuses written before it existed
-    (read as the first slot after ``start_time``).
+    (read as the first slot after ``start_time``). ``max_runtime_from``, when set, is
+    the spec edit that ``maxRuntime`` counts from instead of the start: the edit would
+    otherwise have put the run's deadline behind it (DESIGN 9.19: edits never alert).
     """
 
     run_id: str | None
     start_time: datetime
     timed_out: bool = False
     due: datetime | None = None
+    max_runtime_from: datetime | None = None
 
     def to_status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"startTime": format_time(self.start_time)}
@@ -73,6 +77,8 @@ class OpenRun:
             out["dueTime"] = format_time(self.due)
         if self.timed_out:
             out["timedOut"] = True
+        if self.max_runtime_from is not None:
+            out["maxRuntimeFrom"] = format_time(self.max_runtime_from)
         return out
 
 
@@ -230,7 +236,8 @@ class Record:
         out = copy.copy(self)
         out.ping_counts = dict(self.ping_counts)
         out.open_runs = [
-            OpenRun(r.run_id, r.start_time, r.timed_out, r.due) for r in self.open_runs
+            OpenRun(r.run_id, r.start_time, r.timed_out, r.due, r.max_runtime_from)
+            for r in self.open_runs
         ]
         out.pending_starts = list(self.pending_starts)
         out.reported_jobs = list(self.reported_jobs)
@@ -361,6 +368,7 @@ class Record:
                         start,
                         item.get("timedOut") is True,
                         _time(item.get("dueTime")),
+                        _time(item.get("maxRuntimeFrom")),
                     )
                 )
         for item in _items(st.get("pendingStarts")):

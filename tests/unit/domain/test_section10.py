@@ -9,7 +9,15 @@ from datetime import timedelta
 
 import pytest
 
-from heartbeat_operator.domain.inputs import JobPending, Pause, Ping, Resume, SlotSkipped
+from heartbeat_operator.domain.inputs import (
+    JobPending,
+    Pause,
+    Ping,
+    Resume,
+    SlotSkipped,
+    SpecEdit,
+    Tick,
+)
 from heartbeat_operator.domain.machine import apply, view
 from heartbeat_operator.domain.records import Record
 
@@ -112,6 +120,38 @@ def test_a_spec_edit_recomputes_default_deadlines() -> None:
     assert view(new, rec, T(at("02:15:00"))).state != "Down"
     v = view(new, rec, T(at("02:20:00")))
     assert v.running
+
+
+def test_an_edit_that_puts_a_runs_default_deadline_behind_it_counts_from_the_edit() -> None:
+    # DESIGN 9.19: edits never alert. A run started 01:00 (deadline 02:50 under grace 50m);
+    # at 02:20 grace becomes 5m, which would make that deadline 02:05, behind the edit.
+    old = spec(schedule="0 * * * *", grace="50m")
+    rec, _ = fold(old, T0, [P("00:30:00"), P("01:00:00", "start")], until=T(at("02:20:00")))
+    new = spec(schedule="0 * * * *", grace="5m")
+    edit = T(at("02:20:00"))
+    rec, out = apply(new, rec, SpecEdit(edit), edit)
+    rec, settled = apply(new, rec, Tick(edit), edit)
+    assert failures(out + settled) == [] and rec.state == "Healthy"
+    # The run stands for the first slot after the edit: it times out at 03:05 if it is
+    # still open then, and a retry before 03:00 is the same run.
+    assert [r.due for r in rec.open_runs] == [T(at("03:00:00"))]
+    _rec, later = apply(new, rec, Tick(T(at("03:05:01"))), T(at("03:05:01")))
+    assert ("Down", "RunTimeout") in failures(later)
+
+
+def test_an_edit_that_puts_maxruntime_behind_it_counts_maxruntime_from_the_edit() -> None:
+    old = spec(schedule="0 * * * *", grace="50m")
+    rec, _ = fold(old, T0, [P("00:30:00"), P("01:00:00", "start")], until=T(at("01:10:00")))
+    new = spec(schedule="0 * * * *", grace="50m", maxRuntime="5m")
+    edit = T(at("01:10:00"))
+    rec, out = apply(new, rec, SpecEdit(edit), edit)
+    rec, settled = apply(new, rec, Tick(edit), edit)
+    assert failures(out + settled) == [] and rec.state == "Healthy"
+    assert rec.open_runs[0].max_runtime_from == edit
+    assert Record.from_status(rec.to_status()).open_runs == rec.open_runs
+    assert view(new, rec, edit).next_change_at == T(at("01:15:00"))
+    _rec, later = apply(new, rec, Tick(T(at("01:15:01"))), T(at("01:15:01")))
+    assert [t.time for t in later if t.reason == "RunTimeout"] == [T(at("01:15:00"))]
 
 
 # --------------------------------------------------------------------------- 10.3
