@@ -147,9 +147,16 @@ class Tick:
 
 @dataclass(frozen=True, slots=True)
 class SpecEdit:
-    """The spec changed; folded with the *new* spec (DESIGN 9.19: edits never alert)."""
+    """The spec changed; folded with the *new* spec (DESIGN 9.19: edits never alert).
+
+    ``restart``: nothing was judged before it (``Ready`` was False: a spec that could not
+    be evaluated, a token failure), so the monitor becomes active at the edit time, as
+    after a resume, whatever the slot's ``alertTime``; pings only recorded meanwhile are
+    not counted for the slot.
+    """
 
     time: datetime
+    restart: bool = False
 
 
 Input = Ping | JobPending | SlotSkipped | Pause | Resume | Tick | SpecEdit

@@ -159,7 +159,7 @@ def apply(
     out: list[Transition] = []
     at = max(input.time, rec.last_transition_time)
     if isinstance(input, SpecEdit):
-        _spec_edit(spec, rec, at, out)
+        _spec_edit(spec, rec, input, at, out)
         return rec, out
     _settle(spec, rec, at, out, outages)
     if isinstance(input, Ping):
@@ -919,12 +919,14 @@ def _resume(
     _transition(rec, out, at, state, reason, message, "Resumed", NORMAL, force=True)
 
 
-def _spec_edit(spec: MonitorSpec, rec: Record, at: datetime, out: list[Transition]) -> None:
+def _spec_edit(
+    spec: MonitorSpec, rec: Record, edit: SpecEdit, at: datetime, out: list[Transition]
+) -> None:
     """DESIGN 9.19: an edit keeps counters and the reference time and never alerts."""
     if rec.paused_since is not None:
         return
     slot = spec.slots.next_slot(rec.reference_time)
-    if slot is None or slot.alert(spec.grace) <= at:
+    if edit.restart or slot is None or slot.alert(spec.grace) <= at:
         rec.active_since = at
         rec.reference_time = at
         slot = spec.slots.next_slot(at)

@@ -162,6 +162,11 @@ def ready_condition(status: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
+def _ready_status(status: Mapping[str, Any]) -> str | None:
+    condition = ready_condition(status)
+    return str(condition.get("status")) if condition is not None else None
+
+
 def token_ready(status: Mapping[str, Any]) -> Ready:
     """The token's side of ``Ready`` as status last recorded it."""
     condition = ready_condition(status)
@@ -182,11 +187,14 @@ def spec_inputs(entry: MonitorEntry, record: Record, now: datetime) -> list[Inpu
     return spec_now(entry, record, now)
 
 
-def spec_now(entry: MonitorEntry, record: Record, now: datetime) -> list[Input]:
+def spec_now(
+    entry: MonitorEntry, record: Record, now: datetime, *, restart: bool = False
+) -> list[Input]:
     """Fold what the spec says now into a record that has not judged it: a pause, a
-    resume or an edit (the slot counted from now if it is over; DESIGN 9.19).
-    ``spec.paused`` and the timed ``spec.pausedUntil`` are read by the domain (issue 16)."""
-    return spec_pause_inputs(entry.spec, record, now) or [SpecEdit(now)]
+    resume or an edit (the slot counted from now if it is over, or if ``restart``;
+    DESIGN 9.19). ``spec.paused`` and the timed ``spec.pausedUntil`` are read by the
+    domain (issue 16)."""
+    return spec_pause_inputs(entry.spec, record, now) or [SpecEdit(now, restart=restart)]
 
 
 def _parse_observed(raw: Mapping[str, Any] | None, name: str) -> MonitorSpec | None:
@@ -235,8 +243,12 @@ def fold(
     judged = isinstance(spec, MonitorSpec) and not token_failed
     edits: list[Input] = spec_inputs(entry, record, now)
     old = _parse_observed(observed_spec, entry.name) if edits else None
-    if judged and ready_before.status == "False" and not edits and entry.has_status:
-        edits = spec_now(entry, record, now)  # with no old spec: nothing before is judged
+    if judged and entry.has_status and _ready_status(entry.status) == "False":
+        # Nothing was judged while Ready was False (a spec that could not be evaluated,
+        # section 2; a token failure, 9.7), pings were only recorded: judging starts
+        # again from now, as after a resume, so neither the slots that passed meanwhile
+        # nor a ping that was never judged can make a page (no old spec: nothing before).
+        edits, old = spec_now(entry, record, now, restart=True), None
     # Journaled pings not absorbed yet (DESIGN 10.7); each at its acceptance time (10.8.1).
     absorbed, marks = journaled.absorb(
         entry.status, (j for c in changes for j in c.absorb), now, live=live_journals

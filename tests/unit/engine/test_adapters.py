@@ -246,6 +246,40 @@ def test_an_invalid_spec_counts_pings_alerts_never_and_says_so_once_per_generati
     assert again.transitions == []
 
 
+def test_fixing_an_invalid_spec_judges_from_the_fix_so_pings_meanwhile_never_page():
+    """Section 2: nothing alerts on a spec that cannot be evaluated; its pings are only
+    recorded. The job that pinged during that window must not be paged Missed once the
+    spec is fixed (the slot counted from the last ping before it would be)."""
+
+    def at_generation(generation, status, rv, **spec):
+        made = body(rv=rv, status=status, **spec)
+        made["metadata"]["generation"] = generation
+        return MonitorEntry.from_body(made)
+
+    good = {"period": "30m", "grace": "5m"}
+    bad = {"period": "30m", "grace": "5m", "minRuntime": "2h", "maxRuntime": "1h"}
+    status = folding.fold(at_generation(1, None, "1", **good), [], T0).status
+    status = folding.fold(  # 02:00 success: due 02:30, missed after 02:35
+        at_generation(1, status, "2", **good), [Change(inputs=(Ping(T0, "success"),))], T0
+    ).status
+    status = folding.fold(
+        at_generation(2, status, "3", **bad), [], T0 + timedelta(minutes=5)
+    ).status
+    during = T0 + timedelta(minutes=20)
+    status = folding.fold(
+        at_generation(2, status, "4", **bad), [Change(inputs=(Ping(during, "success"),))], during
+    ).status
+    assert folding.ready_condition(status)["status"] == "False" and status["pingCount"] == 2
+
+    fixed_at = T0 + timedelta(minutes=25)
+    fixed = folding.fold(at_generation(3, status, "5", **good), [], fixed_at, observed_spec=bad)
+    assert fixed.status["nextDueTime"] == "2026-01-01T02:55:00Z"  # a period from the fix
+    later = folding.fold(
+        at_generation(3, fixed.status, "6", **good), [], T0 + timedelta(minutes=40)
+    )
+    assert later.status["state"] == "Healthy" and not later.transitions
+
+
 def test_every_writer_folds_an_unobserved_pause():
     entry = MonitorEntry.from_body(body(status=None))
     status = folding.fold(entry, [Change(inputs=(Ping(T0, "success"),))], T0).status
