@@ -18,6 +18,7 @@ from aiohttp import HttpVersion11, hdrs, web
 from aiohttp.http_exceptions import ContentEncodingError, PayloadEncodingError
 
 from heartbeat_operator.domain.inputs import Ping
+from heartbeat_operator.domain.tokens import redact_tokens
 from heartbeat_operator.domain.vocabulary import RouteClass
 from heartbeat_operator.receiver import keys
 from heartbeat_operator.receiver.bodies import (
@@ -89,6 +90,11 @@ async def _ping(
         return text(400, f"bad request: {exc}")
     if not is_possible_token(where.token):
         return not_found()  # no monitor can have this token: no lookup needed
+    if run_id is not None:
+        # A script that passes its token as the rid too would have it shown in status and
+        # Events, where it never may be (DESIGN 3): redacted like a body's (start and
+        # finish still pair, both redacted alike).
+        run_id = redact_tokens(run_id, token=where.token)
 
     body: str | None = None
     length = request.content_length

@@ -169,6 +169,19 @@ async def test_run_id_of_64_characters_is_accepted(client: Client, recorder: Fak
     assert recorder.pings[0][1].run_id == "r" * 64
 
 
+async def test_the_token_given_as_run_id_is_redacted(
+    client: Client, recorder: FakeRecorder
+) -> None:
+    # DESIGN 3: the run id is shown in status and Events; a script that passes its token
+    # as the rid too must not publish it there. Start and finish still pair.
+    for path in (f"/ping/{TOKEN}/start", f"/ping/{TOKEN}/fail"):
+        status, _, _ = await call(client, "GET", path, params={"rid": TOKEN})
+        assert status == 200
+    status, _, _ = await call(client, "GET", f"/ping/{TOKEN}", params={"rid": f"{TOKEN}-7"})
+    assert status == 200
+    assert [p.run_id for _, p in recorder.pings] == ["<redacted>", "<redacted>", "<redacted>-7"]
+
+
 @pytest.mark.parametrize(
     "query",
     ["rid=" + "r" * 65, "rid=", "rid=a%20b", "rid=a/b", "rid=%C3%A9", "rid=a&rid=b"],
