@@ -115,6 +115,9 @@ async def _ping(
         except (web.RequestPayloadError, PayloadEncodingError) as exc:
             # A body that does not decode as its Content-Encoding (or a broken chunked
             # framing) is the client's error, not ours: 400, not 500 (issue 18 item 7).
+            # Nothing more can be read: said so, or aiohttp's drain of the rest would meet
+            # the same error and log it as an unhandled exception with a traceback.
+            request.content.feed_eof()
             return _closing(text(400, f"bad request: {_payload_reason(exc)}"))
         except TimeoutError:
             return _closing(text(408, "request timeout: the body took too long"))

@@ -9,8 +9,10 @@ import contextlib
 import gzip
 import logging
 import re
-from collections.abc import AsyncIterator
+import zlib
+from collections.abc import AsyncIterator, Callable
 
+import brotli
 import pytest
 
 from heartbeat_operator.logthrottle import Throttle
@@ -58,8 +60,9 @@ def post(path: str, body: bytes, *headers: str) -> bytes:
 
 
 async def test_a_body_that_is_not_gzip_under_content_encoding_gzip_is_400_with_a_reason(
-    recorder: FakeRecorder,
+    recorder: FakeRecorder, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
     async with serving(recorder) as served:
         reply = await exchange(
             served.port,
@@ -69,17 +72,37 @@ async def test_a_body_that_is_not_gzip_under_content_encoding_gzip_is_400_with_a
     assert status == b"HTTP/1.1 400 Bad Request", reply
     assert rest.endswith(b"bad request: the body is not valid for its Content-Encoding")
     assert recorder.calls == 0
+    # The client's mistake, answered: not an error of ours with a traceback in the log.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
-async def test_a_gzip_body_is_still_decoded(recorder: FakeRecorder) -> None:
-    body = gzip.compress(b"backup failed: disk full")
+@pytest.mark.parametrize(
+    ("encoding", "compress"),
+    [("gzip", gzip.compress), ("deflate", zlib.compress), ("br", brotli.compress)],
+)
+async def test_a_compressed_body_is_decoded(
+    recorder: FakeRecorder, encoding: str, compress: Callable[[bytes], bytes]
+) -> None:
+    # docs/pinging.md names the three; `br` needs the Brotli package, a dependency.
+    body = compress(b"backup failed: disk full")
     async with serving(recorder) as served:
         reply = await exchange(
             served.port,
-            post(f"/ping/{TOKEN}/fail", body, "Content-Encoding: gzip", "Connection: close"),
+            post(f"/ping/{TOKEN}/fail", body, f"Content-Encoding: {encoding}", "Connection: close"),
         )
     assert reply.startswith(b"HTTP/1.1 200 OK\r\n"), reply
     assert [p.body for _, p in recorder.pings] == ["backup failed: disk full"]
+
+
+async def test_a_brotli_body_that_inflates_past_the_cap_is_413(recorder: FakeRecorder) -> None:
+    bomb = brotli.compress(b"x" * (3 * 1024 * 1024))  # a few hundred bytes on the wire
+    async with serving(recorder) as served:
+        reply = await exchange(
+            served.port,
+            post(f"/ping/{TOKEN}/fail", bomb, "Content-Encoding: br", "Connection: close"),
+        )
+    assert reply.startswith(b"HTTP/1.1 413 "), reply
+    assert recorder.calls == 0
 
 
 async def test_expect_100_continue_over_the_cap_is_413_without_100_continue(
