@@ -235,21 +235,24 @@ def mark_repeats(
     announcements: Sequence[Transitioned],
     *,
     before: Mapping[str, Any],
-    after: Mapping[str, Any],
     failure_threshold: int,
 ) -> list[Transitioned]:
     """The write's announcements with each failure while already Down made a ``Repeat``.
 
-    ``before`` is the status the write started from, ``after`` the one it wrote (its
-    ``consecutiveFailures`` gives the count).
+    ``before`` is the status the write started from. Each repeat carries the anchor's
+    count as of that failure: one more than the failure before it (the anchor made by
+    ``before`` counts ``consecutiveFailures − failureThreshold + 1``; one made in this
+    write, 1). Not the count of the status written: a write that also holds the
+    recovery after them would have them counted from its ``consecutiveFailures``, 0.
     """
     anchor = down_anchor(before)
     state = before.get("state")
-    count = repeat_count(_int(after.get("consecutiveFailures")), failure_threshold)
+    count = repeat_count(_int(before.get("consecutiveFailures")), failure_threshold)
     out: list[Transitioned] = []
     for item in announcements:
         failure = _is_failure(item.event_reason) and item.state == "Down"
         if failure and state == "Down" and anchor is not None:
+            count += 1
             out.append(
                 Repeat(
                     time=item.time,
@@ -265,6 +268,7 @@ def mark_repeats(
             continue
         if failure:
             anchor = (item.time, (str(item.event_reason),))  # this one goes Down: the anchor
+            count = 1
         elif item.state != "Down":
             anchor = None  # left Down (or paused): the next failure starts a new Event
         state = item.state

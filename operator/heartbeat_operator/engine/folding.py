@@ -415,7 +415,6 @@ def _folded(
         announced = events.mark_repeats(
             transitions,
             before=entry.status,
-            after=status,
             failure_threshold=failure_threshold(entry.spec),
         )
     return Folded(

@@ -137,6 +137,27 @@ async def test_failures_below_the_threshold_post_their_own_events_then_aggregate
     assert "6 of failureThreshold 3" in failed[2]["message"]
 
 
+async def test_failures_and_the_recovery_in_one_write_count_the_failures():
+    """Pings that arrive together are written together: two failures while Down and the
+    success after them. The anchor counts the two (the status written says 0 by then)."""
+    fake, writer, clock = setup()
+    await at(writer, clock, T0 + timedelta(seconds=10), Ping(T0 + timedelta(seconds=10), "success"))
+    when = T0 + timedelta(seconds=20)
+    await at(
+        writer,
+        clock,
+        when,
+        Ping(when, "exit", exit_code=255),
+        Ping(when, "exit", exit_code=7),
+        Ping(when, "success"),
+    )
+    assert fake.objects[PATH]["status"]["consecutiveFailures"] == 0
+    reasons = [(e["reason"], e["count"]) for e in posted(fake)]
+    assert reasons == [("FirstPing", 1), ("Failed", 2), ("Recovered", 1)]
+    failed = posted(fake)[1]
+    assert "2 of failureThreshold 1" in failed["message"]
+
+
 async def test_a_catch_up_write_of_several_slots_posts_the_down_event_once_with_its_count():
     """A new leader settling several missed slots in one write: one Event, counted."""
     fake, writer, clock = setup()
