@@ -3,7 +3,8 @@
 ``review(body)`` answers one request the API server sent:
 
 - a HeartbeatMonitor created, or updated with a changed ``spec``, is parsed by the domain
-  (``parse_spec``); a ``SpecError`` refuses it with the domain's sentence, naming the field;
+  (``parse_spec``); a ``SpecError`` refuses it with the domain's sentence, naming the field,
+  unless the update's old spec failed with the same error (ratcheting);
 - everything else is allowed: other kinds and operations, an update that leaves ``spec`` as
   it was (labels, annotations such as ``heartbeat.dev/rotate-token``, finalizers: an old
   monitor that is already invalid must stay editable), and the operator's own writes
@@ -102,10 +103,28 @@ def refusal(request: Mapping[str, Any]) -> str | None:
     try:
         parse_spec(spec, name=_name(obj))
     except SpecError as error:
+        if operation == "UPDATE" and _same_error(error, request.get("oldObject")):
+            return None  # not this edit's doing: pausing or fixing another field must work
         return sentence(error)
     except Exception:  # as failurePolicy Ignore would: the operator reports it Ready=False
         logger.warning("admission: could not evaluate a spec; allowed", exc_info=True)
     return None
+
+
+def _same_error(error: SpecError, old: Any) -> bool:
+    """Whether the object before the update failed the same way (ratcheting, as the API
+    server does for CRD schema rules): a monitor that got in invalid (the webhook fails
+    open, the operator's own writes pass) must stay editable, ``spec.paused`` included."""
+    old_spec = _spec(old)
+    if not isinstance(old_spec, Mapping):
+        return False
+    try:
+        parse_spec(old_spec, name=_name(old))
+    except SpecError as before:
+        return (before.field, before.message) == (error.field, error.message)
+    except Exception:
+        return False
+    return False
 
 
 def review(body: Any) -> dict[str, Any]:

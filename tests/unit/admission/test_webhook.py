@@ -132,6 +132,19 @@ def test_an_update_that_leaves_an_invalid_spec_alone_is_allowed() -> None:
     assert review(admission(new, operation="UPDATE", old=old))["response"]["allowed"] is True
 
 
+def test_an_already_invalid_monitor_can_still_be_paused_or_fixed_elsewhere() -> None:
+    # Ratcheting: the error was there before this edit, so the edit is not refused for it
+    # (a user must be able to pause the monitor while the time zone is being sorted out).
+    old = monitor({"schedule": "0 2 * * *", "timeZone": "Europe/Berln"})
+    for change in ({"paused": True}, {"grace": "1h"}):
+        new = monitor({**old["spec"], **change})
+        assert review(admission(new, operation="UPDATE", old=old))["response"]["allowed"] is True
+    # A different error is this edit's own: refused.
+    new = monitor({"schedule": "0 2 * * *", "timeZone": "Europe/Berlinn"})
+    response = review(admission(new, operation="UPDATE", old=old))["response"]
+    assert response["allowed"] is False and "Europe/Berlinn" in response["status"]["message"]
+
+
 def test_the_operators_own_writes_are_allowed() -> None:
     # An auto-wired monitor mirrors its CronJob; it shows Ready=False rather than vanish.
     bad = monitor({"schedule": "0 0 31 2 *"})
