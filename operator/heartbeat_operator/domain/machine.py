@@ -718,6 +718,8 @@ def _start(spec: MonitorSpec, rec: Record, ping: Ping, at: datetime, out: list[T
     started = f"run started at {_at(spec, at)}"
     if _base_state(spec, rec)[0] == "New":
         started += "; the first run has begun, awaiting its finish"
+    elif (rec.state, rec.state_reason) == ("Healthy", "PingReceived"):
+        _restate(rec, f"{started}; {_next_expected(spec, rec)}")
     _end_lateness(spec, rec, at, started, out)
 
 
@@ -832,6 +834,8 @@ def _succeed(
         # After a slot judged OperatorUnavailable (DESIGN 10.5): the reason says a run
         # succeeded again; no Event, nothing recovered.
         _transition(rec, out, at, "Healthy", "PingReceived", message, None, NORMAL)
+    else:
+        _restate(rec, message)
 
 
 def _fail_slot(
@@ -1002,6 +1006,13 @@ def _transition(
     rec.recent_transitions.insert(0, TransitionRecord(at, state, reason, message, event_reason))
     del rec.recent_transitions[MAX_RECENT_TRANSITIONS:]
     out.append(Transition(at, state, reason, message, event_reason, event_type))
+
+
+def _restate(rec: Record, message: str) -> None:
+    """A new message for a state that does not change: no transition, no Event, but the
+    ``Healthy`` condition says what is true now ("success at …; next expected by …"
+    after every success), not what was true at the last change."""
+    rec.state_message = cut_utf8(message, MAX_MESSAGE_BYTES)
 
 
 def _first_due_after(spec: MonitorSpec, at: datetime) -> datetime | None:

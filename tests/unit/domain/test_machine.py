@@ -635,6 +635,20 @@ def test_records_keep_their_caps() -> None:
     assert rec.last_output is not None and len(rec.last_output.body) == 400
 
 
+def test_the_message_says_what_is_true_now_not_at_the_last_change() -> None:
+    # Successes and starts on a Healthy monitor change no state, yet "next expected by"
+    # moves with each: the Healthy condition's message must not keep the first one's.
+    s = spec(period="1h", grace="10m")
+    rec, out = fold(s, T0, [P("00:10:00"), P("00:40:00")])
+    assert [t.reason for t in out] == ["PingReceived"]  # one transition, one Event
+    assert rec.state_message == (
+        "success at Sun 2026-03-01 00:40 UTC; next expected by Sun 2026-03-01 01:40 UTC + grace 10m"
+    )
+    rec, _ = apply(s, rec, P("01:00:00", "start"), T(at("01:00:00")))
+    assert rec.state_message.startswith("run started at Sun 2026-03-01 01:00 UTC; next expected")
+    assert view(s, rec, T(at("01:00:00"))).message == rec.state_message
+
+
 def test_messages_give_the_monitors_local_time_across_a_dst_change() -> None:
     # Issue 16 item 3: a New York job due at 09:30 local reads "09:30 EST (14:30 UTC)" in
     # winter and "09:30 EDT (13:30 UTC)" after the spring change (Sun 2026-03-08), with the
