@@ -110,7 +110,9 @@ async def _let_go(
     """End the Lease loops and release the leadership and replica Leases, each step bounded:
     a renewal stuck on an unreachable API must not hold the exit past 10 s (DESIGN 9.20)."""
     await asyncio.wait(loops, timeout=left(STEP_TIMEOUT))
-    releases = asyncio.gather(op.leadership.release(), op.replicas.delete(), return_exceptions=True)
+    releases = asyncio.gather(
+        op.leadership.release(), op.replicas.release(), return_exceptions=True
+    )
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(releases, left(STEP_TIMEOUT))
 

@@ -1247,23 +1247,30 @@ class JournalReader:
         return dict(secrets), created
 
     async def dead(self, journals: JournalList) -> list[str]:
-        """Identities of journals whose replica Lease is gone or expired."""
+        """Identities of journals whose replica Lease is gone, released or expired."""
         body = await self.client.get(lease_path(self.namespace), kind="leases")
         renewed: dict[str, datetime.datetime] = {}
+        released: set[str] = set()
         for item in body.get("items") or ():
             name = str((item.get("metadata") or {}).get("name", ""))
             if not name.startswith(REPLICA_LEASE_PREFIX):
                 continue
+            identity = name.removeprefix(REPLICA_LEASE_PREFIX)
             spec = item.get("spec") or {}
+            if not spec.get("holderIdentity"):
+                released.add(identity)  # by a clean shutdown (kube.replicas): gone
+                continue
             try:
-                at = parse_time(str(spec.get("renewTime")))
+                renewed[identity] = parse_time(str(spec.get("renewTime")))
             except TimeFormatError:
                 continue
-            renewed[name.removeprefix(REPLICA_LEASE_PREFIX)] = at
         now = self._now()
         expiry = datetime.timedelta(seconds=self.lease_duration)
         gone = []
         for identity in journals.identities:
+            if identity in released:
+                gone.append(identity)
+                continue
             last = renewed.get(identity)
             if last is not None and now - last <= expiry:
                 continue

@@ -1,8 +1,10 @@
 """Replica Leases and the operator's own outages (DESIGN 10.5, 10.8.9, 10.8.10).
 
 Every replica renews a Lease ``heartbeat-replica-<identity>`` in the lease namespace every
-2 s (like the leader's, ``kube.leasing``) and deletes it on a clean shutdown. Its
-``acquireTime`` is the replica's first renewal, ``renewTime`` its latest, and the
+2 s (like the leader's, ``kube.leasing``) and releases it on a clean shutdown (a last
+renewal with ``holderIdentity`` emptied; the leader deletes it once stale, as it does a
+crashed replica's). Its ``acquireTime`` is the replica's first renewal, ``renewTime`` its
+latest, and the
 annotation ``heartbeat.dev/gaps`` lists the intervals of at least 10 s between two of its
 successful renewals: the API server was unreachable from it (or the process stood still).
 
@@ -14,7 +16,9 @@ each, once ended, in the annotation ``heartbeat.dev/outages`` of the leadership 
 (a JSON list of ``{start, end}``), written with its next renewal. So:
 
 - every replica stopped: the outage runs from the newest ``renewTime`` left behind to the
-  first renewal of the replica that starts again;
+  first renewal of the replica that starts again. Released Leases are left behind for
+  this: deleted, they took with them the time their replicas served, and a crashed
+  replica's older Lease then made a false outage of it;
 - the API server unreachable from every replica: each replica's gap, and no other
   replica's renewal inside it.
 
@@ -150,7 +154,9 @@ class Replicas:
 
     # --- this replica's Lease --------------------------------------------------------
 
-    def _body(self, now: datetime.datetime, gaps: list[Outage]) -> dict[str, Any]:
+    def _body(
+        self, now: datetime.datetime, gaps: list[Outage], holder: str | None = None
+    ) -> dict[str, Any]:
         meta: dict[str, Any] = {
             "name": self.name,
             "namespace": self.namespace,
@@ -167,7 +173,7 @@ class Replicas:
             "kind": "Lease",
             "metadata": meta,
             "spec": {
-                "holderIdentity": self.identity,
+                "holderIdentity": self.identity if holder is None else holder,
                 "leaseDurationSeconds": int(self.duration),
                 "acquireTime": micro_time(self._first or now),
                 "renewTime": micro_time(now),
@@ -179,13 +185,10 @@ class Replicas:
         renewal goes into its annotation in the same write. Raises ``ApiError``."""
         now = self._now()
         gaps = [g for g in self._gaps if now - g.end < GAP_RETENTION]
+        gap = None
         if self._last_ok is not None and now - self._last_ok >= MIN_OUTAGE:
-            gaps.append(Outage(self._last_ok, now))
-            logger.warning(
-                "replica Lease %s renewed after %.0f s without a renewal: an outage of ours",
-                self.name,
-                (now - self._last_ok).total_seconds(),
-            )
+            gap = Outage(self._last_ok, now)
+            gaps.append(gap)
         body = self._body(now, gaps)
         path = lease_path(self.namespace)
         try:
@@ -206,6 +209,12 @@ class Replicas:
         self._first = self._first or now
         self._last_ok = now
         self._gaps = gaps
+        if gap is not None:  # said once, when written: not at every failed attempt
+            logger.warning(
+                "replica Lease %s renewed after %.0f s without a renewal: an outage of ours",
+                self.name,
+                gap.duration.total_seconds(),
+            )
 
     async def _current_version(self) -> str | None:
         try:
@@ -231,16 +240,25 @@ class Replicas:
         self._seen[key] = minus(first, last, gaps)
         return now - last >= STALE_LEASE
 
-    async def delete(self) -> None:
-        """A clean shutdown (DESIGN 10.8.9): the Lease goes; the leadership Lease's
-        ``renewTime`` (its release) says until when this replica served."""
+    async def release(self) -> None:
+        """A clean shutdown (DESIGN 10.8.9): a last renewal with ``holderIdentity``
+        emptied, as a leader election's release does. An empty holder is a replica gone
+        (``engine.journal``: its journal goes to the leader at once); the Lease stays
+        until the leader's stale sweep, so a restart of every replica still knows until
+        when this one served."""
         if self._version is None:
             return
+        now = self._now()
+        gaps = [g for g in self._gaps if now - g.end < GAP_RETENTION]
         try:
-            await self.client.delete(lease_path(self.namespace, self.name), kind="leases")
+            await self.client.put(
+                lease_path(self.namespace, self.name),
+                self._body(now, gaps, holder=""),
+                kind="leases",
+            )
         except ApiError as exc:
             if not exc.not_found:
-                logger.warning("replica Lease %s: delete failed: %s", self.name, exc)
+                logger.warning("replica Lease %s: release failed: %s", self.name, exc)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Renew every ``interval``, and record outages while leading, until ``stop``."""
@@ -300,7 +318,11 @@ class Replicas:
         stale: list[str] = []
         found = await self._find(now, stale)
         known = from_json(self.leadership.annotations.get(OUTAGES_ANNOTATION))
-        recorded = self._prune(merge(counted(known + found + self._at_start)), now)
+        # As the annotation keeps them (milliseconds): an outage found with a Lease's
+        # microseconds is then the one already recorded, not a new one every round.
+        recorded = from_json(
+            to_json(self._prune(merge(counted(known + found + self._at_start)), now))
+        )
         for outage in recorded:
             if outage not in known:
                 logger.warning(

@@ -20,6 +20,10 @@ T0 = parse_time("2026-03-01T00:00:00Z")
 S = datetime.timedelta(seconds=1)
 
 
+def now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
 class Wall:
     def __init__(self) -> None:
         self.now = T0
@@ -53,27 +57,75 @@ def left_behind(fake: FakeKube, name: str, first: datetime.datetime, last: datet
 
 async def test_every_replica_stopped_cleanly_the_outage_runs_from_the_release_to_the_restart():
     fake, wall = FakeKube(), Wall()
+    wall.now = now()  # the leadership Lease is written with the real clock
     old = replica(fake, wall, "old-1")
     await old.renew()
     assert await old.leadership.try_acquire_or_renew()
-    wall.now = T0 + 30 * S
+    wall.now += 2 * S
     await old.renew()
-    await old.delete()  # clean shutdown: the replica Lease goes ...
+    await old.release()  # clean shutdown: the replica Lease is released, not deleted ...
     await old.leadership.release()  # ... and the leadership Lease keeps its release time
     released = parse_time(fake.objects[f"{LEASES}/heartbeat-operator"]["spec"]["renewTime"])
-    assert f"{LEASES}/heartbeat-replica-old-1" not in fake.objects
+    assert fake.objects[f"{LEASES}/heartbeat-replica-old-1"]["spec"]["holderIdentity"] == ""
+    last = max(released, wall.now)
 
-    wall.now = released.replace(microsecond=0) + datetime.timedelta(seconds=75)
+    wall.now = last.replace(microsecond=0) + datetime.timedelta(seconds=75)
     new = replica(fake, wall, "new-1")
     assert await new.leadership.try_acquire_or_renew()  # free: taken at once
     await new.prepare()
     # Times as the annotation keeps them (DESIGN 9.18: milliseconds).
-    start = released.replace(microsecond=released.microsecond // 1000 * 1000)
+    start = last.replace(microsecond=last.microsecond // 1000 * 1000)
     assert new.outages() == [Outage(start, wall.now)]
     await new.leadership.try_acquire_or_renew()  # the next renewal writes the annotation
     annotations = fake.objects[f"{LEASES}/heartbeat-operator"]["metadata"]["annotations"]
     assert OUTAGES_ANNOTATION in annotations
-    print("recorded:", annotations[OUTAGES_ANNOTATION])
+
+
+async def test_a_restart_of_every_replica_after_a_crash_finds_no_outage_while_one_served(
+    caplog: pytest.LogCaptureFixture,
+):
+    # b crashed at T0 (its Lease left behind); a served on alone for 60 s, then every
+    # replica was stopped cleanly and started again 3 s later. Nothing was uncovered for
+    # 10 s: a slot in that minute must be judged, not OperatorUnavailable (a released
+    # Lease that was deleted took a's minute with it, and the crash to the release
+    # became an "outage").
+    fake, wall = FakeKube(), Wall()
+    base = now().replace(microsecond=0) - 60 * S  # the leadership Lease: the real clock
+    left_behind(fake, "b-1", base - 300 * S, base)
+    a = replica(fake, wall, "a-1")
+    wall.now = base - 200 * S
+    await a.renew()
+    assert await a.leadership.try_acquire_or_renew()
+    for step in range(-198, 61, 2):
+        wall.now = base + step * S
+        await a.renew()
+    await a.release()
+    await a.leadership.release()
+
+    wall.now = base + 63 * S
+    new = replica(fake, wall, "a-2")
+    assert await new.leadership.try_acquire_or_renew()
+    await new.prepare()
+    assert new.outages() == []
+    assert await new.record() == []
+    assert "recorded an outage" not in caplog.text
+
+
+async def test_an_outage_is_announced_once_not_at_every_recording(
+    caplog: pytest.LogCaptureFixture,
+):
+    fake, wall = FakeKube(), Wall()
+    left_behind(fake, "crashed", T0 - 300 * S, T0 + datetime.timedelta(microseconds=123456))
+    wall.now = T0 + 40 * S + datetime.timedelta(microseconds=654321)
+    new = replica(fake, wall, "new-1")
+    assert await new.leadership.try_acquire_or_renew()
+    await new.prepare()
+    for step in (42, 44, 46):
+        wall.now = T0 + step * S
+        await new.renew()
+        await new.record()
+        await new.leadership.try_acquire_or_renew()
+    assert caplog.text.count("recorded an outage") == 1
 
 
 async def test_a_crashed_replicas_lease_marks_the_start_and_is_deleted_once_stale():
