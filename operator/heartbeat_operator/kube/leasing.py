@@ -23,6 +23,7 @@ from typing import Any
 
 from heartbeat_operator.engine.api import ApiError, lease_path
 from heartbeat_operator.kube.client import KubeClient
+from heartbeat_operator.logthrottle import Throttle
 from heartbeat_operator.settings import LeadershipSettings, Settings
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ class Leadership:
         self.config = config
         self._on_change = on_change
         self._clock = clock
+        self._log = Throttle(logger)
         self._leading = False
         self._last_renew: float | None = None
         # What we last saw of someone else's Lease, and when (our clock).
@@ -132,9 +134,12 @@ class Leadership:
                 # A request that hangs (an API server black-holed) must not keep a leader
                 # leading past the renew deadline, while a follower may take over at the
                 # duration: the client's own timeout (10 s) is longer than both.
-                logger.warning("lease %s: no answer in time", self.config.name)
+                self._log.log(
+                    "lease", logging.WARNING, "lease %s: no answer in time", self.config.name
+                )
             except ApiError as exc:
-                logger.warning("lease %s: %s", self.config.name, exc)
+                # Every 2 s while the API is unreachable: one line per 10 s (issue 18 item 6).
+                self._log.log("lease", logging.WARNING, "lease %s: %s", self.config.name, exc)
             except Exception:
                 logger.exception("lease %s: unexpected error", self.config.name)
             if self._leading and not self.is_leader():

@@ -55,6 +55,7 @@ from heartbeat_operator.domain.timefmt import TimeFormatError, parse_time
 from heartbeat_operator.engine.api import ApiError, lease_path
 from heartbeat_operator.kube.client import KubeClient
 from heartbeat_operator.kube.leasing import Leadership, micro_time
+from heartbeat_operator.logthrottle import Throttle
 from heartbeat_operator.settings import LeadershipSettings
 
 logger = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ class Replicas:
         #: Outages this replica found at its start (every replica was stopped before):
         #: judged with at once, before the leader has recorded them.
         self._at_start: list[Outage] = []
+        self._log = Throttle(logger)
         self.started = False
         """Whether the first renewal and the look for an outage before it are done:
         readiness waits for it, so no ping is written before the outage is known."""
@@ -270,7 +272,8 @@ class Replicas:
                 if self.leadership.is_leader():
                     await self.record()
             except ApiError as exc:
-                logger.warning("replica Lease %s: %s", self.name, exc)
+                # Every 2 s while the API is unreachable: one line per 10 s (issue 18 item 6).
+                self._log.log("renewal", logging.WARNING, "replica Lease %s: %s", self.name, exc)
             except Exception:
                 logger.exception("replica Lease %s: unexpected error", self.name)
             with contextlib.suppress(TimeoutError):
