@@ -660,17 +660,23 @@ def _close_run(rec: Record, run_id: str | None) -> OpenRun | None:
     return rec.open_runs.pop(latest)
 
 
-def _anchor(spec: MonitorSpec, rec: Record, at: datetime) -> datetime:
+def _anchor(
+    spec: MonitorSpec, rec: Record, at: datetime, run: OpenRun | None = None
+) -> datetime:
     """The reference time a start or finish at ``at`` gives (fine print 10: early pings).
 
     Only the slot currently expected can be pinged early: a ping at or after its due time
     is that slot's run, even when the following tick is less than 60 s away (an
-    every-minute schedule would otherwise skip a slot per ping).
+    every-minute schedule would otherwise skip a slot per ping). Nor is the finish of a
+    ``run`` that started before that window an early ping: it ends the run it pairs with
+    (an hourly job started at 01:00 and done at 01:59:30 did not run for 02:00, and its
+    02:00 slot must still be expected).
     """
     if spec.is_cron:
         current = spec.slots.next_slot(rec.reference_time)
         if current is not None and at < current.due and current.due - at <= EARLY_PING_WINDOW:
-            return current.due
+            if run is None or current.due - run.start_time <= EARLY_PING_WINDOW:
+                return current.due
     return at
 
 
@@ -760,7 +766,7 @@ def _finish(
         and duration < spec.min_runtime
     ):
         failure = "RanTooFast"
-    rec.reference_time = max(rec.reference_time, _anchor(spec, rec, at))
+    rec.reference_time = max(rec.reference_time, _anchor(spec, rec, at, run))
     first = rec.last_success_time is None and rec.last_failure_time is None
     rec.last_exit_code = ping.exit_code
     rec.last_duration_seconds = seconds(duration) if duration is not None else None

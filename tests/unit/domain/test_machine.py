@@ -461,6 +461,21 @@ def test_early_cron_ping_counts_for_the_coming_tick() -> None:
     ]
 
 
+def test_the_finish_of_a_run_that_started_long_before_is_not_an_early_ping() -> None:
+    # An hourly job started at 01:00 and done at 01:59:30 ran for 01:00: its 02:00 run
+    # is still expected (counting the finish for 02:00 left a silent 02:00 unalarmed
+    # until 03:05). A finish whose start was itself within the window stays early.
+    s = spec(schedule="0 * * * *", grace="5m")
+    rec, out = fold(s, T0, [P("01:00:00", "start"), P("01:59:30")], until=T(at("02:06:00")))
+    assert states(out)[-2:] == [
+        (at("02:00:00"), "Grace", "Late"),
+        (at("02:05:00"), "Down", "Missed"),
+    ]
+    rec, out = fold(s, T0, [P("01:59:10", "start"), P("01:59:40")], until=T(at("02:06:00")))
+    assert view(s, rec, T(at("02:06:00"))).next_due_time == T(at("03:00:00"))
+    assert states(out)[-1] == (at("01:59:40"), "Healthy", "PingReceived")  # no Late at 02:00
+
+
 def test_every_minute_pings_at_each_tick_count_once_each() -> None:
     s = spec(schedule="* * * * *", grace="30s")
     rec, out = fold(s, T0, [P("00:01:00"), P("00:02:00"), P("00:02:59.500")])
