@@ -660,9 +660,7 @@ def _close_run(rec: Record, run_id: str | None) -> OpenRun | None:
     return rec.open_runs.pop(latest)
 
 
-def _anchor(
-    spec: MonitorSpec, rec: Record, at: datetime, run: OpenRun | None = None
-) -> datetime:
+def _anchor(spec: MonitorSpec, rec: Record, at: datetime, run: OpenRun | None = None) -> datetime:
     """The reference time a start or finish at ``at`` gives (fine print 10: early pings).
 
     Only the slot currently expected can be pinged early: a ping at or after its due time
@@ -672,12 +670,12 @@ def _anchor(
     (an hourly job started at 01:00 and done at 01:59:30 did not run for 02:00, and its
     02:00 slot must still be expected).
     """
-    if spec.is_cron:
-        current = spec.slots.next_slot(rec.reference_time)
-        if current is not None and at < current.due and current.due - at <= EARLY_PING_WINDOW:
-            if run is None or current.due - run.start_time <= EARLY_PING_WINDOW:
-                return current.due
-    return at
+    current = spec.slots.next_slot(rec.reference_time) if spec.is_cron else None
+    if current is None or not at < current.due <= at + EARLY_PING_WINDOW:
+        return at
+    if run is not None and run.start_time + EARLY_PING_WINDOW < current.due:
+        return at  # the end of a run that began before the window
+    return current.due
 
 
 def _start(spec: MonitorSpec, rec: Record, ping: Ping, at: datetime, out: list[Transition]) -> None:
