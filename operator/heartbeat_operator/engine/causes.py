@@ -393,6 +393,10 @@ def _pod_cause(pod: Mapping[str, Any], now: datetime) -> str:
     return f"{head}: {detail}" if detail else head
 
 
+#: What ``not_started_cause`` says when nothing tells more.
+NO_POD_YET = "no Pod created yet"
+
+
 def not_started_cause(
     pods: Sequence[Mapping[str, Any]],
     events: Iterable[Mapping[str, Any]],
@@ -418,7 +422,7 @@ def not_started_cause(
         if said is not None:
             return cut(said)
     if pod is None:
-        return "no Pod created yet"
+        return NO_POD_YET
     return cut(_pod_cause(pod, now))
 
 

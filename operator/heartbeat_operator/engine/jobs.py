@@ -231,16 +231,20 @@ def summarize_pods(
 def job_start(job: JobRun, pods: JobPods | None, phases: set[str]) -> datetime | None:
     """DESIGN 10.8.2: when the Job's run began, or None while no Pod of it has run.
 
-    From Pod status when a read found Pods; with no Pod left (or Pods not readable), the
-    Job's ``status.startTime`` once it finished — unless it failed while known to be
-    waiting (its Pods removed by the Job controller at its deadline) — or once a Pod is
-    ready (``status.ready``, the signal left when Pods cannot be listed).
+    From Pod status when a read found Pods; once its start is reported (``phases`` holds
+    ``start``), it ran, whatever its Pods say now (gone at its deadline or by its TTL, or
+    a retry's Pod pending); with no Pod left (or Pods not readable), the Job's
+    ``status.startTime`` once it finished — unless it failed while known to be waiting
+    (its Pods removed by the Job controller at its deadline) — or once a Pod is ready
+    (``status.ready``, the signal left when Pods cannot be listed).
     """
     if pods is not None and pods.started_at is not None:
         return pods.started_at
+    fallback = job.start_time or job.created
+    if "start" in phases:
+        return fallback  # reported: only its being not None matters (no second start)
     if pods is not None and pods.found:
         return None
-    fallback = job.start_time or job.created
     if job.completion_time is not None:
         return fallback
     if job.failure is not None:
@@ -384,6 +388,10 @@ def _waiting_inputs(
     created = job.created or job.sort_time
     cause = waiting_cause(job, pods)
     if job.failure is not None:
+        if cause.endswith(causes.NO_POD_YET):
+            # The Job controller deletes a Pod that never ran when the Job fails: the
+            # cause its slot's pending start recorded (the Pod's) is still why (10.1).
+            cause = _pending_cause(status, job.uid) or cause
         return [
             Ping(
                 time=job.failure.time,
@@ -411,6 +419,14 @@ def _waiting_inputs(
             scheduled_time=job.scheduled_time,
         )
     ]
+
+
+def _pending_cause(status: Mapping[str, Any], uid: str) -> str | None:
+    for item in status.get("pendingStarts") or ():
+        if isinstance(item, Mapping) and item.get("jobUid") == uid:
+            cause = item.get("cause")
+            return cause if isinstance(cause, str) and cause else None
+    return None
 
 
 MAX_DELETED_REMEMBERED = 5

@@ -367,6 +367,32 @@ def test_failed_job_whose_pods_are_gone_says_exit_code_unknown() -> None:
     assert fail.exit_code is None and fail.exit_code_unknown is False
 
 
+def test_a_job_that_ran_is_not_not_started_when_its_pods_are_gone_at_its_failure() -> None:
+    # activeDeadlineSeconds: the Job controller deletes the running Pod and fails the Job;
+    # its start was reported (after a moment Pending): a Failed run, not NotStarted.
+    body = job(failed=("2026-11-25T02:01:00Z", "DeadlineExceeded", "Job was active longer"))
+    reported = status_with((UID, "pending"), (UID, "start"))
+    (fail,) = job_inputs(run(body), reported, read(body))  # read, no Pod left
+    assert isinstance(fail, Ping) and fail.kind == "fail" and not fail.not_started
+    assert fail.exit_code_unknown is True
+    assert fail.body == "DeadlineExceeded: Job was active longer"
+    # A retry's Pod pending when the Job fails: it ran all the same.
+    (fail,) = job_inputs(run(body), reported, read(body, image_pull_backoff()))
+    assert isinstance(fail, Ping) and not fail.not_started
+
+
+def test_a_job_that_never_ran_keeps_its_pending_cause_once_its_pod_is_deleted() -> None:
+    body = job(failed=("2026-11-25T02:30:00Z", "DeadlineExceeded", "Job was active longer"))
+    waited = "Job backup-29012 created 02:00:01 UTC; Pod backup-x Pending for 29m: ImagePullBackOff"
+    status = {
+        **status_with((UID, "pending")),
+        "pendingStarts": [{"jobUid": UID, "jobName": JOB_NAME, "cause": waited}],
+    }
+    (fail,) = job_inputs(run(body), status, read(body))  # the Pod is gone
+    assert isinstance(fail, Ping) and fail.not_started
+    assert fail.body == f"{waited}; DeadlineExceeded: Job was active longer"
+
+
 def test_completed_job_yields_start_at_the_pod_then_success_with_exit_code_0() -> None:
     body = job(complete="2026-11-25T02:06:55Z")
     done = pod(
