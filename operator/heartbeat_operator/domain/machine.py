@@ -44,6 +44,7 @@ from heartbeat_operator.domain.outages import (
     overlapping,
 )
 from heartbeat_operator.domain.records import (
+    MAX_EVENT_MESSAGE_BYTES,
     MAX_MESSAGE_BYTES,
     MAX_OPEN_RUNS,
     MAX_PENDING_STARTS,
@@ -863,9 +864,13 @@ def _fail_slot(
     if rec.state == "Down":
         state = "Down"  # leaving Down takes successes, not edits or counters
     counted = f"{rec.consecutive_failures} of failureThreshold {spec.failure_threshold}"
-    room = MAX_MESSAGE_BYTES - len(counted.encode("utf-8")) - 2
-    text = f"{cut_utf8(message, room)}; {counted}" + (f"; {detail}" if detail else "")
-    _transition(rec, out, at, state, reason, text, reason, WARNING, force=True)
+
+    def within(limit: int) -> str:
+        room = limit - len(counted.encode("utf-8")) - 2
+        return f"{cut_utf8(message, room)}; {counted}" + (f"; {detail}" if detail else "")
+
+    kept, said = within(MAX_MESSAGE_BYTES), within(MAX_EVENT_MESSAGE_BYTES)
+    _transition(rec, out, at, state, reason, kept, reason, WARNING, force=True, said=said)
 
 
 def _pause(
@@ -998,9 +1003,13 @@ def _transition(
     event_type: str,
     *,
     force: bool = False,
+    said: str | None = None,
 ) -> None:
+    """``message`` as status keeps it (300 bytes); ``said``, when longer, as the Event
+    says it (1,000 bytes)."""
     if not force and state == rec.state and reason == rec.state_reason:
         return
+    said = cut_utf8(said if said is not None else message, MAX_EVENT_MESSAGE_BYTES)
     message = cut_utf8(message, MAX_MESSAGE_BYTES)
     if state != rec.state:
         rec.state_since = at
@@ -1009,7 +1018,7 @@ def _transition(
     rec.state_message = message
     rec.recent_transitions.insert(0, TransitionRecord(at, state, reason, message, event_reason))
     del rec.recent_transitions[MAX_RECENT_TRANSITIONS:]
-    out.append(Transition(at, state, reason, message, event_reason, event_type))
+    out.append(Transition(at, state, reason, said, event_reason, event_type))
 
 
 def _restate(rec: Record, message: str) -> None:

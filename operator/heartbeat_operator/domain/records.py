@@ -38,6 +38,9 @@ RECENT_PING_BODY_BYTES = 256  # DESIGN 9.8
 # Messages (transitions, conditions) are cut to this many UTF-8 bytes: with the other caps
 # it keeps status, apart from lastOutput, under 16 KiB (DESIGN 9.8; tests/unit/domain).
 MAX_MESSAGE_BYTES = 300
+# An Event's message (docs/cronjobs.md): the cluster's words whole ("…: not found",
+# "4 restarts") where status keeps 300 bytes of them; the API takes 1,024.
+MAX_EVENT_MESSAGE_BYTES = 1000
 
 STATES: tuple[State, ...] = tuple(State)
 

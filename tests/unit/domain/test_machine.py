@@ -664,6 +664,23 @@ def test_the_message_says_what_is_true_now_not_at_the_last_change() -> None:
     assert view(s, rec, T(at("01:00:00"))).message == rec.state_message
 
 
+def test_an_event_says_the_clusters_words_whole_where_status_keeps_300_bytes() -> None:
+    cause = (
+        "Job backup-29012 created 02:00:01 UTC; Pod backup-29012-x7k Pending for 29m: "
+        'ImagePullBackOff: Back-off pulling image "registry.invalid/backup:1.4": '
+        + "ErrImagePull: failed to pull and unpack image: " * 5
+        + "not found"
+    )
+    s = spec(period="1h", grace="10m")
+    fail = Ping(T(at("00:30:00")), "fail", body=cause, not_started=True)
+    rec, out = fold(s, T0, [fail])
+    (event,) = [t for t in out if t.event_reason == "NotStarted"]
+    assert event.message == f"{cause}; 1 of failureThreshold 1"
+    assert len(rec.state_message.encode()) <= 300
+    assert rec.state_message.endswith("; 1 of failureThreshold 1")
+    assert rec.recent_transitions[0].message == rec.state_message
+
+
 def test_messages_give_the_monitors_local_time_across_a_dst_change() -> None:
     # Issue 16 item 3: a New York job due at 09:30 local reads "09:30 EST (14:30 UTC)" in
     # winter and "09:30 EDT (13:30 UTC)" after the spring change (Sun 2026-03-08), with the
