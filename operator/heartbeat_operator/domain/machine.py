@@ -360,7 +360,9 @@ def _miss(spec: MonitorSpec, rec: Record, slot: Slot, at: datetime, out: list[Tr
         )
         _fail_slot(spec, rec, at, "NotStarted", message, out)
         return
-    reason = "Missed" if _ever_pinged(rec) else "NeverPinged"
+    # DESIGN 10.1: a slot the CronJob controller made no Job for keeps reason Missed
+    # (the job exists and is held back, e.g. behind a Job that never started).
+    reason = "Missed" if _ever_pinged(rec) or skipped else "NeverPinged"
     message = (
         f"{_since(spec, rec)}; expected by {_at(spec, slot.due)} "
         f"+ grace {format_duration(spec.grace)}"

@@ -332,6 +332,18 @@ def test_a_skipped_slot_says_why() -> None:
     assert rec.skipped_slot is None
 
 
+def test_a_skipped_slot_of_a_monitor_never_pinged_is_missed_not_never_pinged() -> None:
+    # Forbid behind a first Job that never started: the first slot failed NotStarted, the
+    # next got no Job at all. 10.1: it keeps reason Missed (the CronJob runs, held back).
+    why = "concurrencyPolicy Forbid: Job nightly-0 active since 01:00 UTC"
+    job = pending("01:00:02", cause=CAUSE)
+    skipped = SlotSkipped(T(at("02:00:01")), T(at("02:00:00")), why)
+    s = spec(schedule="0 * * * *", grace="5m", failureThreshold=3)
+    _rec, out = fold(s, T0, [job, skipped], until=T(at("02:05:01")))
+    assert failures(out) == [("Grace", "NotStarted"), ("Grace", "Missed")]
+    assert why in out[-1].message
+
+
 def test_pending_starts_survive_the_status_round_trip() -> None:
     rec, _ = fold(CRON, T0, [pending("01:00:02", cause=CAUSE)], until=T(at("01:05:00")))
     again = Record.from_status(rec.to_status())
