@@ -318,7 +318,7 @@ class AutoWiring:
         # by kopf's watch of monitors, which lags behind our own list at start-up, and a
         # guess there posted a false NameConflict on every auto-wired CronJob (issue 12).
         owner = entry_owner(entry) if entry is not None else None
-        ours = entry is not None and created_by_operator(owner, cronjob)
+        ours = entry is not None and created_by_operator(entry, owner, cronjob)
         monitored = self.monitoring(cronjob)
         if monitored is None:
             return  # its Namespace is not in yet: that Namespace's event marks it again

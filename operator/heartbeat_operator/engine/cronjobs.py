@@ -430,13 +430,18 @@ def entry_owner(entry: MonitorEntry) -> Owner | None:
     return Owner(entry.uid, *entry.cronjob)
 
 
-def created_by_operator(owner: Owner | None, cronjob: CronJobInfo) -> bool:
+def created_by_operator(entry: MonitorEntry, owner: Owner | None, cronjob: CronJobInfo) -> bool:
     """Whether the monitor is the one the operator made for this CronJob.
 
     A CronJob of the monitor's name controls it (a CronJob re-created under the same name
-    takes its predecessor's monitor over rather than conflicting with it).
+    takes its predecessor's monitor over rather than conflicting with it); so does one
+    whose CronJob owner reference the garbage collector took away (the CronJob deleted
+    with ``--cascade=orphan``) while it still carries the operator's ``managed-by`` label:
+    adopted, as a ReplicaSet adopts the orphaned Pods its selector matches.
     """
-    return owner is not None and owner.cronjob == cronjob.name
+    if owner is not None:
+        return owner.cronjob == cronjob.name
+    return entry.labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
 
 
 def in_sync(
