@@ -1043,6 +1043,8 @@ def _ever_pinged(rec: Record) -> bool:
 
 def _since(spec: MonitorSpec, rec: Record) -> str:
     times = [t for t in (rec.last_start_time, rec.last_success_time, rec.last_failure_time) if t]
+    # A ping recorded while paused counts as a ping (10.3) but moves none of those times.
+    times += [p.time for p in rec.recent_pings if p.kind != "log"]
     if times:
         return f"no ping since {_at(spec, max(times))}"
     return f"no ping yet (active since {_at(spec, rec.active_since)})"

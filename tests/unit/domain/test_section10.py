@@ -166,6 +166,7 @@ def test_pings_while_paused_count_as_a_ping_has_arrived() -> None:
     ]
     _rec, out = fold(s, T0, inputs, until=T(at("01:40:01")))
     assert failures(out) == [("Down", "Missed")]
+    assert out[-1].message.startswith("no ping since Sun 2026-03-01 00:20 UTC")  # not "yet"
 
 
 def test_a_log_ping_while_paused_is_not_a_ping() -> None:
