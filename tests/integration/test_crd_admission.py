@@ -193,7 +193,7 @@ REJECTED = {
     ),
     "Secret name not a DNS name": (
         {"period": "1h", "tokenSecretName": "Bad_Name"},
-        "spec.tokenSecretName in body should match",
+        "tokenSecretName must be a Secret name: lower-case letters, digits",
     ),
 }
 
