@@ -150,9 +150,9 @@ class SpecEdit:
     """The spec changed; folded with the *new* spec (DESIGN 9.19: edits never alert).
 
     ``restart``: nothing was judged before it (``Ready`` was False: a spec that could not
-    be evaluated, a token failure), so the monitor becomes active at the edit time, as
-    after a resume, whatever the slot's ``alertTime``; pings only recorded meanwhile are
-    not counted for the slot.
+    be evaluated, a token failure), so the next slot counts from the edit, as after a
+    resume, whatever the slot's ``alertTime``; pings only recorded meanwhile are not
+    counted for the slot.
     """
 
     time: datetime

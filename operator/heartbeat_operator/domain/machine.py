@@ -941,7 +941,13 @@ def _spec_edit(
     if rec.paused_since is not None:
         return
     slot = spec.slots.next_slot(rec.reference_time)
-    if edit.restart or slot is None or slot.alert(spec.grace) <= at:
+    if edit.restart:
+        # Only the count restarts: ``activeSince`` stays, so a Job that started while
+        # nothing was judged (its start only recorded) is still the monitor's, and its
+        # failure after the fix pages (``job_predates``).
+        rec.reference_time = at
+        slot = spec.slots.next_slot(at)
+    elif slot is None or slot.alert(spec.grace) <= at:
         rec.active_since = at
         rec.reference_time = at
         slot = spec.slots.next_slot(at)

@@ -280,6 +280,37 @@ def test_fixing_an_invalid_spec_judges_from_the_fix_so_pings_meanwhile_never_pag
     assert later.status["state"] == "Healthy" and not later.transitions
 
 
+def test_a_job_that_started_while_ready_was_false_still_pages_when_it_fails_after_the_fix():
+    """The restart after Ready=False restarts the count, not the monitor: a Job that began
+    meanwhile (its start only recorded, so offered again) is still the monitor's run."""
+    from heartbeat_operator.domain.statuses import READY_TOKEN, Ready
+
+    weak = Ready("False", "WeakToken", "the token in Secret m-heartbeat is too short")
+    entry = MonitorEntry.from_body(body(status=None))  # period 1h, created 01:59
+    token = TokenUpdate(token_hash="sha256:abc", secret_name="m-heartbeat", ready=weak)
+    failed = folding.fold(entry, [Change(token=token)], T0)
+    started = T0 + timedelta(minutes=1)
+    start = Ping(started, "start", run_id="j1", job=("j1", "start"), job_created=started)
+    failed = folding.fold(
+        MonitorEntry.from_body(body(rv="11", status=failed.status)),
+        [Change(inputs=(start,))],
+        started,
+    )
+    fixed_at = T0 + timedelta(minutes=10)
+    fixed = folding.fold(
+        MonitorEntry.from_body(body(rv="12", status=failed.status)),
+        [Change(token=TokenUpdate(ready=READY_TOKEN)), Change(inputs=(start,))],
+        fixed_at,
+    )
+    assert not fixed.transitions
+    ended = T0 + timedelta(minutes=20)
+    fail = Ping(ended, "fail", run_id="j1", exit_code=3, job=("j1", "fail"))
+    down = folding.fold(
+        MonitorEntry.from_body(body(rv="13", status=fixed.status)), [Change(inputs=(fail,))], ended
+    )
+    assert [(t.state, t.event_reason) for t in down.transitions] == [("Down", "Failed")]
+
+
 def test_every_writer_folds_an_unobserved_pause():
     entry = MonitorEntry.from_body(body(status=None))
     status = folding.fold(entry, [Change(inputs=(Ping(T0, "success"),))], T0).status
