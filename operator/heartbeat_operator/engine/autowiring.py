@@ -330,7 +330,9 @@ class AutoWiring:
                     invalid_annotation_event(cronjob, problem, now=now, instance=self.instance)
                 )
             self._forget_deleted_jobs(key)  # nobody is owed their finish
-            if entry is not None and ours and not entry.deleting:
+            if entry is not None and ours and owner is not None and not entry.deleting:
+                # Only a monitor a CronJob owns: one left by a CronJob deleted with
+                # --cascade=orphan is adopted by a monitored CronJob, never deleted.
                 await self._delete(entry)
             return
         spec, problems = desired_spec(cronjob)

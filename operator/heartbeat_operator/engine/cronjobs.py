@@ -437,7 +437,8 @@ def created_by_operator(entry: MonitorEntry, owner: Owner | None, cronjob: CronJ
     takes its predecessor's monitor over rather than conflicting with it); so does one
     whose CronJob owner reference the garbage collector took away (the CronJob deleted
     with ``--cascade=orphan``) while it still carries the operator's ``managed-by`` label:
-    adopted, as a ReplicaSet adopts the orphaned Pods its selector matches.
+    adopted by a monitored CronJob, as a ReplicaSet adopts the orphaned Pods its selector
+    matches (``AutoWiring.reconcile`` never deletes such a monitor).
     """
     if owner is not None:
         return owner.cronjob == cronjob.name

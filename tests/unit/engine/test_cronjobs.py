@@ -525,6 +525,17 @@ async def test_removing_the_annotation_deletes_our_monitor_only() -> None:
     await h.reconcile()
     assert h.client.deleted == []
 
+    # A monitor a CronJob deleted with --cascade=orphan left behind (our label, no owner):
+    # adopted by a monitored CronJob of its name, never deleted by an unmonitored one.
+    h = Harness()
+    h.monitor(monitor_body(owner=None))
+    h.wiring.cronjob_event("MODIFIED", cronjob_body(annotations={}))
+    await h.reconcile()
+    assert h.client.deleted == []
+    h.wiring.cronjob_event("MODIFIED", cronjob_body())
+    await h.reconcile()
+    assert [e["reason"] for e in h.client.events] == [] and len(h.client.applied) == 1
+
 
 async def test_a_monitor_annotation_typo_is_not_monitored_and_says_so() -> None:
     """DESIGN 9.11: any value but "true" means not monitored. A "True" or "yes" is someone
