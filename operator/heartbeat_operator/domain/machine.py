@@ -59,6 +59,7 @@ from heartbeat_operator.domain.records import (
     Record,
     ReportedJob,
     TransitionRecord,
+    cut_middle_utf8,
     cut_utf8,
 )
 from heartbeat_operator.domain.schedules import Slot
@@ -570,8 +571,9 @@ def _slot_skipped(rec: Record, skipped: SlotSkipped) -> None:
 
 
 def _cause(text: str) -> str:
-    """A cause as status keeps it: no longer than the message it will end up in."""
-    return cut_utf8(text, MAX_MESSAGE_BYTES)
+    """A cause as status keeps it: no longer than the message it will end up in, its
+    start and its end kept."""
+    return cut_middle_utf8(text, MAX_MESSAGE_BYTES)
 
 
 def job_predates(
@@ -869,7 +871,7 @@ def _fail_slot(
 
     def within(limit: int) -> str:
         room = limit - len(counted.encode("utf-8")) - 2
-        return f"{cut_utf8(message, room)}; {counted}" + (f"; {detail}" if detail else "")
+        return f"{cut_middle_utf8(message, room)}; {counted}" + (f"; {detail}" if detail else "")
 
     kept, said = within(MAX_MESSAGE_BYTES), within(MAX_EVENT_MESSAGE_BYTES)
     _transition(rec, out, at, state, reason, kept, reason, WARNING, force=True, said=said)

@@ -53,6 +53,21 @@ def cut_utf8(text: str, limit: int) -> str:
     return raw[:limit].decode("utf-8", errors="ignore")
 
 
+_GAP = " ... "
+
+
+def cut_middle_utf8(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` UTF-8 bytes with its middle taken out: the cluster's
+    causes say what first ("ImagePullBackOff") and why last ("…: not found")."""
+    raw = text.encode("utf-8")
+    if len(raw) <= limit:
+        return text
+    half = (limit - len(_GAP)) // 2
+    head = raw[:half].decode("utf-8", errors="ignore")
+    tail = raw[len(raw) - half :].decode("utf-8", errors="ignore")
+    return f"{head}{_GAP}{tail}"
+
+
 @dataclass(slots=True)
 class OpenRun:
     """A started run not finished yet: ``{runId, startTime, dueTime, timedOut,

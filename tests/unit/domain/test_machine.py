@@ -677,7 +677,10 @@ def test_an_event_says_the_clusters_words_whole_where_status_keeps_300_bytes() -
     (event,) = [t for t in out if t.event_reason == "NotStarted"]
     assert event.message == f"{cause}; 1 of failureThreshold 1"
     assert len(rec.state_message.encode()) <= 300
-    assert rec.state_message.endswith("; 1 of failureThreshold 1")
+    # Status keeps both ends of the cause: what ("ImagePullBackOff") and why ("not found").
+    assert "ImagePullBackOff" in rec.state_message
+    assert " ... " in rec.state_message
+    assert rec.state_message.endswith("not found; 1 of failureThreshold 1")
     assert rec.recent_transitions[0].message == rec.state_message
 
 

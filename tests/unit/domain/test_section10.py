@@ -345,6 +345,17 @@ def test_a_skipped_slot_of_a_monitor_never_pinged_is_missed_not_never_pinged() -
     assert why in out[-1].message
 
 
+def test_a_long_pending_cause_keeps_its_start_and_its_end() -> None:
+    # The commonest auto-wired failure: a pull error whose last words say why.
+    cause = "Job j created 01:00:01 UTC; Pod j-x Pending for 5m: ImagePullBackOff: " + (
+        "ErrImagePull: failed to pull and unpack image: " * 8 + "not found"
+    )
+    _rec, out = fold(CRON, T0, [pending("01:00:02", cause=cause)], until=T(at("01:10:01")))
+    (failed,) = [t for t in out if t.event_reason == "NotStarted"]
+    assert "ImagePullBackOff" in failed.message
+    assert failed.message.endswith("not found; 1 of failureThreshold 1")
+
+
 def test_pending_starts_survive_the_status_round_trip() -> None:
     rec, _ = fold(CRON, T0, [pending("01:00:02", cause=CAUSE)], until=T(at("01:05:00")))
     again = Record.from_status(rec.to_status())
