@@ -513,7 +513,7 @@ async def run(settings: Settings) -> int:
         await asyncio.wait_for(letting_go, left(2 * STEP_TIMEOUT))
     if op.absorber is not None and op.journal is not None:
         # DESIGN 10.8.10: absorb what we can within the grace, leave the rest to the
-        # leader (our replica Lease is deleted: the leader takes our journal as dead).
+        # leader (our replica Lease is released: the leader takes our journal as dead).
         await op.absorber.absorb_all(timeout=left(STEP_TIMEOUT))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(op.journal.delete_if_empty(), left(STEP_TIMEOUT))

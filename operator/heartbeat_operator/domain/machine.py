@@ -475,6 +475,8 @@ def _time_out(
             f"run started at {started}{rid} did not finish within "
             f"maxRuntime {format_duration(spec.max_runtime)}"
         )
+        if run.max_runtime_from is not None:
+            message += f" of the spec edit at {_at(spec, run.max_runtime_from)}"
     else:
         message = f"run started at {started}{rid}, not finished by {_at(spec, at)}"
         finished = [t for t in (rec.last_success_time, rec.last_failure_time) if t]
@@ -670,16 +672,14 @@ def _anchor(spec: MonitorSpec, rec: Record, at: datetime, run: OpenRun | None = 
 
     Only the slot currently expected can be pinged early: a ping at or after its due time
     is that slot's run, even when the following tick is less than 60 s away (an
-    every-minute schedule would otherwise skip a slot per ping). Nor is the finish of a
-    ``run`` that started before that window an early ping: it ends the run it pairs with
-    (an hourly job started at 01:00 and done at 01:59:30 did not run for 02:00, and its
-    02:00 slot must still be expected).
+    every-minute schedule would otherwise skip a slot per ping). Nor is a finish that
+    closes an open ``run``: it ends that run, whose start already said which slot it is
+    for (an hourly job started at 01:00 and done at 01:59:30 did not run for 02:00; a
+    start that was itself early moved the reference time to its tick already).
     """
     current = spec.slots.next_slot(rec.reference_time) if spec.is_cron else None
-    if current is None or not at < current.due <= at + EARLY_PING_WINDOW:
+    if run is not None or current is None or not at < current.due <= at + EARLY_PING_WINDOW:
         return at
-    if run is not None and run.start_time + EARLY_PING_WINDOW < current.due:
-        return at  # the end of a run that began before the window
     return current.due
 
 

@@ -87,7 +87,7 @@ HARD_LIMIT = 512 * 1024
 #: managedFields), counted against the limit so the object stays under it.
 OVERHEAD = 4096
 #: The replica Lease of a journal's owner (``kube.replicas``): a journal whose Lease is
-#: gone or expired belongs to a dead replica. A journal younger than this is never
+#: gone, released or expired belongs to a dead replica. A journal younger than this is never
 #: judged dead (its replica may not have renewed its Lease yet).
 REPLICA_LEASE_PREFIX = "heartbeat-replica-"
 YOUNG_JOURNAL = datetime.timedelta(seconds=30)

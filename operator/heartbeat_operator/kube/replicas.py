@@ -122,8 +122,8 @@ class Replicas:
         self._last_ok: datetime.datetime | None = None
         self._gaps: list[Outage] = []
         self._version: str | None = None
-        #: Coverage of replica Leases seen while leading: a Lease deleted by a clean
-        #: shutdown still says that replica renewed until then.
+        #: Coverage of replica Leases seen while leading: a Lease deleted by the stale
+        #: sweep still says that replica renewed until then.
         self._seen: dict[str, list[tuple[datetime.datetime, datetime.datetime]]] = {}
         #: Outages this replica found at its start (every replica was stopped before):
         #: judged with at once, before the leader has recorded them.

@@ -474,6 +474,14 @@ def test_the_finish_of_a_run_that_started_long_before_is_not_an_early_ping() -> 
     rec, out = fold(s, T0, [P("01:59:10", "start"), P("01:59:40")], until=T(at("02:06:00")))
     assert view(s, rec, T(at("02:06:00"))).next_due_time == T(at("03:00:00"))
     assert states(out)[-1] == (at("01:59:40"), "Healthy", "PingReceived")  # no Late at 02:00
+    # Every minute: the 00:02 run's finish at 00:02:30 is not the 00:03 run.
+    s = spec(schedule="* * * * *", grace="20s")
+    pings = [P("00:01:00", "start"), P("00:01:30"), P("00:02:00", "start"), P("00:02:30")]
+    _rec, out = fold(s, T0, pings, until=T(at("00:03:21")))
+    assert states(out)[-2:] == [
+        (at("00:03:00"), "Grace", "Late"),
+        (at("00:03:20"), "Down", "Missed"),
+    ]
 
 
 def test_every_minute_pings_at_each_tick_count_once_each() -> None:

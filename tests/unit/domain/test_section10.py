@@ -152,6 +152,8 @@ def test_an_edit_that_puts_maxruntime_behind_it_counts_maxruntime_from_the_edit(
     assert view(new, rec, edit).next_change_at == T(at("01:15:00"))
     _rec, later = apply(new, rec, Tick(T(at("01:15:01"))), T(at("01:15:01")))
     assert [t.time for t in later if t.reason == "RunTimeout"] == [T(at("01:15:00"))]
+    (timeout,) = [t for t in later if t.reason == "RunTimeout"]
+    assert "maxRuntime 5m of the spec edit at Sun 2026-03-01 01:10 UTC" in timeout.message
 
 
 # --------------------------------------------------------------------------- 10.3
