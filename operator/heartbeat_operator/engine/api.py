@@ -123,6 +123,16 @@ def lease_path(namespace: str, name: str = "") -> str:
     return f"{path}/{name}" if name else path
 
 
+#: Each replica's own Lease is ``heartbeat-replica-<identity>`` (DESIGN 10.8.9).
+REPLICA_LEASE_PREFIX = "heartbeat-replica-"
+
+
+def lease_released(lease: Mapping[str, Any]) -> bool:
+    """Whether a replica Lease was released by a clean shutdown (``kube.replicas``: a last
+    renewal with ``holderIdentity`` emptied): its replica is gone."""
+    return not (lease.get("spec") or {}).get("holderIdentity")
+
+
 class KubeApi(Protocol):
     """The calls the engine makes (``kube.client.KubeClient`` implements them)."""
 

@@ -53,9 +53,11 @@ from heartbeat_operator.domain.vocabulary import PingKind
 from heartbeat_operator.engine import folding
 from heartbeat_operator.engine.api import (
     METADATA_LIST,
+    REPLICA_LEASE_PREFIX,
     ApiError,
     KubeApi,
     lease_path,
+    lease_released,
     secret_path,
 )
 from heartbeat_operator.engine.journaled import JournalPings
@@ -86,10 +88,9 @@ HARD_LIMIT = 512 * 1024
 #: Bytes of a journal Secret besides its entries (metadata, labels, the server's
 #: managedFields), counted against the limit so the object stays under it.
 OVERHEAD = 4096
-#: The replica Lease of a journal's owner (``kube.replicas``): a journal whose Lease is
-#: gone, released or expired belongs to a dead replica. A journal younger than this is never
-#: judged dead (its replica may not have renewed its Lease yet).
-REPLICA_LEASE_PREFIX = "heartbeat-replica-"
+#: A journal whose replica Lease (``kube.replicas``) is gone, released or expired belongs
+#: to a dead replica; one younger than this is never judged dead (its replica may not have
+#: renewed its Lease yet).
 YOUNG_JOURNAL = datetime.timedelta(seconds=30)
 
 
@@ -1256,12 +1257,11 @@ class JournalReader:
             if not name.startswith(REPLICA_LEASE_PREFIX):
                 continue
             identity = name.removeprefix(REPLICA_LEASE_PREFIX)
-            spec = item.get("spec") or {}
-            if not spec.get("holderIdentity"):
-                released.add(identity)  # by a clean shutdown (kube.replicas): gone
+            if lease_released(item):
+                released.add(identity)
                 continue
             try:
-                renewed[identity] = parse_time(str(spec.get("renewTime")))
+                renewed[identity] = parse_time(str((item.get("spec") or {}).get("renewTime")))
             except TimeFormatError:
                 continue
         now = self._now()

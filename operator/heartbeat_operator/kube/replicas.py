@@ -52,7 +52,7 @@ from heartbeat_operator.domain.outages import (
     uncovered,
 )
 from heartbeat_operator.domain.timefmt import TimeFormatError, parse_time
-from heartbeat_operator.engine.api import ApiError, lease_path
+from heartbeat_operator.engine.api import REPLICA_LEASE_PREFIX, ApiError, lease_path
 from heartbeat_operator.kube.client import KubeClient
 from heartbeat_operator.kube.leasing import Leadership, micro_time
 from heartbeat_operator.logthrottle import Throttle
@@ -60,7 +60,6 @@ from heartbeat_operator.settings import LeadershipSettings
 
 logger = logging.getLogger(__name__)
 
-LEASE_PREFIX = "heartbeat-replica-"
 #: Label of every replica Lease: the leader lists them by it.
 REPLICA_LABEL = "heartbeat.dev/replica"
 #: On a replica's own Lease: its renewal gaps (JSON list of ``{start, end}``).
@@ -113,7 +112,7 @@ class Replicas:
         self.leadership = leadership
         self.namespace = namespace
         self.identity = identity
-        self.name = LEASE_PREFIX + identity
+        self.name = REPLICA_LEASE_PREFIX + identity
         self.interval = interval
         self.duration = duration
         self._now = now
@@ -182,11 +181,14 @@ class Replicas:
             },
         }
 
+    def _kept_gaps(self, now: datetime.datetime) -> list[Outage]:
+        return [g for g in self._gaps if now - g.end < GAP_RETENTION]
+
     async def renew(self) -> None:
         """Write this replica's Lease; a gap of 10 s or more since the last successful
         renewal goes into its annotation in the same write. Raises ``ApiError``."""
         now = self._now()
-        gaps = [g for g in self._gaps if now - g.end < GAP_RETENTION]
+        gaps = self._kept_gaps(now)
         gap = None
         if self._last_ok is not None and now - self._last_ok >= MIN_OUTAGE:
             gap = Outage(self._last_ok, now)
@@ -251,11 +253,10 @@ class Replicas:
         if self._version is None:
             return
         now = self._now()
-        gaps = [g for g in self._gaps if now - g.end < GAP_RETENTION]
         try:
             await self.client.put(
                 lease_path(self.namespace, self.name),
-                self._body(now, gaps, holder=""),
+                self._body(now, self._kept_gaps(now), holder=""),
                 kind="leases",
             )
         except ApiError as exc:
