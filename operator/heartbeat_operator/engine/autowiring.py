@@ -313,6 +313,11 @@ class AutoWiring:
         cronjob = self.cronjobs.get(key)
         if cronjob is None or not self.is_leader():
             return
+        if cronjob.deleting:
+            # Applying now would put back the owner reference the garbage collector just
+            # took off (--cascade=orphan), and then delete the monitor as a dependent of
+            # a CronJob that is gone: leave it to the collector (docs/cronjobs.md).
+            return
         entry = self.monitors.get(key)
         # Ownership from the monitor the table holds, not from the owner map: that map is fed
         # by kopf's watch of monitors, which lags behind our own list at start-up, and a

@@ -133,6 +133,9 @@ class CronJobInfo:
     active_deadline_seconds: int | None
     concurrency_policy: str = "Allow"
     starting_deadline_seconds: int | None = None
+    #: ``metadata.deletionTimestamp`` is set: the garbage collector is at its dependents
+    #: (``--cascade=orphan`` or ``foreground``); the operator leaves its monitor alone.
+    deleting: bool = False
 
     @property
     def key(self) -> Key:
@@ -178,6 +181,7 @@ class CronJobInfo:
             active_deadline_seconds=deadline,
             concurrency_policy=str(spec.get("concurrencyPolicy") or "Allow"),
             starting_deadline_seconds=_positive_int(spec.get("startingDeadlineSeconds")),
+            deleting=bool(meta.get("deletionTimestamp")),
         )
 
 

@@ -536,6 +536,17 @@ async def test_removing_the_annotation_deletes_our_monitor_only() -> None:
     await h.reconcile()
     assert [e["reason"] for e in h.client.events] == [] and len(h.client.applied) == 1
 
+    # While the CronJob is being deleted (--cascade=orphan: the collector takes the owner
+    # reference off its monitor), nothing is applied: putting the reference back made the
+    # collector delete the monitor, token and history with it.
+    h = Harness()
+    h.monitor(monitor_body(owner=None))
+    deleting = cronjob_body()
+    deleting["metadata"]["deletionTimestamp"] = "2026-11-25T05:00:00Z"
+    h.wiring.cronjob_event("MODIFIED", deleting)
+    await h.reconcile()
+    assert h.client.applied == [] and h.client.deleted == [] and h.client.events == []
+
 
 async def test_a_monitor_annotation_typo_is_not_monitored_and_says_so() -> None:
     """DESIGN 9.11: any value but "true" means not monitored. A "True" or "yes" is someone
