@@ -383,12 +383,11 @@ class AutoWiring:
             out.extend(jobs_.job_inputs(job, entry.status, pods))
         deleted = self._deleted.get(cronjob.key, [])
         for job, when in list(deleted):
-            phases = reported.get(job.uid, set())
             if job.finished:  # its finish is owed as if it were still there
                 pods = await self._pods_of(job, fresh=fresh)
                 owed = jobs_.job_inputs(job, entry.status, pods)
             else:
-                owed = jobs_.deleted_inputs(job, when, phases)
+                owed = jobs_.deleted_inputs(job, when, entry.status)
             if not owed:
                 deleted.remove((job, when))
                 self._pods.pop(job.uid, None)

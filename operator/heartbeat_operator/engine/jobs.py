@@ -434,10 +434,12 @@ MAX_DELETED_REMEMBERED = 5
 their failure by deletion) is reported."""
 
 
-def deleted_inputs(job: JobRun, deleted_at: datetime, phases: set[str]) -> list[Input]:
+def deleted_inputs(job: JobRun, deleted_at: datetime, status: Mapping[str, Any]) -> list[Input]:
     """A Job deleted before it finished (``concurrencyPolicy: Replace``, ``kubectl
-    delete``) is a failure at its deletion (DESIGN 10.8.3); ``NotStarted`` if it never ran.
-    Nothing for a Job never reported (it stood for no slot) or already finished."""
+    delete``) is a failure at its deletion (DESIGN 10.8.3); ``NotStarted`` if it never ran,
+    saying why as its pending start recorded it. Nothing for a Job never reported in
+    ``status`` (it stood for no slot) or already finished."""
+    phases = reported_phases(status).get(job.uid, set())
     if not phases or phases & FINISHED_PHASES:
         return []
     if "start" in phases:
@@ -451,12 +453,13 @@ def deleted_inputs(job: JobRun, deleted_at: datetime, phases: set[str]) -> list[
             )
         ]
     created = format_clock(job.created) if job.created is not None else "earlier"
+    waited = _pending_cause(status, job.uid) or f"Job {job.name} created {created}"
     return [
         Ping(
             time=deleted_at,
             kind=PingKind.FAIL,
             run_id=job.uid,
-            body=f"Job {job.name} created {created}; deleted before any Pod of it ran",
+            body=f"{waited}; deleted before any Pod of it ran",
             job=(job.uid, "fail"),
             not_started=True,
         )

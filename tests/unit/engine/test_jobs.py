@@ -536,20 +536,29 @@ def test_reported_phases() -> None:
 def test_deleted_job_fails_at_its_deletion_once() -> None:
     gone = run(job())
     at = t("2026-11-25T02:20:00")
-    (fail,) = deleted_inputs(gone, at, {"start"})
+    (fail,) = deleted_inputs(gone, at, status_with((UID, "start")))
     assert isinstance(fail, Ping)
     assert (fail.kind, fail.time, fail.run_id, fail.job) == ("fail", at, UID, (UID, "fail"))
     assert fail.body == f"Job {JOB_NAME} was deleted before it finished"
     assert not fail.not_started
-    (never_ran,) = deleted_inputs(gone, at, {"pending"})
+    (never_ran,) = deleted_inputs(gone, at, status_with((UID, "pending")))
     assert isinstance(never_ran, Ping) and never_ran.not_started
     assert never_ran.body == (
         f"Job {JOB_NAME} created 02:00:01 UTC; deleted before any Pod of it ran"
     )
+    # Its pending start said why it had not run (Replace deleted it while it waited).
+    waited = f"Job {JOB_NAME} created 02:00:01 UTC; Pod x Pending for 58s: ImagePullBackOff"
+    status = {
+        **status_with((UID, "pending")),
+        "pendingStarts": [{"jobUid": UID, "jobName": JOB_NAME, "cause": waited}],
+    }
+    (never_ran,) = deleted_inputs(gone, at, status)
+    assert isinstance(never_ran, Ping)
+    assert never_ran.body == f"{waited}; deleted before any Pod of it ran"
     # never reported (it stood for no slot) or already finished: nothing
-    assert deleted_inputs(gone, at, set()) == []
-    assert deleted_inputs(gone, at, {"start", "fail"}) == []
-    assert deleted_inputs(gone, at, {"start", "success"}) == []
+    assert deleted_inputs(gone, at, ACTIVE) == []
+    assert deleted_inputs(gone, at, status_with((UID, "start"), (UID, "fail"))) == []
+    assert deleted_inputs(gone, at, status_with((UID, "start"), (UID, "success"))) == []
 
 
 # --- exit codes ------------------------------------------------------------------------
