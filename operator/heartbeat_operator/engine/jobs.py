@@ -258,9 +258,12 @@ def pick_exit_code(pods: Iterable[Mapping[str, Any]]) -> int | None:
     """The non-zero exit code of the container that finished last (DESIGN 9.11): every
     container of every Pod, init containers too but not sidecars, in its current state
     and its last state (a container restarted under ``restartPolicy: OnFailure`` keeps
-    its earlier failure there); ``causes.terminations``."""
+    its earlier failure there); ``causes.terminations``. Not the runtime's 128 for a
+    container it could not start (``causes.never_ran``): nothing ran to exit."""
     best: tuple[datetime, int] | None = None
     for finished, _pod, _container, _init, terminated in causes.terminations(pods):
+        if causes.never_ran(terminated):
+            continue
         if best is None or finished > best[0]:
             best = (finished, terminated["exitCode"])
     return None if best is None else best[1]
@@ -396,6 +399,9 @@ def _waiting_inputs(
             Ping(
                 time=job.failure.time,
                 kind=PingKind.FAIL,
+                # An init container that failed (DESIGN 9.11 counts its exit code) kept
+                # the Job from starting: NotStarted, with that code.
+                exit_code=pods.exit_code if pods is not None else None,
                 run_id=job.uid,
                 body=f"{cause}; {job.failure.body}",
                 job=(job.uid, "fail"),

@@ -354,6 +354,31 @@ def test_a_job_whose_container_could_not_start_fails_not_started() -> None:
     assert fail.body.endswith("; BackoffLimitExceeded: Job has reached the specified backoff limit")
 
 
+def test_a_job_whose_init_container_failed_is_not_started_with_its_exit_code() -> None:
+    # DESIGN 9.11 counts init containers' exit codes: the run never began (NotStarted),
+    # and lastExitCode says what the init container exited with, as its message does.
+    body = job(failed=("2026-11-25T02:00:40Z", "BackoffLimitExceeded", "backoff limit"))
+    init_failed = pod({"waiting": {"reason": "PodInitializing"}}, phase="Failed")
+    init_failed["spec"]["initContainers"] = [{"name": "migrate", "image": IMAGE}]
+    init_failed["status"]["initContainerStatuses"] = [
+        {
+            "name": "migrate",
+            "image": IMAGE,
+            "state": {
+                "terminated": {
+                    "reason": "Error",
+                    "exitCode": 2,
+                    "startedAt": "2026-11-25T02:00:10Z",
+                    "finishedAt": "2026-11-25T02:00:12Z",
+                }
+            },
+        }
+    ]
+    (fail,) = job_inputs(run(body), ACTIVE, read(body, init_failed))
+    assert isinstance(fail, Ping) and fail.not_started
+    assert fail.exit_code == 2
+
+
 def test_failed_job_whose_pods_are_gone_says_exit_code_unknown() -> None:
     body = job(failed=("2026-11-25T02:01:00Z", "BackoffLimitExceeded", "x"))
     start, fail = job_inputs(run(body), ACTIVE, read(body))  # read, no Pod left
