@@ -4,9 +4,9 @@ Every replica renews a Lease ``heartbeat-replica-<identity>`` in the lease names
 2 s (like the leader's, ``kube.leasing``) and releases it on a clean shutdown (a last
 renewal with ``holderIdentity`` emptied; the leader deletes it once stale, as it does a
 crashed replica's). Its ``acquireTime`` is the replica's first renewal, ``renewTime`` its
-latest, and the
-annotation ``heartbeat.dev/gaps`` lists the intervals of at least 10 s between two of its
-successful renewals: the API server was unreachable from it (or the process stood still).
+latest, and the annotation ``heartbeat.dev/gaps`` lists the intervals of at least 10 s
+between two of its successful renewals: the API server was unreachable from it (or the
+process stood still).
 
 An **outage** is an interval of at least 10 s in which no replica's Lease was renewed.
 The leader finds them as the gaps between what the replicas covered (each Lease from
